@@ -1,0 +1,5 @@
+import sys
+
+from trio_ollama.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,41 @@
+"""JSON bytes as Go's `encoding/json` writes them, so files and replies match Ollama's exactly.
+
+Go writes compact JSON, leaves non-ASCII as UTF-8, escapes `<`, `>`, `&`, U+2028 and U+2029, and
+`json.Encoder.Encode` ends with a newline (which Ollama's manifests and config blobs keep).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+_ESCAPES = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
+def _go_numbers(value: Any) -> Any:
+    # Go writes an integral float as `1`, Python as `1.0`.
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _go_numbers(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_go_numbers(v) for v in value]
+    return value
+
+
+def dumps(value: Any) -> str:
+    """`json.Marshal`: compact, HTML-escaped. Dict order is kept (Go structs are ordered too)."""
+    text = json.dumps(_go_numbers(value), ensure_ascii=False, separators=(",", ":"))
+    return text.translate(_ESCAPES)
+
+
+def encode(value: Any) -> bytes:
+    """`json.NewEncoder(w).Encode(v)`: `dumps` plus the trailing newline, as UTF-8."""
+    return (dumps(value) + "\n").encode()
+
+
+def dumps_map(value: dict[str, Any]) -> str:
+    """A Go `map[string]any`, whose keys Go always writes sorted."""
+    return dumps(dict(sorted(value.items())))
