@@ -1,0 +1,225 @@
+"""The parent's side of the protocol: one `RunnerClient` per runner, shared by many requests.
+
+A single reader task routes each incoming message to the request it answers (by id). Requests
+are async context managers, so that leaving one early, by error or by a client that hung up,
+tells the runner to drop it at its next step.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import attrs
+import trio
+
+from trio_ollama.runner.protocol import (
+    Cancel,
+    Completion,
+    Detokenize,
+    Done,
+    Embed,
+    Embedding,
+    Fatal,
+    FrameDecoder,
+    Load,
+    Message,
+    Piece,
+    Ping,
+    Pong,
+    Ready,
+    RequestFailed,
+    SetThreads,
+    Text,
+    Tokenize,
+    Tokens,
+    encode,
+)
+
+log = logging.getLogger(__name__)
+
+
+class RunnerError(Exception):
+    """A request the runner could not serve; `status` is the HTTP status it maps to."""
+
+    def __init__(self, message: str, status: int = 500) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RunnerGoneError(RunnerError):
+    """The runner process ended (crashed, was killed, or closed) while the request was open."""
+
+
+class LoadError(RunnerError):
+    """The runner could not load its model."""
+
+
+_GONE = object()
+
+
+class CompletionStream:
+    """The pieces of one completion, then its `Done`. Raises `RunnerError` on failure."""
+
+    def __init__(self, receive: trio.MemoryReceiveChannel[object]) -> None:
+        self._receive = receive
+        self.done: Done | None = None
+
+    def __aiter__(self) -> AsyncIterator[Piece | Done]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Piece | Done]:
+        async for item in self._receive:
+            if isinstance(item, RunnerError):
+                raise item
+            assert isinstance(item, Piece | Done)
+            if isinstance(item, Done):
+                self.done = item
+            yield item
+            if isinstance(item, Done):
+                return
+
+
+class RunnerClient:
+    def __init__(self, stream: trio.abc.Stream, pid: int | None = None) -> None:
+        self.stream = stream
+        self.pid = pid
+        self.ready: Ready | None = None
+        self.closed = trio.Event()
+        self._ids = itertools.count(1)
+        self._pending: dict[int, trio.MemorySendChannel[object]] = {}
+        self._send_lock = trio.StrictFIFOLock()
+        self._decoder = FrameDecoder()
+        self._gone_reason = "runner process exited"
+
+    @property
+    def dead(self) -> bool:
+        return self.closed.is_set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    async def _send(self, msg: Message) -> None:
+        if self.dead:
+            raise RunnerGoneError(self._gone_reason)
+        try:
+            async with self._send_lock:
+                await self.stream.send_all(encode(msg))
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise RunnerGoneError(self._gone_reason) from exc
+
+    async def _read(self) -> Message | None:
+        while True:
+            for msg in self._decoder:
+                return msg
+            try:
+                data = await self.stream.receive_some(65536)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return None
+            if not data:
+                return None
+            self._decoder.feed(data)
+
+    async def handshake(self, load: Load) -> Ready:
+        """Send `load` and wait for `Ready`; `LoadError` if the runner fails or exits first."""
+        try:
+            await self._send(load)
+            first = await self._read()
+        except RunnerGoneError:
+            first = None
+        if not isinstance(first, Ready):
+            self.closed.set()
+            if isinstance(first, Fatal):
+                raise LoadError(first.message)
+            raise LoadError("runner exited before the model was loaded")
+        self.ready = first
+        return first
+
+    async def read_loop(self) -> None:
+        """Route replies to their requests until the runner closes; then fail what is left."""
+        try:
+            while (msg := await self._read()) is not None:
+                if isinstance(msg, Fatal):
+                    self._gone_reason = f"runner failed: {msg.message}"
+                    log.error("runner pid=%s failed: %s", self.pid, msg.message)
+                    break
+                self._route(msg)
+        finally:
+            self.closed.set()
+            for channel in self._pending.values():
+                channel.send_nowait(RunnerGoneError(self._gone_reason))
+                channel.close()
+            self._pending.clear()
+
+    def _route(self, msg: Message) -> None:
+        msg_id = getattr(msg, "id", None)
+        channel = self._pending.get(msg_id) if isinstance(msg_id, int) else None
+        if channel is None:
+            return  # an answer to a request that has already gone away
+        if isinstance(msg, RequestFailed):
+            channel.send_nowait(RunnerError(msg.message, msg.status))
+        else:
+            channel.send_nowait(msg)
+        if not isinstance(msg, Piece):
+            del self._pending[msg.id]  # type: ignore[attr-defined]
+            channel.close()
+
+    @asynccontextmanager
+    async def _request(self, msg: Message) -> AsyncIterator[trio.MemoryReceiveChannel[object]]:
+        send, receive = trio.open_memory_channel[object](math.inf)
+        request_id: int = msg.id  # type: ignore[attr-defined]
+        self._pending[request_id] = send
+        try:
+            await self._send(msg)
+            yield receive
+        finally:
+            if self._pending.pop(request_id, None) is not None and not self.dead:
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    try:
+                        await self._send(Cancel(request_id))
+                    except RunnerGoneError:
+                        pass
+
+    async def _call(self, msg: Message) -> object:
+        async with self._request(msg) as receive:
+            item = await receive.receive()
+            if isinstance(item, RunnerError):
+                raise item
+            return item
+
+    @asynccontextmanager
+    async def completion(self, request: Completion) -> AsyncIterator[CompletionStream]:
+        """`async with runner.completion(req) as stream: async for piece in stream: ...`"""
+        msg = attrs.evolve(request, id=next(self._ids))
+        async with self._request(msg) as receive:
+            yield CompletionStream(receive)
+
+    async def embed(self, text: str, truncate: bool = True) -> Embedding:
+        result = await self._call(Embed(id=next(self._ids), text=text, truncate=truncate))
+        assert isinstance(result, Embedding)
+        return result
+
+    async def tokenize(self, text: str, add_special: bool = True) -> list[int]:
+        msg = Tokenize(id=next(self._ids), text=text, add_special=add_special)
+        result = await self._call(msg)
+        assert isinstance(result, Tokens)
+        return result.tokens
+
+    async def detokenize(self, tokens: list[int]) -> str:
+        result = await self._call(Detokenize(next(self._ids), tokens))
+        assert isinstance(result, Text)
+        return result.text
+
+    async def ping(self) -> None:
+        result = await self._call(Ping(next(self._ids)))
+        assert isinstance(result, Pong)
+
+    async def set_threads(self, n_threads: int) -> None:
+        await self._send(SetThreads(n_threads))
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()

@@ -1,0 +1,572 @@
+"""The llama.cpp engine: one model, one context, `num_parallel` sequence slots, continuous batching.
+
+Every call except `step` runs on the runner's Trio thread and only touches Python state; `step`
+runs in a worker thread and is the only code that calls into the llama.cpp context. The runner
+never calls `step` twice at once, and feeds requests and cancellations through `submit`/`cancel`
+between steps, so no lock is needed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import math
+import os
+import re
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import trio
+
+from trio_ollama.runner.protocol import (
+    Completion,
+    Done,
+    Embed,
+    Embedding,
+    Load,
+    Message,
+    Piece,
+    Ready,
+    RequestFailed,
+)
+from trio_ollama.runner.text import TextStream
+
+log = logging.getLogger(__name__)
+
+# Prompt tokens admitted per step across all sequences. Small enough that a cancelled prompt
+# leaves within one step (~0.6 s at 220 tok/s here) and decoding sequences keep streaming while
+# a long prompt is processed; large enough that matrix kernels stay efficient.
+PROMPT_CHUNK = 128
+INPUT_TOO_LONG = "the input length exceeds the context length"
+LLAMA_DEFAULT_SEED = 0xFFFFFFFF
+_GGML_LEVELS = {3: logging.WARNING, 4: logging.ERROR}  # ggml's WARN and ERROR; the rest is debug
+_BUFFER_RE = re.compile(r"(\S+)\s+(model|KV|compute|output|RS) buffer size\s*=\s*([\d.]+) MiB")
+
+
+class EngineError(Exception):
+    """The engine cannot load or go on."""
+
+
+class FormatError(ValueError):
+    """A `format` that is neither "json" nor a usable JSON schema."""
+
+
+def format_grammar(fmt: str) -> str:
+    """GBNF for Ollama's `format`: "json" or a JSON schema (reference §1.15)."""
+    from llama_cpp import llama_grammar
+
+    if fmt == "json":
+        return str(llama_grammar.JSON_GBNF)
+    try:
+        return str(llama_grammar.json_schema_to_gbnf(fmt))
+    except Exception as exc:
+        raise FormatError(f"invalid JSON schema in format: {exc}") from exc
+
+
+def default_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+@attrs.define
+class _Slot:
+    seq: int
+    tokens: list[int] = attrs.field(factory=list)  # what the KV cache holds for this sequence
+    last_used: float = 0.0
+    busy: bool = False
+
+
+@attrs.define
+class _Active:
+    request: Completion
+    slot: _Slot
+    sampler: Any
+    stream: TextStream
+    pending: list[int]
+    prompt_count: int
+    started: float
+    first_token_at: float = 0.0
+    next_token: int | None = None
+    generated: int = 0
+
+
+class _LogCapture:
+    """llama.cpp's log, routed to `logging` and scanned for the buffer sizes it allocated."""
+
+    def __init__(self, llama: Any) -> None:
+        self.lines: list[str] = []
+        self._partial = ""
+
+        @llama.llama_log_callback  # type: ignore[untyped-decorator]
+        def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+            self._partial += text.decode("utf-8", errors="replace")
+            while "\n" in self._partial:
+                line, self._partial = self._partial.split("\n", 1)
+                self.lines.append(line)
+                log.log(_GGML_LEVELS.get(level, logging.DEBUG), "llama.cpp: %s", line)
+                if len(self.lines) > 2000:
+                    del self.lines[:1000]
+
+        self.callback = callback  # kept alive: llama.cpp holds only the C pointer
+        llama.llama_log_set(callback, ctypes.c_void_p(0))
+
+    def buffer_sizes(self) -> dict[str, int]:
+        sizes: dict[str, int] = {}
+        for line in self.lines:
+            match = _BUFFER_RE.search(line)
+            if match:
+                kind = match.group(2)
+                sizes[kind] = sizes.get(kind, 0) + int(float(match.group(3)) * 1024 * 1024)
+        return sizes
+
+
+class LlamaEngine:
+    def __init__(self) -> None:
+        import llama_cpp
+
+        self.L = llama_cpp
+        self._logs = _LogCapture(llama_cpp)
+        self.model: Any = None
+        self.ctx: Any = None
+        self.vocab: Any = None
+        self.batch: Any = None
+        self.slots: list[_Slot] = []
+        self.active: dict[int, _Active] = {}
+        self.waiting: deque[Completion] = deque()
+        self.embeds: deque[Embed] = deque()
+        self._inbox: deque[tuple[str, Any]] = deque()
+        self.n_ctx_seq = 0
+        self.n_batch = 0
+        self.n_embd = 0
+        self.n_threads = default_threads()
+        self._pending_threads: int | None = None
+        self._piece_buffer = ctypes.create_string_buffer(256)
+
+    # ----- load (worker thread)
+
+    def load_sync(self, params: Load) -> Ready:
+        L = self.L
+        L.llama_backend_init()
+        mparams = L.llama_model_default_params()
+        mparams.n_gpu_layers = 999 if params.num_gpu < 0 else params.num_gpu
+        mparams.main_gpu = params.main_gpu
+        if params.use_mmap is not None:
+            mparams.use_mmap = params.use_mmap
+        self.model = L.llama_model_load_from_file(params.model_path.encode(), mparams)
+        if not self.model:
+            raise EngineError(f"failed to load model {params.model_path}")
+        self.vocab = L.llama_model_get_vocab(self.model)
+        for adapter_path in params.adapters:
+            adapter = L.llama_adapter_lora_init(self.model, adapter_path.encode())
+            if not adapter:
+                raise EngineError(f"failed to load adapter {adapter_path}")
+            self._adapters = [*getattr(self, "_adapters", []), adapter]
+        n_ctx_train = L.llama_model_n_ctx_train(self.model)
+        num_ctx = max(4, min(params.num_ctx, n_ctx_train)) if n_ctx_train else params.num_ctx
+        parallel = max(1, params.num_parallel)
+        if params.num_thread > 0:
+            self.n_threads = params.num_thread
+        cparams = L.llama_context_default_params()
+        cparams.n_ctx = num_ctx * parallel
+        cparams.n_seq_max = parallel
+        cparams.kv_unified = False
+        self.n_batch = max(1, min(params.num_batch, num_ctx))
+        if params.embedding:
+            self.n_batch = num_ctx
+        cparams.n_batch = self.n_batch
+        cparams.n_ubatch = self.n_batch
+        cparams.n_threads = self.n_threads
+        cparams.n_threads_batch = self.n_threads
+        cparams.flash_attn_type = (
+            L.LLAMA_FLASH_ATTN_TYPE_ENABLED
+            if params.flash_attention
+            else L.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        )
+        if params.kv_cache_type in ("q8_0", "q4_0") and params.flash_attention:
+            kv_type = L.GGML_TYPE_Q8_0 if params.kv_cache_type == "q8_0" else L.GGML_TYPE_Q4_0
+            cparams.type_k = kv_type
+            cparams.type_v = kv_type
+        # A causal LM has no pooling of its own; mean pooling makes its embeddings usable.
+        cparams.pooling_type = L.LLAMA_POOLING_TYPE_MEAN
+        cparams.embeddings = False
+        cparams.no_perf = True
+        self.ctx = L.llama_init_from_model(self.model, cparams)
+        if not self.ctx:
+            raise EngineError("failed to create the llama.cpp context (out of memory?)")
+        for adapter in getattr(self, "_adapters", []):
+            L.llama_set_adapter_lora(self.ctx, adapter, 1.0)
+        # llama.cpp pads the cache (to 256 cells); the limit users asked for is the one to keep.
+        self.n_ctx_seq = min(L.llama_n_ctx_seq(self.ctx), num_ctx)
+        self.n_embd = L.llama_model_n_embd(self.model)
+        self.batch = L.llama_batch_init(self.n_batch, 0, parallel)
+        self.slots = [_Slot(seq=i) for i in range(parallel)]
+        sizes = self._logs.buffer_sizes()
+        weights = sizes.get("model") or L.llama_model_size(self.model)
+        kv = sizes.get("KV", 0) + sizes.get("RS", 0)
+        compute = sizes.get("compute", 0) + sizes.get("output", 0)
+        return Ready(
+            weights_bytes=int(weights),
+            kv_bytes=int(kv),
+            compute_bytes=int(compute),
+            num_ctx=self.n_ctx_seq,
+            num_parallel=parallel,
+            n_ctx_train=n_ctx_train,
+            n_vocab=L.llama_vocab_n_tokens(self.vocab),
+            n_embd=self.n_embd,
+            gpu_layers=0 if params.num_gpu == 0 else params.num_gpu,
+            pid=os.getpid(),
+        )
+
+    def close(self) -> None:
+        L = self.L
+        for slot_active in list(self.active.values()):
+            L.llama_sampler_free(slot_active.sampler)
+        self.active.clear()
+        if self.batch is not None:
+            L.llama_batch_free(self.batch)
+            self.batch = None
+        if self.ctx:
+            L.llama_free(self.ctx)
+            self.ctx = None
+        if self.model:
+            L.llama_model_free(self.model)
+            self.model = None
+
+    # ----- called on the Trio thread, between steps
+
+    def submit(self, request: Completion) -> None:
+        self._inbox.append(("submit", request))
+
+    def submit_embed(self, request: Embed) -> None:
+        self._inbox.append(("embed", request))
+
+    def cancel(self, request_id: int) -> None:
+        self._inbox.append(("cancel", request_id))
+
+    def set_threads(self, n_threads: int) -> None:
+        self._pending_threads = max(1, n_threads)
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self._inbox or self.active or self.waiting or self.embeds)
+
+    def tokenize(self, text: str, add_special: bool = True) -> list[int]:
+        data = text.encode()
+        size = len(data) + 8
+        while True:
+            buf = (self.L.llama_token * size)()
+            n = self.L.llama_tokenize(self.vocab, data, len(data), buf, size, add_special, True)
+            if n >= 0:
+                return list(buf[:n])
+            size = -n
+
+    def piece(self, token: int) -> bytes:
+        n = self.L.llama_token_to_piece(self.vocab, token, self._piece_buffer, 256, 0, False)
+        if n < 0:
+            big = ctypes.create_string_buffer(-n)
+            n = self.L.llama_token_to_piece(self.vocab, token, big, -n, 0, False)
+            return big.raw[:n]
+        return self._piece_buffer.raw[:n]
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")
+
+    async def load(self, params: Load) -> Ready:
+        return await trio.to_thread.run_sync(self.load_sync, params)
+
+    async def step(self) -> list[Message]:
+        return await trio.to_thread.run_sync(self.step_sync)
+
+    # ----- the decode step (worker thread)
+
+    def step_sync(self) -> list[Message]:
+        out: list[Message] = []
+        self._drain_inbox(out)
+        if self._pending_threads is not None:
+            self.n_threads, self._pending_threads = self._pending_threads, None
+            self.L.llama_set_n_threads(self.ctx, self.n_threads, self.n_threads)
+        self._admit(out)
+        if self.active:
+            self._decode(out)
+        if self.embeds:
+            self._embed_one(out)
+        return out
+
+    def _drain_inbox(self, out: list[Message]) -> None:
+        while self._inbox:
+            op, arg = self._inbox.popleft()
+            if op == "submit":
+                self.waiting.append(arg)
+            elif op == "embed":
+                self.embeds.append(arg)
+            elif op == "cancel":
+                self.waiting = deque(r for r in self.waiting if r.id != arg)
+                self.embeds = deque(r for r in self.embeds if r.id != arg)
+                if arg in self.active:
+                    self._release(self.active.pop(arg))
+
+    def _release(self, active: _Active) -> None:
+        self.L.llama_sampler_free(active.sampler)
+        active.slot.busy = False
+        active.slot.last_used = time.monotonic()
+
+    def _pick_slot(self, tokens: list[int]) -> tuple[_Slot, int] | None:
+        best: tuple[int, float, _Slot] | None = None
+        for slot in self.slots:
+            if slot.busy:
+                continue
+            common = 0
+            for a, b in zip(slot.tokens, tokens, strict=False):
+                if a != b:
+                    break
+                common += 1
+            key = (common, -slot.last_used)
+            if best is None or key > best[:2]:
+                best = (common, -slot.last_used, slot)
+        return None if best is None else (best[2], best[0])
+
+    def _admit(self, out: list[Message]) -> None:
+        while self.waiting and any(not s.busy for s in self.slots):
+            request = self.waiting.popleft()
+            try:
+                tokens = request.tokens + self.tokenize(request.prompt, add_special=True)
+            except Exception as exc:  # a tokenizer failure is this request's, not the runner's
+                out.append(RequestFailed(id=request.id, message=f"tokenize: {exc}", status=500))
+                continue
+            if not tokens:
+                out.append(RequestFailed(id=request.id, message="empty prompt", status=400))
+                continue
+            num_keep = min(max(request.sampling.num_keep, 0), self.n_ctx_seq - 1)
+            if len(tokens) > self.n_ctx_seq:
+                if not request.truncate:
+                    out.append(RequestFailed(id=request.id, message=INPUT_TOO_LONG, status=400))
+                    continue
+                discard = len(tokens) - self.n_ctx_seq
+                tokens = tokens[:num_keep] + tokens[num_keep + discard :]
+            try:
+                sampler = self._make_sampler(request)
+            except FormatError as exc:
+                out.append(RequestFailed(id=request.id, message=str(exc), status=400))
+                continue
+            picked = self._pick_slot(tokens)
+            assert picked is not None
+            slot, common = picked
+            common = min(common, len(tokens) - 1)  # the last prompt token must be decoded
+            mem = self.L.llama_get_memory(self.ctx)
+            self.L.llama_memory_seq_rm(mem, slot.seq, common, -1)
+            del slot.tokens[common:]
+            slot.busy = True
+            self.active[request.id] = _Active(
+                request=request,
+                slot=slot,
+                sampler=sampler,
+                stream=TextStream(request.sampling.stop),
+                pending=tokens[common:],
+                prompt_count=len(tokens) - common,
+                started=time.monotonic(),
+            )
+
+    def _make_sampler(self, request: Completion) -> Any:
+        L = self.L
+        s = request.sampling
+        chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
+        if request.format:
+            grammar = L.llama_sampler_init_grammar(
+                self.vocab, format_grammar(request.format).encode(), b"root"
+            )
+            if not grammar:
+                L.llama_sampler_free(chain)
+                raise FormatError("invalid JSON schema in format")
+            L.llama_sampler_chain_add(chain, grammar)
+        if s.repeat_last_n != 0 and (
+            s.repeat_penalty != 1.0 or s.frequency_penalty or s.presence_penalty
+        ):
+            last_n = self.n_ctx_seq if s.repeat_last_n < 0 else s.repeat_last_n
+            L.llama_sampler_chain_add(
+                chain,
+                L.llama_sampler_init_penalties(
+                    L.llama_vocab_n_tokens(self.vocab),
+                    last_n,
+                    s.repeat_penalty,
+                    s.frequency_penalty,
+                    s.presence_penalty,
+                ),
+            )
+        if s.temperature <= 0:
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_greedy())
+            return chain
+        if s.top_k > 0:
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_top_k(s.top_k))
+        if 0 < s.typical_p < 1:
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_typical(s.typical_p, 1))
+        if 0 < s.top_p < 1:
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_top_p(s.top_p, 1))
+        if s.min_p > 0:
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_min_p(s.min_p, 1))
+        L.llama_sampler_chain_add(chain, L.llama_sampler_init_temp(s.temperature))
+        seed = s.seed if s.seed >= 0 else LLAMA_DEFAULT_SEED
+        L.llama_sampler_chain_add(chain, L.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+        return chain
+
+    def _finish(self, active: _Active, reason: str, out: list[Message]) -> None:
+        tail = active.stream.flush()
+        if tail:
+            out.append(Piece(active.request.id, tail))
+        now = time.monotonic()
+        first = active.first_token_at or now
+        out.append(
+            Done(
+                id=active.request.id,
+                done_reason=reason,
+                prompt_eval_count=active.prompt_count,
+                prompt_eval_duration=int((first - active.started) * 1e9),
+                eval_count=active.generated,
+                eval_duration=int((now - first) * 1e9),
+            )
+        )
+        del self.active[active.request.id]
+        self._release(active)
+
+    def _shift(self, active: _Active) -> None:
+        """Drop the older half of the context after `num_keep`, as Ollama does when it is full."""
+        slot = active.slot
+        n_past = len(slot.tokens)
+        keep = min(max(active.request.sampling.num_keep, 0), n_past - 1)
+        discard = max(1, (n_past - keep) // 2)
+        mem = self.L.llama_get_memory(self.ctx)
+        self.L.llama_memory_seq_rm(mem, slot.seq, keep, keep + discard)
+        self.L.llama_memory_seq_add(mem, slot.seq, keep + discard, n_past, -discard)
+        del slot.tokens[keep : keep + discard]
+
+    def _decode(self, out: list[Message]) -> None:
+        L = self.L
+        batch = self.batch
+        n = 0
+        budget = PROMPT_CHUNK
+        sample_at: list[tuple[_Active, int]] = []
+        # Sequences already generating go first: one token each keeps every stream moving.
+        for active in list(self.active.values()):
+            if active.next_token is None:
+                continue
+            slot = active.slot
+            if len(slot.tokens) + 1 > self.n_ctx_seq:
+                fill = active.request.sampling.num_predict == -2
+                if (
+                    not active.request.shift
+                    or fill
+                    or not L.llama_memory_can_shift(L.llama_get_memory(self.ctx))
+                ):
+                    self._finish(active, "length", out)
+                    continue
+                self._shift(active)
+            self._put(batch, n, active.next_token, len(slot.tokens), slot.seq, True)
+            slot.tokens.append(active.next_token)
+            active.next_token = None
+            sample_at.append((active, n))
+            n += 1
+        for active in list(self.active.values()):
+            if not active.pending or n >= self.n_batch or budget <= 0:
+                continue
+            take = min(len(active.pending), budget, self.n_batch - n)
+            chunk, active.pending = active.pending[:take], active.pending[take:]
+            slot = active.slot
+            for i, token in enumerate(chunk):
+                last = not active.pending and i == take - 1
+                self._put(batch, n, token, len(slot.tokens), slot.seq, last)
+                slot.tokens.append(token)
+                if last:
+                    sample_at.append((active, n))
+                n += 1
+            budget -= take
+        if n == 0:
+            return
+        batch.n_tokens = n
+        rc = L.llama_decode(self.ctx, batch)
+        if rc != 0:
+            for active, _ in sample_at:
+                out.append(
+                    RequestFailed(id=active.request.id, message=f"llama_decode failed ({rc})")
+                )
+                active.slot.tokens.clear()
+                mem = L.llama_get_memory(self.ctx)
+                L.llama_memory_seq_rm(mem, active.slot.seq, 0, -1)
+                del self.active[active.request.id]
+                self._release(active)
+            return
+        now = time.monotonic()
+        for active, index in sample_at:
+            token = L.llama_sampler_sample(active.sampler, self.ctx, index)
+            if not active.first_token_at:
+                active.first_token_at = now
+            if L.llama_vocab_is_eog(self.vocab, token):
+                self._finish(active, "stop", out)
+                continue
+            active.generated += 1
+            text, stopped = active.stream.push(self.piece(token))
+            if text:
+                out.append(Piece(active.request.id, text))
+            if stopped:
+                self._finish(active, "stop", out)
+                continue
+            limit = active.request.sampling.num_predict
+            if limit < 0:
+                limit = 10 * self.n_ctx_seq
+            if active.generated >= limit:
+                self._finish(active, "length", out)
+                continue
+            active.next_token = token
+
+    @staticmethod
+    def _put(batch: Any, i: int, token: int, pos: int, seq: int, logits: bool) -> None:
+        batch.token[i] = token
+        batch.pos[i] = pos
+        batch.n_seq_id[i] = 1
+        batch.seq_id[i][0] = seq
+        batch.logits[i] = logits
+
+    def _embed_one(self, out: list[Message]) -> None:
+        """One embedding per step, on a free slot, in a batch of its own."""
+        free = [s for s in self.slots if not s.busy]
+        if not free:
+            return
+        L = self.L
+        request = self.embeds.popleft()
+        slot = min(free, key=lambda s: len(s.tokens))
+        tokens = self.tokenize(request.text, add_special=True)
+        limit = min(self.n_ctx_seq, self.n_batch)
+        if len(tokens) > limit:
+            if not request.truncate:
+                out.append(RequestFailed(id=request.id, message=INPUT_TOO_LONG, status=400))
+                return
+            tokens = tokens[:limit]
+        if not tokens:
+            out.append(Embedding(id=request.id, embedding=[], prompt_eval_count=0))
+            return
+        mem = L.llama_get_memory(self.ctx)
+        L.llama_memory_seq_rm(mem, slot.seq, 0, -1)
+        slot.tokens.clear()
+        for i, token in enumerate(tokens):
+            self._put(self.batch, i, token, i, slot.seq, True)
+        self.batch.n_tokens = len(tokens)
+        L.llama_set_embeddings(self.ctx, True)
+        try:
+            rc = L.llama_decode(self.ctx, self.batch)
+            if rc != 0:
+                out.append(RequestFailed(id=request.id, message=f"llama_decode failed ({rc})"))
+                return
+            ptr = L.llama_get_embeddings_seq(self.ctx, slot.seq)
+            if not ptr:
+                ptr = L.llama_get_embeddings_ith(self.ctx, len(tokens) - 1)
+            vector = [float(ptr[i]) for i in range(self.n_embd)]
+        finally:
+            L.llama_set_embeddings(self.ctx, False)
+            L.llama_memory_seq_rm(mem, slot.seq, 0, -1)
+        if not all(math.isfinite(v) for v in vector):
+            out.append(RequestFailed(id=request.id, message="embedding is not finite"))
+            return
+        out.append(Embedding(id=request.id, embedding=vector, prompt_eval_count=len(tokens)))

@@ -1,0 +1,299 @@
+"""The runner protocol, sans-IO: messages to bytes and bytes to messages, nothing else.
+
+A frame is a 4-byte big-endian length followed by that many bytes of UTF-8 JSON, an object whose
+`type` names the message. Both the parent (`RunnerClient`) and the child (`serve_runner`) drive a
+`FrameDecoder` with whatever bytes their stream gives them; neither this module nor its messages
+know about sockets, threads or Trio.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterator
+from typing import Any, ClassVar, TypeVar
+
+import attrs
+
+MAX_FRAME = 64 * 1024 * 1024
+_HEADER = struct.Struct(">I")
+
+_REGISTRY: dict[str, type[Message]] = {}
+M = TypeVar("M", bound="type[Message]")
+
+
+class ProtocolError(ValueError):
+    """Bytes that are not a valid frame or message: the peer is broken, not the request."""
+
+
+class Message:
+    """Base of every message; subclasses are attrs classes registered by `message`."""
+
+    kind: ClassVar[str]
+
+    def to_json(self) -> dict[str, Any]:
+        data = attrs.asdict(self, recurse=True)  # type: ignore[arg-type]
+        data["type"] = self.kind
+        return data
+
+
+def message(kind: str) -> Any:
+    def register(cls: M) -> M:
+        cls.kind = kind
+        _REGISTRY[kind] = cls
+        return cls
+
+    return register
+
+
+# ----- load
+
+
+@message("load")
+@attrs.frozen(kw_only=True)
+class Load(Message):
+    model_path: str
+    num_ctx: int = 4096
+    num_parallel: int = 1
+    num_batch: int = 512
+    num_gpu: int = -1
+    main_gpu: int = 0
+    use_mmap: bool | None = None
+    num_thread: int = 0
+    flash_attention: bool = False
+    kv_cache_type: str = ""
+    adapters: list[str] = attrs.field(factory=list)
+    embedding: bool = False
+
+
+@message("ready")
+@attrs.frozen(kw_only=True)
+class Ready(Message):
+    """What the engine really allocated, in bytes, and the context it really has."""
+
+    weights_bytes: int
+    kv_bytes: int
+    compute_bytes: int
+    num_ctx: int
+    num_parallel: int
+    n_ctx_train: int
+    n_vocab: int
+    n_embd: int
+    gpu_layers: int = 0
+    pid: int = 0
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.kv_bytes + self.compute_bytes
+
+
+# ----- completion
+
+
+@attrs.frozen(kw_only=True)
+class Sampling:
+    """Per-request predict options (reference §1.14), already merged and validated."""
+
+    temperature: float = 0.8
+    top_k: int = 40
+    top_p: float = 0.9
+    min_p: float = 0.0
+    typical_p: float = 1.0
+    repeat_last_n: int = 64
+    repeat_penalty: float = 1.1
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    seed: int = -1
+    num_predict: int = -1
+    num_keep: int = 4
+    stop: list[str] = attrs.field(factory=list)
+
+
+@message("completion")
+@attrs.frozen(kw_only=True)
+class Completion(Message):
+    id: int
+    prompt: str = ""
+    # Extra token ids placed before the prompt text (a previous `context`).
+    tokens: list[int] = attrs.field(factory=list)
+    sampling: Sampling = attrs.field(factory=Sampling)
+    # "" (free text), "json", or a JSON schema as JSON text: the runner turns it into a grammar.
+    format: str = ""
+    truncate: bool = True
+    shift: bool = True
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Completion:
+        data = dict(data)
+        data["sampling"] = Sampling(**data.get("sampling", {}))
+        return cls(**data)
+
+
+@message("piece")
+@attrs.frozen
+class Piece(Message):
+    """Generated text for one request: complete UTF-8, with stop strings already removed."""
+
+    id: int
+    text: str
+
+
+@message("done")
+@attrs.frozen(kw_only=True)
+class Done(Message):
+    id: int
+    done_reason: str
+    prompt_eval_count: int = 0
+    prompt_eval_duration: int = 0
+    eval_count: int = 0
+    eval_duration: int = 0
+
+
+# ----- embeddings and tokens
+
+
+@message("embed")
+@attrs.frozen(kw_only=True)
+class Embed(Message):
+    id: int
+    text: str
+    truncate: bool = True
+
+
+@message("embedding")
+@attrs.frozen(kw_only=True)
+class Embedding(Message):
+    id: int
+    embedding: list[float]
+    prompt_eval_count: int
+
+
+@message("tokenize")
+@attrs.frozen(kw_only=True)
+class Tokenize(Message):
+    id: int
+    text: str
+    add_special: bool = True
+
+
+@message("tokens")
+@attrs.frozen
+class Tokens(Message):
+    id: int
+    tokens: list[int]
+
+
+@message("detokenize")
+@attrs.frozen
+class Detokenize(Message):
+    id: int
+    tokens: list[int]
+
+
+@message("text")
+@attrs.frozen
+class Text(Message):
+    id: int
+    text: str
+
+
+# ----- control
+
+
+@message("cancel")
+@attrs.frozen
+class Cancel(Message):
+    id: int
+
+
+@message("set_threads")
+@attrs.frozen
+class SetThreads(Message):
+    n_threads: int
+
+
+@message("ping")
+@attrs.frozen
+class Ping(Message):
+    id: int
+
+
+@message("pong")
+@attrs.frozen
+class Pong(Message):
+    id: int
+
+
+@message("error")
+@attrs.frozen(kw_only=True)
+class RequestFailed(Message):
+    """One request failed; the runner carries on. `status` is the HTTP status it maps to."""
+
+    id: int
+    message: str
+    status: int = 500
+
+
+@message("fatal")
+@attrs.frozen
+class Fatal(Message):
+    """The runner cannot go on (load failed, engine broken); it exits after sending this."""
+
+    message: str
+
+
+# ----- framing
+
+
+def encode(msg: Message) -> bytes:
+    payload = json.dumps(msg.to_json(), separators=(",", ":")).encode()
+    return _HEADER.pack(len(payload)) + payload
+
+
+def decode_payload(payload: bytes) -> Message:
+    try:
+        data = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError(f"frame is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ProtocolError("frame is not a JSON object")
+    kind = data.pop("type", None)
+    cls = _REGISTRY.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ProtocolError(f"unknown message type {kind!r}")
+    try:
+        if cls is Completion:
+            return Completion.from_json(data)
+        return cls(**data)
+    except TypeError as exc:
+        raise ProtocolError(f"bad {kind} message: {exc}") from exc
+
+
+class FrameDecoder:
+    """Feed it bytes as they arrive; iterate it for the complete messages so far."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes | bytearray) -> None:
+        self._buffer += data
+
+    def __iter__(self) -> Iterator[Message]:
+        return self
+
+    def __next__(self) -> Message:
+        if len(self._buffer) < _HEADER.size:
+            raise StopIteration
+        (length,) = _HEADER.unpack_from(self._buffer)
+        if length > MAX_FRAME:
+            raise ProtocolError(f"frame of {length} bytes exceeds the {MAX_FRAME}-byte limit")
+        end = _HEADER.size + length
+        if len(self._buffer) < end:
+            raise StopIteration
+        payload = bytes(self._buffer[_HEADER.size : end])
+        del self._buffer[:end]
+        return decode_payload(payload)
+
+    @property
+    def pending_bytes(self) -> int:
+        return len(self._buffer)

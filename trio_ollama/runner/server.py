@@ -1,0 +1,144 @@
+"""The runner's side of the protocol: a Trio loop that owns one engine and one stream.
+
+`serve_runner` reads requests, feeds the engine between decode steps, and writes results through
+a single writer task (a stream allows one sender at a time). EOF from the parent ends everything:
+that is how a runner notices that its parent has died, even by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Protocol
+
+import trio
+
+from trio_ollama.runner.protocol import (
+    Cancel,
+    Completion,
+    Detokenize,
+    Embed,
+    Fatal,
+    FrameDecoder,
+    Load,
+    Message,
+    Ping,
+    Pong,
+    ProtocolError,
+    Ready,
+    RequestFailed,
+    SetThreads,
+    Text,
+    Tokenize,
+    Tokens,
+    encode,
+)
+
+log = logging.getLogger(__name__)
+READ_SIZE = 65536
+
+
+class Engine(Protocol):
+    """What `serve_runner` needs from an engine (llama.cpp or the fake)."""
+
+    async def load(self, params: Load) -> Ready: ...
+    async def step(self) -> list[Message]: ...
+    def submit(self, request: Completion) -> None: ...
+    def submit_embed(self, request: Embed) -> None: ...
+    def cancel(self, request_id: int) -> None: ...
+    def set_threads(self, n_threads: int) -> None: ...
+    def tokenize(self, text: str, add_special: bool = True) -> list[int]: ...
+    def detokenize(self, tokens: list[int]) -> str: ...
+    def close(self) -> None: ...
+
+    @property
+    def has_work(self) -> bool: ...
+
+
+class _Runner:
+    def __init__(self, stream: trio.abc.Stream, engine: Engine) -> None:
+        self.stream = stream
+        self.engine = engine
+        self.decoder = FrameDecoder()
+        self.outbox_send, self.outbox_receive = trio.open_memory_channel[Message](math.inf)
+        self.work = trio.Event()
+
+    async def read_message(self) -> Message | None:
+        while True:
+            for msg in self.decoder:
+                return msg
+            data = await self.stream.receive_some(READ_SIZE)
+            if not data:
+                return None
+            self.decoder.feed(data)
+
+    async def writer(self) -> None:
+        async for msg in self.outbox_receive:
+            await self.stream.send_all(encode(msg))
+
+    def send(self, msg: Message) -> None:
+        self.outbox_send.send_nowait(msg)
+
+    async def engine_loop(self) -> None:
+        while True:
+            if not self.engine.has_work:
+                await self.work.wait()
+                self.work = trio.Event()
+                continue
+            for msg in await self.engine.step():
+                self.send(msg)
+
+    def handle(self, msg: Message) -> None:
+        engine = self.engine
+        if isinstance(msg, Completion):
+            engine.submit(msg)
+        elif isinstance(msg, Embed):
+            engine.submit_embed(msg)
+        elif isinstance(msg, Cancel):
+            engine.cancel(msg.id)
+        elif isinstance(msg, Tokenize):
+            self.send(Tokens(msg.id, engine.tokenize(msg.text, msg.add_special)))
+        elif isinstance(msg, Detokenize):
+            self.send(Text(msg.id, engine.detokenize(msg.tokens)))
+        elif isinstance(msg, Ping):
+            self.send(Pong(msg.id))
+        elif isinstance(msg, SetThreads):
+            engine.set_threads(msg.n_threads)
+        else:
+            log.warning("runner ignores unexpected %s message", msg.kind)
+            return
+        self.work.set()
+
+
+async def serve_runner(stream: trio.abc.Stream, engine: Engine) -> None:
+    """Load the model the first message asks for, then serve until the parent goes away."""
+    runner = _Runner(stream, engine)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(runner.writer)
+            first = await runner.read_message()
+            if not isinstance(first, Load):
+                return
+            try:
+                ready = await engine.load(first)
+            except Exception as exc:
+                log.exception("model load failed")
+                await stream.send_all(encode(Fatal(f"failed to load model: {exc}")))
+                return
+            runner.send(ready)
+            nursery.start_soon(runner.engine_loop)
+            while (msg := await runner.read_message()) is not None:
+                try:
+                    runner.handle(msg)
+                except Exception as exc:
+                    msg_id = getattr(msg, "id", None)
+                    if msg_id is None:
+                        raise
+                    runner.send(RequestFailed(id=msg_id, message=str(exc)))
+            nursery.cancel_scope.cancel()
+    except ProtocolError as exc:
+        log.error("runner protocol error: %s", exc)
+    except trio.BrokenResourceError:
+        pass  # the parent went away while we were writing
+    finally:
+        engine.close()
