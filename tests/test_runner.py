@@ -35,6 +35,11 @@ def chat(*turns: str, system: str = SYSTEM) -> str:
 GREEDY = Sampling(temperature=0, num_predict=40)
 
 
+def counting(start: int = 1, n: int = 20) -> str:
+    """A raw prompt the model continues for as long as it is allowed to (it never says EOS)."""
+    return ", ".join(str(i) for i in range(start, start + n)) + ","
+
+
 @pytest.fixture(autouse=True)
 def no_runner_left_behind() -> Iterator[None]:
     before = set(children())
@@ -152,12 +157,13 @@ async def test_json_schema_and_json_format_constrain_output(default_gguf: Path) 
         assert set(value) == {"city", "population"}
         assert isinstance(value["city"], str) and isinstance(value["population"], int)
         assert done.done_reason == "stop"
-        text, _ = await generate(
+        text, done = await generate(
             runner,
-            chat("Describe a cat as JSON."),
-            sampling=Sampling(temperature=0, num_predict=120),
+            chat("What is the capital of France? Answer in JSON."),
+            sampling=Sampling(temperature=0, num_predict=200),
             format="json",
         )
+        assert done.done_reason == "stop"
         assert isinstance(json.loads(text), dict)
         with pytest.raises(RunnerError) as info:
             await generate(runner, chat("x"), format="{not json")
@@ -182,10 +188,11 @@ async def test_prompt_longer_than_context(default_gguf: Path) -> None:
 
 
 async def test_context_shift(default_gguf: Path) -> None:
-    prompt = chat("Write a very long essay about rivers.")
-    sampling = Sampling(temperature=0.7, seed=3, num_predict=150, repeat_penalty=1.3)
+    prompt = counting(n=8)
     async with open_runner(load(default_gguf, num_ctx=64)) as runner:
         n_prompt = len(await runner.tokenize(prompt))
+        # Keep the whole prompt through shifts, so the model still knows what it is doing.
+        sampling = Sampling(temperature=0, num_predict=150, num_keep=n_prompt)
         _, shifted = await generate(runner, prompt, sampling=sampling)
         _, unshifted = await generate(runner, prompt, sampling=sampling, shift=False)
         _, filled = await generate(
@@ -199,14 +206,14 @@ async def test_context_shift(default_gguf: Path) -> None:
 
 
 async def test_cancelling_one_of_four_frees_its_slot(default_gguf: Path) -> None:
-    long = Sampling(temperature=0.7, seed=1, num_predict=400, repeat_penalty=1.2)
+    long = Sampling(temperature=0, num_predict=400)
     finished: dict[int, float] = {}
     async with open_runner(load(default_gguf, num_ctx=1024, num_parallel=4)) as runner:
         victim = trio.CancelScope()
 
         async def streamer(i: int, scope: trio.CancelScope | None = None) -> None:
             with scope or trio.CancelScope():
-                await generate(runner, chat(f"Tell a long story number {i}."), sampling=long)
+                await generate(runner, counting(100 * i), sampling=long)
                 finished[i] = trio.current_time()
 
         async with trio.open_nursery() as nursery:
@@ -270,7 +277,7 @@ async def test_runner_killed_mid_stream_fails_every_request(default_gguf: Path) 
 
         async def stream(i: int) -> None:
             try:
-                await generate(runner, chat(f"Story {i}"), sampling=Sampling(num_predict=500))
+                await generate(runner, counting(100 * i), sampling=Sampling(num_predict=500))
             except RunnerGoneError as exc:
                 errors.append(exc)
 
