@@ -1,0 +1,703 @@
+"""The values Ollama hands a chat template, and how it renders a conversation with one.
+
+Ollama's `Template.Execute` picks one of three ways to render (reference §1.3, §1.4, §1.16):
+
+1. `prompt` and `suffix` both set (fill-in-the-middle): one render with `.Prompt` and `.Suffix`.
+2. The template mentions `.Messages` anywhere (as a field or `$.Messages`): one render with
+   `.System` (every system message's content joined by a blank line), `.Messages` (the
+   conversation after consecutive messages of the same role, tools excepted, were merged with a
+   blank line; system messages stay in it), `.Tools`, `.Response` (empty), `.Think`,
+   `.ThinkLevel` and `.IsThinkSet`.
+3. Otherwise (a "legacy" template of `.System`/`.Prompt`/`.Response`): one render per exchange,
+   concatenated. Walking the merged messages, a system message flushes a pending prompt or response
+   and becomes the next `.System`; a user message flushes a pending response and becomes `.Prompt`;
+   an assistant message becomes `.Response`. The last exchange is rendered with the template cut
+   right after its first `.Response` field, so the model continues from there.
+
+`parse_template` also appends `{{ .Response }}` to a template that mentions neither `.Messages`
+nor `.Response`, as Ollama does.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, overload
+
+import attrs
+
+from trio_ollama import gojson
+from trio_ollama.templates.gotemplate import (
+    ActionNode,
+    Arg,
+    BranchNode,
+    CommandNode,
+    FieldNode,
+    GoTemplate,
+    Node,
+    PipeNode,
+    go_json_value,
+    parse,
+)
+
+__all__ = [
+    "Message",
+    "PromptTemplate",
+    "PropertyType",
+    "TemplateValues",
+    "Tool",
+    "ToolArguments",
+    "ToolCall",
+    "ToolCallFunction",
+    "ToolFunction",
+    "ToolFunctionParameters",
+    "ToolList",
+    "ToolProperties",
+    "ToolProperty",
+    "collate",
+    "parse_template",
+    "render_chat",
+    "think_values",
+]
+
+log = logging.getLogger(__name__)
+
+
+def _json_text(data: Any) -> str:
+    return gojson.dumps(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tool calls
+# ---------------------------------------------------------------------------------------------
+
+
+class ToolArguments(Mapping[str, Any]):
+    """A tool call's arguments: a Go map whose `String()` is its JSON, keys sorted."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        self._data: dict[str, Any] = dict(data or {})
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self._data) == dict(other)
+
+    def __hash__(self) -> int:
+        return hash(gojson.dumps(self.go_json()))
+
+    def __repr__(self) -> str:
+        return f"ToolArguments({self._data!r})"
+
+    def go_json(self) -> Any:
+        return go_json_value(self._data)
+
+    def go_string(self) -> str:
+        return _json_text(self.go_json())
+
+
+def _arguments(value: Mapping[str, Any] | None) -> ToolArguments:
+    return value if isinstance(value, ToolArguments) else ToolArguments(value)
+
+
+@attrs.frozen
+class ToolCallFunction:
+    name: str
+    arguments: ToolArguments = attrs.field(factory=ToolArguments, converter=_arguments)
+    index: int = 0
+
+    def go_json(self) -> Any:
+        return {"index": self.index, "name": self.name, "arguments": self.arguments.go_json()}
+
+
+@attrs.frozen
+class ToolCall:
+    function: ToolCallFunction
+    id: str = ""
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ToolCall:
+        fn = data.get("function") or {}
+        return cls(
+            function=ToolCallFunction(
+                name=str(fn.get("name", "")),
+                arguments=fn.get("arguments") or {},
+                index=int(fn.get("index", 0) or 0),
+            ),
+            id=str(data.get("id", "") or ""),
+        )
+
+    def go_json(self) -> Any:
+        out: dict[str, Any] = {"id": self.id} if self.id else {}
+        out["function"] = self.function.go_json()
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Messages
+# ---------------------------------------------------------------------------------------------
+
+
+def _images(value: Iterable[bytes]) -> tuple[bytes, ...]:
+    return tuple(value)
+
+
+def _tool_calls(value: Iterable[ToolCall]) -> tuple[ToolCall, ...]:
+    return tuple(value)
+
+
+def _messages(value: Iterable[Message]) -> tuple[Message, ...]:
+    return tuple(value)
+
+
+def _strings(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class Message:
+    """A chat message; templates read it as `.Role`, `.Content`, `.ToolCalls`, `.ToolCallID`, ..."""
+
+    # Go hands templates pointers to messages, which `{{ . }}` prints as `&{...}`.
+    go_pointer: ClassVar[bool] = True
+
+    role: str
+    content: str = ""
+    thinking: str = ""
+    images: tuple[bytes, ...] = attrs.field(default=(), converter=_images)
+    tool_calls: tuple[ToolCall, ...] = attrs.field(default=(), converter=_tool_calls)
+    tool_name: str = ""
+    tool_call_id: str = ""
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Message:
+        """An API message object (`role`, `content`, base64 `images`, `tool_calls`, ...)."""
+        images = tuple(
+            base64.b64decode(i) if isinstance(i, str) else bytes(i)
+            for i in data.get("images") or ()
+        )
+        calls = tuple(
+            c if isinstance(c, ToolCall) else ToolCall.from_json(c)
+            for c in data.get("tool_calls") or ()
+        )
+        return cls(
+            # Ollama lower-cases roles when it decodes a message.
+            role=str(data.get("role", "")).lower(),
+            content=str(data.get("content", "") or ""),
+            thinking=str(data.get("thinking", "") or ""),
+            images=images,
+            tool_calls=calls,
+            tool_name=str(data.get("tool_name", "") or ""),
+            tool_call_id=str(data.get("tool_call_id", "") or ""),
+        )
+
+    def go_json(self) -> Any:
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.thinking:
+            out["thinking"] = self.thinking
+        if self.images:
+            out["images"] = [base64.b64encode(i).decode() for i in self.images]
+        if self.tool_calls:
+            out["tool_calls"] = [c.go_json() for c in self.tool_calls]
+        if self.tool_name:
+            out["tool_name"] = self.tool_name
+        if self.tool_call_id:
+            out["tool_call_id"] = self.tool_call_id
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Tools
+# ---------------------------------------------------------------------------------------------
+
+
+class PropertyType(Sequence[str]):
+    """A JSON-schema `type`: one name or several; prints as the name, or `[a b]` for several."""
+
+    __slots__ = ("_names",)
+
+    def __init__(self, names: str | Iterable[str] | None = None) -> None:
+        if names is None:
+            self._names: tuple[str, ...] = ()
+        elif isinstance(names, str):
+            self._names = (names,)
+        else:
+            self._names = tuple(str(n) for n in names)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        return self._names[index]
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PropertyType):
+            return self._names == other._names
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._names)
+
+    def __repr__(self) -> str:
+        return f"PropertyType({list(self._names)!r})"
+
+    def go_string(self) -> str:
+        if len(self._names) == 1:
+            return self._names[0]
+        return "[" + " ".join(self._names) + "]" if self._names else ""
+
+    def go_json(self) -> Any:
+        return self._names[0] if len(self._names) == 1 else list(self._names)
+
+
+def _property_type(value: Any) -> PropertyType:
+    return value if isinstance(value, PropertyType) else PropertyType(value)
+
+
+def _ts_type(name: str) -> str:
+    return {
+        "string": "string",
+        "number": "number",
+        "integer": "number",
+        "boolean": "boolean",
+        "array": "any[]",
+        "object": "Record<string, any>",
+        "null": "null",
+    }.get(name, "any")
+
+
+@attrs.frozen
+class ToolProperty:
+    type: PropertyType = attrs.field(factory=PropertyType, converter=_property_type)
+    description: str = ""
+    enum: tuple[Any, ...] | None = None
+    items: Any = None
+    any_of: tuple[ToolProperty, ...] = ()
+    properties: ToolProperties | None = None
+    required: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ToolProperty:
+        enum = data.get("enum")
+        props = data.get("properties")
+        return cls(
+            type=PropertyType(data.get("type")),
+            description=str(data.get("description", "") or ""),
+            enum=tuple(enum) if enum is not None else None,
+            items=data.get("items"),
+            any_of=tuple(cls.from_json(p) for p in data.get("anyOf") or ()),
+            properties=ToolProperties.from_json(props) if isinstance(props, Mapping) else None,
+            required=tuple(data.get("required") or ()),
+        )
+
+    def to_typescript_type(self) -> str:
+        """What Ollama's `toTypeScriptType` template function writes for this property."""
+        if self.any_of:
+            return " | ".join(p.to_typescript_type() for p in self.any_of)
+        if not self.type:
+            return "any"
+        return " | ".join(_ts_type(t) for t in self.type)
+
+    def go_json(self) -> Any:
+        out: dict[str, Any] = {}
+        if self.any_of:
+            out["anyOf"] = [p.go_json() for p in self.any_of]
+        if self.type:
+            out["type"] = self.type.go_json()
+        if self.items is not None:
+            out["items"] = go_json_value(self.items)
+        if self.description:
+            out["description"] = self.description
+        if self.enum:
+            out["enum"] = go_json_value(list(self.enum))
+        if self.properties is not None:
+            out["properties"] = self.properties.go_json()
+        if self.required:
+            out["required"] = list(self.required)
+        return out
+
+
+class ToolProperties(Mapping[str, ToolProperty]):
+    """A tool's parameter properties: a Go map (ranged over in key order) printing as JSON."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, ToolProperty] | None = None) -> None:
+        self._data: dict[str, ToolProperty] = dict(data or {})
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ToolProperties:
+        return cls(
+            {
+                k: v if isinstance(v, ToolProperty) else ToolProperty.from_json(v)
+                for k, v in data.items()
+            }
+        )
+
+    def __getitem__(self, key: str) -> ToolProperty:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self._data) == dict(other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._data.items(), key=lambda kv: kv[0])))
+
+    def __repr__(self) -> str:
+        return f"ToolProperties({self._data!r})"
+
+    def go_json(self) -> Any:
+        return {k: self._data[k].go_json() for k in sorted(self._data)}
+
+    def go_string(self) -> str:
+        return _json_text(self.go_json())
+
+
+def _properties(value: Any) -> ToolProperties | None:
+    if value is None or isinstance(value, ToolProperties):
+        return value
+    return ToolProperties(value)
+
+
+@attrs.frozen
+class ToolFunctionParameters:
+    type: str = "object"
+    properties: ToolProperties | None = attrs.field(default=None, converter=_properties)
+    required: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    defs: Any = None
+    items: Any = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ToolFunctionParameters:
+        props = data.get("properties")
+        return cls(
+            type=str(data.get("type", "") or ""),
+            properties=ToolProperties.from_json(props) if isinstance(props, Mapping) else None,
+            required=tuple(data.get("required") or ()),
+            defs=data.get("$defs"),
+            items=data.get("items"),
+        )
+
+    def go_json(self) -> Any:
+        out: dict[str, Any] = {"type": self.type}
+        if self.defs is not None:
+            out["$defs"] = go_json_value(self.defs)
+        if self.items is not None:
+            out["items"] = go_json_value(self.items)
+        if self.required:
+            out["required"] = list(self.required)
+        out["properties"] = None if self.properties is None else self.properties.go_json()
+        return out
+
+
+@attrs.frozen
+class ToolFunction:
+    name: str
+    description: str = ""
+    parameters: ToolFunctionParameters = attrs.field(factory=ToolFunctionParameters)
+
+    def go_json(self) -> Any:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "parameters": self.parameters.go_json(),
+        }
+
+
+@attrs.frozen
+class Tool:
+    """A tool offered to the model; `{{ . }}` on one prints its JSON, as Ollama's `Tool.String`."""
+
+    function: ToolFunction
+    type: str = "function"
+    items: Any = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Tool:
+        fn = data.get("function") or {}
+        return cls(
+            function=ToolFunction(
+                name=str(fn.get("name", "") or ""),
+                description=str(fn.get("description", "") or ""),
+                parameters=ToolFunctionParameters.from_json(fn.get("parameters") or {}),
+            ),
+            type=str(data.get("type", "") or ""),
+            items=data.get("items"),
+        )
+
+    def go_json(self) -> Any:
+        out: dict[str, Any] = {"type": self.type}
+        if self.items is not None:
+            out["items"] = go_json_value(self.items)
+        out["function"] = self.function.go_json()
+        return out
+
+    def go_string(self) -> str:
+        return _json_text(self.go_json())
+
+
+class ToolList(Sequence[Tool]):
+    """`.Tools`: prints as JSON; `null` when the request had no tools (a nil Go slice)."""
+
+    __slots__ = ("_is_nil", "_tools")
+
+    def __init__(self, tools: Iterable[Tool] | None = None) -> None:
+        self._is_nil = tools is None
+        self._tools: tuple[Tool, ...] = tuple(tools or ())
+
+    @overload
+    def __getitem__(self, index: int) -> Tool: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Tool]: ...
+    def __getitem__(self, index: int | slice) -> Tool | Sequence[Tool]:
+        return self._tools[index]
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def __repr__(self) -> str:
+        return "ToolList(None)" if self._is_nil else f"ToolList({list(self._tools)!r})"
+
+    def go_json(self) -> Any:
+        return None if self._is_nil else [t.go_json() for t in self._tools]
+
+    def go_string(self) -> str:
+        return _json_text(self.go_json())
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class TemplateValues:
+    """Ollama's `template.Values`: what one render of a prompt is built from."""
+
+    messages: tuple[Message, ...] = attrs.field(default=(), converter=_messages)
+    tools: tuple[Tool, ...] | None = None
+    prompt: str = ""
+    suffix: str = ""
+    think: bool = False
+    think_level: str = ""
+    is_think_set: bool = False
+    # Render a `.Messages` template the legacy way anyway, to compare the two ways.
+    force_legacy: bool = False
+
+
+def collate(messages: Iterable[Message]) -> tuple[str, list[Message]]:
+    """The system text (all system messages, blank-line joined) and the merged conversation."""
+    system: list[str] = []
+    merged: list[Message] = []
+    for msg in messages:
+        if msg.role == "system":
+            system.append(msg.content)
+        if merged and merged[-1].role == msg.role and msg.role != "tool":
+            merged[-1] = attrs.evolve(merged[-1], content=merged[-1].content + "\n\n" + msg.content)
+        else:
+            merged.append(msg)
+    return "\n\n".join(system), merged
+
+
+class _ResponseCut:
+    """Ollama's `deleteNode`: drop every node after the first `.Response` field, in walk order."""
+
+    def __init__(self) -> None:
+        self.cut = False
+
+    def drop(self, node: object) -> bool:
+        if isinstance(node, FieldNode) and "Response" in node.idents:
+            self.cut = True
+            return False
+        return self.cut
+
+    def nodes(self, nodes: tuple[Node, ...]) -> tuple[Node, ...]:
+        if self.drop(nodes):
+            # Ollama's own code would panic here (a branch list after the cut); keep it empty.
+            return ()
+        out: list[Node] = []
+        for node in nodes:
+            kept = self.node(node)
+            if kept is not None:
+                out.append(kept)
+        return tuple(out)
+
+    def node(self, node: Node) -> Node | None:
+        if self.drop(node):
+            return None
+        if isinstance(node, ActionNode):
+            pipe = self.pipe(node.pipe)
+            return None if pipe is None else attrs.evolve(node, pipe=pipe)
+        if isinstance(node, BranchNode):
+            # Like Ollama, only the branch bodies are walked, never the condition.
+            if self.drop(node):
+                return None
+            body = self.nodes(node.list)
+            else_list = None if node.else_list is None else self.nodes(node.else_list)
+            return attrs.evolve(node, list=body, else_list=else_list)
+        return node
+
+    def pipe(self, pipe: PipeNode) -> PipeNode | None:
+        if self.drop(pipe):
+            return None
+        cmds: list[CommandNode] = []
+        for cmd in pipe.cmds:
+            args: list[Arg] = []
+            for arg in cmd.args:
+                kept = self.arg(arg)
+                if kept is not None:
+                    args.append(kept)
+            if not args:
+                return None
+            cmds.append(CommandNode(tuple(args)))
+        return attrs.evolve(pipe, cmds=tuple(cmds))
+
+    def arg(self, arg: Arg) -> Arg | None:
+        if isinstance(arg, PipeNode):
+            return self.pipe(arg)
+        return None if self.drop(arg) else arg
+
+
+_RESPONSE_ACTION = ActionNode(
+    PipeNode((), False, (CommandNode((FieldNode(("Response",)),)),), 0), 0
+)
+
+
+@attrs.frozen
+class PromptTemplate:
+    """A parsed Ollama template. `vars` holds the lower-cased names it mentions (Ollama's
+    `Template.Vars`): "tools" there means the model supports tools, "suffix" that it can insert.
+    """
+
+    source: str
+    template: GoTemplate
+    vars: frozenset[str]
+
+    @property
+    def uses_messages(self) -> bool:
+        return "messages" in self.vars
+
+    def execute(self, values: TemplateValues) -> str:
+        system, messages = collate(values.messages)
+        think = {
+            "Think": values.think,
+            "ThinkLevel": values.think_level,
+            "IsThinkSet": values.is_think_set,
+        }
+        if values.prompt and values.suffix:
+            return self.template.execute(
+                {"Prompt": values.prompt, "Suffix": values.suffix, "Response": "", **think}
+            )
+        if not values.force_legacy and self.uses_messages:
+            return self.template.execute(
+                {
+                    "System": system,
+                    "Messages": messages,
+                    "Tools": ToolList(values.tools),
+                    "Response": "",
+                    **think,
+                }
+            )
+        return self._execute_legacy(messages, think)
+
+    def _execute_legacy(self, messages: list[Message], think: Mapping[str, Any]) -> str:
+        out: list[str] = []
+        system = prompt = response = ""
+
+        def flush() -> None:
+            nonlocal system, prompt, response
+            out.append(
+                self.template.execute(
+                    {"System": system, "Prompt": prompt, "Response": response, **think}
+                )
+            )
+            system = prompt = response = ""
+
+        for msg in messages:
+            if msg.role == "system":
+                if prompt or response:
+                    flush()
+                system = msg.content
+            elif msg.role == "user":
+                if response:
+                    flush()
+                prompt = msg.content
+            elif msg.role == "assistant":
+                response = msg.content
+        last = self.template.with_root(_ResponseCut().nodes(self.template.root))
+        out.append(
+            last.execute({"System": system, "Prompt": prompt, "Response": response, **think})
+        )
+        return "".join(out)
+
+
+def parse_template(source: str) -> PromptTemplate:
+    """Parse a template as Ollama's `template.Parse` does; raises `TemplateError` if Go would."""
+    tmpl = parse(source)
+    names = frozenset(n.lower() for n in tmpl.identifiers())
+    if "messages" not in names and "response" not in names:
+        tmpl = tmpl.with_root((*tmpl.root, _RESPONSE_ACTION))
+    return PromptTemplate(source, tmpl, names)
+
+
+def think_values(think: bool | str | None) -> tuple[bool, str, bool]:
+    """`.Think`, `.ThinkLevel` and `.IsThinkSet` for a request's `think` (true means "medium")."""
+    if think is None:
+        return False, "", False
+    if isinstance(think, bool):
+        return think, "medium" if think else "", True
+    return think in ("high", "medium", "low"), think, True
+
+
+def render_chat(
+    template: PromptTemplate | str,
+    messages: Iterable[Message | Mapping[str, Any]],
+    *,
+    system: str | None = None,
+    tools: Iterable[Tool | Mapping[str, Any]] | None = None,
+    think: bool | str | None = None,
+) -> str:
+    """Render a chat prompt the way Ollama's chat handler does (without truncation or images).
+
+    `system` is the model's SYSTEM: it is put first unless the conversation starts with its own
+    system message. `messages` and `tools` may be API JSON objects.
+    """
+    tmpl = parse_template(template) if isinstance(template, str) else template
+    msgs = [m if isinstance(m, Message) else Message.from_json(m) for m in messages]
+    if system and (not msgs or msgs[0].role != "system"):
+        msgs.insert(0, Message(role="system", content=system))
+    tool_list = (
+        None
+        if tools is None
+        else tuple(t if isinstance(t, Tool) else Tool.from_json(t) for t in tools)
+    )
+    think_on, level, is_set = think_values(think)
+    values = TemplateValues(
+        messages=tuple(msgs),
+        tools=tool_list,
+        think=think_on,
+        think_level=level,
+        is_think_set=is_set,
+    )
+    log.debug("rendering chat template with %d messages", len(msgs))
+    return tmpl.execute(values)
