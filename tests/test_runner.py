@@ -366,3 +366,16 @@ async def test_real_engine_reports_a_broken_model_file(tmp_path: Path) -> None:
     with pytest.raises(LoadError, match="failed to load model"):
         async with open_runner(load(broken)):
             pass  # pragma: no cover
+
+
+async def test_a_hung_engine_can_still_be_abandoned_and_killed() -> None:
+    config = {"hang_after_tokens": 3, "tokens_per_second": 200}
+    async with open_runner(Load(model_path="x"), engine="fake", fake_config=config) as runner:
+        pieces = 0
+        with trio.move_on_after(1.0) as scope:
+            async with runner.completion(Completion(id=0, prompt="x")) as stream:
+                async for event in stream:
+                    pieces += isinstance(event, Piece)
+        assert scope.cancelled_caught and pieces == 3
+        pid = runner.pid
+    assert pid is not None and not alive(pid)

@@ -439,3 +439,16 @@ def test_tiny_synthetic_gguf_is_importable(store: Store, tmp_path: Path) -> None
     entry = store.list()[0]
     assert entry.config.model_family == "qwen2" and entry.config.file_type == "F32"
     assert entry.config.model_type == "200"
+
+
+def test_adapter_layer(smol: Store, tmp_path: Path) -> None:
+    lora = write_tiny_gguf(tmp_path / "lora.gguf", extra={"general.type": "adapter"})
+    text = f"FROM smollm2:135m\nADAPTER {lora}\n"
+    create_from_modelfile(smol, "tuned", text, tmp_path)
+    shown = smol.show("tuned")
+    assert len(shown.adapters) == 1 and shown.adapters[0].read_bytes() == lora.read_bytes()
+    assert shown.model_path == smol.show("smollm2:135m").model_path
+    assert f"ADAPTER {shown.adapters[0]}\n" in shown.modelfile()
+    with pytest.raises(CreateError, match="only one adapter"):
+        two = write_tiny_gguf(tmp_path / "two.gguf", extra={"general.type": "adapter"}, vocab=17)
+        create_from_modelfile(smol, "t2", f"{text}ADAPTER {two}\n", tmp_path)
