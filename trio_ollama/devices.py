@@ -367,6 +367,8 @@ class FakeDevices:
         lambda: SystemMemory(total=64 * GiB, free=48 * GiB, free_swap=0)
     )
     calls: int = 0
+    # Answers at once: the scheduler calls it inline rather than in a worker thread.
+    blocking: bool = False
 
     def gpus(self) -> tuple[GPUInfo, ...]:
         self.calls += 1

@@ -24,6 +24,7 @@ from trio_ollama.runner.protocol import (
     Ready,
     RequestFailed,
 )
+from trio_ollama.runner.server import EngineCrashed
 
 
 @attrs.frozen(kw_only=True)
@@ -52,8 +53,9 @@ class _Job:
 
 
 class FakeEngine:
-    def __init__(self, config: FakeConfig | None = None) -> None:
+    def __init__(self, config: FakeConfig | None = None, *, in_process: bool = False) -> None:
         self.config = config or FakeConfig()
+        self.in_process = in_process
         self.parallel = 1
         self.num_ctx = 0
         self.active: dict[int, _Job] = {}
@@ -62,6 +64,7 @@ class FakeEngine:
         self.total_tokens = 0
         self.n_threads = 1
         self.loaded = False
+        self.closed = False
 
     async def load(self, params: Load) -> Ready:
         await trio.sleep(self.config.load_seconds)
@@ -69,6 +72,7 @@ class FakeEngine:
             raise RuntimeError(self.config.fail_load)
         self.parallel = max(1, params.num_parallel)
         self.num_ctx = params.num_ctx
+        self.n_threads = params.num_thread
         self.loaded = True
         return Ready(
             weights_bytes=self.config.weights_bytes,
@@ -107,6 +111,7 @@ class FakeEngine:
 
     def close(self) -> None:
         self.active.clear()
+        self.closed = True
 
     async def step(self) -> list[Message]:
         cfg = self.config
@@ -127,6 +132,8 @@ class FakeEngine:
             job.produced += 1
             self.total_tokens += 1
             if cfg.crash_after_tokens and self.total_tokens >= cfg.crash_after_tokens:
+                if self.in_process:
+                    raise EngineCrashed(f"crashed after {self.total_tokens} tokens")
                 os._exit(17)
             limit = job.request.sampling.num_predict
             limit = 10 if limit < 0 else limit

@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 READ_SIZE = 65536
 
 
+class EngineCrashed(Exception):
+    """An in-process engine's way of dying like a process: the runner stops without a word."""
+
+
 class Engine(Protocol):
     """What `serve_runner` needs from an engine (llama.cpp or the fake)."""
 
@@ -138,6 +142,8 @@ async def serve_runner(stream: trio.abc.Stream, engine: Engine) -> None:
             nursery.cancel_scope.cancel()
     except ProtocolError as exc:
         log.error("runner protocol error: %s", exc)
+    except EngineCrashed:
+        log.error("engine crashed")
     except trio.BrokenResourceError:
         pass  # the parent went away while we were writing
     finally:

@@ -1,0 +1,76 @@
+"""Fake models and an in-process runner factory for scheduler tests and the simulation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from trio_ollama.devices import GiB
+from trio_ollama.gguf_info import GGUFInfo, TensorInfo
+from trio_ollama.runner.fake import FakeConfig, FakeEngine
+from trio_ollama.runner.inprocess import InProcessRunner
+from trio_ollama.runner.protocol import Load
+from trio_ollama.scheduler import ModelSpec
+
+
+def fake_info(size: int, *, layers: int = 32, context_length: int = 8192) -> GGUFInfo:
+    """GGUF facts for a llama-shaped model whose weights total `size` bytes."""
+    per_layer = size // (layers + 1)
+    tensors = [
+        TensorInfo(f"blk.{i}.ffn.weight", "F16", (per_layer // 2,), 0, per_layer)
+        for i in range(layers)
+    ]
+    tensors.append(TensorInfo("output.weight", "F16", (per_layer // 2,), 0, per_layer))
+    metadata = {
+        "general.architecture": "llama",
+        "llama.block_count": layers,
+        "llama.context_length": context_length,
+        "llama.embedding_length": 64,
+        "llama.attention.head_count": 8,
+        "llama.attention.head_count_kv": 8,
+        "llama.vocab_size": 256,
+    }
+    return GGUFInfo(
+        version=3, metadata=metadata, tensors=tuple(tensors), data_offset=0, file_size=size
+    )
+
+
+def fake_model(
+    name: str,
+    size: int = GiB // 10,
+    *,
+    adapters: tuple[str, ...] = (),
+    embedding_only: bool = False,
+    **fake: Any,
+) -> ModelSpec:
+    """A model the fake engine serves; `fake` goes to `FakeConfig` (fail_load, load_seconds...)."""
+    return ModelSpec(
+        name=name,
+        model_path=f"/fake/{name}",
+        info=fake_info(size),
+        adapters=adapters,
+        embedding_only=embedding_only,
+        extra=(("fake", fake),),
+    )
+
+
+@attrs.define
+class Recorder:
+    """A runner factory that serves fake engines in-process and remembers what it made."""
+
+    engines: list[tuple[Load, FakeEngine]] = attrs.field(factory=list)
+
+    def __call__(self, load: Load, model: ModelSpec) -> InProcessRunner:
+        config = FakeConfig(**dict(model.extra).get("fake", {}))
+        engine = FakeEngine(config, in_process=True)
+        self.engines.append((load, engine))
+        return InProcessRunner(load, engine)
+
+    @property
+    def loads(self) -> list[str]:
+        return [load.model_path.removeprefix("/fake/") for load, _ in self.engines]
+
+    def live(self) -> list[FakeEngine]:
+        """Engines still loaded (closed engines have been unloaded)."""
+        return [engine for _, engine in self.engines if engine.loaded and not engine.closed]

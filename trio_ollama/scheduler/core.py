@@ -1,0 +1,663 @@
+"""The scheduler: Ollama's `server/sched.go` rules on Trio's primitives.
+
+Three concerns, kept apart:
+- process machinery: one task per runner in `runners` nursery, owning the runner via a factory;
+- scheduling state: `loaded`, refcounts, waiters; changed only by the synchronous methods below,
+  with no `await` between a check and the change it gates (Trio makes each one atomic);
+- policy: pure functions in `policy.py` and `memory.py`.
+
+Requests flow: `acquire` takes a free slot of a loaded, compatible runner at once (the fast path);
+waits in that runner's FIFO for a slot; or queues on `pending`, where one task loads, evicts and
+reloads, one model at a time. Leaving `acquire` sends `finished`; keep-alive deadlines, expiry
+requests and dead runners send `expired`; runner tasks send `unloaded` once their process is gone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Protocol, TypeVar
+
+import attrs
+import trio
+import trio.lowlevel
+
+from trio_ollama.config import Settings
+from trio_ollama.devices import Devices, GPUInfo, SystemDevices
+from trio_ollama.memory import (
+    RECOVERY_POLL_INTERVAL,
+    RECOVERY_TIMEOUT,
+    InsufficientSystemMemory,
+    LoadOptions,
+    LoadPlan,
+    LoadRequiredFull,
+    needs_vram_recovery,
+    plan_load,
+    total_free,
+    update_free_space,
+    vram_recovered,
+)
+from trio_ollama.runner.client import LoadError, RunnerClient
+from trio_ollama.runner.engine import default_threads
+from trio_ollama.runner.process import RunnerProcess
+from trio_ollama.runner.protocol import Load, Ready
+from trio_ollama.scheduler import policy
+from trio_ollama.scheduler.types import (
+    INCOMPATIBLE,
+    LoadFailed,
+    ModelSpec,
+    RunnerOptions,
+    SchedulerClosed,
+    ServerBusy,
+)
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+
+class Startable(Protocol):
+    async def run(self, *, task_status: trio.TaskStatus[RunnerClient]) -> None: ...
+
+
+RunnerFactory = Callable[[Load, ModelSpec], Startable]
+
+
+def process_factory(settings: Settings) -> RunnerFactory:
+    def make(load: Load, model: ModelSpec) -> Startable:
+        return RunnerProcess(load, load_timeout=settings.load_timeout)
+
+    return make
+
+
+@attrs.define(eq=False)
+class Runner:
+    """A loaded (or loading) model: its state in the table and its handle."""
+
+    model: ModelSpec
+    options: RunnerOptions
+    num_parallel: int
+    keep_alive: float
+    plan: LoadPlan
+    client: RunnerClient | None = None
+    ready: Ready | None = None
+    refcount: int = 0
+    loading: bool = True
+    expiring: bool = False  # will unload when idle; takes no new requests
+    unloading: bool = False
+    last_used: float = 0.0
+    expires_at: float = math.inf  # trio time; inf while busy or kept forever
+    threads: int = 0
+    slot_waiters: deque[_Request] = attrs.field(factory=deque)
+    stop: trio.Event = attrs.field(factory=trio.Event)
+    idle_scope: trio.CancelScope | None = None
+    rearm: trio.Event = attrs.field(factory=trio.Event)
+    unloaded: trio.Event = attrs.field(factory=trio.Event)
+
+    @property
+    def dead(self) -> bool:
+        return self.client is not None and self.client.dead
+
+    @property
+    def usable(self) -> bool:
+        return not (self.loading or self.expiring or self.unloading or self.dead)
+
+    @property
+    def size(self) -> int:
+        """Bytes in use: what the runner reported once ready, the estimate before."""
+        if self.ready is not None and not self.plan.gpus:
+            return self.ready.total_bytes
+        return self.plan.estimate.total_size
+
+    @property
+    def vram_size(self) -> int:
+        return self.plan.estimate.vram_size
+
+    @property
+    def num_ctx(self) -> int:
+        return self.ready.num_ctx if self.ready is not None else self.options.num_ctx
+
+
+@attrs.define(eq=False)
+class _Request:
+    model: ModelSpec
+    options: RunnerOptions
+    keep_alive: float | None
+    reply: trio.MemorySendChannel[Runner | BaseException]
+    seq: int
+    cancelled: bool = False  # answered or gone: no longer counted as waiting
+    queue: deque[_Request] | None = None  # the runner FIFO it waits in, if any
+
+    def gone(self) -> bool:
+        # A method, not the attribute: other tasks set `cancelled` across our awaits.
+        return self.cancelled
+
+
+@attrs.frozen
+class Lease:
+    """What a request holds inside `acquire`: a runner slot, and how long it took to get."""
+
+    runner: RunnerClient
+    model: ModelSpec
+    num_ctx: int
+    load_duration: float
+
+
+class Scheduler:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        runner_factory: RunnerFactory | None = None,
+        devices: Devices | None = None,
+        cores: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.factory = runner_factory or process_factory(settings)
+        self.devices = devices or SystemDevices()
+        self.cores = cores or default_threads()
+        self.loaded: dict[str, Runner] = {}
+        self.waiting = 0  # pending + slot waiters: what OLLAMA_MAX_QUEUE bounds
+        self.max_runners: int | None = None
+        self.loads = 0  # loads started, for tests and metrics
+        self._seq = itertools.count()
+        # Unbounded: `waiting` is the bound, because a cancelled request still sitting in the
+        # channel must not count against OLLAMA_MAX_QUEUE.
+        self.pending_send, self.pending_receive = trio.open_memory_channel[_Request](math.inf)
+        self.finished_send, self.finished_receive = trio.open_memory_channel[Runner](math.inf)
+        self.expired_send, self.expired_receive = trio.open_memory_channel[Runner](math.inf)
+        self.unloaded_send, self.unloaded_receive = trio.open_memory_channel[Runner](math.inf)
+        self._nursery: trio.Nursery | None = None
+        self._runners: trio.Nursery | None = None
+        self.closed = False
+
+    # ----- lifetime
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[Scheduler] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run the scheduler's loops until cancelled; every runner ends with it."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                async with trio.open_nursery() as runners:
+                    self._runners = runners
+                    nursery.start_soon(self._pending_loop)
+                    nursery.start_soon(self._completed_loop)
+                    task_status.started(self)
+                    await trio.sleep_forever()
+        finally:
+            self.closed = True
+
+    # ----- the request scope
+
+    @asynccontextmanager
+    async def acquire(
+        self,
+        model: ModelSpec,
+        options: RunnerOptions | None = None,
+        keep_alive: float | None = None,
+    ) -> AsyncIterator[Lease]:
+        """Hold a slot of a runner for `model` for the length of the block.
+
+        Leaving the block, by any route, gives the slot back. Raises `ServerBusy` when
+        OLLAMA_MAX_QUEUE requests already wait, `LoadFailed` when the model cannot load.
+        """
+        if self.closed or self._nursery is None:
+            raise SchedulerClosed("scheduler is not running")
+        await trio.lowlevel.checkpoint_if_cancelled()  # a request already cancelled never queues
+        started = trio.current_time()
+        options = (options or RunnerOptions(num_ctx=self.settings.context_length)).normalized(
+            model.info.context_length
+        )
+        runner = await self._get_runner(model, options, keep_alive)
+        try:
+            assert runner.client is not None
+            yield Lease(
+                runner=runner.client,
+                model=runner.model,
+                num_ctx=runner.num_ctx,
+                load_duration=trio.current_time() - started,
+            )
+        finally:
+            self.finished_send.send_nowait(runner)
+
+    async def _get_runner(
+        self, model: ModelSpec, options: RunnerOptions, keep_alive: float | None
+    ) -> Runner:
+        runner = self._compatible(model, options)
+        if runner is not None and _has_free_slot(runner):
+            self._take_slot(runner, keep_alive)
+            return runner
+        if self.waiting >= self.settings.max_queue:
+            raise ServerBusy()
+        send, receive = trio.open_memory_channel[Runner | BaseException](1)
+        request = _Request(model, options, keep_alive, send, next(self._seq))
+        if runner is not None:
+            request.queue = runner.slot_waiters
+            runner.slot_waiters.append(request)
+        else:
+            self.pending_send.send_nowait(request)
+        self.waiting += 1
+        try:
+            result = await receive.receive()
+        except BaseException:
+            self._abandon(request, receive)
+            raise
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _abandon(
+        self, request: _Request, receive: trio.MemoryReceiveChannel[Runner | BaseException]
+    ) -> None:
+        """A waiting request went away: uncount it now, and give back a runner it was sent."""
+        receive.close()
+        if not request.cancelled:
+            request.cancelled = True
+            self.waiting -= 1
+            if request.queue is not None and request in request.queue:
+                request.queue.remove(request)
+        try:
+            late = receive.receive_nowait()
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.EndOfChannel):
+            return
+        if isinstance(late, Runner):
+            self.finished_send.send_nowait(late)
+
+    # ----- state changes (synchronous: each is atomic under Trio)
+
+    def _take_slot(self, runner: Runner, keep_alive: float | None) -> None:
+        runner.refcount += 1
+        runner.last_used = trio.current_time()
+        if keep_alive is not None:
+            runner.keep_alive = policy.resolve_keep_alive(keep_alive, None, 0)
+        self._set_idle_deadline(runner, math.inf)
+        if runner.refcount == 1:
+            self._rebalance_threads()
+
+    def _hand_over(self, runner: Runner, request: _Request) -> bool:
+        """Give a slot to a waiting request; False if it has gone away meanwhile."""
+        if request.cancelled:
+            return False
+        request.cancelled = True  # answered: no longer counted as waiting
+        self.waiting -= 1
+        self._take_slot(runner, request.keep_alive)
+        try:
+            request.reply.send_nowait(runner)
+        except (trio.BrokenResourceError, trio.WouldBlock):
+            self._release(runner)
+            return False
+        return True
+
+    def _refuse(self, request: _Request, error: BaseException) -> None:
+        if request.cancelled:
+            return
+        request.cancelled = True
+        self.waiting -= 1
+        try:
+            request.reply.send_nowait(error)
+        except (trio.BrokenResourceError, trio.WouldBlock):
+            pass
+
+    def _release(self, runner: Runner) -> None:
+        """A request left: pass its slot on in arrival order, or start the idle clock."""
+        runner.refcount -= 1
+        runner.last_used = trio.current_time()
+        while runner.slot_waiters and runner.usable:
+            if self._hand_over(runner, runner.slot_waiters.popleft()):
+                return
+        if runner.refcount > 0:
+            return
+        self._rebalance_threads()
+        if runner.expiring or runner.keep_alive <= 0 or runner.dead:
+            self._unload(runner)
+        else:
+            self._set_idle_deadline(runner, runner.last_used + runner.keep_alive)
+
+    def _set_idle_deadline(self, runner: Runner, deadline: float) -> None:
+        runner.expires_at = deadline
+        if runner.idle_scope is not None:
+            runner.idle_scope.deadline = deadline
+        else:
+            runner.rearm.set()
+
+    def _compatible(self, model: ModelSpec, options: RunnerOptions) -> Runner | None:
+        runner = self.loaded.get(model.key)
+        if runner is None or not runner.usable or policy.needs_reload(runner, model, options):
+            return None
+        return runner
+
+    def _expire(self, runner: Runner) -> None:
+        """Unload now if idle, else as soon as its last request leaves; take no new ones."""
+        if runner.unloading:
+            return
+        runner.expiring = True
+        runner.expires_at = trio.current_time()
+        if runner.refcount == 0:
+            self._unload(runner)
+        else:
+            # Waiters for its slots go back to the queue and will load it afresh.
+            while runner.slot_waiters:
+                request = runner.slot_waiters.popleft()
+                if not request.cancelled:
+                    self._requeue(request)
+
+    def _requeue(self, request: _Request) -> None:
+        try:
+            self.pending_send.send_nowait(request)
+        except trio.WouldBlock:
+            self._refuse(request, ServerBusy())
+
+    def _unload(self, runner: Runner) -> None:
+        if runner.unloading:
+            return
+        runner.unloading = True
+        runner.expiring = True
+        log.info("unloading model", extra={"model": runner.model.name, "pid": self._pid(runner)})
+        runner.stop.set()
+
+    def _rebalance_threads(self) -> None:
+        """Give the cores to the runners decoding now; a runner alone gets them all."""
+        busy = [
+            r for r in self.loaded.values()
+            if r.refcount > 0 and r.client is not None and not r.plan.gpus
+            and r.options.num_thread == 0
+        ]  # fmt: skip
+        shares = policy.thread_shares(self.cores, [r.model.key for r in busy])
+        for r in busy:
+            n = shares[r.model.key]
+            if n != r.threads and r.client is not None and self._nursery is not None:
+                r.threads = n
+                self._nursery.start_soon(_send_threads, r.client, n)
+
+    async def _device_call(self, fn: Callable[[], _T]) -> _T:
+        # NVML and /proc block; simulated devices answer at once, and calling them inline keeps
+        # MockClock from jumping time while a worker thread runs.
+        if getattr(self.devices, "blocking", True):
+            return await trio.to_thread.run_sync(fn)
+        return fn()
+
+    async def _gpus(self) -> tuple[GPUInfo, ...]:
+        return await self._device_call(self.devices.gpus)
+
+    @staticmethod
+    def _pid(runner: Runner) -> int | None:
+        return runner.client.pid if runner.client is not None else None
+
+    # ----- operations for the API
+
+    def expire_model(self, model: ModelSpec) -> None:
+        """`keep_alive: 0` with no prompt: unload now, or when the last request leaves."""
+        runner = self.loaded.get(model.key)
+        if runner is not None:
+            runner.keep_alive = 0
+            self.expired_send.send_nowait(runner)
+
+    def running(self) -> list[Runner]:
+        """Loaded runners, for `/api/ps`: newest expiry first."""
+        return sorted(
+            (r for r in self.loaded.values() if not r.loading),
+            key=lambda r: r.expires_at,
+            reverse=True,
+        )
+
+    # ----- the pending loop: loads, evictions, reloads; one at a time
+
+    async def _pending_loop(self) -> None:
+        async for request in self.pending_receive:
+            if request.cancelled:
+                continue
+            await self._serve_pending(request)
+
+    async def _serve_pending(self, request: _Request) -> None:
+        while not request.gone():
+            runner = self.loaded.get(request.model.key)
+            if runner is not None and not runner.unloading:
+                if self._compatible(request.model, request.options) is runner:
+                    if _has_free_slot(runner):
+                        self._hand_over(runner, request)
+                    else:
+                        request.queue = runner.slot_waiters
+                        runner.slot_waiters.append(request)
+                    return
+                # Loaded with other options, or dead, or draining: unload it, then load anew.
+                self._expire(runner)
+            if runner is not None:
+                await runner.unloaded.wait()
+                continue
+            if self.max_runners is None:
+                self.max_runners = self.settings.max_runners(len(await self._gpus()))
+            if len(self.loaded) >= self.max_runners:
+                if not await self._evict_one():
+                    return self._refuse(request, LoadFailed("no runner can be unloaded"))
+                continue
+            try:
+                plan = await self._plan(request)
+            except LoadRequiredFull:
+                if not await self._evict_one():
+                    return self._refuse(request, LoadFailed("model does not fit"))
+                continue
+            except InsufficientSystemMemory as exc:
+                return self._refuse(request, LoadFailed(str(exc)))
+            if request.gone():
+                return  # it left while we planned: load nothing for nobody
+            await self._load(request, plan)
+            return
+
+    async def _plan(self, request: _Request) -> LoadPlan:
+        gpus: tuple[GPUInfo, ...] = ()
+        if request.options.num_gpu != 0:
+            gpus = update_free_space(
+                await self._gpus(), [r.plan.estimate.vram_by_gpu() for r in self.loaded.values()]
+            )
+        system = await self._device_call(self.devices.system_memory)
+        options = LoadOptions.from_settings(
+            self.settings,
+            num_ctx=request.options.num_ctx,
+            num_batch=request.options.num_batch,
+            num_gpu=request.options.num_gpu,
+            num_parallel=self._parallel_for(request.model),
+        )
+        return plan_load(
+            request.model.info,
+            gpus,
+            system,
+            options,
+            require_full=bool(self.loaded),
+            sched_spread=self.settings.sched_spread,
+        )
+
+    def _parallel_for(self, model: ModelSpec) -> int:
+        return 1 if model.embedding_only else self.settings.effective_num_parallel
+
+    async def _evict_one(self) -> bool:
+        victim = policy.find_runner_to_unload(list(self.loaded.values()))
+        if not isinstance(victim, Runner):
+            return False
+        log.info("evicting model to make room", extra={"model": victim.model.name})
+        self._expire(victim)
+        await victim.unloaded.wait()
+        return True
+
+    async def _load(self, request: _Request, plan: LoadPlan) -> None:
+        model = request.model
+        busy = sum(1 for r in self.loaded.values() if r.refcount > 0)
+        threads = request.options.num_thread or max(1, self.cores // (busy + 1))
+        runner = Runner(
+            model=model,
+            options=request.options,
+            num_parallel=self._parallel_for(model),
+            keep_alive=policy.resolve_keep_alive(
+                request.keep_alive, None, self.settings.keep_alive
+            ),
+            plan=plan,
+            threads=threads,
+        )
+        load = Load(
+            model_path=model.model_path,
+            num_ctx=request.options.num_ctx,
+            num_parallel=runner.num_parallel,
+            num_batch=request.options.num_batch,
+            num_gpu=plan.num_gpu,
+            main_gpu=request.options.main_gpu,
+            use_mmap=request.options.use_mmap,
+            num_thread=threads,
+            flash_attention=self.settings.flash_attention,
+            kv_cache_type=self.settings.kv_cache_type,
+            adapters=list(model.adapters),
+            embedding=model.embedding_only,
+        )
+        self.loaded[model.key] = runner
+        self.loads += 1
+        assert self._runners is not None
+        try:
+            runner.client = await self._runners.start(self._run_runner, runner, load)
+        except LoadError as exc:
+            if self.loaded.get(model.key) is runner:
+                del self.loaded[model.key]
+            runner.unloaded.set()
+            message = str(exc)
+            if "failed to load model" in message:
+                message = f"{message}: {INCOMPATIBLE.format(name=model.name)}"
+            self._refuse(request, LoadFailed(message))
+            # Anyone who queued for the slot while it loaded tries again from the queue.
+            while runner.slot_waiters:
+                self._requeue(runner.slot_waiters.popleft())
+            return
+        runner.ready = runner.client.ready
+        runner.loading = False
+        log.info(
+            "model loaded",
+            extra={"model": model.name, "pid": runner.client.pid, "size": runner.size},
+        )
+        if not self._hand_over(runner, request):
+            # The requester left during the load: the runner idles until its keep-alive ends.
+            self._set_idle_deadline(runner, trio.current_time() + runner.keep_alive)
+            if runner.keep_alive <= 0:
+                self._unload(runner)
+
+    async def _run_runner(
+        self, runner: Runner, load: Load, *, task_status: trio.TaskStatus[RunnerClient]
+    ) -> None:
+        """The one task that owns this runner's process, from load to reaped.
+
+        Unloading sets `runner.stop`: the task notes the GPUs' free memory, ends the process
+        (its factory terminates and reaps it), then waits for the memory to show as free again.
+        """
+        failed: LoadError | None = None
+        baseline: int | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                try:
+                    client: RunnerClient = await nursery.start(self.factory(load, runner.model).run)
+                except LoadError as exc:
+                    failed = exc  # raised below, outside the nursery, not in a group
+                else:
+                    task_status.started(client)
+                    nursery.start_soon(self._keep_alive, runner)
+                    nursery.start_soon(self._watch_exit, runner, client)
+                    await runner.stop.wait()
+                    if needs_vram_recovery(runner.plan.gpus):
+                        baseline = total_free(await self._gpus())
+                nursery.cancel_scope.cancel()
+            if failed is not None:
+                raise failed
+            if baseline is not None:
+                await self._wait_for_vram(runner, baseline)
+        finally:
+            self.unloaded_send.send_nowait(runner)
+
+    async def _watch_exit(self, runner: Runner, client: RunnerClient) -> None:
+        await client.closed.wait()
+        if not runner.unloading:
+            # It died on its own: its requests have failed; unload it once they have left.
+            log.warning("runner exited", extra={"model": runner.model.name, "pid": client.pid})
+            self.expired_send.send_nowait(runner)
+
+    async def _wait_for_vram(self, runner: Runner, baseline: int) -> None:
+        """After an unload, wait (bounded) until the GPUs show most of its memory free again."""
+        with trio.move_on_after(RECOVERY_TIMEOUT):
+            while True:
+                gpus = await self._gpus()
+                if vram_recovered(baseline, total_free(gpus), runner.vram_size):
+                    return
+                await trio.sleep(RECOVERY_POLL_INTERVAL)
+
+    async def _keep_alive(self, runner: Runner) -> None:
+        """The runner's idle clock: a cancel scope whose deadline is its expiry.
+
+        Resetting the clock moves the deadline; forever is `math.inf`. When it fires, the
+        expired loop decides; if a request took the runner meanwhile, the next idle period
+        re-arms the clock through `rearm`.
+        """
+        while True:
+            runner.rearm = trio.Event()
+            with trio.CancelScope(deadline=runner.expires_at) as scope:
+                runner.idle_scope = scope
+                await trio.sleep_forever()
+            runner.idle_scope = None
+            if runner.refcount == 0 and runner.expires_at <= trio.current_time():
+                self.expired_send.send_nowait(runner)
+            await runner.rearm.wait()
+
+    # ----- the completed loop: finished leases, expiries, unloads
+
+    async def _completed_loop(self) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._finished_loop)
+            nursery.start_soon(self._expired_loop)
+            nursery.start_soon(self._unloaded_loop)
+
+    async def _finished_loop(self) -> None:
+        async for runner in self.finished_receive:
+            self._release(runner)
+
+    async def _expired_loop(self) -> None:
+        async for runner in self.expired_receive:
+            if self.loaded.get(runner.model.key) is not runner or runner.loading:
+                continue  # already gone, or not loaded yet: a late or duplicate event
+            if runner.refcount == 0 or runner.expiring or runner.dead or runner.keep_alive <= 0:
+                self._expire(runner)
+            # Otherwise a request took it just as its keep-alive ran out: it stays.
+
+    async def _unloaded_loop(self) -> None:
+        async for runner in self.unloaded_receive:
+            if self.loaded.get(runner.model.key) is runner:
+                del self.loaded[runner.model.key]
+            runner.unloading = True
+            runner.unloaded.set()
+            for request in runner.slot_waiters:
+                if not request.cancelled:
+                    self._requeue(request)
+            runner.slot_waiters.clear()
+            log.info("model unloaded", extra={"model": runner.model.name})
+
+
+def _has_free_slot(runner: Runner) -> bool:
+    # Arrival order: nobody overtakes a request already waiting for this runner.
+    return runner.refcount < runner.num_parallel and not runner.slot_waiters
+
+
+async def _send_threads(client: RunnerClient, n: int) -> None:
+    try:
+        await client.set_threads(n)
+    except Exception:  # a runner that died meanwhile is the runner task's business
+        log.debug("could not adjust threads", exc_info=True)
+
+
+@asynccontextmanager
+async def open_scheduler(
+    settings: Settings | None = None, **kwargs: Any
+) -> AsyncIterator[Scheduler]:
+    """A running scheduler for the length of the block; every runner ends with it."""
+    scheduler = Scheduler(settings or Settings.from_env(), **kwargs)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(scheduler.run)
+        try:
+            yield scheduler
+        finally:
+            nursery.cancel_scope.cancel()
