@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+import trio
 
-from trio_ollama.devices import GiB
+from trio_ollama.devices import FakeDevices, GiB
 from trio_ollama.gguf_info import GGUFInfo, TensorInfo
+from trio_ollama.runner.client import RunnerClient
 from trio_ollama.runner.fake import FakeConfig, FakeEngine
 from trio_ollama.runner.inprocess import InProcessRunner
 from trio_ollama.runner.protocol import Load
 from trio_ollama.scheduler import ModelSpec
+from trio_ollama.scheduler.core import Startable
 
 
 def fake_info(size: int, *, layers: int = 32, context_length: int = 8192) -> GGUFInfo:
@@ -57,15 +60,22 @@ def fake_model(
 
 @attrs.define
 class Recorder:
-    """A runner factory that serves fake engines in-process and remembers what it made."""
+    """A runner factory that serves fake engines in-process and remembers what it made.
 
+    With `devices`, a loaded fake takes its reported size out of free system RAM until it
+    unloads, as a real runner's allocations show in the OS's figure.
+    """
+
+    devices: FakeDevices | None = None
     engines: list[tuple[Load, FakeEngine]] = attrs.field(factory=list)
 
-    def __call__(self, load: Load, model: ModelSpec) -> InProcessRunner:
-        config = FakeConfig(**dict(model.extra).get("fake", {}))
+    def __call__(self, load: Load, model: ModelSpec) -> Startable:
+        fake = {"weights_bytes": model.info.weights_size, "kv_bytes_per_ctx_token": 0}
+        config = FakeConfig(**{**fake, **dict(model.extra).get("fake", {})})
         engine = FakeEngine(config, in_process=True)
         self.engines.append((load, engine))
-        return InProcessRunner(load, engine)
+        runner = InProcessRunner(load, engine)
+        return runner if self.devices is None else _Accounted(runner, self.devices)
 
     @property
     def loads(self) -> list[str]:
@@ -74,3 +84,21 @@ class Recorder:
     def live(self) -> list[FakeEngine]:
         """Engines still loaded (closed engines have been unloaded)."""
         return [engine for _, engine in self.engines if engine.loaded and not engine.closed]
+
+
+@attrs.define
+class _Accounted:
+    inner: InProcessRunner
+    devices: FakeDevices
+
+    async def run(self, *, task_status: trio.TaskStatus[RunnerClient]) -> None:
+        taken = 0
+        try:
+            async with trio.open_nursery() as nursery:
+                client: RunnerClient = await nursery.start(self.inner.run)
+                assert client.ready is not None
+                taken = client.ready.total_bytes
+                self.devices.set_system_free(self.devices.system.free - taken)
+                task_status.started(client)
+        finally:
+            self.devices.set_system_free(self.devices.system.free + taken)

@@ -7,6 +7,7 @@ from typing import Any
 import attrs
 
 from trio_ollama.gguf_info import GGUFInfo
+from trio_ollama.store import ModelDetails
 
 ERR_MAX_QUEUE = "server busy, please try again.  maximum pending requests exceeded"
 INCOMPATIBLE = (
@@ -49,6 +50,22 @@ class ModelSpec:
     embedding_only: bool = False
     # Extra facts for /api/ps (details) or a fake engine's configuration.
     extra: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def from_details(cls, details: ModelDetails) -> ModelSpec:
+        """The spec of a stored model (`Store.show`). Blocks on the GGUF header: use a thread."""
+        if details.gguf is None or details.model_path is None:
+            raise LoadFailed(f"{details.name.display_shortest} has no model weights")
+        return cls(
+            name=details.name.display_shortest,
+            model_path=str(details.model_path),
+            info=details.gguf,
+            digest=details.digest,
+            adapters=tuple(str(p) for p in details.adapters),
+            projectors=tuple(str(p) for p in details.projectors),
+            # Ollama: a model with a pooling type is an embedding model, and only that.
+            embedding_only=details.gguf.pooling_type is not None,
+        )
 
     @property
     def key(self) -> str:
