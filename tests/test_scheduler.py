@@ -15,7 +15,6 @@ import pytest
 import trio
 import trio.testing
 
-from tests.sched_support import Recorder, fake_model
 from trio_ollama.config import Settings
 from trio_ollama.devices import FakeDevices, GiB, SystemMemory, fake_gpu
 from trio_ollama.runner.protocol import Completion, Piece, Sampling
@@ -29,6 +28,8 @@ from trio_ollama.scheduler import (
     open_scheduler,
     policy,
 )
+from trio_ollama.simulation import FakeRunners as FakeRunners
+from trio_ollama.simulation import fake_model
 
 CPU = FakeDevices(system=SystemMemory(total=64 * GiB, free=48 * GiB, free_swap=0))
 
@@ -39,11 +40,11 @@ def settings(**overrides: Any) -> Settings:
 
 @asynccontextmanager
 async def scheduler(
-    recorder: Recorder | None = None, devices: FakeDevices | None = None, **overrides: Any
+    recorder: FakeRunners | None = None, devices: FakeDevices | None = None, **overrides: Any
 ) -> AsyncIterator[Scheduler]:
     async with open_scheduler(
         settings(**overrides),
-        runner_factory=recorder or Recorder(),
+        runner_factory=recorder or FakeRunners(),
         devices=devices or attrs.evolve(CPU),
         cores=2,
     ) as sched:
@@ -119,7 +120,7 @@ async def test_sched_load_success(autojump_clock: Any) -> None:
 
 
 async def test_sched_requests_same_model_same_request_share_a_runner(autojump_clock: Any) -> None:
-    rec = Recorder()
+    rec = FakeRunners()
     model = fake_model("a")
     async with scheduler(rec, num_parallel=2) as sched, trio.open_nursery() as nursery:
         a = await hold(nursery, sched, model)
@@ -132,7 +133,7 @@ async def test_sched_requests_same_model_same_request_share_a_runner(autojump_cl
 
 
 async def test_sched_requests_simple_reload_same_model(autojump_clock: Any) -> None:
-    rec = Recorder()
+    rec = FakeRunners()
     async with scheduler(rec) as sched, trio.open_nursery() as nursery:
         a = await hold(nursery, sched, fake_model("a"))
         b = await hold(nursery, sched, fake_model("a", adapters=("/lora",)))
@@ -148,7 +149,7 @@ async def test_sched_requests_simple_reload_same_model(autojump_clock: Any) -> N
 async def test_sched_requests_multiple_loaded_models(autojump_clock: Any) -> None:
     gpu = fake_gpu(total=24 * GiB, free=12 * GiB)
     devices = FakeDevices([gpu], system=SystemMemory(total=64 * GiB, free=48 * GiB, free_swap=0))
-    rec = Recorder()
+    rec = FakeRunners()
     async with scheduler(rec, devices) as sched, trio.open_nursery() as nursery:
         a = await hold(nursery, sched, fake_model("a", 1 * GiB))
         assert len(sched.loaded) == 1
@@ -285,7 +286,7 @@ def test_sched_needs_reload() -> None:
 async def test_sched_unload_all_runners_on_shutdown(autojump_clock: Any) -> None:
     async with scheduler():
         pass  # nothing loaded: shutting down is still fine
-    rec = Recorder()
+    rec = FakeRunners()
     async with scheduler(rec, num_parallel=1) as sched:
         for name in ("a", "b"):
             async with sched.acquire(fake_model(name)):
@@ -295,7 +296,7 @@ async def test_sched_unload_all_runners_on_shutdown(autojump_clock: Any) -> None
 
 
 async def test_sched_already_canceled(autojump_clock: Any) -> None:
-    rec = Recorder()
+    rec = FakeRunners()
     async with scheduler(rec) as sched:
         with trio.CancelScope() as scope:
             scope.cancel()
@@ -322,7 +323,7 @@ async def test_fast_path_is_not_blocked_by_another_models_load(autojump_clock: A
 
 
 async def test_concurrent_cold_requests_share_one_load(autojump_clock: Any) -> None:
-    rec = Recorder()
+    rec = FakeRunners()
     model = fake_model("a", load_seconds=5)
     async with scheduler(rec, num_parallel=2) as sched, trio.open_nursery() as nursery:
         holders = [await hold(nursery, sched, model) for _ in range(5)]
@@ -337,7 +338,7 @@ async def test_concurrent_cold_requests_share_one_load(autojump_clock: Any) -> N
 
 
 async def test_max_loaded_models_evicts_the_least_recently_used(autojump_clock: Any) -> None:
-    rec = Recorder()
+    rec = FakeRunners()
     async with scheduler(rec, max_loaded_models=2) as sched:
         for name in ("a", "b"):
             async with sched.acquire(fake_model(name)):
@@ -424,7 +425,7 @@ async def test_waiters_for_one_runner_are_served_in_arrival_order(autojump_clock
 
 async def test_eviction_target_is_not_resurrected_by_new_requests(autojump_clock: Any) -> None:
     """Ollama #17408: requests for a draining runner kept it alive and the load waited forever."""
-    rec = Recorder()
+    rec = FakeRunners()
     a, b = fake_model("a"), fake_model("b")
     async with (
         scheduler(rec, max_loaded_models=1, num_parallel=4) as sched,
@@ -487,7 +488,7 @@ async def test_model_that_cannot_fit_even_alone(autojump_clock: Any) -> None:
 
 
 async def test_embedding_models_get_one_slot(autojump_clock: Any) -> None:
-    rec = Recorder()
+    rec = FakeRunners()
     async with scheduler(rec, num_parallel=4) as sched:
         async with sched.acquire(fake_model("embed", embedding_only=True)):
             pass
@@ -500,7 +501,7 @@ async def test_embedding_models_get_one_slot(autojump_clock: Any) -> None:
 
 
 async def test_thread_budget(autojump_clock: Any) -> None:
-    rec = Recorder()
+    rec = FakeRunners()
     async with scheduler(rec) as sched, trio.open_nursery() as nursery:
         a = await hold(nursery, sched, fake_model("a"))
         engine_a = rec.engines[0][1]
@@ -538,7 +539,7 @@ async def test_gpu_unload_waits_for_memory_to_come_back(autojump_clock: Any) -> 
 
 
 async def test_dead_runner_fails_its_requests_and_is_reloaded(autojump_clock: Any) -> None:
-    rec = Recorder()
+    rec = FakeRunners()
     model = fake_model("a", crash_after_tokens=3, tokens_per_second=10)
     async with scheduler(rec) as sched:
         with pytest.raises(Exception, match="runner"):

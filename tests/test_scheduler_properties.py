@@ -12,10 +12,11 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.sched_support import Recorder, fake_model
 from trio_ollama.config import Settings
 from trio_ollama.devices import FakeDevices, GiB, SystemMemory
 from trio_ollama.scheduler import LoadFailed, RunnerOptions, Scheduler, ServerBusy
+from trio_ollama.simulation import FakeRunners as FakeRunners
+from trio_ollama.simulation import fake_model
 
 MODELS = [
     fake_model("a", GiB),
@@ -51,7 +52,7 @@ class Request:
     outcome: str = "waiting"
 
 
-def check_invariants(sched: Scheduler, requests: list[Request], rec: Recorder) -> None:
+def check_invariants(sched: Scheduler, requests: list[Request], rec: FakeRunners) -> None:
     holding: dict[int, int] = {}
     for r in requests:
         if r.client is not None and not r.done.is_set():
@@ -71,7 +72,7 @@ def check_invariants(sched: Scheduler, requests: list[Request], rec: Recorder) -
 
 async def scenario(ops: list[tuple[Any, ...]], clock: trio.testing.MockClock) -> None:
     devices = FakeDevices(system=SystemMemory(total=BUDGET, free=BUDGET, free_swap=0))
-    rec = Recorder(devices)
+    rec = FakeRunners(devices)
     config = attrs.evolve(
         Settings.from_env({}), max_loaded_models=MAX_LOADED, num_parallel=2, max_queue=6
     )
@@ -143,7 +144,7 @@ async def test_a_thousand_requests_cancelled_at_random_points(autojump_clock: An
         Settings.from_env({}), max_loaded_models=3, num_parallel=2, max_queue=2000
     )
     devices = FakeDevices(system=SystemMemory(total=64 * GiB, free=48 * GiB, free_swap=0))
-    rec = Recorder()
+    rec = FakeRunners()
     sched = Scheduler(config, runner_factory=rec, devices=devices, cores=2)
     outcomes = {"served": 0, "cancelled while waiting": 0, "cancelled while holding": 0}
 

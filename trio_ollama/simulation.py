@@ -1,4 +1,8 @@
-"""Fake models and an in-process runner factory for scheduler tests and the simulation."""
+"""Simulation parts: fake models (real GGUF facts, no weights) and fake runners served in-process.
+
+With `trio.testing.MockClock` they run the real scheduler in virtual time: tests use them, and so
+can anyone comparing keep-alive, eviction or queue policies (see `benchmarks/scheduler.py`).
+"""
 
 from __future__ import annotations
 
@@ -59,7 +63,7 @@ def fake_model(
 
 
 @attrs.define
-class Recorder:
+class FakeRunners:
     """A runner factory that serves fake engines in-process and remembers what it made.
 
     With `devices`, a loaded fake takes its reported size out of free system RAM until it
