@@ -83,14 +83,18 @@ class _Runner:
     def send(self, msg: Message) -> None:
         self.outbox_send.send_nowait(msg)
 
-    async def engine_loop(self) -> None:
-        while True:
-            if not self.engine.has_work:
-                await self.work.wait()
-                self.work = trio.Event()
-                continue
-            for msg in await self.engine.step():
-                self.send(msg)
+    async def engine_loop(self, done: trio.CancelScope) -> None:
+        try:
+            while True:
+                if not self.engine.has_work:
+                    await self.work.wait()
+                    self.work = trio.Event()
+                    continue
+                for msg in await self.engine.step():
+                    self.send(msg)
+        except EngineCrashed as exc:
+            log.error("engine crashed: %s", exc)
+            done.cancel()  # stop without a word, as a dying process would
 
     def handle(self, msg: Message) -> None:
         engine = self.engine
@@ -130,7 +134,7 @@ async def serve_runner(stream: trio.abc.Stream, engine: Engine) -> None:
                 await stream.send_all(encode(Fatal(f"failed to load model: {exc}")))
                 return
             runner.send(ready)
-            nursery.start_soon(runner.engine_loop)
+            nursery.start_soon(runner.engine_loop, nursery.cancel_scope)
             while (msg := await runner.read_message()) is not None:
                 try:
                     runner.handle(msg)
@@ -140,11 +144,9 @@ async def serve_runner(stream: trio.abc.Stream, engine: Engine) -> None:
                         raise
                     runner.send(RequestFailed(id=msg_id, message=str(exc)))
             nursery.cancel_scope.cancel()
-    except ProtocolError as exc:
-        log.error("runner protocol error: %s", exc)
-    except EngineCrashed:
-        log.error("engine crashed")
-    except trio.BrokenResourceError:
+    except* ProtocolError as group:
+        log.error("runner protocol error: %s", group.exceptions[0])
+    except* (trio.BrokenResourceError, trio.ClosedResourceError):
         pass  # the parent went away while we were writing
     finally:
         engine.close()
