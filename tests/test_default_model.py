@@ -16,6 +16,7 @@ def test_ensure_default_model_imports_once(store: Store, default_gguf: Path) -> 
     name = ensure_default_model(store, statuses.append)
     assert name.display_shortest == "smollm2:135m"
     assert statuses[-1] == "success"
+    assert "using autodetected template chatml" in statuses
     assert store.has_blob(f"sha256:{GGUF_SHA256}")
     entry = store.list()[0]
     assert (entry.config.model_type, entry.config.file_type) == ("134.52M", "Q4_1")

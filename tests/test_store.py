@@ -61,20 +61,33 @@ def test_create_writes_exactly_ollamas_paths_and_json(smol: Store) -> None:
     root = smol.root
     manifest_path = root / "manifests/registry.ollama.ai/library/smollm2/135m"
     files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    # The GGUF's Jinja template is ChatML: Ollama adds its built-in chatml template and stops.
+    template = (
+        b"{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}"
+        b"<|im_start|>assistant\n"
+    )
+    params = b'{"stop":["\\u003c|im_start|\\u003e","\\u003c|im_end|\\u003e"]}\n'
+    template_sha = hashlib.sha256(template).hexdigest()
+    params_sha = hashlib.sha256(params).hexdigest()
     config_bytes = (
         b'{"model_format":"gguf","model_family":"llama","model_families":["llama"],'
         b'"model_type":"134.52M","file_type":"Q4_1","architecture":"amd64","os":"linux",'
-        b'"rootfs":{"type":"layers","diff_ids":["sha256:' + SMOL_SHA.encode() + b'"]}}\n'
+        b'"rootfs":{"type":"layers","diff_ids":["sha256:' + SMOL_SHA.encode() + b'",'
+        b'"sha256:' + template_sha.encode() + b'","sha256:' + params_sha.encode() + b'"]}}\n'
     )
     config_sha = hashlib.sha256(config_bytes).hexdigest()
     assert files == sorted(
         [
             ".trio-ollama.lock",
             f"blobs/sha256-{SMOL_SHA}",
+            f"blobs/sha256-{template_sha}",
+            f"blobs/sha256-{params_sha}",
             f"blobs/sha256-{config_sha}",
             "manifests/registry.ollama.ai/library/smollm2/135m",
         ]
     )
+    assert (root / f"blobs/sha256-{template_sha}").read_bytes() == template
+    assert (root / f"blobs/sha256-{params_sha}").read_bytes() == params
     assert (root / f"blobs/sha256-{config_sha}").read_bytes() == config_bytes
     expected_manifest = (
         '{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",'
@@ -82,7 +95,11 @@ def test_create_writes_exactly_ollamas_paths_and_json(smol: Store) -> None:
         f'"digest":"sha256:{config_sha}","size":{len(config_bytes)}}},'
         '"layers":[{"mediaType":"application/vnd.ollama.image.model",'
         f'"digest":"sha256:{SMOL_SHA}","size":{SMOL_SIZE},'
-        f'"from":"{root}/blobs/sha256-{SMOL_SHA}"}}]}}\n'
+        f'"from":"{root}/blobs/sha256-{SMOL_SHA}"}},'
+        '{"mediaType":"application/vnd.ollama.image.template",'
+        f'"digest":"sha256:{template_sha}","size":{len(template)}}},'
+        '{"mediaType":"application/vnd.ollama.image.params",'
+        f'"digest":"sha256:{params_sha}","size":{len(params)}}}]}}\n'
     )
     assert manifest_path.read_text() == expected_manifest
     for path in root.rglob("*"):
@@ -139,7 +156,7 @@ def test_round_trip_create_list_show_copy_delete(smol: Store, tmp_path: Path) ->
     smol.delete("other/copy:v1")
     remaining = {p.name for p in smol.layout.blobs.iterdir()}
     assert f"sha256-{SMOL_SHA}" in remaining, "smollm2 still uses the weights"
-    assert len(remaining) == 2
+    assert len(remaining) == 4, "weights, template, params and config of smollm2"
     assert not (smol.root / "manifests/registry.ollama.ai/other").exists()
     assert [e.name.display_shortest for e in smol.list()] == ["smollm2:135m"]
     check_consistent(smol)

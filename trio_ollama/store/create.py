@@ -33,6 +33,7 @@ from trio_ollama.store.manifest import (
     ModelConfig,
 )
 from trio_ollama.store.modelfile import CreateRequest
+from trio_ollama.templates.select import select_builtin
 
 if TYPE_CHECKING:
     from trio_ollama.store.store import Store
@@ -62,6 +63,7 @@ class _Builder:
         self.layers: list[Layer] = []
         self.config = ModelConfig()
         self.new_blobs: list[tuple[str, bytes]] = []
+        self.chat_template: str | None = None
 
     def blob_layer(self, digest: str, media: str) -> Layer:
         path = self.store.blob_path(digest)
@@ -81,6 +83,7 @@ class _Builder:
         media = MEDIA_ADAPTER if adapter else _gguf_media_type(info)
         self.layers.append(Layer(media, layer.digest, layer.size, layer.from_))
         if media == MEDIA_MODEL:
+            self.chat_template = info.chat_template
             self.config = ModelConfig(
                 model_format="gguf",
                 model_family=info.architecture,
@@ -102,6 +105,9 @@ class _Builder:
         digest = digest_bytes(data)
         self.new_blobs.append((digest, data))
         return digest, len(data)
+
+    def layers_of(self, *media: str) -> list[Layer]:
+        return [x for x in self.layers if x.media_type in media]
 
     def replace(self, media: tuple[str, ...], layer: Layer | None) -> None:
         self.layers = [x for x in self.layers if x.media_type not in media]
@@ -167,6 +173,17 @@ def create_model(
     for digest in request.adapters.values():
         builder.gguf_layer(digest, adapter=True)
 
+    params = dict(request.parameters)
+    has_template = bool(builder.layers_of(MEDIA_TEMPLATE, MEDIA_PROMPT))
+    if request.template is None and not has_template and builder.chat_template:
+        # As Ollama does on import: the built-in Go template closest to the GGUF's Jinja one.
+        builtin = select_builtin(builder.chat_template)
+        if builtin is not None:
+            progress(f"using autodetected template {builtin.name}")
+            builder.layers.append(builder.text_layer(MEDIA_TEMPLATE, builtin.template.encode()))
+            for key, value in (builtin.params_layer() or {}).items():
+                if value is not None:
+                    params.setdefault(key, value)
     if request.template is not None:
         builder.replace(
             (MEDIA_TEMPLATE, MEDIA_PROMPT),
@@ -176,7 +193,6 @@ def create_model(
         builder.replace((MEDIA_SYSTEM,), builder.text_layer(MEDIA_SYSTEM, request.system.encode()))
     for text in request.license:
         builder.layers.append(builder.text_layer(MEDIA_LICENSE, text.encode()))
-    params = dict(request.parameters)
     for key, value in _base_params(store, builder.layers).items():
         params.setdefault(key, value)
     if params:
