@@ -254,24 +254,24 @@ def _value_type(raw: int, what: str) -> gguf.GGUFValueType:
         raise GGUFError(f"invalid GGUF file: unknown value type {raw} for {what}") from None
 
 
-def _read_value(cur: _Cursor, vtype: gguf.GGUFValueType, key: str) -> Any:
+def _read_value(cur: _Cursor, vtype: gguf.GGUFValueType, key: str, limit: float) -> Any:
     if vtype == gguf.GGUFValueType.STRING:
         return cur.string(key)
     if vtype == gguf.GGUFValueType.ARRAY:
         item_type = _value_type(cur.unpack("I", key), key)
         count = cur.unpack("Q", key)
         if item_type == gguf.GGUFValueType.STRING:
-            if count > ARRAY_KEEP_LIMIT:
+            if count > limit:
                 cur.skip_strings(count, key)
                 return ArraySummary(item_type.name.lower(), count)
             return [cur.string(key) for _ in range(count)]
         if item_type == gguf.GGUFValueType.ARRAY:
-            items = [_read_value(cur, item_type, key) for _ in range(count)]
-            return items if count <= ARRAY_KEEP_LIMIT else ArraySummary("array", count)
+            items = [_read_value(cur, item_type, key, limit) for _ in range(count)]
+            return items if count <= limit else ArraySummary("array", count)
         fmt = _SCALARS[item_type]
         size = struct.calcsize(fmt) * count
         cur.need(size, key)
-        if count > ARRAY_KEEP_LIMIT:
+        if count > limit:
             cur.pos += size
             return ArraySummary(item_type.name.lower(), count)
         values = list(struct.unpack_from(f"{cur.endian}{count}{fmt}", cur.buf, cur.pos))
@@ -288,7 +288,11 @@ def _tensor_nbytes(ggml_type: gguf.GGMLQuantizationType, shape: tuple[int, ...],
     return n // block_size * type_size
 
 
-def parse_gguf_buffer(buf: mmap.mmap | bytes) -> GGUFInfo:
+def parse_gguf_buffer(
+    buf: mmap.mmap | bytes, array_limit: int | None = ARRAY_KEEP_LIMIT
+) -> GGUFInfo:
+    """Parse a GGUF image. Arrays longer than `array_limit` (None: no limit) are skipped."""
+    limit: float = math.inf if array_limit is None else array_limit
     if len(buf) < 4 or bytes(buf[:4]) != b"GGUF":
         raise GGUFError("not a GGUF file (bad magic)")
     cur = _Cursor(buf, "<")
@@ -312,7 +316,7 @@ def parse_gguf_buffer(buf: mmap.mmap | bytes) -> GGUFInfo:
     for _ in range(n_kv):
         key = cur.string("metadata key")
         vtype = _value_type(cur.unpack("I", key), key)
-        metadata[key] = _read_value(cur, vtype, key)
+        metadata[key] = _read_value(cur, vtype, key, limit)
     raw_tensors = []
     for _ in range(n_tensors):
         name = cur.string("tensor name")
@@ -346,8 +350,11 @@ def parse_gguf_buffer(buf: mmap.mmap | bytes) -> GGUFInfo:
     )
 
 
-def read_gguf_info(path: str | Path) -> GGUFInfo:
-    """Parse the header of the GGUF at `path`. Raises `GGUFError` with a reason."""
+def read_gguf_info(path: str | Path, array_limit: int | None = ARRAY_KEEP_LIMIT) -> GGUFInfo:
+    """Parse the header of the GGUF at `path`. Raises `GGUFError` with a reason.
+
+    `array_limit=None` decodes every array (the vocabulary too: seconds for a large one).
+    """
     path = Path(path)
     try:
         with path.open("rb") as f:
@@ -355,7 +362,7 @@ def read_gguf_info(path: str | Path) -> GGUFInfo:
             if size == 0:
                 raise GGUFError(f"not a GGUF file: {path} is empty")
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-                return parse_gguf_buffer(buf)
+                return parse_gguf_buffer(buf, array_limit)
     except OSError as exc:
         raise GGUFError(f"cannot read {path}: {exc.strerror or exc}") from exc
 

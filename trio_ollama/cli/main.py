@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+from functools import partial
+
+import trio
 
 from trio_ollama import __version__
 from trio_ollama.cli.formatting import human_bytes, human_time, table
@@ -27,11 +31,25 @@ def _setup(settings: Settings) -> int:
     return 0
 
 
+def _serve(settings: Settings) -> int:
+    from trio_ollama.api.server import serve
+
+    async def until_signal() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                logging.getLogger("trio_ollama").info("received %s, shutting down", signum)
+                return
+
+    trio.run(partial(serve, settings, shutdown_trigger=until_signal))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trio-ollama", description=__doc__)
     parser.add_argument("--version", action="version", version=f"trio-ollama {__version__}")
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND")
     verbs.add_parser("setup", help="import the default model (smollm2:135m) into the store")
+    verbs.add_parser("serve", aliases=["start"], help="start the server")
     return parser
 
 
@@ -47,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.verb == "setup":
             return _setup(settings)
+        if args.verb in ("serve", "start"):
+            return _serve(settings)
     except StoreError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1

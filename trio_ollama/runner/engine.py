@@ -268,16 +268,19 @@ class LlamaEngine:
                 return list(buf[:n])
             size = -n
 
-    def piece(self, token: int) -> bytes:
-        n = self.L.llama_token_to_piece(self.vocab, token, self._piece_buffer, 256, 0, False)
+    def piece(self, token: int, special: bool = False) -> bytes:
+        """A token's bytes; `special` renders control tokens (`<|im_start|>`) as their text."""
+        n = self.L.llama_token_to_piece(self.vocab, token, self._piece_buffer, 256, 0, special)
         if n < 0:
             big = ctypes.create_string_buffer(-n)
-            n = self.L.llama_token_to_piece(self.vocab, token, big, -n, 0, False)
+            n = self.L.llama_token_to_piece(self.vocab, token, big, -n, 0, special)
             return big.raw[:n]
         return self._piece_buffer.raw[:n]
 
     def detokenize(self, tokens: Sequence[int]) -> str:
-        return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")
+        # Control tokens included: a returned `context` must tokenize back to the same tokens.
+        pieces = b"".join(self.piece(t, special=True) for t in tokens)
+        return pieces.decode("utf-8", errors="replace")
 
     async def load(self, params: Load) -> Ready:
         return await trio.to_thread.run_sync(self.load_sync, params)

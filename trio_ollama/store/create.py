@@ -33,6 +33,7 @@ from trio_ollama.store.manifest import (
     ModelConfig,
 )
 from trio_ollama.store.modelfile import CreateRequest
+from trio_ollama.templates import TemplateError, parse_template
 from trio_ollama.templates.select import select_builtin
 
 if TYPE_CHECKING:
@@ -185,6 +186,10 @@ def create_model(
                 if value is not None:
                     params.setdefault(key, value)
     if request.template is not None:
+        try:
+            parse_template(request.template)
+        except TemplateError as exc:
+            raise CreateError(f"template error: {exc}") from exc
         builder.replace(
             (MEDIA_TEMPLATE, MEDIA_PROMPT),
             builder.text_layer(MEDIA_TEMPLATE, request.template.encode()),

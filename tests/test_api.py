@@ -1,0 +1,486 @@
+"""The real server (subprocess, loopback port, temporary store, real model) driven by real
+clients: raw httpx, the official `ollama` package and the `openai` package."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import ollama
+import openai
+import pytest
+
+from tests.server import running_server
+from trio_ollama.store import Store
+from trio_ollama.store.default_model import ensure_default_model
+
+MODEL = "smollm2:135m"
+COUNTING = ", ".join(str(i) for i in range(1, 21)) + ","
+LONG_PROMPT = " ".join(
+    f"Fact {i}: the river {n} flows through the valley of {n}ia." for i, n in
+    enumerate(["Amber", "Birch", "Cedar", "Delta", "Ember", "Fjord", "Grove", "Heath"] * 9)
+)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory, default_gguf: Path) -> Path:
+    root = tmp_path_factory.mktemp("api") / "models"
+    ensure_default_model(Store(root))
+    return root
+
+
+@pytest.fixture(scope="session")
+def url(models: Path) -> Iterator[str]:
+    with running_server(models, {"OLLAMA_NUM_PARALLEL": "2"}) as base:
+        yield base
+
+
+@pytest.fixture(scope="session")
+def client(url: str) -> ollama.Client:
+    return ollama.Client(host=url)
+
+
+def post(url: str, path: str, body: Any = None, raw: bytes | None = None) -> httpx.Response:
+    content = raw if raw is not None else json.dumps(body).encode()
+    return httpx.post(url + path, content=content, timeout=120)
+
+
+def lines(response: httpx.Response) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in response.text.splitlines() if line]
+
+
+# ----- basics
+
+
+def test_root_and_version(url: str) -> None:
+    r = httpx.get(url)
+    assert (r.status_code, r.text) == (200, "Ollama is running")
+    assert httpx.head(url).status_code == 200
+    r = httpx.get(url + "/api/version")
+    assert r.headers["content-type"] == "application/json; charset=utf-8"
+    assert set(r.json()) == {"version"}
+
+
+def test_tags_and_show(url: str, client: ollama.Client) -> None:
+    tags = httpx.get(url + "/api/tags").json()
+    entry = next(m for m in tags["models"] if m["name"] == MODEL)
+    assert entry["model"] == MODEL and entry["size"] > 98_000_000 and len(entry["digest"]) == 64
+    assert entry["details"]["parameter_size"] == "134.52M"
+    assert entry["details"]["quantization_level"] == "Q4_1"
+    assert "expires_at" not in entry
+    listed = client.list()
+    assert MODEL in [m.model for m in listed.models]
+    shown = client.show(MODEL)
+    assert shown.capabilities == ["completion"]
+    assert shown.template is not None and "<|im_start|>" in shown.template
+    assert shown.modelfile is not None and shown.modelfile.startswith("# Modelfile generated")
+    assert shown.parameters is not None and 'stop                           "<|im_start|>"' in (
+        shown.parameters
+    )
+    info = shown.modelinfo or {}
+    assert info["general.architecture"] == "llama" and info["llama.block_count"] == 30
+    assert info["tokenizer.ggml.tokens"] == []
+    verbose = post(url, "/api/show", {"model": MODEL, "verbose": True}).json()
+    assert len(verbose["model_info"]["tokenizer.ggml.tokens"]) == 49152
+    assert verbose["tensors"][0]["name"]
+
+
+# ----- generate and chat
+
+
+def test_generate_with_the_ollama_client(client: ollama.Client) -> None:
+    r = client.generate(MODEL, "What is the capital of France?", options={"temperature": 0})
+    assert "Paris" in r.response and r.done and r.done_reason == "stop"
+    assert r.total_duration and r.load_duration is not None and r.eval_count
+    assert r.prompt_eval_duration and r.eval_duration and r.context
+    streamed = "".join(
+        part.response
+        for part in client.generate(
+            MODEL, "What is the capital of France?", options={"temperature": 0}, stream=True
+        )
+    )
+    assert streamed == r.response
+
+
+def test_generate_stream_over_raw_http(url: str) -> None:
+    r = post(
+        url, "/api/generate", {"model": MODEL, "prompt": "Say hi.", "options": {"num_predict": 5}}
+    )
+    assert r.status_code == 200 and r.headers["content-type"] == "application/x-ndjson"
+    chunks = lines(r)
+    assert all(not c["done"] for c in chunks[:-1]) and chunks[-1]["done"]
+    final = chunks[-1]
+    assert final["response"] == "" and final["done_reason"] == "length"
+    assert final["eval_count"] == 5 and final["created_at"].endswith("Z")
+    for key in ("total_duration", "prompt_eval_count", "prompt_eval_duration", "eval_duration"):
+        assert isinstance(final[key], int) and final[key] > 0
+
+
+def test_generate_context_round_trip_and_raw(url: str) -> None:
+    first = post(
+        url,
+        "/api/generate",
+        {
+            "model": MODEL,
+            "prompt": "My name is Ada.",
+            "stream": False,
+            "options": {"num_predict": 8},
+        },
+    ).json()
+    again = post(url, "/api/generate", {"model": MODEL, "prompt": "What is my name?",
+                                        "context": first["context"], "stream": False,
+                                        "options": {"num_predict": 8}}).json()  # fmt: skip
+    assert again["done"] and again["context"][: len(first["context"])] == first["context"]
+    options = {"num_predict": 6, "temperature": 0}
+    body = {"model": MODEL, "prompt": COUNTING, "raw": True, "stream": False, "options": options}
+    raw = post(url, "/api/generate", body).json()
+    assert raw["response"].startswith(" 21, 2") and "context" not in raw
+
+
+def test_chat_with_the_ollama_client(client: ollama.Client) -> None:
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    r = client.chat(MODEL, messages=messages, options={"temperature": 0})
+    assert r.message.role == "assistant" and "Paris" in r.message.content
+    assert r.done_reason == "stop" and r.eval_count
+    parts = list(client.chat(MODEL, messages=messages, options={"temperature": 0}, stream=True))
+    assert "".join(p.message.content for p in parts) == r.message.content
+    assert parts[-1].done and parts[-1].message.content == ""
+
+
+def test_format_json_schema(client: ollama.Client) -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    r = client.chat(
+        MODEL,
+        messages=[{"role": "user", "content": "Which city is the capital of France? JSON."}],
+        format=schema,
+        options={"temperature": 0, "num_predict": 60},
+    )
+    assert set(json.loads(r.message.content)) == {"city"}
+
+
+def test_load_and_unload_shortcuts_and_ps(url: str, client: ollama.Client) -> None:
+    r = post(url, "/api/generate", {"model": MODEL, "keep_alive": -1})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+    assert r.json()["done_reason"] == "load"
+    ps = httpx.get(url + "/api/ps").json()["models"]
+    entry = next(m for m in ps if m["name"] == MODEL)
+    assert entry["size"] > 0 and entry["size_vram"] == 0 and entry["context_length"] == 4096
+    assert entry["expires_at"].startswith(("22", "23", "9999"))  # keep-alive forever: far off
+    r = post(url, "/api/chat", {"model": MODEL, "messages": [], "keep_alive": 0})
+    assert r.json()["done_reason"] == "unload"
+    assert r.json()["message"] == {"role": "assistant", "content": ""}
+    deadline = time.monotonic() + 10
+    while MODEL in [m["name"] for m in httpx.get(url + "/api/ps").json()["models"]]:
+        assert time.monotonic() < deadline, "the model did not unload"
+        time.sleep(0.05)
+    assert post(url, "/api/chat", {"model": MODEL, "messages": []}).json()["done_reason"] == "load"
+    assert [m.model for m in client.ps().models] == [MODEL]
+
+
+@pytest.mark.parametrize(
+    ("keep_alive", "seconds"), [("10m", 600), (30, 30), (42.5, 42.5), ("1h30m", 5400)]
+)
+def test_keep_alive_forms(url: str, keep_alive: Any, seconds: float) -> None:
+    before = time.time()
+    post(url, "/api/generate", {"model": MODEL, "keep_alive": keep_alive})
+    entry = httpx.get(url + "/api/ps").json()["models"][0]
+    from datetime import datetime
+
+    expires = datetime.fromisoformat(entry["expires_at"]).timestamp()
+    assert math.isclose(expires - before, seconds, abs_tol=3)
+
+
+# ----- embeddings
+
+
+def test_embed_and_legacy_embeddings(client: ollama.Client, url: str) -> None:
+    r = client.embed(MODEL, input=["The cat sat.", "Stocks fell."])
+    assert len(r.embeddings) == 2 and all(len(v) == 576 for v in r.embeddings)
+    assert all(math.isclose(math.fsum(x * x for x in v), 1.0, rel_tol=1e-6) for v in r.embeddings)
+    assert r.prompt_eval_count and r.total_duration
+    short = client.embed(MODEL, input="The cat sat.", dimensions=64)
+    assert len(short.embeddings[0]) == 64
+    assert math.isclose(math.fsum(x * x for x in short.embeddings[0]), 1.0, rel_tol=1e-6)
+    legacy = post(url, "/api/embeddings", {"model": MODEL, "prompt": "The cat sat."}).json()
+    assert len(legacy["embedding"]) == 576
+    assert not math.isclose(math.fsum(x * x for x in legacy["embedding"]), 1.0, rel_tol=1e-3)
+    assert post(url, "/api/embed", {"model": MODEL, "input": []}).json() == {
+        "model": MODEL,
+        "embeddings": [],
+    }
+
+
+# ----- the store over HTTP
+
+
+def test_blobs_create_copy_delete(url: str, default_gguf: Path, client: ollama.Client) -> None:
+    data = b"some license text"
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    assert httpx.head(f"{url}/api/blobs/{digest}").status_code == 404
+    wrong = "sha256:" + "0" * 64
+    r = post(url, f"/api/blobs/{wrong}", raw=data)
+    assert r.status_code == 400 and r.json()["error"].startswith('digest mismatch, expected "')
+    assert post(url, f"/api/blobs/{digest}", raw=data).status_code == 201
+    assert post(url, f"/api/blobs/{digest}", raw=data).status_code == 200
+    assert httpx.head(f"{url}/api/blobs/{digest}").status_code == 200
+    gguf_digest = "sha256:" + hashlib.sha256(default_gguf.read_bytes()).hexdigest()
+    assert httpx.head(f"{url}/api/blobs/{gguf_digest}").status_code == 200  # already stored
+    create = {"model": "pirate", "files": {"m.gguf": gguf_digest},
+              "system": "You are a pirate.", "parameters": {"top_k": 7}}  # fmt: skip
+    r = post(url, "/api/create", create)
+    statuses = [c["status"] for c in lines(r)]
+    assert statuses[0] == "parsing GGUF" and statuses[-1] == "success"
+    assert "using autodetected template chatml" in statuses and "writing manifest" in statuses
+    shown = post(url, "/api/show", {"model": "pirate"}).json()
+    assert shown["system"] == "You are a pirate." and "top_k" in shown["parameters"]
+    r = post(url, "/api/create", {"model": "pirate2", "from": "pirate", "stream": False,
+                                  "template": "{{ .Prompt }}"})  # fmt: skip
+    assert r.json() == {"status": "success"}
+    assert client.copy("pirate2", "crew/pirate:v2").status == "success"
+    assert "crew/pirate:v2" in [m.model for m in client.list().models]
+    for name in ("pirate", "pirate2", "crew/pirate:v2"):
+        assert client.delete(name).status == "success"
+    assert "pirate:latest" not in [m.model for m in client.list().models]
+
+
+# ----- errors (reference §8)
+
+
+ERRORS = [
+    ("/api/generate", b"", 400, "missing request body"),
+    ("/api/chat", b"", 400, "missing request body"),
+    ("/api/generate", {"model": "", "prompt": "x"}, 404, "model '' not found"),
+    ("/api/generate", {"model": "nope", "prompt": "x"}, 404, "model 'nope' not found"),
+    ("/api/chat", {"model": ""}, 400, "model is required"),
+    ("/api/chat", {"model": "nope", "messages": []}, 404, "model 'nope' not found"),
+    ("/api/embed", {"model": "nope", "input": "x"}, 404,
+     'model "nope" not found, try pulling it first'),
+    ("/api/embeddings", {"model": ""}, 400, "model is required"),
+    ("/api/show", {}, 400, "model is required"),
+    ("/api/show", {"model": "nope"}, 404, "model 'nope' not found"),
+    ("/api/copy", {"source": "nope", "destination": "x"}, 404, 'model "nope" not found'),
+    ("/api/copy", {"source": "../x", "destination": "x"}, 400, 'source "../x" is invalid'),
+    ("/api/generate", {"model": MODEL, "prompt": "x", "raw": True, "system": "s"}, 400,
+     "raw mode does not support template, system, or context"),
+    ("/api/generate", {"model": MODEL, "prompt": "x", "think": True}, 400,
+     '"smollm2:135m" does not support thinking'),
+    ("/api/generate", {"model": MODEL, "prompt": "x", "suffix": "y"}, 400,
+     "registry.ollama.ai/library/smollm2:135m does not support insert"),
+    ("/api/chat", {"model": MODEL, "messages": [{"role": "user", "content": "x"}],
+                   "tools": [{"type": "function", "function": {"name": "f"}}]}, 400,
+     "registry.ollama.ai/library/smollm2:135m does not support tools"),
+    ("/api/embed", {"model": MODEL, "input": 5}, 400, "invalid input type"),
+    ("/api/embed", {"model": MODEL, "input": LONG_PROMPT * 4, "truncate": False,
+                    "options": {"num_ctx": 64}}, 400, "input exceeds maximum context length"),
+    ("/api/create", {"model": "x"}, 400, "neither 'from' or 'files' was specified"),
+    ("/api/create", {"model": "x", "from": MODEL, "template": "{{ .Prompt"}, 400,
+     "template error"),
+    ("/api/generate", {"model": MODEL, "prompt": "x", "keep_alive": "10"}, 400,
+     'time: missing unit in duration "10"'),
+    ("/api/generate", {"model": MODEL, "prompt": "x", "options": {"num_ctx": -5}}, 400, "num_ctx"),
+    ("/api/generate", {"model": MODEL, "prompt": "x", "options": {"temperature": "hot"}}, 400,
+     "temperature"),
+    ("/api/chat", {"model": MODEL, "messages": "hi"}, 400, "messages"),
+    ("/api/chat", {"model": MODEL, "messages": [{"role": "bot", "content": "x"}]}, 400, "role"),
+    ("/api/generate", {"model": MODEL, "prompt": 5}, 400, "prompt"),
+    ("/api/generate", {"model": MODEL, "prompt": "x", "format": "yaml"}, 400, "invalid format"),
+    ("/api/generate", b"{not json", 400, ""),
+    ("/api/generate", b"[1, 2]", 400, ""),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "body", "status", "message"), ERRORS)
+def test_errors(url: str, path: str, body: Any, status: int, message: str) -> None:
+    r = post(url, path, raw=body if isinstance(body, bytes) else None, body=body)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    error = r.json()["error"]
+    assert isinstance(error, str) and error
+    assert message in error
+
+
+def test_http_level_errors(url: str) -> None:
+    assert httpx.request("DELETE", url + "/api/delete", json={"model": "nope"}).status_code == 404
+    bad = httpx.request("DELETE", url + "/api/delete", json={"model": "a/b/c/d"})
+    assert (bad.status_code, bad.json()["error"]) == (400, 'name "a/b/c/d" is invalid')
+    assert httpx.get(url + "/api/show").status_code == 405
+    assert httpx.get(url + "/api/nothing").status_code == 404
+    assert httpx.head(f"{url}/api/blobs/sha256:abc").status_code == 400
+    assert post(url, "/api/blobs/md5-1", raw=b"x").json()["error"] == "invalid digest format"
+    forbidden = httpx.get(url + "/api/tags", headers={"Host": "evil.example.com"})
+    assert forbidden.status_code == 403
+    local = httpx.get(url + "/api/tags", headers={"Host": "myhost.local:1234"})
+    assert local.status_code == 200
+    cors = httpx.options(
+        url + "/api/chat",
+        headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"},
+    )
+    assert cors.status_code == 204
+    assert cors.headers["access-control-allow-origin"] == "http://localhost:3000"
+    no_cors = httpx.get(url + "/api/tags", headers={"Origin": "https://evil.example.com"})
+    assert "access-control-allow-origin" not in no_cors.headers
+    pull = post(url, "/api/pull", {"model": "llama3.2", "stream": False})
+    assert pull.status_code == 502 and "registry" in pull.json()["error"]
+
+
+def test_error_after_output_is_a_final_line(url: str) -> None:
+    # A schema the runner cannot turn into a grammar fails after the load, before any token.
+    r = post(url, "/api/generate", {"model": MODEL, "prompt": "x",
+                                    "format": {"type": "object", "properties": 5}})  # fmt: skip
+    assert r.status_code in (400, 500) and "error" in r.json()
+
+
+# ----- OpenAI compatibility
+
+
+def test_openai_chat_completions_models_and_embeddings(url: str) -> None:
+    oa = openai.OpenAI(base_url=url + "/v1", api_key="unused")
+    messages: Any = [{"role": "user", "content": "What is the capital of France?"}]
+    r = oa.chat.completions.create(model=MODEL, messages=messages, temperature=0)
+    assert "Paris" in (r.choices[0].message.content or "")
+    assert r.choices[0].finish_reason == "stop" and r.usage and r.usage.completion_tokens > 0
+    chunks = list(
+        oa.chat.completions.create(
+            model=MODEL, messages=messages, temperature=0, stream=True,
+            stream_options={"include_usage": True},
+        )
+    )  # fmt: skip
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == r.choices[0].message.content
+    assert chunks[-1].usage is not None and chunks[-1].choices == []
+    done = oa.completions.create(model=MODEL, prompt="Count to ten.", max_tokens=5)
+    assert done.choices[0].text and done.choices[0].finish_reason == "length"
+    assert done.usage is not None and done.usage.completion_tokens == 5
+    e = oa.embeddings.create(model=MODEL, input=["hello", "world"])
+    assert len(e.data) == 2 and len(e.data[0].embedding) == 576
+    assert MODEL in [m.id for m in oa.models.list()]
+    assert oa.models.retrieve(MODEL).id == MODEL
+    with pytest.raises(openai.BadRequestError) as info:
+        oa.chat.completions.create(model=MODEL, messages=[])
+    assert "[] is too short - 'messages'" in str(info.value)
+    with pytest.raises(openai.NotFoundError):
+        oa.chat.completions.create(model="nope", messages=messages)
+
+
+def test_openai_sse_ends_with_done(url: str) -> None:
+    body = {"model": MODEL, "stream": True, "max_tokens": 3,
+            "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+    r = post(url, "/v1/chat/completions", body)
+    assert r.headers["content-type"].startswith("text/event-stream")
+    assert r.text.endswith("data: [DONE]\n\n")
+    events = [json.loads(e[6:]) for e in r.text.split("\n\n") if e.startswith("data: {")]
+    assert events[0]["object"] == "chat.completion.chunk"
+    assert events[-1]["choices"][0]["finish_reason"] == "length"
+
+
+# ----- concurrency, disconnects, long streams (servers of their own)
+
+
+def first_token_seconds(url: str, prompt: str = "Say hi.") -> float:
+    started = time.monotonic()
+    with httpx.stream("POST", url + "/api/generate", timeout=120,
+                      json={"model": MODEL, "prompt": prompt}) as r:  # fmt: skip
+        for _ in r.iter_lines():
+            return time.monotonic() - started
+    raise AssertionError("no output")
+
+
+def hang_up_after(url: str, body: dict[str, Any], lines_wanted: int, seconds: float) -> None:
+    """Start a streaming request and close the connection after some lines or some time."""
+    got = 0
+    deadline = time.monotonic() + seconds
+    try:
+        timeout = httpx.Timeout(120, read=seconds)
+        with httpx.stream("POST", url + "/api/generate", json=body, timeout=timeout) as r:
+            for _ in r.iter_lines():
+                got += 1
+                if got >= lines_wanted or time.monotonic() > deadline:
+                    break
+    except httpx.ReadTimeout:
+        pass  # nothing came in time: hanging up is the point
+
+
+def test_client_disconnects_free_the_slot(models: Path) -> None:
+    with running_server(models, {"OLLAMA_NUM_PARALLEL": "1"}) as url:
+        first_token_seconds(url)  # loaded and warm
+        endless = {"model": MODEL, "prompt": COUNTING, "raw": True,
+                   "options": {"num_predict": 3000, "temperature": 0}}  # fmt: skip
+        # 1. mid-stream: after a few tokens the client goes away.
+        hang_up_after(url, endless, lines_wanted=5, seconds=30)
+        assert first_token_seconds(url) < 2, "the slot came back at once"
+        # 2. during a long prompt (~1,000 tokens, ~5 s to process).
+        long = {"model": MODEL, "prompt": LONG_PROMPT, "options": {"num_predict": 1}}
+        started = time.monotonic()
+        hang_up_after(url, long, lines_wanted=1, seconds=0.5)
+        assert time.monotonic() - started < 2
+        assert first_token_seconds(url) < 2
+        # 3. while queued behind a running request, on a one-slot runner.
+        holder = threading.Thread(target=hang_up_after, args=(url, endless, 10_000, 6))
+        holder.start()
+        time.sleep(1)
+        queued_started = time.monotonic()
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(url + "/api/generate", json={"model": MODEL, "prompt": "queued"},
+                       timeout=1)  # fmt: skip
+        holder.join()
+        assert time.monotonic() - queued_started < 7
+        assert first_token_seconds(url) < 2, "the abandoned queued request took nothing"
+
+
+def test_concurrent_requests_share_a_batch(models: Path) -> None:
+    """With OLLAMA_NUM_PARALLEL=4, four streams decode side by side in one runner.
+
+    Behaviour, not speed (benchmarks/runner.py measures that): every stream has produced its
+    first token before any of them finishes, and all four give the greedy answer of one alone.
+    """
+    with running_server(models, {"OLLAMA_NUM_PARALLEL": "4"}) as url:
+        body = {"model": MODEL, "prompt": COUNTING, "raw": True,
+                "options": {"num_predict": 120, "temperature": 0}}  # fmt: skip
+        alone = post(url, "/api/generate", {**body, "stream": False}).json()["response"]
+        firsts: list[float] = []
+        ends: list[float] = []
+        texts: list[str] = []
+
+        def one() -> None:
+            text = ""
+            with httpx.stream("POST", url + "/api/generate", json=body, timeout=120) as r:
+                for line in r.iter_lines():
+                    if not text:
+                        firsts.append(time.monotonic())
+                    text += json.loads(line).get("response", "") if line else ""
+            ends.append(time.monotonic())
+            texts.append(text)
+
+        threads = [threading.Thread(target=one) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert texts == [alone] * 4
+        assert max(firsts) < min(ends), "all four were generating at the same time"
+        assert len(httpx.get(url + "/api/ps").json()["models"]) == 1
+
+
+def test_a_generation_longer_than_60_seconds_streams_to_the_end(models: Path) -> None:
+    with running_server(models) as url:
+        started = time.monotonic()
+        # Greedy counting never ends by itself; the prompt is kept through context shifts.
+        options = {"num_predict": 9000, "num_ctx": 512, "num_keep": 100, "temperature": 0,
+                   "repeat_penalty": 1.0}  # fmt: skip
+        body = {"model": MODEL, "prompt": COUNTING, "raw": True, "options": options}
+        final: dict[str, Any] = {}
+        with httpx.stream("POST", url + "/api/generate", json=body, timeout=300) as r:
+            for line in r.iter_lines():
+                if line:
+                    final = json.loads(line)
+        elapsed = time.monotonic() - started
+        assert final.get("done") and final["done_reason"] == "length", final
+        assert final["eval_count"] == 9000
+        assert elapsed > 60, f"finished in {elapsed:.0f}s: not a long enough test"

@@ -1,0 +1,321 @@
+"""The HTTP surface: a quart-trio app whose routes parse, call the service, and stream.
+
+Streaming follows Ollama: the first chunk is computed before the status is sent, so an error
+before any output gets its own status; an error after output becomes a final `{"error": ...}`
+line. Leaving a stream early (the client hung up) cancels the handler, which closes the chunk
+iterator, which leaves the scheduler's `acquire` scope: the runner slot is free at once.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import logging
+import socket
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from typing import Any
+
+import trio
+from quart import Response, request
+from quart_trio import QuartTrio
+
+from trio_ollama import gojson
+from trio_ollama.api import schemas
+from trio_ollama.api.errors import APIError
+from trio_ollama.api.service import Service
+from trio_ollama.store.errors import DigestMismatchError
+from trio_ollama.store.layout import CHUNK, InvalidDigestError, normalize_digest
+
+log = logging.getLogger(__name__)
+
+JSON_TYPE = "application/json; charset=utf-8"
+NDJSON_TYPE = "application/x-ndjson"
+# JSON bodies are read whole; images make them large, but not this large.
+MAX_JSON_BODY = 64 * 1024 * 1024
+ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
+ALLOWED_HEADERS = (
+    "Authorization, Content-Type, User-Agent, Accept, X-Requested-With, OpenAI-Beta, "
+    "x-stainless-arch, x-stainless-async, x-stainless-custom-poll-interval, "
+    "x-stainless-helper-method, x-stainless-lang, x-stainless-os, x-stainless-package-version, "
+    "x-stainless-poll-helper, x-stainless-retry-count, x-stainless-runtime, "
+    "x-stainless-runtime-version, x-stainless-timeout"
+)
+
+
+def json_response(value: Any, status: int = 200) -> Response:
+    return Response(gojson.dumps(value), status=status, content_type=JSON_TYPE)
+
+
+def error_response(exc: APIError) -> Response:
+    return json_response({"error": exc.message}, exc.status)
+
+
+async def read_body(limit: int = MAX_JSON_BODY) -> bytes:
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise APIError(413, f"request body exceeds {limit} bytes")
+    data = bytearray()
+    async for chunk in request.body:
+        data += chunk
+        if len(data) > limit:
+            raise APIError(413, f"request body exceeds {limit} bytes")
+    return bytes(data)
+
+
+async def parsed(kind: Callable[[dict[str, Any]], Any]) -> Any:
+    return kind(schemas.parse_body(await read_body()))
+
+
+def _line(value: Any) -> bytes:
+    return gojson.encode(value)
+
+
+async def stream_or_collect(
+    chunks: AsyncGenerator[dict[str, Any], None],
+    stream: bool,
+    combine: Callable[[list[dict[str, Any]]], dict[str, Any]],
+) -> Response:
+    """NDJSON when streaming, else one combined object; see the module docstring for errors."""
+    try:
+        first = await chunks.__anext__()
+    except StopAsyncIteration:
+        return json_response({})
+    except APIError as exc:
+        await chunks.aclose()
+        return error_response(exc)
+    if first.get("done") and first.get("done_reason") in ("load", "unload"):
+        await chunks.aclose()
+        return json_response(first)  # Ollama answers the shortcuts with one object
+    if not stream:
+        collected = [first]
+        try:
+            async for chunk in chunks:
+                collected.append(chunk)
+        except APIError as exc:
+            return error_response(exc)
+        return json_response(combine(collected))
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            yield _line(first)
+            async for chunk in chunks:
+                yield _line(chunk)
+        except APIError as exc:
+            yield _line({"error": exc.message})
+        finally:
+            await chunks.aclose()
+
+    return Response(body(), content_type=NDJSON_TYPE)
+
+
+def combine_generate(chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    final = dict(chunks[-1])
+    final["response"] = "".join(c.get("response", "") for c in chunks)
+    return final
+
+
+def combine_chat(chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    final = dict(chunks[-1])
+    message = dict(final.get("message") or {"role": "assistant"})
+    message["content"] = "".join(c.get("message", {}).get("content", "") for c in chunks)
+    final["message"] = message
+    return final
+
+
+def combine_progress(chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    return chunks[-1]
+
+
+def host_allowed(host_header: str) -> bool:
+    """Ollama's allowedHostsMiddleware: local names and addresses only (DNS rebinding)."""
+    host = host_header.strip()
+    if host.startswith("["):
+        host = host[1 : host.find("]")] if "]" in host else host[1:]
+    elif host.count(":") == 1:
+        host = host.rsplit(":", 1)[0]
+    host = host.lower()
+    if host in ("", "localhost") or host.endswith((".localhost", ".local", ".internal")):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host == socket.gethostname().lower()
+    return address.is_loopback or address.is_private or address.is_unspecified
+
+
+def origin_allowed(origin: str, allowed: tuple[str, ...]) -> bool:
+    return any(pattern == "*" or fnmatch.fnmatchcase(origin, pattern) for pattern in allowed)
+
+
+def create_app(service: Service) -> QuartTrio:
+    app = QuartTrio("trio_ollama")
+    # A generation or an upload may take as long as it takes (Quart cuts both at 60 s).
+    app.config.update(
+        RESPONSE_TIMEOUT=None, BODY_TIMEOUT=None, MAX_CONTENT_LENGTH=None,
+        PROVIDE_AUTOMATIC_OPTIONS=False,
+    )  # fmt: skip
+    settings = service.settings
+    check_host = settings.host.is_loopback
+
+    @app.before_request
+    async def guard() -> Response | None:
+        if check_host and not host_allowed(request.headers.get("Host", "")):
+            return Response("", status=403)
+        if request.method == "OPTIONS":
+            return Response("", status=204)
+        return None
+
+    @app.after_request
+    async def cors(response: Response) -> Response:
+        origin = request.headers.get("Origin")
+        if origin and origin_allowed(origin, settings.origins):
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+            response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
+            response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
+        return response
+
+    @app.errorhandler(APIError)
+    async def api_error(exc: APIError) -> Response:
+        return error_response(exc)
+
+    @app.errorhandler(404)
+    async def not_found(_: Exception) -> Response:
+        return Response("404 page not found", status=404, content_type="text/plain")
+
+    @app.errorhandler(405)
+    async def not_allowed(_: Exception) -> Response:
+        return Response("405 method not allowed", status=405, content_type="text/plain")
+
+    @app.errorhandler(Exception)
+    async def crashed(exc: Exception) -> Response:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return json_response({"error": str(exc) or type(exc).__name__}, 500)
+
+    @app.route("/", methods=["GET", "HEAD", "OPTIONS"])
+    async def root() -> Response:
+        return Response("Ollama is running", content_type="text/plain; charset=utf-8")
+
+    @app.route("/api/version", methods=["GET", "HEAD", "OPTIONS"])
+    async def version() -> Response:
+        return json_response(service.version())
+
+    @app.route("/api/tags", methods=["GET", "HEAD", "OPTIONS"])
+    async def tags() -> Response:
+        return json_response(await service.tags())
+
+    @app.route("/api/ps", methods=["GET", "OPTIONS"])
+    async def ps() -> Response:
+        return json_response(await service.ps())
+
+    @app.route("/api/show", methods=["POST", "OPTIONS"])
+    async def show() -> Response:
+        return json_response(await service.show(await parsed(schemas.ShowRequest.from_json)))
+
+    @app.route("/api/copy", methods=["POST", "OPTIONS"])
+    async def copy() -> Response:
+        await service.copy(await parsed(schemas.CopyRequest.from_json))
+        return Response("", status=200)
+
+    @app.route("/api/delete", methods=["DELETE", "OPTIONS"])
+    async def delete() -> Response:
+        await service.delete(await parsed(schemas.DeleteRequest.from_json))
+        return Response("", status=200)
+
+    @app.route("/api/generate", methods=["POST", "OPTIONS"])
+    async def generate() -> Response:
+        req = await parsed(schemas.GenerateRequest.from_json)
+        return await stream_or_collect(service.generate(req), req.stream, combine_generate)
+
+    @app.route("/api/chat", methods=["POST", "OPTIONS"])
+    async def chat() -> Response:
+        req = await parsed(schemas.ChatRequest.from_json)
+        return await stream_or_collect(service.chat(req), req.stream, combine_chat)
+
+    @app.route("/api/embed", methods=["POST", "OPTIONS"])
+    async def embed() -> Response:
+        return json_response(await service.embed(await parsed(schemas.EmbedRequest.from_json)))
+
+    @app.route("/api/embeddings", methods=["POST", "OPTIONS"])
+    async def embeddings() -> Response:
+        req = await parsed(schemas.EmbeddingsRequest.from_json)
+        return json_response(await service.embeddings(req))
+
+    @app.route("/api/create", methods=["POST", "OPTIONS"])
+    async def create() -> Response:
+        req = await parsed(schemas.CreateJSON.from_json)
+        return await stream_or_collect(service.create(req), req.stream, combine_progress)
+
+    @app.route("/api/pull", methods=["POST", "OPTIONS"])
+    async def pull() -> Response:
+        req = await parsed(schemas.PullRequest.from_json)
+        return await stream_or_collect(registry_unreachable("pulling manifest", req.model),
+                                       req.stream, combine_progress)  # fmt: skip
+
+    @app.route("/api/push", methods=["POST", "OPTIONS"])
+    async def push() -> Response:
+        req = await parsed(schemas.PushRequest.from_json)
+        return await stream_or_collect(registry_unreachable("retrieving manifest", req.model),
+                                       req.stream, combine_progress)  # fmt: skip
+
+    @app.route("/api/blobs/<digest>", methods=["HEAD", "POST", "OPTIONS"])
+    async def blobs(digest: str) -> Response:
+        exists = await service.blob_exists(digest)
+        if request.method == "HEAD":
+            if exists:
+                return Response("", status=200)
+            raise APIError(404, f'blob "{digest}" not found')
+        if exists:
+            return Response("", status=200)
+        await upload_blob(service, digest)
+        return Response("", status=201)
+
+    from trio_ollama.api.openai_routes import add_openai_routes
+
+    add_openai_routes(app, service)
+    return app
+
+
+async def registry_unreachable(first: str, model: str) -> AsyncGenerator[dict[str, Any], None]:
+    from trio_ollama.names import parse_name
+
+    if not parse_name(model).is_valid:
+        raise APIError(400, "invalid model name")
+    yield {"status": first}
+    raise APIError(
+        502,
+        "the model registry is not reachable from trio-ollama yet: pull and push are not "
+        "implemented; import a GGUF with `trio-ollama create` instead",
+    )
+
+
+async def upload_blob(service: Service, digest: str) -> None:
+    """Stream the body to a temporary file, hashing it; publish only if the digest matches."""
+    try:
+        expected = normalize_digest(digest)
+    except InvalidDigestError:
+        raise APIError(400, "invalid digest format") from None
+    send, receive = trio.open_memory_channel[bytes](4)
+
+    def chunks() -> Iterator[bytes]:
+        while True:
+            try:
+                yield trio.from_thread.run(receive.receive)
+            except trio.EndOfChannel:
+                return
+
+    def consume() -> None:
+        service.store.write_blob_stream(chunks(), expected)
+
+    async def produce() -> None:
+        async with send:
+            async for chunk in request.body:
+                for i in range(0, len(chunk), CHUNK):
+                    await send.send(bytes(chunk[i : i + CHUNK]))
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(produce)
+            await trio.to_thread.run_sync(consume)
+    except* DigestMismatchError as group:
+        raise APIError(400, str(group.exceptions[0])) from None

@@ -1,0 +1,116 @@
+"""`/v1/*`: the OpenAI layer, as Ollama's middleware does it: translate the request, run the
+native service, translate the (streamed) answer. Translations live in `openai.py`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any
+
+from quart import Response
+from quart_trio import QuartTrio
+
+from trio_ollama.api import openai as oa
+from trio_ollama.api import schemas
+from trio_ollama.api.app import combine_chat, combine_generate, json_response, read_body
+from trio_ollama.api.errors import APIError
+from trio_ollama.api.service import Service
+
+SSE_TYPE = "text/event-stream"
+
+
+def openai_error(exc: APIError) -> Response:
+    return json_response(oa.error_body(exc.status, exc.message, exc.openai_type), exc.status)
+
+
+async def _respond(
+    chunks: AsyncGenerator[dict[str, Any], None],
+    stream: bool,
+    combine: Callable[[list[dict[str, Any]]], dict[str, Any]],
+    reply: Callable[[dict[str, Any]], dict[str, Any]],
+    events: Callable[[dict[str, Any]], list[bytes]],
+) -> Response:
+    try:
+        first = await chunks.__anext__()
+    except APIError as exc:
+        await chunks.aclose()
+        return openai_error(exc)
+    if not stream:
+        collected = [first]
+        try:
+            async for chunk in chunks:
+                collected.append(chunk)
+        except APIError as exc:
+            return openai_error(exc)
+        return json_response(reply(combine(collected)))
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            for event in events(first):
+                yield event
+            async for chunk in chunks:
+                for event in events(chunk):
+                    yield event
+        except APIError as exc:
+            yield oa.sse_event({"error": oa.error_body(exc.status, exc.message)["error"]})
+        finally:
+            await chunks.aclose()
+
+    return Response(body(), content_type=SSE_TYPE)
+
+
+def add_openai_routes(app: QuartTrio, service: Service) -> None:
+    @app.route("/v1/chat/completions", methods=["POST", "OPTIONS"])
+    async def v1_chat_completions() -> Response:
+        try:
+            native, options = oa.chat_request(oa.decode_body(await read_body()))
+            request = schemas.ChatRequest.from_json(native)
+        except APIError as exc:
+            return openai_error(exc)
+        ident, created = oa.chat_completion_id(), int(time.time())
+        stream = oa.ChatStream(ident, created, options.include_usage)
+        return await _respond(
+            service.chat(request),
+            options.stream,
+            combine_chat,
+            lambda final: oa.chat_completion(final, id=ident, created=created),
+            stream.events,
+        )
+
+    @app.route("/v1/completions", methods=["POST", "OPTIONS"])
+    async def v1_completions() -> Response:
+        try:
+            native, options = oa.completion_request(oa.decode_body(await read_body()))
+            request = schemas.GenerateRequest.from_json(native)
+        except APIError as exc:
+            return openai_error(exc)
+        ident, created = oa.completion_id(), int(time.time())
+        stream = oa.CompletionStream(ident, created, options.include_usage)
+        return await _respond(
+            service.generate(request),
+            options.stream,
+            combine_generate,
+            lambda final: oa.completion(final, id=ident, created=created),
+            stream.events,
+        )
+
+    @app.route("/v1/embeddings", methods=["POST", "OPTIONS"])
+    async def v1_embeddings() -> Response:
+        try:
+            native, options = oa.embeddings_request(oa.decode_body(await read_body()))
+            result = await service.embed(schemas.EmbedRequest.from_json(native))
+        except APIError as exc:
+            return openai_error(exc)
+        return json_response(oa.embeddings(result, options.model, options.encoding_format))
+
+    @app.route("/v1/models", methods=["GET", "OPTIONS"])
+    async def v1_models() -> Response:
+        return json_response(oa.models_list((await service.tags())["models"]))
+
+    @app.route("/v1/models/<path:model>", methods=["GET", "OPTIONS"])
+    async def v1_model(model: str) -> Response:
+        try:
+            details = await service.details(model, not_found="model '{name}' not found")
+        except APIError as exc:
+            return openai_error(exc)
+        return json_response(oa.model_retrieve(model, details.modified_at))

@@ -1,0 +1,158 @@
+"""From a request to the text the model reads: templates, capabilities, history truncation.
+
+A model's TEMPLATE layer (Ollama's Go template) wins; without one, the GGUF's Jinja
+`tokenizer.chat_template` renders in a sandbox; without either, the prompt goes as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+import attrs
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from trio_ollama.api.errors import APIError
+from trio_ollama.store import ModelDetails
+from trio_ollama.templates import (
+    Message,
+    PromptTemplate,
+    TemplateError,
+    TemplateValues,
+    parse_template,
+    render_chat,
+)
+
+log = logging.getLogger(__name__)
+
+Tokenize = Callable[[str], Awaitable[int]]
+
+
+@lru_cache(maxsize=64)
+def _go(text: str) -> PromptTemplate:
+    return parse_template(text)
+
+
+def _jinja_raise(message: str) -> None:
+    raise jinja2.TemplateError(message)
+
+
+@lru_cache(maxsize=16)
+def _jinja(text: str) -> jinja2.Template:
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals["raise_exception"] = _jinja_raise
+    return env.from_string(text)
+
+
+@attrs.frozen
+class ModelPrompt:
+    """How one model turns messages into a prompt, and what it can do."""
+
+    go: PromptTemplate | None
+    jinja: str | None
+    system: str | None
+    messages: tuple[Message, ...]
+    embedding: bool
+    has_projector: bool
+
+    @classmethod
+    def of(cls, details: ModelDetails, template_override: str | None = None) -> ModelPrompt:
+        text = template_override if template_override is not None else details.template
+        try:
+            go = _go(text) if text is not None else None
+        except TemplateError as exc:
+            raise APIError(400, f"template error: {exc}") from exc
+        info = details.gguf
+        jinja = info.chat_template if info is not None and go is None else None
+        return cls(
+            go=go,
+            jinja=jinja,
+            system=details.system,
+            messages=tuple(Message(role=m.role, content=m.content) for m in details.messages),
+            embedding=info is not None and info.pooling_type is not None,
+            has_projector=bool(details.projectors),
+        )
+
+    @property
+    def capabilities(self) -> list[str]:
+        """Ollama's capability names, from the model kind and what its template mentions."""
+        if self.embedding:
+            return ["embedding"]
+        caps = ["completion"]
+        if self.go is not None:
+            if "tools" in self.go.vars:
+                caps.append("tools")
+            if "suffix" in self.go.vars:
+                caps.append("insert")
+            if "thinking" in self.go.vars or "think" in self.go.vars:
+                caps.append("thinking")
+        elif self.jinja is not None and "tools" in self.jinja:
+            caps.append("tools")
+        if self.has_projector:
+            caps.append("vision")
+        return caps
+
+    def render(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        think: bool | str | None = None,
+    ) -> str:
+        try:
+            if self.go is not None:
+                return render_chat(self.go, messages, tools=tools, think=think)
+            if self.jinja is not None:
+                return _jinja(self.jinja).render(
+                    messages=[{"role": m.role, "content": m.content} for m in messages],
+                    tools=list(tools) if tools else None,
+                    add_generation_prompt=True,
+                    bos_token="",
+                    eos_token="",
+                )
+        except (TemplateError, jinja2.TemplateError) as exc:
+            raise APIError(500, f"template error: {exc}") from exc
+        return "".join(m.content for m in messages if m.role in ("user", "system"))
+
+    def render_suffix(self, prompt: str, suffix: str) -> str:
+        """Fill-in-the-middle: `.Prompt` and `.Suffix`, for templates that have `insert`."""
+        assert self.go is not None
+        return self.go.execute(TemplateValues(prompt=prompt, suffix=suffix))
+
+    def conversation(
+        self, messages: Sequence[Message], *, with_model_messages: bool
+    ) -> list[Message]:
+        """Model MESSAGEs, then the request's, with SYSTEM first unless it brings its own."""
+        msgs = [*self.messages, *messages] if with_model_messages else list(messages)
+        if self.system and (not msgs or msgs[0].role != "system"):
+            msgs.insert(0, Message(role="system", content=self.system))
+        return msgs
+
+
+async def fit_history(
+    model: ModelPrompt,
+    messages: Sequence[Message],
+    *,
+    num_ctx: int,
+    tokenize: Tokenize,
+    truncate: bool,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    think: bool | str | None = None,
+) -> str:
+    """Ollama's `chatPrompt`: drop the oldest messages until the prompt fits `num_ctx`.
+
+    The last message and every system message before the cut always stay.
+    """
+    if not truncate or len(messages) <= 1:
+        return model.render(messages, tools=tools, think=think)
+    for start in range(len(messages)):
+        kept = [m for m in messages[:start] if m.role == "system"] + list(messages[start:])
+        prompt = model.render(kept, tools=tools, think=think)
+        if start == len(messages) - 1 or await tokenize(prompt) <= num_ctx:
+            if start:
+                log.debug("truncated chat history", extra={"dropped": start})
+            return prompt
+    raise AssertionError("unreachable")  # pragma: no cover

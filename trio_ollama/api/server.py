@@ -1,0 +1,70 @@
+"""`serve`: the scheduler and the HTTP server in one nursery, as `trio-ollama serve` runs them.
+
+Usable from any Trio program: `await nursery.start(serve, settings)` returns once listening (with
+the addresses bound). Cancelling the nursery, or the shutdown trigger, stops accepting, lets
+in-flight requests finish within the grace period, then ends every runner.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import hypercorn.config
+import hypercorn.trio
+import trio
+
+from trio_ollama.api.app import create_app
+from trio_ollama.api.service import Service
+from trio_ollama.config import Settings
+from trio_ollama.scheduler import open_scheduler
+from trio_ollama.store import Store
+
+log = logging.getLogger(__name__)
+
+GRACE_SECONDS = 10.0
+
+
+def _bind(settings: Settings) -> str:
+    host = settings.host.host or "0.0.0.0"
+    return f"[{host}]:{settings.host.port}" if ":" in host else f"{host}:{settings.host.port}"
+
+
+async def serve(
+    settings: Settings | None = None,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[Any]] | None = None,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+    **scheduler_kwargs: Any,
+) -> None:
+    """Serve Ollama's API until cancelled or until `shutdown_trigger` returns."""
+    settings = settings or Settings.from_env()
+    store = Store(settings.models_dir)
+    if not settings.noprune:
+        report = await trio.to_thread.run_sync(store.prune)
+        if report.removed_blobs or report.removed_temp_files:
+            log.info(
+                "pruned the store",
+                extra={"blobs": report.removed_blobs, "temp_files": report.removed_temp_files},
+            )
+    config = hypercorn.config.Config()
+    config.bind = [_bind(settings)]
+    config.accesslog = None
+    config.graceful_timeout = GRACE_SECONDS
+    config.keep_alive_timeout = 30
+    async with open_scheduler(settings, **scheduler_kwargs) as scheduler:
+        app = create_app(Service(settings, store, scheduler))
+        async with trio.open_nursery() as nursery:
+            binds: list[str] = await nursery.start(
+                partial(hypercorn.trio.serve, app, config, shutdown_trigger=shutdown_trigger)
+            )
+            log.info("Listening on %s (version %s)", ", ".join(binds), _version())
+            task_status.started(binds)
+
+
+def _version() -> str:
+    from trio_ollama import __version__
+
+    return __version__

@@ -1,0 +1,516 @@
+"""The native API's work, independent of HTTP: each method takes a parsed request and returns
+a JSON object or yields JSON chunks. Routes (`app.py`) and the OpenAI layer both call it.
+
+Blocking store work runs in threads; model access goes through the scheduler, whose `acquire`
+scope is held for as long as a response streams, so a client that hangs up frees its slot.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import attrs
+import trio
+
+from trio_ollama import __version__
+from trio_ollama.api.errors import APIError
+from trio_ollama.api.prompt import ModelPrompt, fit_history
+from trio_ollama.api.schemas import go_quote
+from trio_ollama.api.timefmt import FOREVER_SECONDS, local_time, utc_now
+from trio_ollama.config import Settings
+from trio_ollama.gguf_info import ArraySummary, GGUFError, read_gguf_info
+from trio_ollama.names import InvalidNameError, ModelName, parse_name
+from trio_ollama.options import DEFAULTS, check_option_value
+from trio_ollama.runner.client import RunnerClient, RunnerError
+from trio_ollama.runner.protocol import Completion, Done, Piece, Sampling
+from trio_ollama.scheduler import (
+    Lease,
+    ModelSpec,
+    RunnerOptions,
+    Scheduler,
+    SchedulerError,
+)
+from trio_ollama.store import (
+    CorruptModelError,
+    CreateError,
+    ModelDetails,
+    ModelNotFoundError,
+    Store,
+    StoreError,
+)
+from trio_ollama.store.layout import InvalidDigestError, normalize_digest
+from trio_ollama.templates import Message
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+# Tokens per image that Ollama counts for projector models when fitting the history.
+PREDICT_KEYS = (
+    "num_keep", "seed", "num_predict", "top_k", "top_p", "min_p", "typical_p", "repeat_last_n",
+    "temperature", "repeat_penalty", "presence_penalty", "frequency_penalty", "stop",
+)  # fmt: skip
+
+
+def metrics(done: Done, total: float, load: float) -> dict[str, int]:
+    """Ollama's Metrics, in nanoseconds, zero values left out (they are omitempty)."""
+    values = {
+        "total_duration": int(total * 1e9),
+        "load_duration": int(load * 1e9),
+        "prompt_eval_count": done.prompt_eval_count,
+        "prompt_eval_duration": done.prompt_eval_duration,
+        "eval_count": done.eval_count,
+        "eval_duration": done.eval_duration,
+    }
+    return {k: v for k, v in values.items() if v}
+
+
+def merge_options(model: ModelDetails, request: dict[str, Any], default_ctx: int) -> dict[str, Any]:
+    """Ollama's order: defaults, then the model's PARAMETERs, then the request's options."""
+    merged: dict[str, Any] = {**DEFAULTS, "num_ctx": default_ctx}
+    for key, value in model.parameters.items():
+        try:
+            merged[key] = check_option_value(key, value)
+        except (KeyError, ValueError):
+            log.warning("ignoring model parameter %s=%r", key, value)
+    merged.update(request)
+    return merged
+
+
+def sampling_of(options: dict[str, Any]) -> Sampling:
+    return Sampling(**{k: options[k] for k in PREDICT_KEYS})
+
+
+def runner_options_of(options: dict[str, Any]) -> RunnerOptions:
+    fields = attrs.fields_dict(RunnerOptions)
+    return RunnerOptions(**{k: options[k] for k in fields if k in options})
+
+
+@attrs.define
+class Service:
+    settings: Settings
+    store: Store
+    scheduler: Scheduler
+
+    # ----- helpers
+
+    async def _thread(self, fn: Callable[..., _T], *args: Any) -> _T:
+        return await trio.to_thread.run_sync(fn, *args)
+
+    async def details(self, name: str, *, not_found: str) -> ModelDetails:
+        """The stored model named `name`; `not_found` formats the 404 (it gets `{name}`)."""
+        try:
+            return await self._thread(self.store.show, name)
+        except InvalidNameError:
+            raise APIError(404, not_found.format(name=name)) from None
+        except ModelNotFoundError:
+            raise APIError(404, not_found.format(name=name)) from None
+        except (CorruptModelError, GGUFError) as exc:
+            raise APIError(500, str(exc)) from exc
+
+    async def spec(self, details: ModelDetails) -> ModelSpec:
+        try:
+            return await self._thread(ModelSpec.from_details, details)
+        except (SchedulerError, GGUFError, OSError) as exc:
+            raise APIError(500, str(exc)) from exc
+
+    @asynccontextmanager
+    async def _leased(
+        self, spec: ModelSpec, options: dict[str, Any], keep_alive: float | None
+    ) -> AsyncIterator[Lease]:
+        """A runner slot; the scheduler's refusals (busy, load failure) become API errors."""
+        entered = False
+        try:
+            async with self.scheduler.acquire(
+                spec, runner_options_of(options), keep_alive
+            ) as lease:
+                entered = True
+                yield lease
+        except SchedulerError as exc:
+            if entered:
+                raise
+            raise APIError(exc.status, str(exc)) from exc
+
+    # ----- generate and chat
+
+    async def generate(self, req: Any) -> AsyncGenerator[dict[str, Any], None]:
+        started = trio.current_time()
+        if not req.model or not parse_name(req.model).is_valid:
+            raise APIError(404, f"model '{req.model}' not found")
+        details = await self.details(req.model, not_found="model '{name}' not found")
+        if req.prompt == "" and req.keep_alive == 0:
+            self.scheduler.expire_model(await self.spec(details))
+            yield {"model": req.model, "created_at": utc_now(), "response": "", "done": True,
+                   "done_reason": "unload"}  # fmt: skip
+            return
+        if req.raw and (req.template is not None or req.system is not None or req.context):
+            raise APIError(400, "raw mode does not support template, system, or context")
+        model = ModelPrompt.of(details, req.template)
+        caps = model.capabilities
+        if "completion" not in caps:
+            raise APIError(400, f'"{req.model}" does not support generate')
+        if req.suffix and "insert" not in caps:
+            raise APIError(400, f"{details.name} does not support insert")
+        self._check_think(req.model, req.think, caps)
+        spec = await self.spec(details)
+        options = merge_options(details, req.options, self.settings.context_length)
+        async with self._leased(spec, options, req.keep_alive) as lease:
+            if req.prompt == "" and not req.suffix:
+                yield {"model": req.model, "created_at": utc_now(), "response": "", "done": True,
+                       "done_reason": "load"}  # fmt: skip
+                return
+            runner = lease.runner
+            prefix = ""
+            if req.context:
+                prefix = await runner.detokenize(list(req.context))
+            if req.raw:
+                prompt = req.prompt
+            elif req.suffix:
+                prompt = model.render_suffix(req.prompt, req.suffix)
+            else:
+                system = req.system if req.system is not None else None
+                user = Message(role="user", content=req.prompt)
+                msgs = model.conversation([user], with_model_messages=not req.context)
+                if system is not None:
+                    msgs = [m for m in msgs if m.role != "system" or m.content != model.system]
+                    msgs.insert(0, Message(role="system", content=system))
+                prompt = await fit_history(
+                    model, msgs, num_ctx=lease.num_ctx, tokenize=_counter(runner),
+                    truncate=req.truncate, think=req.think,
+                )  # fmt: skip
+            prompt = prefix + prompt
+            text = ""
+            async for chunk in self._complete(runner, prompt, options, req.format, req.truncate,
+                                              req.shift):  # fmt: skip
+                if isinstance(chunk, Piece):
+                    text += chunk.text
+                    yield {"model": req.model, "created_at": utc_now(), "response": chunk.text,
+                           "done": False}  # fmt: skip
+                else:
+                    final: dict[str, Any] = {
+                        "model": req.model, "created_at": utc_now(), "response": "",
+                        "done": True, "done_reason": chunk.done_reason,
+                    }  # fmt: skip
+                    if not req.raw:
+                        final["context"] = await runner.tokenize(prompt + text)
+                    final.update(metrics(chunk, trio.current_time() - started,
+                                         lease.load_duration))  # fmt: skip
+                    yield final
+
+    async def chat(self, req: Any) -> AsyncGenerator[dict[str, Any], None]:
+        started = trio.current_time()
+        if not req.model or not parse_name(req.model).is_valid:
+            raise APIError(400, "model is required")
+        details = await self.details(req.model, not_found="model '{name}' not found")
+        empty = {"role": "assistant", "content": ""}
+        if not req.messages and req.keep_alive == 0:
+            self.scheduler.expire_model(await self.spec(details))
+            yield {"model": req.model, "created_at": utc_now(), "message": empty, "done": True,
+                   "done_reason": "unload"}  # fmt: skip
+            return
+        model = ModelPrompt.of(details)
+        caps = model.capabilities
+        if "completion" not in caps:
+            raise APIError(400, f'"{req.model}" does not support chat')
+        if req.tools and "tools" not in caps:
+            raise APIError(400, f"{details.name} does not support tools")
+        self._check_think(req.model, req.think, caps)
+        spec = await self.spec(details)
+        options = merge_options(details, req.options, self.settings.context_length)
+        async with self._leased(spec, options, req.keep_alive) as lease:
+            if not req.messages:
+                yield {"model": req.model, "created_at": utc_now(), "message": empty,
+                       "done": True, "done_reason": "load"}  # fmt: skip
+                return
+            runner = lease.runner
+            msgs = model.conversation([_message(m) for m in req.messages], with_model_messages=True)
+            prompt = await fit_history(
+                model, msgs, num_ctx=lease.num_ctx, tokenize=_counter(runner),
+                truncate=req.truncate, tools=req.tools or None, think=req.think,
+            )  # fmt: skip
+            async for chunk in self._complete(runner, prompt, options, req.format, req.truncate,
+                                              req.shift):  # fmt: skip
+                if isinstance(chunk, Piece):
+                    yield {"model": req.model, "created_at": utc_now(),
+                           "message": {"role": "assistant", "content": chunk.text},
+                           "done": False}  # fmt: skip
+                else:
+                    final = {"model": req.model, "created_at": utc_now(), "message": empty,
+                             "done": True, "done_reason": chunk.done_reason}  # fmt: skip
+                    final.update(metrics(chunk, trio.current_time() - started,
+                                         lease.load_duration))  # fmt: skip
+                    yield final
+
+    def _check_think(self, model: str, think: Any, caps: list[str]) -> None:
+        if think is True and "thinking" not in caps:
+            raise APIError(400, f'"{model}" does not support thinking')
+        if isinstance(think, str):
+            raise APIError(400, f'think value "{think}" is not supported for this model')
+
+    async def _complete(
+        self,
+        runner: RunnerClient,
+        prompt: str,
+        options: dict[str, Any],
+        fmt: str,
+        truncate: bool,
+        shift: bool,
+    ) -> AsyncIterator[Piece | Done]:
+        request = Completion(
+            id=0, prompt=prompt, sampling=sampling_of(options), format=fmt,
+            truncate=truncate, shift=shift,
+        )  # fmt: skip
+        try:
+            async with runner.completion(request) as stream:
+                async for event in stream:
+                    yield event
+        except RunnerError as exc:
+            raise APIError(exc.status, str(exc)) from exc
+
+    # ----- embeddings
+
+    async def embed(self, req: Any) -> dict[str, Any]:
+        started = trio.current_time()
+        not_found = 'model "{name}" not found, try pulling it first'
+        if not req.model or not parse_name(req.model).is_valid:
+            raise APIError(404, not_found.format(name=req.model))
+        details = await self.details(req.model, not_found=not_found)
+        spec = await self.spec(details)
+        inputs = [req.input] if isinstance(req.input, str) else list(req.input)
+        options = merge_options(details, req.options, self.settings.context_length)
+        async with self._leased(spec, options, req.keep_alive) as lease:
+            if not inputs or inputs == [""]:
+                return {"model": req.model, "embeddings": []}
+            vectors: list[list[float]] = []
+            count = 0
+            for text in inputs:
+                try:
+                    result = await lease.runner.embed(text, truncate=req.truncate)
+                except RunnerError as exc:
+                    if exc.status == 400:
+                        raise APIError(400, "input exceeds maximum context length") from exc
+                    raise APIError(exc.status, str(exc)) from exc
+                count += result.prompt_eval_count
+                vectors.append(_normalize(result.embedding, req.dimensions))
+            load = lease.load_duration
+        out: dict[str, Any] = {"model": req.model, "embeddings": vectors}
+        out["total_duration"] = int((trio.current_time() - started) * 1e9)
+        if load:
+            out["load_duration"] = int(load * 1e9)
+        if count:
+            out["prompt_eval_count"] = count
+        return out
+
+    async def embeddings(self, req: Any) -> dict[str, Any]:
+        if not req.model or not parse_name(req.model).is_valid:
+            raise APIError(400, "model is required")
+        details = await self.details(
+            req.model, not_found='model "{name}" not found, try pulling it first'
+        )
+        spec = await self.spec(details)
+        options = merge_options(details, req.options, self.settings.context_length)
+        async with self._leased(spec, options, req.keep_alive) as lease:
+            if not req.prompt:
+                return {"embedding": []}
+            try:
+                result = await lease.runner.embed(req.prompt)
+            except RunnerError as exc:
+                raise APIError(exc.status, str(exc)) from exc
+        return {"embedding": result.embedding}
+
+    # ----- the store
+
+    async def tags(self) -> dict[str, Any]:
+        entries = await self._thread(self.store.list)
+        return {
+            "models": [
+                {
+                    "name": e.name.display_shortest,
+                    "model": e.name.display_shortest,
+                    "modified_at": local_time(e.modified_at),
+                    "size": e.size,
+                    "digest": e.digest,
+                    "details": e.config.details(),
+                }
+                for e in entries
+            ]
+        }
+
+    async def show(self, req: Any) -> dict[str, Any]:
+        if not req.model:
+            raise APIError(400, "model is required")
+        details = await self.details(req.model, not_found="model '{name}' not found")
+        model = ModelPrompt.of(details)
+        out: dict[str, Any] = {}
+        if details.license:
+            out["license"] = "\n".join(details.license)
+        out["modelfile"] = details.modelfile()
+        params = format_parameters(details.parameters)
+        if params:
+            out["parameters"] = params
+        template = details.template if details.template is not None else model.jinja
+        if template:
+            out["template"] = template
+        system = req.system or details.system
+        if system:
+            out["system"] = system
+        out["details"] = details.config.details()
+        if details.messages:
+            out["messages"] = [m.to_json() for m in details.messages]
+        out["model_info"] = await self._thread(_model_info, details, req.verbose)
+        if req.verbose and details.model_path is not None:
+            info = details.gguf
+            assert info is not None
+            out["tensors"] = [
+                {"name": t.name, "type": t.ggml_type, "shape": list(t.shape)} for t in info.tensors
+            ]
+        out["capabilities"] = model.capabilities
+        out["modified_at"] = local_time(details.modified_at)
+        return out
+
+    async def ps(self) -> dict[str, Any]:
+        now_wall, now_trio = _wall(), trio.current_time()
+        models = []
+        for runner in self.scheduler.running():
+            expires = runner.expires_at
+            if math.isinf(expires):
+                remaining = runner.keep_alive if math.isfinite(runner.keep_alive) else None
+                wall = now_wall + (FOREVER_SECONDS if remaining is None else remaining)
+            else:
+                wall = now_wall + (expires - now_trio)
+            details = dict(runner.model.extra).get("details") or {}
+            models.append(
+                {
+                    "name": runner.model.name,
+                    "model": runner.model.name,
+                    "size": runner.size,
+                    "digest": runner.model.digest,
+                    "details": details,
+                    "expires_at": local_time(wall),
+                    "size_vram": runner.vram_size,
+                    "context_length": runner.num_ctx,
+                }
+            )
+        return {"models": models}
+
+    async def copy(self, req: Any) -> None:
+        source, destination = req.source, req.destination
+        if not parse_name(source).is_valid:
+            raise APIError(400, f'source "{source}" is invalid')
+        if not parse_name(destination).is_valid:
+            raise APIError(400, f'destination "{destination}" is invalid')
+        try:
+            await self._thread(self.store.copy, source, destination)
+        except ModelNotFoundError:
+            raise APIError(404, f'model "{source}" not found') from None
+
+    async def delete(self, req: Any) -> None:
+        if not parse_name(req.model).is_valid:
+            raise APIError(400, f'name "{req.model}" is invalid')
+        try:
+            await self._thread(self.store.delete, req.model)
+        except ModelNotFoundError:
+            raise APIError(404, f"model '{req.model}' not found") from None
+
+    async def blob_exists(self, digest: str) -> bool:
+        try:
+            normalize_digest(digest)
+        except InvalidDigestError:
+            raise APIError(400, "invalid digest format") from None
+        return await self._thread(self.store.has_blob, digest)
+
+    async def create(self, req: Any) -> AsyncGenerator[dict[str, Any], None]:
+        name: ModelName = parse_name(req.model)
+        if not name.is_valid:
+            raise APIError(400, "invalid model name")
+        request = req.to_store_request()
+        send, receive = trio.open_memory_channel[dict[str, Any]](math.inf)
+        result: list[BaseException] = []
+
+        def progress(status: str) -> None:
+            trio.from_thread.run_sync(send.send_nowait, {"status": status})
+
+        async def work() -> None:
+            try:
+                await self._thread(self.store.create, name, request, progress)
+            except (CreateError, StoreError, GGUFError, ValueError) as exc:
+                status = exc.status if isinstance(exc, StoreError) else 400
+                result.append(APIError(status, str(exc)))
+            finally:
+                send.close()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(work)
+            async for item in receive:
+                yield item
+        if result:
+            raise result[0]
+
+    def version(self) -> dict[str, str]:
+        return {"version": __version__}
+
+
+def _counter(runner: RunnerClient) -> Callable[[str], Any]:
+    async def count(text: str) -> int:
+        return len(await runner.tokenize(text))
+
+    return count
+
+
+def _message(m: Any) -> Message:
+    return m if isinstance(m, Message) else Message.from_json(m.to_json())
+
+
+def _normalize(vector: list[float], dimensions: int | None) -> list[float]:
+    def unit(v: list[float]) -> list[float]:
+        norm = math.sqrt(sum(x * x for x in v))
+        return [x / max(norm, 1e-12) for x in v]
+
+    v = unit(vector)
+    if dimensions and 0 < dimensions < len(v):
+        v = unit(v[:dimensions])
+    return v
+
+
+def _wall() -> float:
+    import time
+
+    return time.time()
+
+
+def format_parameters(params: dict[str, Any]) -> str:
+    """`/api/show`'s parameters: `%-30s %#v` per value, one line per stop string."""
+    lines = []
+    for key, value in params.items():
+        for v in value if isinstance(value, list) else [value]:
+            lines.append(f"{key:<30} {_go_value(v)}")
+    return "\n".join(lines)
+
+
+def _go_value(value: Any) -> str:
+    if isinstance(value, str):
+        return go_quote(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _model_info(details: ModelDetails, verbose: bool) -> dict[str, Any]:
+    if details.model_path is None:
+        return {}
+    info = details.gguf if not verbose else read_gguf_info(details.model_path, array_limit=None)
+    assert info is not None
+    out: dict[str, Any] = {}
+    for key, value in sorted(info.metadata.items()):
+        if key in ("general.name", "tokenizer.chat_template"):
+            continue
+        if isinstance(value, ArraySummary) or (isinstance(value, list) and len(value) > 5):
+            value = value if verbose and isinstance(value, list) else []
+        out[key] = value
+    out["general.parameter_count"] = info.parameter_count
+    return out
