@@ -17,6 +17,7 @@ def write_tiny_gguf(
     blocks: int = 2,
     embd: int = 8,
     extra: dict[str, str] | None = None,
+    pooling_type: int | None = None,
 ) -> Path:
     """A structurally valid GGUF: metadata, a vocabulary and one small tensor per block."""
     writer = gguf.GGUFWriter(str(path), arch)
@@ -30,6 +31,8 @@ def write_tiny_gguf(
     writer.add_token_list([f"tok{i}" for i in range(vocab)])
     for key, value in (extra or {}).items():
         writer.add_string(key, value)
+    if pooling_type is not None:
+        writer.add_uint32(f"{arch}.pooling_type", pooling_type)
     for i in range(blocks):
         writer.add_tensor(f"blk.{i}.attn_q.weight", np.ones((embd, embd), dtype=np.float32))
     writer.add_tensor("output_norm.weight", np.ones((embd,), dtype=np.float32))

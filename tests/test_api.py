@@ -484,3 +484,61 @@ def test_a_generation_longer_than_60_seconds_streams_to_the_end(models: Path) ->
         assert final.get("done") and final["done_reason"] == "length", final
         assert final["eval_count"] == 9000
         assert elapsed > 60, f"finished in {elapsed:.0f}s: not a long enough test"
+
+
+def test_chat_history_is_truncated_to_the_context(url: str) -> None:
+    history: list[dict[str, str]] = [{"role": "system", "content": "Answer in one word."}]
+    for i in range(40):
+        history.append({"role": "user", "content": f"Remember fact {i}: {LONG_PROMPT[:200]}"})
+        history.append({"role": "assistant", "content": "Noted."})
+    history.append({"role": "user", "content": "What colour is the sky?"})
+    body = {"model": MODEL, "messages": history, "stream": False,
+            "options": {"num_ctx": 256, "num_predict": 3}}  # fmt: skip
+    r = post(url, "/api/chat", body)
+    assert r.status_code == 200, r.text
+    assert 0 < r.json()["prompt_eval_count"] <= 256, "old turns were dropped to fit num_ctx"
+    r = post(url, "/api/chat", {**body, "truncate": False})
+    assert r.status_code == 400
+    assert r.json()["error"] == "the input length exceeds the context length"
+
+
+def test_queue_full_is_503(models: Path) -> None:
+    env = {"OLLAMA_NUM_PARALLEL": "1", "OLLAMA_MAX_QUEUE": "1"}
+    with running_server(models, env) as url:
+        first_token_seconds(url)
+        endless = {"model": MODEL, "prompt": COUNTING, "raw": True,
+                   "options": {"num_predict": 3000, "temperature": 0}}  # fmt: skip
+        holder = threading.Thread(target=hang_up_after, args=(url, endless, 10_000, 4))
+        waiter = threading.Thread(target=hang_up_after, args=(url, endless, 1, 3))
+        holder.start()
+        time.sleep(0.5)
+        waiter.start()
+        time.sleep(0.5)
+        r = post(url, "/api/generate", {"model": MODEL, "prompt": "one too many"})
+        holder.join()
+        waiter.join()
+        assert r.status_code == 503
+        assert r.json() == {
+            "error": "server busy, please try again.  maximum pending requests exceeded"
+        }
+
+
+def test_generate_and_chat_on_an_embedding_model(url: str, tmp_path: Path) -> None:
+    from tests.ggufs import write_tiny_gguf
+
+    data = write_tiny_gguf(tmp_path / "embed.gguf", pooling_type=1).read_bytes()
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    assert post(url, f"/api/blobs/{digest}", raw=data).status_code == 201
+    create = {"model": "embedder", "files": {"embed.gguf": digest}, "stream": False}
+    assert post(url, "/api/create", create).json() == {"status": "success"}
+    shown = post(url, "/api/show", {"model": "embedder"}).json()
+    assert shown["capabilities"] == ["embedding"]
+    r = post(url, "/api/generate", {"model": "embedder", "prompt": "x"})
+    assert (r.status_code, r.json()["error"]) == (400, '"embedder" does not support generate')
+    r = post(
+        url, "/api/chat", {"model": "embedder", "messages": [{"role": "user", "content": "x"}]}
+    )
+    assert (r.status_code, r.json()["error"]) == (400, '"embedder" does not support chat')
+    assert (
+        httpx.request("DELETE", url + "/api/delete", json={"model": "embedder"}).status_code == 200
+    )

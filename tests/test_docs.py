@@ -26,3 +26,11 @@ def test_scheduler_example_runs(tmp_path: Path, default_gguf: Path) -> None:
     answers = trio.run(namespace["main"], str(tmp_path / "models"))  # type: ignore[arg-type]
     assert len(answers) == 2 and all(answers)
     assert any("Paris" in a for a in answers)
+
+
+def test_serve_example_runs(tmp_path: Path, default_gguf: Path) -> None:
+    ensure_default_model(Store(tmp_path / "models"))
+    namespace: dict[str, object] = {"__name__": "docs_example"}
+    exec(compile(code_block("api.md"), "docs/api.md", "exec"), namespace)
+    answer = trio.run(namespace["main"], str(tmp_path / "models"))  # type: ignore[arg-type]
+    assert isinstance(answer, str) and answer
