@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.procs import children
 from trio_ollama.store import Store
 from trio_ollama.store.default_model import fetch_default_gguf
 
@@ -19,3 +22,14 @@ def default_gguf() -> Path:
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
     return Store(tmp_path / "models")
+
+
+@pytest.fixture
+def no_orphan_processes() -> Iterator[None]:
+    """Fail the test if a process it started (a runner) is still alive shortly after it ends."""
+    before = set(children())
+    yield
+    deadline = time.monotonic() + 5
+    while set(children()) - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert set(children()) - before == set(), "a runner process outlived its test"

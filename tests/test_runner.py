@@ -8,13 +8,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trio
 
-from tests.procs import alive, children
+from tests.procs import alive
 from trio_ollama.runner.client import LoadError, RunnerClient, RunnerError, RunnerGoneError
 from trio_ollama.runner.process import open_runner
 from trio_ollama.runner.protocol import Completion, Done, Load, Piece, Sampling
@@ -40,14 +39,7 @@ def counting(start: int = 1, n: int = 20) -> str:
     return ", ".join(str(i) for i in range(start, start + n)) + ","
 
 
-@pytest.fixture(autouse=True)
-def no_runner_left_behind() -> Iterator[None]:
-    before = set(children())
-    yield
-    deadline = time.monotonic() + 5
-    while set(children()) - before and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert set(children()) - before == set(), "a runner process outlived its test"
+pytestmark = pytest.mark.usefixtures("no_orphan_processes")
 
 
 def load(gguf: Path, **kwargs: object) -> Load:

@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import shutil
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trio
 
-from tests.procs import alive, children
+from tests.procs import alive
 from trio_ollama.config import Settings
 from trio_ollama.gguf_info import read_gguf_info
 from trio_ollama.runner.client import RunnerClient
 from trio_ollama.runner.protocol import Completion, Piece, Sampling
 from trio_ollama.scheduler import LoadFailed, ModelSpec, RunnerOptions, open_scheduler
 
-
-@pytest.fixture(autouse=True)
-def no_runner_left_behind() -> Iterator[None]:
-    before = set(children())
-    yield
-    deadline = time.monotonic() + 5
-    while set(children()) - before and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert set(children()) - before == set()
+pytestmark = pytest.mark.usefixtures("no_orphan_processes")
 
 
 def spec(path: Path, name: str) -> ModelSpec:

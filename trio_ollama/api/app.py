@@ -70,30 +70,40 @@ def _line(value: Any) -> bytes:
     return gojson.encode(value)
 
 
+Chunks = AsyncGenerator[dict[str, Any], None]
+
+
+async def first_chunk(chunks: Chunks) -> dict[str, Any]:
+    """The first chunk, computed before any status is sent; errors close the stream."""
+    try:
+        return await chunks.__anext__()
+    except BaseException:
+        await chunks.aclose()
+        raise
+
+
+async def collect(first: dict[str, Any], chunks: Chunks) -> list[dict[str, Any]]:
+    return [first, *[chunk async for chunk in chunks]]
+
+
 async def stream_or_collect(
-    chunks: AsyncGenerator[dict[str, Any], None],
+    chunks: Chunks,
     stream: bool,
     combine: Callable[[list[dict[str, Any]]], dict[str, Any]],
 ) -> Response:
     """NDJSON when streaming, else one combined object; see the module docstring for errors."""
     try:
-        first = await chunks.__anext__()
-    except StopAsyncIteration:
-        return json_response({})
+        first = await first_chunk(chunks)
     except APIError as exc:
-        await chunks.aclose()
         return error_response(exc)
     if first.get("done") and first.get("done_reason") in ("load", "unload"):
         await chunks.aclose()
         return json_response(first)  # Ollama answers the shortcuts with one object
     if not stream:
-        collected = [first]
         try:
-            async for chunk in chunks:
-                collected.append(chunk)
+            return json_response(combine(await collect(first, chunks)))
         except APIError as exc:
             return error_response(exc)
-        return json_response(combine(collected))
 
     async def body() -> AsyncIterator[bytes]:
         try:

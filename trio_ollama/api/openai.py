@@ -30,6 +30,7 @@ import numpy as np
 
 from trio_ollama import gojson
 from trio_ollama.api.errors import APIError
+from trio_ollama.api.schemas import json_kind
 from trio_ollama.names import parse_name
 
 __all__ = [
@@ -269,18 +270,6 @@ _EMBED_REQUEST = _struct(
 )
 
 
-def _json_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
 def _accepts(go: _Go, value: Any) -> bool:
     match go.kind:
         case "string":
@@ -299,7 +288,7 @@ def _accepts(go: _Go, value: Any) -> bool:
 
 
 def _type_error(go: _Go, value: Any, struct: str, path: str) -> APIError:
-    what = _json_kind(value)
+    what = json_kind(value)
     if go.kind == "int" and isinstance(value, float):
         # Go quotes the literal when a number does not fit an integer.
         what = f"number {value!r}"

@@ -4,7 +4,7 @@ native service, translate the (streamed) answer. Translations live in `openai.py
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from quart import Response
@@ -12,7 +12,15 @@ from quart_trio import QuartTrio
 
 from trio_ollama.api import openai as oa
 from trio_ollama.api import schemas
-from trio_ollama.api.app import combine_chat, combine_generate, json_response, read_body
+from trio_ollama.api.app import (
+    Chunks,
+    collect,
+    combine_chat,
+    combine_generate,
+    first_chunk,
+    json_response,
+    read_body,
+)
 from trio_ollama.api.errors import APIError
 from trio_ollama.api.service import Service
 
@@ -24,25 +32,18 @@ def openai_error(exc: APIError) -> Response:
 
 
 async def _respond(
-    chunks: AsyncGenerator[dict[str, Any], None],
+    chunks: Chunks,
     stream: bool,
     combine: Callable[[list[dict[str, Any]]], dict[str, Any]],
     reply: Callable[[dict[str, Any]], dict[str, Any]],
     events: Callable[[dict[str, Any]], list[bytes]],
 ) -> Response:
     try:
-        first = await chunks.__anext__()
+        first = await first_chunk(chunks)
+        if not stream:
+            return json_response(reply(combine(await collect(first, chunks))))
     except APIError as exc:
-        await chunks.aclose()
         return openai_error(exc)
-    if not stream:
-        collected = [first]
-        try:
-            async for chunk in chunks:
-                collected.append(chunk)
-        except APIError as exc:
-            return openai_error(exc)
-        return json_response(reply(combine(collected)))
 
     async def body() -> AsyncIterator[bytes]:
         try:
