@@ -17,6 +17,7 @@ import ollama
 import openai
 import pytest
 
+from tests.procs import alive
 from tests.server import running_server
 from trio_ollama.store import Store
 from trio_ollama.store.default_model import ensure_default_model
@@ -542,3 +543,27 @@ def test_generate_and_chat_on_an_embedding_model(url: str, tmp_path: Path) -> No
     assert (
         httpx.request("DELETE", url + "/api/delete", json={"model": "embedder"}).status_code == 200
     )
+
+
+def test_sigterm_lets_streams_finish_then_ends_every_runner(models: Path) -> None:
+    from tests.server import ServerProcess
+
+    server = ServerProcess(models)
+    try:
+        first_token_seconds(server.url)
+        runners = server.runners()
+        assert len(runners) == 1
+        body = {"model": MODEL, "prompt": COUNTING, "raw": True,
+                "options": {"num_predict": 300, "temperature": 0}}  # fmt: skip
+        final: dict[str, Any] = {}
+        with httpx.stream("POST", server.url + "/api/generate", json=body, timeout=60) as r:
+            for seen, line in enumerate(r.iter_lines()):
+                if seen == 5:
+                    server.proc.send_signal(15)  # SIGTERM mid-stream
+                if line:
+                    final = json.loads(line)
+        assert final.get("done") and final["eval_count"] == 300, "the stream ran to its end"
+        assert server.proc.wait(timeout=30) == 0, "then the server exited cleanly"
+        assert not any(alive(p) for p in runners), "and its runner with it"
+    finally:
+        server.stop()

@@ -6,6 +6,16 @@ from trio_ollama.store import Store
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    # The HTTP stack (quart, hypercorn) is imported only by those who serve.
+    if name == "serve":
+        from trio_ollama.api.server import serve
+
+        return serve
+    raise AttributeError(f"module 'trio_ollama' has no attribute {name!r}")
+
+
 __all__ = [
     "ModelSpec",
     "RunnerOptions",
@@ -14,4 +24,5 @@ __all__ = [
     "Store",
     "__version__",
     "open_scheduler",
+    "serve",
 ]
