@@ -567,3 +567,44 @@ def test_sigterm_lets_streams_finish_then_ends_every_runner(models: Path) -> Non
         assert not any(alive(p) for p in runners), "and its runner with it"
     finally:
         server.stop()
+
+
+def rendered(url: str, path: str, body: dict[str, Any]) -> str:
+    r = post(url, path, {**body, "_debug_render_only": True, "stream": False})
+    assert r.status_code == 200, r.text
+    return str(r.json()["_debug_info"]["rendered_template"])
+
+
+def test_prompt_rules_system_messages_and_templates(url: str) -> None:
+    create = {"model": "briefbot", "from": MODEL, "system": "Be brief.", "stream": False,
+              "messages": [{"role": "user", "content": "Hi"},
+                           {"role": "assistant", "content": "Ahoy"}]}  # fmt: skip
+    assert post(url, "/api/create", create).json() == {"status": "success"}
+    try:
+        turn = "<|im_start|>{}\n{}<|im_end|>\n"
+        history = turn.format("user", "Hi") + turn.format("assistant", "Ahoy")
+        ask = turn.format("user", "Q") + "<|im_start|>assistant\n"
+        chat = {"model": "briefbot", "messages": [{"role": "user", "content": "Q"}]}
+        # The model's SYSTEM first, then its MESSAGEs, then the conversation.
+        assert (
+            rendered(url, "/api/chat", chat) == turn.format("system", "Be brief.") + history + ask
+        )
+        own = {"model": "briefbot", "messages": [{"role": "system", "content": "Own."},
+                                                 {"role": "user", "content": "Q"}]}  # fmt: skip
+        # A request that starts with its own system message gets no model SYSTEM.
+        assert rendered(url, "/api/chat", own) == history + turn.format("system", "Own.") + ask
+        generate = {"model": "briefbot", "prompt": "Q"}
+        assert rendered(url, "/api/generate", generate) == rendered(url, "/api/chat", chat)
+        # A request's system replaces the model's.
+        assert rendered(url, "/api/generate", {**generate, "system": "S."}).startswith(
+            turn.format("system", "S.") + history
+        )
+        # A request template (Go syntax) replaces the model's; like Ollama, the model's MESSAGEs
+        # still come first, each turn rendered by the legacy (non-.Messages) template.
+        legacy = {**generate, "template": "Q: {{ .Prompt }}\nA:{{ .Response }}"}
+        assert rendered(url, "/api/generate", legacy) == "Q: Hi\nA:AhoyQ: Q\nA:"
+        # A GGUF without a Go template renders through its own Jinja chat template.
+        jinja = rendered(url, "/api/chat", {"model": MODEL, "messages": chat["messages"]})
+        assert jinja == ask
+    finally:
+        httpx.request("DELETE", url + "/api/delete", json={"model": "briefbot"})

@@ -125,9 +125,10 @@ class ModelPrompt:
     def conversation(
         self, messages: Sequence[Message], *, with_model_messages: bool
     ) -> list[Message]:
-        """Model MESSAGEs, then the request's, with SYSTEM first unless it brings its own."""
+        """Model MESSAGEs, then the request's; SYSTEM first unless the request starts with its
+        own system message (Ollama looks at the request's first message, not the model's)."""
         msgs = [*self.messages, *messages] if with_model_messages else list(messages)
-        if self.system and (not msgs or msgs[0].role != "system"):
+        if self.system and (not messages or messages[0].role != "system"):
             msgs.insert(0, Message(role="system", content=self.system))
         return msgs
 

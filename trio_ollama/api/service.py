@@ -155,6 +155,9 @@ class Service:
         if req.suffix and "insert" not in caps:
             raise APIError(400, f"{details.name} does not support insert")
         self._check_think(req.model, req.think, caps)
+        if req.debug_render_only:
+            yield _debug_render(req.model, self._generate_text(req, model))
+            return
         spec = await self.spec(details)
         options = merge_options(details, req.options, self.settings.context_length)
         async with self._leased(spec, options, req.keep_alive) as lease:
@@ -166,20 +169,12 @@ class Service:
             prefix = ""
             if req.context:
                 prefix = await runner.detokenize(list(req.context))
-            if req.raw:
-                prompt = req.prompt
-            elif req.suffix:
-                prompt = model.render_suffix(req.prompt, req.suffix)
+            if req.raw or req.suffix:
+                prompt = self._generate_text(req, model)
             else:
-                system = req.system if req.system is not None else None
-                user = Message(role="user", content=req.prompt)
-                msgs = model.conversation([user], with_model_messages=not req.context)
-                if system is not None:
-                    msgs = [m for m in msgs if m.role != "system" or m.content != model.system]
-                    msgs.insert(0, Message(role="system", content=system))
                 prompt = await fit_history(
-                    model, msgs, num_ctx=lease.num_ctx, tokenize=_counter(runner),
-                    truncate=req.truncate, think=req.think,
+                    model, self._generate_messages(req, model), num_ctx=lease.num_ctx,
+                    tokenize=_counter(runner), truncate=req.truncate, think=req.think,
                 )  # fmt: skip
             prompt = prefix + prompt
             text = ""
@@ -218,6 +213,11 @@ class Service:
         if req.tools and "tools" not in caps:
             raise APIError(400, f"{details.name} does not support tools")
         self._check_think(req.model, req.think, caps)
+        msgs = model.conversation([_message(m) for m in req.messages], with_model_messages=True)
+        if req.debug_render_only:
+            tools = req.tools or None
+            yield _debug_render(req.model, model.render(msgs, tools=tools, think=req.think))
+            return
         spec = await self.spec(details)
         options = merge_options(details, req.options, self.settings.context_length)
         async with self._leased(spec, options, req.keep_alive) as lease:
@@ -226,7 +226,6 @@ class Service:
                        "done": True, "done_reason": "load"}  # fmt: skip
                 return
             runner = lease.runner
-            msgs = model.conversation([_message(m) for m in req.messages], with_model_messages=True)
             prompt = await fit_history(
                 model, msgs, num_ctx=lease.num_ctx, tokenize=_counter(runner),
                 truncate=req.truncate, tools=req.tools or None, think=req.think,
@@ -243,6 +242,24 @@ class Service:
                     final.update(metrics(chunk, trio.current_time() - started,
                                          lease.load_duration))  # fmt: skip
                     yield final
+
+    @staticmethod
+    def _generate_messages(req: Any, model: ModelPrompt) -> list[Message]:
+        """Ollama: the request's system (else the model's), the model's MESSAGEs (unless a
+        `context` continues a conversation), then the prompt as a user message."""
+        user = Message(role="user", content=req.prompt)
+        if req.system is not None:
+            history = [] if req.context else list(model.messages)
+            return [Message(role="system", content=req.system), *history, user]
+        return model.conversation([user], with_model_messages=not req.context)
+
+    def _generate_text(self, req: Any, model: ModelPrompt) -> str:
+        """The whole prompt, untruncated: raw, fill-in-the-middle, or rendered messages."""
+        if req.raw:
+            return str(req.prompt)
+        if req.suffix:
+            return model.render_suffix(req.prompt, req.suffix)
+        return model.render(self._generate_messages(req, model), think=req.think)
 
     def _check_think(self, model: str, think: Any, caps: list[str]) -> None:
         if think is True and "thinking" not in caps:
@@ -451,6 +468,17 @@ class Service:
 
     def version(self) -> dict[str, str]:
         return {"version": __version__}
+
+
+def _debug_render(model: str, prompt: str) -> dict[str, Any]:
+    """`_debug_render_only`: the prompt the model would have read, and nothing run."""
+    return {
+        "model": model,
+        "created_at": utc_now(),
+        "response": "",
+        "done": True,
+        "_debug_info": {"rendered_template": prompt, "image_count": 0},
+    }
 
 
 def _counter(runner: RunnerClient) -> Callable[[str], Any]:
