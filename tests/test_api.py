@@ -408,8 +408,19 @@ def hang_up_after(url: str, body: dict[str, Any], lines_wanted: int, seconds: fl
         pass  # nothing came in time: hanging up is the point
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    import os
+
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def test_client_disconnects_free_the_slot(models: Path) -> None:
-    with running_server(models, {"OLLAMA_NUM_PARALLEL": "1"}) as url:
+    from tests.server import ServerProcess
+
+    server = ServerProcess(models, {"OLLAMA_NUM_PARALLEL": "1"})
+    url = server.url
+    try:
         first_token_seconds(url)  # loaded and warm
         endless = {"model": MODEL, "prompt": COUNTING, "raw": True,
                    "options": {"num_predict": 3000, "temperature": 0}}  # fmt: skip
@@ -433,6 +444,16 @@ def test_client_disconnects_free_the_slot(models: Path) -> None:
         holder.join()
         assert time.monotonic() - queued_started < 7
         assert first_token_seconds(url) < 2, "the abandoned queued request took nothing"
+        # 4. a non-streaming request whose client gives up: nothing may go on generating.
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(url + "/api/generate", json={**endless, "stream": False}, timeout=1)
+        assert first_token_seconds(url) < 2
+        (runner,) = server.runners()
+        before = cpu_seconds(runner)
+        time.sleep(1.5)
+        assert cpu_seconds(runner) - before < 0.3, "an orphaned generation is still running"
+    finally:
+        server.stop()
 
 
 def test_concurrent_requests_share_a_batch(models: Path) -> None:

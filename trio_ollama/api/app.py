@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import socket
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from contextlib import aclosing
 from typing import Any
 
 import trio
@@ -83,7 +84,11 @@ async def first_chunk(chunks: Chunks) -> dict[str, Any]:
 
 
 async def collect(first: dict[str, Any], chunks: Chunks) -> list[dict[str, Any]]:
-    return [first, *[chunk async for chunk in chunks]]
+    """The rest of the chunks; closed explicitly whatever happens, so that a cancelled
+    collection (the client hung up) leaves the runner and the scheduler at once rather than
+    whenever the garbage collector gets to the generator."""
+    async with aclosing(chunks):
+        return [first, *[chunk async for chunk in chunks]]
 
 
 async def stream_or_collect(

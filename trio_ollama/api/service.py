@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from typing import Any, TypeVar
 
 import attrs
@@ -178,22 +178,23 @@ class Service:
                 )  # fmt: skip
             prompt = prefix + prompt
             text = ""
-            async for chunk in self._complete(runner, prompt, options, req.format, req.truncate,
-                                              req.shift):  # fmt: skip
-                if isinstance(chunk, Piece):
-                    text += chunk.text
-                    yield {"model": req.model, "created_at": utc_now(), "response": chunk.text,
-                           "done": False}  # fmt: skip
-                else:
-                    final: dict[str, Any] = {
-                        "model": req.model, "created_at": utc_now(), "response": "",
-                        "done": True, "done_reason": chunk.done_reason,
-                    }  # fmt: skip
-                    if not req.raw:
-                        final["context"] = await runner.tokenize(prompt + text)
-                    final.update(metrics(chunk, trio.current_time() - started,
-                                         lease.load_duration))  # fmt: skip
-                    yield final
+            events = self._complete(runner, prompt, options, req.format, req.truncate, req.shift)
+            async with aclosing(events):
+                async for chunk in events:
+                    if isinstance(chunk, Piece):
+                        text += chunk.text
+                        yield {"model": req.model, "created_at": utc_now(), "response": chunk.text,
+                               "done": False}  # fmt: skip
+                    else:
+                        final: dict[str, Any] = {
+                            "model": req.model, "created_at": utc_now(), "response": "",
+                            "done": True, "done_reason": chunk.done_reason,
+                        }  # fmt: skip
+                        if not req.raw:
+                            final["context"] = await runner.tokenize(prompt + text)
+                        final.update(metrics(chunk, trio.current_time() - started,
+                                             lease.load_duration))  # fmt: skip
+                        yield final
 
     async def chat(self, req: Any) -> AsyncGenerator[dict[str, Any], None]:
         started = trio.current_time()
@@ -230,18 +231,19 @@ class Service:
                 model, msgs, num_ctx=lease.num_ctx, tokenize=_counter(runner),
                 truncate=req.truncate, tools=req.tools or None, think=req.think,
             )  # fmt: skip
-            async for chunk in self._complete(runner, prompt, options, req.format, req.truncate,
-                                              req.shift):  # fmt: skip
-                if isinstance(chunk, Piece):
-                    yield {"model": req.model, "created_at": utc_now(),
-                           "message": {"role": "assistant", "content": chunk.text},
-                           "done": False}  # fmt: skip
-                else:
-                    final = {"model": req.model, "created_at": utc_now(), "message": empty,
-                             "done": True, "done_reason": chunk.done_reason}  # fmt: skip
-                    final.update(metrics(chunk, trio.current_time() - started,
-                                         lease.load_duration))  # fmt: skip
-                    yield final
+            events = self._complete(runner, prompt, options, req.format, req.truncate, req.shift)
+            async with aclosing(events):
+                async for chunk in events:
+                    if isinstance(chunk, Piece):
+                        yield {"model": req.model, "created_at": utc_now(),
+                               "message": {"role": "assistant", "content": chunk.text},
+                               "done": False}  # fmt: skip
+                    else:
+                        final = {"model": req.model, "created_at": utc_now(), "message": empty,
+                                 "done": True, "done_reason": chunk.done_reason}  # fmt: skip
+                        final.update(metrics(chunk, trio.current_time() - started,
+                                             lease.load_duration))  # fmt: skip
+                        yield final
 
     @staticmethod
     def _generate_messages(req: Any, model: ModelPrompt) -> list[Message]:
@@ -275,7 +277,7 @@ class Service:
         fmt: str,
         truncate: bool,
         shift: bool,
-    ) -> AsyncIterator[Piece | Done]:
+    ) -> AsyncGenerator[Piece | Done, None]:
         request = Completion(
             id=0, prompt=prompt, sampling=sampling_of(options), format=fmt,
             truncate=truncate, shift=shift,
