@@ -36,7 +36,6 @@ from trio_ollama.scheduler import (
 )
 from trio_ollama.store import (
     CorruptModelError,
-    CreateError,
     ModelDetails,
     ModelNotFoundError,
     Store,
@@ -446,27 +445,26 @@ class Service:
         if not name.is_valid:
             raise APIError(400, "invalid model name")
         request = req.to_store_request()
-        send, receive = trio.open_memory_channel[dict[str, Any]](math.inf)
-        result: list[BaseException] = []
-
-        def progress(status: str) -> None:
-            trio.from_thread.run_sync(send.send_nowait, {"status": status})
-
-        async def work() -> None:
-            try:
-                await self._thread(self.store.create, name, request, progress)
-            except (CreateError, StoreError, GGUFError, ValueError) as exc:
-                status = exc.status if isinstance(exc, StoreError) else 400
-                result.append(APIError(status, str(exc)))
-            finally:
-                send.close()
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(work)
-            async for item in receive:
-                yield item
-        if result:
-            raise result[0]
+        statuses: list[str] = []
+        # The work runs to its end in a thread, then its statuses go out: a yield inside a
+        # nursery (to stream them live) would break if the client left half-way. Blobs are
+        # uploaded beforehand, so a create takes milliseconds.
+        try:
+            await self._thread(self.store.create, name, request, statuses.append)
+        except StoreError as exc:
+            if not statuses:
+                raise APIError(exc.status, str(exc)) from exc
+            failure: APIError | None = APIError(exc.status, str(exc))
+        except (GGUFError, ValueError) as exc:
+            if not statuses:
+                raise APIError(400, str(exc)) from exc
+            failure = APIError(400, str(exc))
+        else:
+            failure = None
+        for status in statuses:
+            yield {"status": status}
+        if failure is not None:
+            raise failure
 
     def version(self) -> dict[str, str]:
         return {"version": __version__}
