@@ -172,6 +172,7 @@ def test_load_and_unload_shortcuts_and_ps(url: str, client: ollama.Client) -> No
     assert r.json()["done_reason"] == "load"
     ps = httpx.get(url + "/api/ps").json()["models"]
     entry = next(m for m in ps if m["name"] == MODEL)
+    assert entry["details"]["quantization_level"] == "Q4_1" and entry["digest"]
     assert entry["size"] > 0 and entry["size_vram"] == 0 and entry["context_length"] == 4096
     assert entry["expires_at"].startswith(("22", "23", "9999"))  # keep-alive forever: far off
     r = post(url, "/api/chat", {"model": MODEL, "messages": [], "keep_alive": 0})

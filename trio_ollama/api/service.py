@@ -399,14 +399,13 @@ class Service:
                 wall = now_wall + (FOREVER_SECONDS if remaining is None else remaining)
             else:
                 wall = now_wall + (expires - now_trio)
-            details = dict(runner.model.extra).get("details") or {}
             models.append(
                 {
                     "name": runner.model.name,
                     "model": runner.model.name,
                     "size": runner.size,
                     "digest": runner.model.digest,
-                    "details": details,
+                    "details": runner.model.details,
                     "expires_at": local_time(wall),
                     "size_vram": runner.vram_size,
                     "context_length": runner.num_ctx,

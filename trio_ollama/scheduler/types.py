@@ -48,7 +48,9 @@ class ModelSpec:
     adapters: tuple[str, ...] = ()
     projectors: tuple[str, ...] = ()
     embedding_only: bool = False
-    # Extra facts for /api/ps (details) or a fake engine's configuration.
+    # The `details` object /api/ps shows (format, family, parameter size, quantization).
+    details: dict[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
+    # Extra facts, such as a fake engine's configuration.
     extra: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
@@ -65,6 +67,7 @@ class ModelSpec:
             projectors=tuple(str(p) for p in details.projectors),
             # Ollama: a model with a pooling type is an embedding model, and only that.
             embedding_only=details.gguf.pooling_type is not None,
+            details=details.config.details(),
         )
 
     @property
