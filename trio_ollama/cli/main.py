@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
+from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import trio
 
 from trio_ollama import __version__
+from trio_ollama.cli import commands
+from trio_ollama.cli.client import Client, CLIError
 from trio_ollama.cli.formatting import human_bytes, human_time, table
 from trio_ollama.config import ConfigError, Settings
 from trio_ollama.store import Store
@@ -44,23 +49,165 @@ def _serve(settings: Settings) -> int:
     return 0
 
 
+# ----- client verbs: each takes the parsed arguments and a client, and returns the exit status
+
+
+def _run(args: argparse.Namespace, client: Client) -> int:
+    from trio_ollama.cli.run import RunOptions, parse_format, parse_keep_alive, run
+
+    opts = RunOptions(
+        model=args.model,
+        format=parse_format(args.format),
+        keep_alive=parse_keep_alive(args.keepalive),
+        verbose=args.verbose,
+        wordwrap=not args.nowordwrap,
+    )
+    return run(client, opts, args.prompt)
+
+
+def _create(args: argparse.Namespace, client: Client) -> int:
+    from trio_ollama.cli.create import create
+
+    create(client, args.model, args.file, args.quantize or "")
+    return 0
+
+
+def _list(args: argparse.Namespace, client: Client) -> int:
+    print(commands.list_models(client, args.prefix), end="")
+    return 0
+
+
+def _ps(args: argparse.Namespace, client: Client) -> int:
+    print(commands.running_models(client, args.prefix), end="")
+    return 0
+
+
+def _show(args: argparse.Namespace, client: Client) -> int:
+    sections = {name: getattr(args, name) for name in commands.SECTION_FLAGS}
+    print(commands.show(client, args.model, sections, args.verbose), end="")
+    return 0
+
+
+def _stop(args: argparse.Namespace, client: Client) -> int:
+    commands.stop(client, args.model)
+    return 0
+
+
+def _rm(args: argparse.Namespace, client: Client) -> int:
+    for line in commands.remove(client, args.models):
+        print(line)
+    return 0
+
+
+def _cp(args: argparse.Namespace, client: Client) -> int:
+    print(commands.copy(client, args.source, args.destination))
+    return 0
+
+
+def _pull(args: argparse.Namespace, client: Client) -> int:
+    commands.transfer(client, "pull", args.model, args.insecure)
+    return 0
+
+
+def _push(args: argparse.Namespace, client: Client) -> int:
+    commands.transfer(client, "push", args.model, args.insecure)
+    return 0
+
+
+Verb = Callable[[argparse.Namespace, Client], int]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trio-ollama", description=__doc__)
     parser.add_argument("--version", action="version", version=f"trio-ollama {__version__}")
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND")
     verbs.add_parser("setup", help="import the default model (smollm2:135m) into the store")
     verbs.add_parser("serve", aliases=["start"], help="start the server")
+
+    def verb(name: str, handler: Verb, about: str, aliases: tuple[str, ...] = ()) -> Any:
+        sub = verbs.add_parser(name, help=about, aliases=list(aliases))
+        sub.set_defaults(handler=handler)
+        return sub
+
+    run = verb("run", _run, "run a model: one answer, or an interactive chat")
+    run.add_argument("model")
+    run.add_argument("prompt", nargs="*", help="the prompt; stdin, if piped, comes first")
+    run.add_argument("--keepalive", metavar="DURATION", help="how long the model stays loaded")
+    run.add_argument("--verbose", action="store_true", help="show timings for the response")
+    run.add_argument("--format", help="response format (json, or a JSON schema)")
+    run.add_argument("--nowordwrap", action="store_true", help="accepted; answers are not wrapped")
+    run.add_argument("--insecure", action="store_true", help=argparse.SUPPRESS)
+
+    create = verb("create", _create, "create a model from a Modelfile")
+    create.add_argument("model")
+    create.add_argument("-f", "--file", help="name of the Modelfile (default: Modelfile)")
+    create.add_argument("-q", "--quantize", help="quantize the model to this level")
+
+    show = verb("show", _show, "show information for a model")
+    show.add_argument("model")
+    for name in commands.SECTION_FLAGS:
+        show.add_argument(f"--{name}", action="store_true", help=f"show the model's {name}")
+    show.add_argument("-v", "--verbose", action="store_true", help="show detailed information")
+
+    for name, handler, aliases, about in (
+        ("list", _list, ("ls",), "list models"),
+        ("ps", _ps, (), "list running models"),
+    ):
+        sub = verb(name, handler, about, aliases)
+        sub.add_argument("prefix", nargs="?", help="only models whose name starts with this")
+
+    verb("stop", _stop, "stop a running model").add_argument("model")
+    verb("rm", _rm, "remove models").add_argument("models", nargs="+", metavar="model")
+    cp = verb("cp", _cp, "copy a model")
+    cp.add_argument("source")
+    cp.add_argument("destination")
+    for name, handler, about in (
+        ("pull", _pull, "pull a model from a registry"),
+        ("push", _push, "push a model to a registry"),
+    ):
+        sub = verb(name, handler, about)
+        sub.add_argument("model")
+        sub.add_argument("--insecure", action="store_true", help="use an insecure registry")
     return parser
+
+
+def _client_logging(settings: Settings) -> None:
+    # A client's stderr is for the user: the server's default INFO (and httpx's per-request
+    # lines) would drown the answer. OLLAMA_DEBUG still turns diagnostics on.
+    level = settings.log_level if settings.log_level < logging.INFO else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # argparse ends `run`'s prompt at the first option; words after it belong to it too.
+        if args.verb != "run" or any(word.startswith("-") for word in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.prompt = [*args.prompt, *extra]
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
+    handler: Verb | None = getattr(args, "handler", None)
+    if handler is not None:
+        _client_logging(settings)
+        try:
+            with Client(settings.host.url) as client:
+                return handler(args, client)
+        except CLIError as exc:
+            print(exc.line(), file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print(file=sys.stderr)
+            return 130
+        except BrokenPipeError:
+            # The reader went away (`| head`): stop quietly, and keep Python's final flush of
+            # stdout from raising again at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(message)s")
     try:
         if args.verb == "setup":
