@@ -39,3 +39,37 @@ def encode(value: Any) -> bytes:
 def dumps_map(value: dict[str, Any]) -> str:
     """A Go `map[string]any`, whose keys Go always writes sorted."""
     return dumps(dict(sorted(value.items())))
+
+
+_QUOTE_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}
+
+
+def quote(s: str, ascii_only: bool = False) -> str:
+    """Go's `strconv.Quote` (`%q`), or `QuoteToASCII` with `ascii_only`."""
+    out = ['"']
+    for ch in s:
+        code = ord(ch)
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch in _QUOTE_ESCAPES:
+            out.append(_QUOTE_ESCAPES[ch])
+        elif (ch == " " or ch.isprintable()) and (not ascii_only or code < 0x80):
+            out.append(ch)
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)

@@ -24,6 +24,7 @@ import attrs
 
 from trio_ollama.api.errors import APIError
 from trio_ollama.durations import SECOND, DurationError, parse_go_duration_ns
+from trio_ollama.gojson import quote as go_quote
 from trio_ollama.options import (
     DEPRECATED_OPTIONS,
     OPTION_KINDS,
@@ -94,39 +95,10 @@ _THINK_LEVELS_TEXT = '"high", "medium", "low", true, or false'
 _ROLE_TEXT = 'must be one of "system", "user", "assistant", or "tool"'
 _MESSAGE_ROLE_TEXT = 'message role must be one of "system", "user", or "assistant"'
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_GO_ESCAPES = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-    '"': '\\"',
-    "\\": "\\\\",
-}
 _B64_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 
 
 # --- helpers for messages --------------------------------------------------------------------
-
-
-def go_quote(text: str) -> str:
-    """Go's `%q` for a string (`strconv.Quote`), used where Ollama formats a value with `%q`."""
-    out = ['"']
-    for ch in text:
-        if ch in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[ch])
-        elif ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x80:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) <= 0xFFFF:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    out.append('"')
-    return "".join(out)
 
 
 def json_kind(value: Any) -> str:
@@ -873,23 +845,10 @@ class PullRequest:
 
 
 @attrs.frozen(kw_only=True)
-class PushRequest:
+class PushRequest(PullRequest):
     """`POST /api/push`: the same body as pull."""
 
     GO_NAME: ClassVar[str] = "PushRequest"
-
-    model: str = ""
-    insecure: bool = False
-    stream: bool = True
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> PushRequest:
-        f = Fields(data, cls.GO_NAME)
-        return cls(
-            model=_model_or_name(f),
-            insecure=f.boolean("insecure"),
-            stream=f.boolean("stream", True),
-        )
 
 
 def _file_map(f: Fields, key: str) -> dict[str, str]:

@@ -31,6 +31,7 @@ from typing import Any, Final, Literal, Protocol, TypeAlias, runtime_checkable
 import attrs
 
 from trio_ollama import gojson
+from trio_ollama.gojson import quote as go_quote
 
 __all__ = [
     "BUILTIN_FUNCS",
@@ -299,8 +300,8 @@ class _Tok:
         if self.kind == "SPACE":
             return "space"
         if len(self.text) > 10:
-            return _go_quote(self.text[:10]) + "..."
-        return _go_quote(self.text)
+            return go_quote(self.text[:10]) + "..."
+        return go_quote(self.text)
 
 
 def _is_alnum(c: str) -> bool:
@@ -1128,40 +1129,6 @@ def _fmt_nil(v: Any) -> str:
     return "<nil>" if v is None or v is NO_VALUE else fmt_v(v)
 
 
-_QUOTE_ESCAPES: Final = {
-    "\a": "\\a",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-    "\v": "\\v",
-}
-
-
-def _go_quote(s: str, ascii_only: bool = False) -> str:
-    """strconv.Quote (QuoteToASCII with `ascii_only`)."""
-    out = ['"']
-    for ch in s:
-        code = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch in _QUOTE_ESCAPES:
-            out.append(_QUOTE_ESCAPES[ch])
-        elif (ch == " " or ch.isprintable()) and (not ascii_only or code < 0x80):
-            out.append(ch)
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
-
-
 @attrs.frozen
 class _Spec:
     flags: str
@@ -1207,7 +1174,7 @@ def _fmt_int(v: int, verb: str, spec: _Spec) -> str:
             return _pad(chr(v) if 0 <= v <= 0x10FFFF else "\ufffd", spec)
         case "q":
             return _pad(
-                "'" + _go_quote(chr(v) if 0 <= v <= 0x10FFFF else "\ufffd")[1:-1] + "'", spec
+                "'" + go_quote(chr(v) if 0 <= v <= 0x10FFFF else "\ufffd")[1:-1] + "'", spec
             )
         case "U":
             return _pad(f"U+{v:04X}", spec)
@@ -1244,7 +1211,7 @@ def _fmt_str(s: str, verb: str, spec: _Spec) -> str:
             if "#" in spec.flags and "`" not in s and all(c.isprintable() or c == "\t" for c in s):
                 body = "`" + s + "`"
             else:
-                body = _go_quote(s, ascii_only="+" in spec.flags)
+                body = go_quote(s, ascii_only="+" in spec.flags)
         case "x" | "X":
             data = s.encode()
             body = data.hex() if verb == "x" else data.hex().upper()
