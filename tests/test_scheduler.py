@@ -559,3 +559,24 @@ async def test_dead_runner_fails_its_requests_and_is_reloaded(autojump_clock: An
         ):
             pieces = [e async for e in stream if isinstance(e, Piece)]
         assert len(pieces) == 2 and rec.loads == ["a", "a"]
+
+
+async def test_a_runner_that_cannot_start_fails_its_request_not_the_scheduler(
+    autojump_clock: Any,
+) -> None:
+    rec = FakeRunners()
+
+    def factory(load: Any, model: Any) -> Any:
+        if model.name == "broken":
+            raise OSError("cannot spawn: too many processes")
+        return rec(load, model)
+
+    async with open_scheduler(
+        settings(), runner_factory=factory, devices=attrs.evolve(CPU), cores=2
+    ) as sched:
+        with pytest.raises(LoadFailed, match="too many processes"):
+            async with sched.acquire(fake_model("broken")):
+                pass  # pragma: no cover
+        assert sched.loaded == {}
+        async with sched.acquire(fake_model("fine")) as lease:
+            assert lease.model.name == "fine"

@@ -411,7 +411,12 @@ class Scheduler:
         async for request in self.pending_receive:
             if request.cancelled:
                 continue
-            await self._serve_pending(request)
+            try:
+                await self._serve_pending(request)
+            except Exception as exc:
+                # One request's surprise must not stop the loop that serves all the others.
+                log.exception("could not serve a request for %s", request.model.name)
+                self._refuse(request, LoadFailed(_describe(exc)))
 
     async def _serve_pending(self, request: _Request) -> None:
         while not request.gone():
@@ -516,11 +521,11 @@ class Scheduler:
         assert self._runners is not None
         try:
             runner.client = await self._runners.start(self._run_runner, runner, load)
-        except LoadError as exc:
+        except Exception as exc:  # a load error, or the process could not even start
             if self.loaded.get(model.key) is runner:
                 del self.loaded[model.key]
             runner.unloaded.set()
-            message = str(exc)
+            message = _describe(exc)
             if "failed to load model" in message:
                 message = f"{message}: {INCOMPATIBLE.format(name=model.name)}"
             self._refuse(request, LoadFailed(message))
@@ -635,6 +640,13 @@ class Scheduler:
                     self._requeue(request)
             runner.slot_waiters.clear()
             log.info("model unloaded", extra={"model": runner.model.name})
+
+
+def _describe(exc: BaseException) -> str:
+    """What went wrong, for the requester: nursery groups of one unwrapped."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return str(exc) if isinstance(exc, LoadError) else f"{type(exc).__name__}: {exc}"
 
 
 def _has_free_slot(runner: Runner) -> bool:
