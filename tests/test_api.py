@@ -630,3 +630,24 @@ def test_prompt_rules_system_messages_and_templates(url: str) -> None:
         assert jinja == ask
     finally:
         httpx.request("DELETE", url + "/api/delete", json={"model": "briefbot"})
+
+
+def test_an_aborted_upload_leaves_nothing_behind(url: str, models: Path) -> None:
+    import socket
+
+    data = b"x" * 4_000_000
+    digest = hashlib.sha256(data).hexdigest()
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as s:
+        head = f"POST /api/blobs/sha256:{digest} HTTP/1.1\r\nHost: {host}\r\n"
+        s.sendall(f"{head}Content-Length: {len(data)}\r\n\r\n".encode() + data[:500_000])
+        deadline = time.monotonic() + 5
+        while not any(p.name.startswith("sha256-partial-") for p in (models / "blobs").iterdir()):
+            assert time.monotonic() < deadline, "the upload never started"
+            time.sleep(0.05)
+    deadline = time.monotonic() + 5
+    while any(p.name.startswith("sha256-partial-") for p in (models / "blobs").iterdir()):
+        assert time.monotonic() < deadline, "a half-written blob was left in the store"
+        time.sleep(0.05)
+    assert not (models / "blobs" / f"sha256-{digest}").exists()
+    assert httpx.get(url).status_code == 200
