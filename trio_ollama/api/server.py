@@ -52,6 +52,8 @@ async def serve(
     config = hypercorn.config.Config()
     config.bind = [_bind(settings)]
     config.accesslog = None
+    # Hypercorn's messages through our logging, not a second stderr handler of its own.
+    config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = GRACE_SECONDS
     config.keep_alive_timeout = 30
     async with open_scheduler(settings, **scheduler_kwargs) as scheduler:
