@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, overload
+from typing import Any, ClassVar, TypeVar, overload
 
 import attrs
 
@@ -62,6 +62,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_V = TypeVar("_V")
 
 
 def _json_text(data: Any) -> str:
@@ -73,15 +74,13 @@ def _json_text(data: Any) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-class ToolArguments(Mapping[str, Any]):
-    """A tool call's arguments: a Go map whose `String()` is its JSON, keys sorted."""
+class _GoMap(Mapping[str, _V]):
+    """A read-only Go map: the Mapping protocol over `_data`; subclasses say how it prints."""
 
     __slots__ = ("_data",)
+    _data: dict[str, _V]
 
-    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
-        self._data: dict[str, Any] = dict(data or {})
-
-    def __getitem__(self, key: str) -> Any:
+    def __getitem__(self, key: str) -> _V:
         return self._data[key]
 
     def __iter__(self) -> Iterator[str]:
@@ -92,6 +91,15 @@ class ToolArguments(Mapping[str, Any]):
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Mapping) and dict(self._data) == dict(other)
+
+
+class ToolArguments(_GoMap[Any]):
+    """A tool call's arguments: a Go map whose `String()` is its JSON, keys sorted."""
+
+    __slots__ = ()
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        self._data: dict[str, Any] = dict(data or {})
 
     def __hash__(self) -> int:
         return hash(gojson.dumps(self.go_json()))
@@ -331,10 +339,10 @@ class ToolProperty:
         return out
 
 
-class ToolProperties(Mapping[str, ToolProperty]):
+class ToolProperties(_GoMap["ToolProperty"]):
     """A tool's parameter properties: a Go map (ranged over in key order) printing as JSON."""
 
-    __slots__ = ("_data",)
+    __slots__ = ()
 
     def __init__(self, data: Mapping[str, ToolProperty] | None = None) -> None:
         self._data: dict[str, ToolProperty] = dict(data or {})
@@ -347,18 +355,6 @@ class ToolProperties(Mapping[str, ToolProperty]):
                 for k, v in data.items()
             }
         )
-
-    def __getitem__(self, key: str) -> ToolProperty:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Mapping) and dict(self._data) == dict(other)
 
     def __hash__(self) -> int:
         return hash(tuple(sorted(self._data.items(), key=lambda kv: kv[0])))
