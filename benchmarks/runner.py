@@ -17,7 +17,7 @@ from pathlib import Path
 
 import trio
 
-from trio_ollama.runner.engine import default_threads
+from trio_ollama.cpus import available_cpus
 from trio_ollama.runner.process import open_runner
 from trio_ollama.runner.protocol import Completion, Load, Piece, Sampling
 from trio_ollama.store.default_model import fetch_default_gguf
@@ -42,14 +42,16 @@ def plain_loop(model_path: Path, n_tokens: int) -> float:
     _quiet = L.llama_log_callback(lambda *args: None)  # llama.cpp keeps only the C pointer
     L.llama_log_set(_quiet, ctypes.c_void_p(0))
     L.llama_backend_init()
-    model = L.llama_model_load_from_file(str(model_path).encode(), L.llama_model_default_params())
+    mparams = L.llama_model_default_params()
+    mparams.use_extra_bufts = False  # as the runner loads it (see runner/engine.py)
+    model = L.llama_model_load_from_file(str(model_path).encode(), mparams)
     vocab = L.llama_model_get_vocab(model)
     params = L.llama_context_default_params()
     params.n_ctx = 2048
     params.n_batch = 512
     params.no_perf = True
     # The runner's own settings, so that the ratio measures the runner, not llama.cpp options.
-    params.n_threads = params.n_threads_batch = default_threads()
+    params.n_threads = params.n_threads_batch = available_cpus()
     params.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_DISABLED
     ctx = L.llama_init_from_model(model, params)
     data = PROMPT.encode()

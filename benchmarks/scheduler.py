@@ -22,13 +22,14 @@ import attrs
 import trio
 
 from trio_ollama.config import Settings
-from trio_ollama.devices import FakeDevices, GiB, SystemMemory
 from trio_ollama.gguf_info import read_gguf_info
+from trio_ollama.gocompat.format import GiB
 from trio_ollama.runner.protocol import Completion, Piece, Sampling
 from trio_ollama.scheduler import ModelSpec, RunnerOptions, Scheduler, open_scheduler
-from trio_ollama.simulation import FakeRunners as FakeRunners
-from trio_ollama.simulation import fake_model
+from trio_ollama.scheduler.devices import FakeDevices, SystemMemory
 from trio_ollama.store.default_model import fetch_default_gguf
+from trio_ollama.testing.simulation import FakeRunners as FakeRunners
+from trio_ollama.testing.simulation import fake_model
 
 ROOMY = SystemMemory(total=512 * GiB, free=512 * GiB, free_swap=0)
 

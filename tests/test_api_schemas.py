@@ -3,7 +3,6 @@ from __future__ import annotations
 import base64
 import logging
 import math
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -36,6 +35,7 @@ from trio_ollama.store.modelfile import CreateRequest, Message
 DIGEST = "sha256:" + "ab" * 32
 PNG = b"\x89PNG\r\n\x1a\nfake"
 PNG_B64 = base64.b64encode(PNG).decode()
+GO = "json: cannot unmarshal "
 FORMAT_TAIL = '; expected "json" or a valid JSON Schema object'
 
 # (id, class, body, expected): `body` is a dict for `from_json` or bytes for `decode_request`;
@@ -75,7 +75,12 @@ BAD: list[tuple[str, type[Any], dict[str, Any] | bytes, str | tuple[str, str]]] 
     ("shift number", GenerateRequest, {"shift": 0}, "GenerateRequest.shift"),
     ("debug string", GenerateRequest, {"_debug_render_only": "x"}, "_debug_render_only"),
     ("context string", GenerateRequest, {"context": "abc"}, "GenerateRequest.context"),
-    ("context float", GenerateRequest, {"context": [1, 1.5]}, "context[1]"),
+    (
+        "context float",
+        GenerateRequest,
+        {"context": [1, 1.5]},
+        ("=", GO + "number 1.5 into Go struct field GenerateRequest.context of type int"),
+    ),
     ("context negative", GenerateRequest, {"context": [-3]}, "context[0]"),
     # --- options
     ("options list", GenerateRequest, {"options": []}, "GenerateRequest.options"),
@@ -176,13 +181,23 @@ BAD: list[tuple[str, type[Any], dict[str, Any] | bytes, str | tuple[str, str]]] 
     ),
     # --- images
     ("images string", GenerateRequest, {"images": "abc"}, "GenerateRequest.images"),
-    ("images number", GenerateRequest, {"images": [5]}, "GenerateRequest.images[0]"),
+    (
+        "images number",
+        GenerateRequest,
+        {"images": [5]},
+        ("=", GO + "number into Go struct field GenerateRequest.images of type api.ImageData"),
+    ),
     ("image not base64", GenerateRequest, {"images": ["not base64!"]}, "images[0]"),
     ("image bad padding", GenerateRequest, {"images": [PNG_B64, "QQ="]}, "images[1]"),
     ("image empty", GenerateRequest, {"images": [""]}, "images[0]"),
     # --- chat messages and tools
     ("messages object", ChatRequest, {"messages": {}}, "ChatRequest.messages"),
-    ("message string", ChatRequest, {"messages": ["hi"]}, "ChatRequest.messages[0]"),
+    (
+        "message string",
+        ChatRequest,
+        {"messages": ["hi"]},
+        ("=", GO + "string into Go struct field ChatRequest.messages of type api.Message"),
+    ),
     (
         "role bot",
         ChatRequest,
@@ -190,12 +205,18 @@ BAD: list[tuple[str, type[Any], dict[str, Any] | bytes, str | tuple[str, str]]] 
         "messages[1].role",
     ),
     ("role missing", ChatRequest, {"messages": [{"content": "x"}]}, "messages[0].role"),
-    ("role number", ChatRequest, {"messages": [{"role": 5}]}, "messages[0].role"),
+    (
+        "role number",
+        ChatRequest,
+        {"messages": [{"role": 5}]},
+        # Go names the innermost struct and the whole path from the body, without indexes.
+        ("=", GO + "number into Go struct field Message.messages.role of type string"),
+    ),
     (
         "content parts",
         ChatRequest,
         {"messages": [{"role": "user", "content": [{"type": "text"}]}]},
-        "messages[0].content",
+        "Message.messages.content of type string",
     ),
     (
         "message image",
@@ -207,25 +228,25 @@ BAD: list[tuple[str, type[Any], dict[str, Any] | bytes, str | tuple[str, str]]] 
         "tool_calls string",
         ChatRequest,
         {"messages": [{"role": "assistant", "tool_calls": "x"}]},
-        "messages[0].tool_calls",
+        "Message.messages.tool_calls of type []api.ToolCall",
     ),
     (
         "tool arguments string",
         ChatRequest,
         {"messages": [{"role": "assistant", "tool_calls": [{"function": {"arguments": "{}"}}]}]},
-        "messages[0].tool_calls[0].function.arguments",
+        "ToolCallFunction.messages.tool_calls.function.arguments of type api.ToolCallFunction",
     ),
     (
         "tool name number",
         ChatRequest,
         {"messages": [{"role": "assistant", "tool_calls": [{"function": {"name": 5}}]}]},
-        "tool_calls[0].function.name",
+        "ToolCallFunction.messages.tool_calls.function.name of type string",
     ),
     (
         "tool index string",
         ChatRequest,
         {"messages": [{"role": "assistant", "tool_calls": [{"function": {"index": "0"}}]}]},
-        "tool_calls[0].function.index",
+        "ToolCallFunction.messages.tool_calls.function.index of type int",
     ),
     (
         "tool_name number",
@@ -234,12 +255,12 @@ BAD: list[tuple[str, type[Any], dict[str, Any] | bytes, str | tuple[str, str]]] 
         "tool_name",
     ),
     ("tools object", ChatRequest, {"tools": {}}, "ChatRequest.tools"),
-    ("tool string", ChatRequest, {"tools": ["x"]}, "ChatRequest.tools[0]"),
+    ("tool string", ChatRequest, {"tools": ["x"]}, "ChatRequest.tools of type api.Tool"),
     (
         "tool parameters list",
         ChatRequest,
         {"tools": [{"type": "function", "function": {"name": "f", "parameters": []}}]},
-        "tools[0].function.parameters",
+        "ToolFunction.tools.function.parameters of type api.ToolFunctionParameters",
     ),
     # --- embed
     ("input number", EmbedRequest, {"input": 5}, ("=", "invalid input type")),
@@ -262,7 +283,7 @@ BAD: list[tuple[str, type[Any], dict[str, Any] | bytes, str | tuple[str, str]]] 
     ("push model", PushRequest, {"model": 5}, "PushRequest.model"),
     # --- create
     ("create files list", CreateJSON, {"files": []}, "CreateRequest.files"),
-    ("create files digest type", CreateJSON, {"files": {"a.gguf": 5}}, 'files["a.gguf"]'),
+    ("create files digest type", CreateJSON, {"files": {"a.gguf": 5}}, "CreateRequest.files"),
     (
         "create files digest",
         CreateJSON,
@@ -306,10 +327,10 @@ BAD: list[tuple[str, type[Any], dict[str, Any] | bytes, str | tuple[str, str]]] 
         "create message content",
         CreateJSON,
         {"messages": [{"role": "user", "content": 1}]},
-        "messages[0].content",
+        "Message.messages.content of type string",
     ),
     ("create license number", CreateJSON, {"license": 5}, "CreateRequest.license"),
-    ("create license numbers", CreateJSON, {"license": ["a", 5]}, "license[1]"),
+    ("create license numbers", CreateJSON, {"license": ["a", 5]}, "CreateRequest.license"),
     ("create from number", CreateJSON, {"from": 1}, "CreateRequest.from"),
     ("create quantize", CreateJSON, {"quantize": 4}, "CreateRequest.quantize"),
     ("create stream", CreateJSON, {"stream": "no"}, "CreateRequest.stream"),
@@ -406,11 +427,13 @@ def test_parse_body_null_is_empty_object() -> None:
     assert decode_request(ChatRequest, b" null ") == ChatRequest()
 
 
-def test_parse_body_non_object_without_struct_names_object() -> None:
+def test_parse_body_non_object_without_struct_names_a_map() -> None:
     with pytest.raises(APIError) as info:
         parse_body(b"[]")
     assert info.value.status == 400
-    assert "JSON object" in info.value.message
+    assert info.value.message == (
+        "json: cannot unmarshal array into Go value of type map[string]interface {}"
+    )
 
 
 def test_parse_body_invalid_json_has_reason_and_position() -> None:
@@ -473,7 +496,7 @@ def test_options_convert_like_ollama() -> None:
         "use_mmap": False,
     }
     assert type(opts["temperature"]) is float
-    assert parse_options(None) == {}
+    assert GenerateRequest.from_json({"options": None}).options == {}
     assert parse_options({"stop": ["a", "b"], "top_p": 1, "min_p": 0}) == {
         "stop": ["a", "b"],
         "top_p": 1.0,
@@ -483,7 +506,7 @@ def test_options_convert_like_ollama() -> None:
 
 def test_options_field_name_in_message() -> None:
     with pytest.raises(APIError) as info:
-        parse_options("x", "ShowRequest.options")
+        ShowRequest.from_json({"options": "x"})
     assert info.value.message == (
         "json: cannot unmarshal string into Go struct field ShowRequest.options"
         " of type map[string]interface {}"
@@ -791,23 +814,18 @@ def test_create_license_list_and_quantize_wins() -> None:
     assert CreateJSON.from_json({"template": "", "system": ""}).template is None
 
 
-def test_field_readers() -> None:
-    from trio_ollama.api.schemas import Fields
-
-    f = Fields({"x": 1, "y": 2.5, "s": ["a"], "o": {"k": 1}, "n": None}, "Thing")
-    assert f.number("x") == 1.0 and f.number("y") == 2.5 and f.number("n", 7.0) == 7.0
-    assert f.integer("x") == 1 and f.integer("missing", 3) == 3
-    assert f.strings("s") == ("a",) and f.strings("n") == ()
-    assert f.object("o") == {"k": 1} and f.object("n") is None
-    readers: list[tuple[Callable[[str], Any], str, str]] = [
-        (f.number, "s", "Thing.s of type float64"),
-        (f.integer, "y", "number 2.5 into Go struct field Thing.y of type int"),
-        (f.boolean, "x", "Thing.x of type bool"),
-        (f.string, "o", "cannot unmarshal object into Go struct field Thing.o of type string"),
-    ]
-    for read, key, text in readers:
-        with pytest.raises(APIError) as info:
-            read(key)
-        assert info.value.status == 400 and text in info.value.message
-    with pytest.raises(APIError, match=r"Thing\.big: must be a finite number"):
-        Fields({"big": 10**400}, "Thing").number("big")
+def test_server_route_decodes_with_the_declared_go_types() -> None:
+    # The route's path (bytes in) and `from_json` (a dict in) give the same Go texts.
+    body = b'{"model": "m", "messages": [{"role": "user", "content": 5}]}'
+    with pytest.raises(APIError) as from_bytes:
+        decode_request(ChatRequest, body)
+    with pytest.raises(APIError) as from_dict:
+        ChatRequest.from_json({"model": "m", "messages": [{"role": "user", "content": 5}]})
+    assert (
+        from_bytes.value.message
+        == from_dict.value.message
+        == (
+            "json: cannot unmarshal number into Go struct field Message.messages.content"
+            " of type string"
+        )
+    )

@@ -22,7 +22,8 @@ from tests.ggufs import write_tiny_gguf
 from tests.server import free_port, running_server
 from trio_ollama import __version__
 from trio_ollama.cli.commands import processor, until
-from trio_ollama.cli.formatting import human_bytes, table
+from trio_ollama.cli.formatting import table
+from trio_ollama.gocompat.format import human_bytes
 from trio_ollama.store import Store
 from trio_ollama.store.default_model import GGUF_NAME, GGUF_SHA256, ensure_default_model
 

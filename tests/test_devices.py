@@ -12,13 +12,12 @@ from typing import Any
 import pynvml
 import pytest
 
-from trio_ollama import devices
-from trio_ollama.devices import (
+from trio_ollama.gocompat.format import GiB, MiB
+from trio_ollama.scheduler import devices
+from trio_ollama.scheduler.devices import (
     CUDA_MINIMUM_MEMORY,
     FakeDevices,
-    GiB,
     GPUInfo,
-    MiB,
     NvmlDiscovery,
     SystemDevices,
     SystemMemory,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from trio_ollama.durations import DurationError, format_go_duration, parse_go_duration_ns
+from trio_ollama.gocompat.durations import DurationError, format_go_duration, parse_go_duration_ns
 
 S = 1_000_000_000
 

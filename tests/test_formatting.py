@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from trio_ollama.cli.formatting import human_bytes, human_duration, human_time, table
+from trio_ollama.cli.formatting import table
+from trio_ollama.gocompat.format import human_bytes, human_duration, human_time
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.ggufs import write_tiny_gguf
-from trio_ollama.gguf_info import ArraySummary, GGUFError, human_number, read_gguf_info
+from trio_ollama.gguf_info import ArraySummary, GGUFError, read_gguf_info
+from trio_ollama.gocompat.format import human_number
 
 
 def test_real_model_facts(default_gguf: Path) -> None:

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from trio_ollama.devices import GiB, GPUInfo, MiB, SystemMemory, fake_gpu
 from trio_ollama.gguf_info import GGUFInfo, TensorInfo, read_gguf_info
-from trio_ollama.memory import (
+from trio_ollama.gocompat.format import GiB, MiB, human_bytes2
+from trio_ollama.scheduler.devices import GPUInfo, SystemMemory, fake_gpu
+from trio_ollama.scheduler.memory import (
     InsufficientSystemMemory,
     LoadOptions,
     LoadRequiredFull,
@@ -16,7 +17,6 @@ from trio_ollama.memory import (
     check_system_memory,
     estimate,
     graph_size,
-    human_bytes2,
     needs_vram_recovery,
     pick_best_full_fit,
     pick_best_partial_fit,

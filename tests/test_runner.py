@@ -159,7 +159,7 @@ async def test_json_schema_and_json_format_constrain_output(default_gguf: Path) 
         assert isinstance(json.loads(text), dict)
         with pytest.raises(RunnerError) as info:
             await generate(runner, chat("x"), format="{not json")
-        assert info.value.status == 400 and "invalid JSON schema" in str(info.value)
+        assert info.value.invalid and "invalid JSON schema" in str(info.value)
 
 
 async def test_prompt_longer_than_context(default_gguf: Path) -> None:
@@ -170,10 +170,8 @@ async def test_prompt_longer_than_context(default_gguf: Path) -> None:
         assert done.prompt_eval_count == 64
         with pytest.raises(RunnerError) as info:
             await generate(runner, prompt, truncate=False)
-        assert (info.value.status, str(info.value)) == (
-            400,
-            "the input length exceeds the context length",
-        )
+        assert info.value.invalid
+        assert str(info.value) == "the input length exceeds the context length"
         # The runner is still fine after refusing a request.
         _, done = await generate(runner, chat("Hi"), sampling=Sampling(num_predict=3, seed=1))
         assert done.eval_count == 3

@@ -38,7 +38,7 @@ MESSAGES = [
     Piece(7, "wörld 🌍"),
     Done(id=7, done_reason="stop", eval_count=3),
     Embedding(id=8, embedding=[0.5, -1.25], prompt_eval_count=2),
-    RequestFailed(id=9, message="bad", status=400),
+    RequestFailed(id=9, message="bad", invalid=True),
     Cancel(7),
 ]
 

@@ -16,7 +16,7 @@ import trio
 import trio.testing
 
 from trio_ollama.config import Settings
-from trio_ollama.devices import FakeDevices, GiB, SystemMemory, fake_gpu
+from trio_ollama.gocompat.format import GiB
 from trio_ollama.runner.protocol import Completion, Piece, Sampling
 from trio_ollama.scheduler import (
     ERR_MAX_QUEUE,
@@ -28,8 +28,9 @@ from trio_ollama.scheduler import (
     open_scheduler,
     policy,
 )
-from trio_ollama.simulation import FakeRunners as FakeRunners
-from trio_ollama.simulation import fake_model
+from trio_ollama.scheduler.devices import FakeDevices, SystemMemory, fake_gpu
+from trio_ollama.testing.simulation import FakeRunners as FakeRunners
+from trio_ollama.testing.simulation import fake_model
 
 CPU = FakeDevices(system=SystemMemory(total=64 * GiB, free=48 * GiB, free_swap=0))
 

@@ -13,10 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from trio_ollama.config import Settings
-from trio_ollama.devices import FakeDevices, GiB, SystemMemory
+from trio_ollama.gocompat.format import GiB
 from trio_ollama.scheduler import LoadFailed, RunnerOptions, Scheduler, ServerBusy
-from trio_ollama.simulation import FakeRunners as FakeRunners
-from trio_ollama.simulation import fake_model
+from trio_ollama.scheduler.devices import FakeDevices, SystemMemory
+from trio_ollama.testing.simulation import FakeRunners as FakeRunners
+from trio_ollama.testing.simulation import fake_model
 
 MODELS = [
     fake_model("a", GiB),

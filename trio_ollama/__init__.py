@@ -2,9 +2,9 @@
 
 from trio_ollama.config import Settings
 from trio_ollama.scheduler import ModelSpec, RunnerOptions, Scheduler, open_scheduler
+from trio_ollama.specs import model_spec
 from trio_ollama.store import Store
-
-__version__ = "0.1.0"
+from trio_ollama.version import __version__
 
 
 def __getattr__(name: str) -> object:
@@ -23,6 +23,7 @@ __all__ = [
     "Settings",
     "Store",
     "__version__",
+    "model_spec",
     "open_scheduler",
     "serve",
 ]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import attrs
 
-from trio_ollama.durations import DurationError, ns_to_seconds, parse_go_duration_ns
+from trio_ollama.gocompat.durations import DurationError, ns_to_seconds, parse_go_duration_ns
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,8 @@ from typing import Any
 import attrs
 import gguf
 
+from trio_ollama.gocompat.format import human_number
+
 SUPPORTED_VERSIONS = (2, 3)
 MAX_DIMS = 4
 # Arrays longer than this are kept as their length only (vocabularies, merges, scores).
@@ -73,19 +75,6 @@ def file_type_name(file_type: int | None) -> str:
     except ValueError:
         return "unknown"
     return name.removeprefix("MOSTLY_").removeprefix("ALL_")
-
-
-def human_number(n: int) -> str:
-    """Ollama's `format.HumanNumber`, used for the parameter size (`134.52M`, `3.2B`)."""
-    if n >= 1_000_000_000:
-        v = n / 1_000_000_000
-        return f"{v:.0f}B" if v == int(v) else f"{v:.1f}B"
-    if n >= 1_000_000:
-        v = n / 1_000_000
-        return f"{v:.0f}M" if v == int(v) else f"{v:.2f}M"
-    if n >= 1_000:
-        return f"{n / 1000:.0f}K"
-    return str(n)
 
 
 @attrs.frozen

@@ -86,9 +86,6 @@ class ModelName:
         self.check()
         return PurePosixPath(self.host, self.namespace, self.model, self.tag)
 
-    def casefold_key(self) -> tuple[str, str, str, str]:
-        return (self.host.lower(), self.namespace.lower(), self.model.lower(), self.tag.lower())
-
 
 def parse_name_bare(s: str) -> tuple[str, str, str, str]:
     """Split without defaults: (host, namespace, model, tag), empty where absent."""

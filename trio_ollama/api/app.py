@@ -1,10 +1,5 @@
-"""The HTTP surface: a quart-trio app whose routes parse, call the service, and stream.
-
-Streaming follows Ollama: the first chunk is computed before the status is sent, so an error
-before any output gets its own status; an error after output becomes a final `{"error": ...}`
-line. Leaving a stream early (the client hung up) cancels the handler, which closes the chunk
-iterator, which leaves the scheduler's `acquire` scope: the runner slot is free at once.
-"""
+"""The HTTP surface: a quart-trio app whose routes parse, call the service, and stream (the
+streaming rules are in `responses.py`), with Ollama's Host and CORS checks in front."""
 
 from __future__ import annotations
 
@@ -12,27 +7,32 @@ import fnmatch
 import ipaddress
 import logging
 import socket
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
-from trio_ollama import gojson
 from trio_ollama.api import schemas
 from trio_ollama.api.errors import APIError
+from trio_ollama.api.openai_routes import add_openai_routes
+from trio_ollama.api.responses import (
+    combine_chat,
+    combine_generate,
+    combine_progress,
+    error_response,
+    json_response,
+    parsed,
+    stream_or_collect,
+)
 from trio_ollama.api.service import Service
+from trio_ollama.names import parse_name
 from trio_ollama.store.errors import DigestMismatchError
 from trio_ollama.store.layout import CHUNK, InvalidDigestError, normalize_digest
 
 log = logging.getLogger(__name__)
 
-JSON_TYPE = "application/json; charset=utf-8"
-NDJSON_TYPE = "application/x-ndjson"
-# JSON bodies are read whole; images make them large, but not this large.
-MAX_JSON_BODY = 64 * 1024 * 1024
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
 ALLOWED_HEADERS = (
     "Authorization, Content-Type, User-Agent, Accept, X-Requested-With, OpenAI-Beta, "
@@ -41,104 +41,6 @@ ALLOWED_HEADERS = (
     "x-stainless-poll-helper, x-stainless-retry-count, x-stainless-runtime, "
     "x-stainless-runtime-version, x-stainless-timeout"
 )
-
-
-def json_response(value: Any, status: int = 200) -> Response:
-    return Response(gojson.dumps(value), status=status, content_type=JSON_TYPE)
-
-
-def error_response(exc: APIError) -> Response:
-    return json_response({"error": exc.message}, exc.status)
-
-
-async def read_body(limit: int = MAX_JSON_BODY) -> bytes:
-    declared = request.content_length
-    if declared is not None and declared > limit:
-        raise APIError(413, f"request body exceeds {limit} bytes")
-    data = bytearray()
-    async for chunk in request.body:
-        data += chunk
-        if len(data) > limit:
-            raise APIError(413, f"request body exceeds {limit} bytes")
-    return bytes(data)
-
-
-async def parsed(kind: Callable[[dict[str, Any]], Any]) -> Any:
-    return kind(schemas.parse_body(await read_body()))
-
-
-def _line(value: Any) -> bytes:
-    return gojson.encode(value)
-
-
-Chunks = AsyncGenerator[dict[str, Any], None]
-
-
-async def first_chunk(chunks: Chunks) -> dict[str, Any]:
-    """The first chunk, computed before any status is sent; errors close the stream."""
-    try:
-        return await chunks.__anext__()
-    except BaseException:
-        await chunks.aclose()
-        raise
-
-
-async def collect(first: dict[str, Any], chunks: Chunks) -> list[dict[str, Any]]:
-    """The rest of the chunks; closed explicitly whatever happens, so that a cancelled
-    collection (the client hung up) leaves the runner and the scheduler at once rather than
-    whenever the garbage collector gets to the generator."""
-    async with aclosing(chunks):
-        return [first, *[chunk async for chunk in chunks]]
-
-
-async def stream_or_collect(
-    chunks: Chunks,
-    stream: bool,
-    combine: Callable[[list[dict[str, Any]]], dict[str, Any]],
-) -> Response:
-    """NDJSON when streaming, else one combined object; see the module docstring for errors."""
-    try:
-        first = await first_chunk(chunks)
-    except APIError as exc:
-        return error_response(exc)
-    if first.get("done") and first.get("done_reason") in ("load", "unload"):
-        await chunks.aclose()
-        return json_response(first)  # Ollama answers the shortcuts with one object
-    if not stream:
-        try:
-            return json_response(combine(await collect(first, chunks)))
-        except APIError as exc:
-            return error_response(exc)
-
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            yield _line(first)
-            async for chunk in chunks:
-                yield _line(chunk)
-        except APIError as exc:
-            yield _line({"error": exc.message})
-        finally:
-            await chunks.aclose()
-
-    return Response(body(), content_type=NDJSON_TYPE)
-
-
-def combine_generate(chunks: list[dict[str, Any]]) -> dict[str, Any]:
-    final = dict(chunks[-1])
-    final["response"] = "".join(c.get("response", "") for c in chunks)
-    return final
-
-
-def combine_chat(chunks: list[dict[str, Any]]) -> dict[str, Any]:
-    final = dict(chunks[-1])
-    message = dict(final.get("message") or {"role": "assistant"})
-    message["content"] = "".join(c.get("message", {}).get("content", "") for c in chunks)
-    final["message"] = message
-    return final
-
-
-def combine_progress(chunks: list[dict[str, Any]]) -> dict[str, Any]:
-    return chunks[-1]
 
 
 def host_allowed(host_header: str) -> bool:
@@ -225,51 +127,51 @@ def create_app(service: Service) -> QuartTrio:
 
     @app.route("/api/show", methods=["POST", "OPTIONS"])
     async def show() -> Response:
-        return json_response(await service.show(await parsed(schemas.ShowRequest.from_json)))
+        return json_response(await service.show(await parsed(schemas.ShowRequest)))
 
     @app.route("/api/copy", methods=["POST", "OPTIONS"])
     async def copy() -> Response:
-        await service.copy(await parsed(schemas.CopyRequest.from_json))
+        await service.copy(await parsed(schemas.CopyRequest))
         return Response("", status=200)
 
     @app.route("/api/delete", methods=["DELETE", "OPTIONS"])
     async def delete() -> Response:
-        await service.delete(await parsed(schemas.DeleteRequest.from_json))
+        await service.delete(await parsed(schemas.DeleteRequest))
         return Response("", status=200)
 
     @app.route("/api/generate", methods=["POST", "OPTIONS"])
     async def generate() -> Response:
-        req = await parsed(schemas.GenerateRequest.from_json)
+        req = await parsed(schemas.GenerateRequest)
         return await stream_or_collect(service.generate(req), req.stream, combine_generate)
 
     @app.route("/api/chat", methods=["POST", "OPTIONS"])
     async def chat() -> Response:
-        req = await parsed(schemas.ChatRequest.from_json)
+        req = await parsed(schemas.ChatRequest)
         return await stream_or_collect(service.chat(req), req.stream, combine_chat)
 
     @app.route("/api/embed", methods=["POST", "OPTIONS"])
     async def embed() -> Response:
-        return json_response(await service.embed(await parsed(schemas.EmbedRequest.from_json)))
+        return json_response(await service.embed(await parsed(schemas.EmbedRequest)))
 
     @app.route("/api/embeddings", methods=["POST", "OPTIONS"])
     async def embeddings() -> Response:
-        req = await parsed(schemas.EmbeddingsRequest.from_json)
+        req = await parsed(schemas.EmbeddingsRequest)
         return json_response(await service.embeddings(req))
 
     @app.route("/api/create", methods=["POST", "OPTIONS"])
     async def create() -> Response:
-        req = await parsed(schemas.CreateJSON.from_json)
+        req = await parsed(schemas.CreateJSON)
         return await stream_or_collect(service.create(req), req.stream, combine_progress)
 
     @app.route("/api/pull", methods=["POST", "OPTIONS"])
     async def pull() -> Response:
-        req = await parsed(schemas.PullRequest.from_json)
+        req = await parsed(schemas.PullRequest)
         return await stream_or_collect(registry_unreachable("pulling manifest", req.model),
                                        req.stream, combine_progress)  # fmt: skip
 
     @app.route("/api/push", methods=["POST", "OPTIONS"])
     async def push() -> Response:
-        req = await parsed(schemas.PushRequest.from_json)
+        req = await parsed(schemas.PushRequest)
         return await stream_or_collect(registry_unreachable("retrieving manifest", req.model),
                                        req.stream, combine_progress)  # fmt: skip
 
@@ -285,15 +187,11 @@ def create_app(service: Service) -> QuartTrio:
         await upload_blob(service, digest)
         return Response("", status=201)
 
-    from trio_ollama.api.openai_routes import add_openai_routes
-
     add_openai_routes(app, service)
     return app
 
 
 async def registry_unreachable(first: str, model: str) -> AsyncGenerator[dict[str, Any], None]:
-    from trio_ollama.names import parse_name
-
     if not parse_name(model).is_valid:
         raise APIError(400, "invalid model name")
     yield {"status": first}

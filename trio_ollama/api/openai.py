@@ -23,14 +23,26 @@ import json
 import random
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from struct import pack as struct_pack
 from typing import Any, Final
 
 import attrs
-import numpy as np
 
-from trio_ollama import gojson
 from trio_ollama.api.errors import APIError
-from trio_ollama.api.schemas import json_kind
+from trio_ollama.gocompat import decode as go
+from trio_ollama.gocompat import gojson
+from trio_ollama.gocompat.decode import (
+    ANY,
+    BOOL,
+    FLOAT32,
+    FLOAT64,
+    INT,
+    STRING,
+    DecodeError,
+    GoType,
+    slice_of,
+    struct,
+)
 from trio_ollama.names import parse_name
 
 __all__ = [
@@ -136,201 +148,113 @@ def _invalid(message: str) -> APIError:
 def decode_body(raw: bytes) -> Any:
     """The request body as JSON, failing the way gin's `ShouldBindJSON` does for the middleware.
 
-    An empty body is Go's `EOF`; a syntax error keeps Python's description, since reproducing
-    every Go scanner message is not worth it. `null` decodes to None, which the request
+    An empty body is Go's `EOF`; a syntax error is described as for the native API, since
+    reproducing every Go scanner message is not worth it. `null` decodes to None, which the request
     translators treat as an empty object, as Go does.
     """
     if not raw.strip():
         raise _invalid("EOF")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return go.loads(raw)
+    except DecodeError as exc:
         raise _invalid(str(exc)) from None
 
 
-# --- Go's decoder, for its type errors ------------------------------------------------------------
+# --- the request bodies, as Go structs ---------------------------------------------------------
 #
 # The middleware binds the body into Go structs before looking at it, so a wrongly typed field is
 # rejected with Go's `json: cannot unmarshal <json> into Go struct field <Struct>.<path> of type
-# <type>`, which names the field. Checking the whole body against a description of those structs
-# first, in document order, gives the same first error Go reports, and lets the translation below
-# assume well-typed values.
+# <type>`, which names the field. Checking the whole body against these structs first gives the
+# same first error Go reports, and lets the translation below assume well-typed values.
 
+_STREAM_OPTIONS = struct("openai.StreamOptions", include_usage=BOOL)
 
-@attrs.frozen
-class _Go:
-    """One Go type as the decoder sees it: what JSON it accepts and how its errors name it."""
-
-    kind: str  # "string", "int", "float", "bool", "any", "struct" or "slice"
-    type_name: str
-    fields: Mapping[str, _Go] = attrs.field(factory=dict)
-    elem: _Go | None = None
-
-    @property
-    def struct_name(self) -> str:
-        # reflect's Name(): the bare name of a named type, "" for an anonymous struct.
-        return "" if self.type_name.startswith("struct ") else self.type_name.rpartition(".")[2]
-
-
-_STRING = _Go("string", "string")
-_INT = _Go("int", "int")
-_FLOAT64 = _Go("float", "float64")
-_FLOAT32 = _Go("float", "float32")
-_BOOL = _Go("bool", "bool")
-_ANY = _Go("any", "interface {}")
-
-
-def _slice(elem: _Go) -> _Go:
-    return _Go("slice", "[]" + elem.type_name, elem=elem)
-
-
-def _struct(type_name: str, **fields: _Go) -> _Go:
-    return _Go("struct", type_name, fields=fields)
-
-
-_STREAM_OPTIONS = _struct("openai.StreamOptions", include_usage=_BOOL)
-
-_TOOL_CALL = _struct(
+_TOOL_CALL = struct(
     "openai.ToolCall",
-    id=_STRING,
-    index=_INT,
-    type=_STRING,
-    function=_struct(
+    id=STRING,
+    index=INT,
+    type=STRING,
+    function=struct(
         'struct { Name string "json:\\"name\\""; Arguments string "json:\\"arguments\\"" }',
-        name=_STRING,
+        name=STRING,
         # Go wants a string; an already-decoded object is accepted below as a courtesy.
-        arguments=_ANY,
+        arguments=ANY,
     ),
 )
 
-_MESSAGE = _struct(
+_MESSAGE = struct(
     "openai.Message",
-    role=_STRING,
-    content=_ANY,
-    reasoning=_STRING,
-    tool_calls=_slice(_TOOL_CALL),
-    name=_STRING,
-    tool_call_id=_STRING,
+    role=STRING,
+    content=ANY,
+    reasoning=STRING,
+    tool_calls=slice_of(_TOOL_CALL),
+    name=STRING,
+    tool_call_id=STRING,
 )
 
-_CHAT_REQUEST = _struct(
+_CHAT_REQUEST = struct(
     "openai.ChatCompletionRequest",
-    model=_STRING,
-    messages=_slice(_MESSAGE),
-    stream=_BOOL,
+    model=STRING,
+    messages=slice_of(_MESSAGE),
+    stream=BOOL,
     stream_options=_STREAM_OPTIONS,
-    max_tokens=_INT,
-    max_completion_tokens=_INT,
-    seed=_INT,
-    stop=_ANY,
-    temperature=_FLOAT64,
-    frequency_penalty=_FLOAT64,
-    presence_penalty=_FLOAT64,
-    top_p=_FLOAT64,
-    response_format=_struct(
+    max_tokens=INT,
+    max_completion_tokens=INT,
+    seed=INT,
+    stop=ANY,
+    temperature=FLOAT64,
+    frequency_penalty=FLOAT64,
+    presence_penalty=FLOAT64,
+    top_p=FLOAT64,
+    response_format=struct(
         "openai.ResponseFormat",
-        type=_STRING,
-        json_schema=_struct("openai.JsonSchema", schema=_ANY),
+        type=STRING,
+        json_schema=struct("openai.JsonSchema", schema=ANY),
     ),
-    tools=_slice(
-        _struct(
+    tools=slice_of(
+        struct(
             "api.Tool",
-            type=_STRING,
-            function=_struct("api.ToolFunction", name=_STRING, description=_STRING),
+            type=STRING,
+            function=struct("api.ToolFunction", name=STRING, description=STRING),
         )
     ),
-    reasoning=_struct("openai.Reasoning", effort=_STRING),
-    reasoning_effort=_STRING,
-    _debug_render_only=_BOOL,
+    reasoning=struct("openai.Reasoning", effort=STRING),
+    reasoning_effort=STRING,
+    _debug_render_only=BOOL,
 )
 
-_COMPLETION_REQUEST = _struct(
+_COMPLETION_REQUEST = struct(
     "openai.CompletionRequest",
-    model=_STRING,
-    prompt=_STRING,
-    frequency_penalty=_FLOAT32,
-    max_tokens=_INT,
-    presence_penalty=_FLOAT32,
-    seed=_INT,
-    stop=_ANY,
-    stream=_BOOL,
+    model=STRING,
+    prompt=STRING,
+    frequency_penalty=FLOAT32,
+    max_tokens=INT,
+    presence_penalty=FLOAT32,
+    seed=INT,
+    stop=ANY,
+    stream=BOOL,
     stream_options=_STREAM_OPTIONS,
-    temperature=_FLOAT32,
-    top_p=_FLOAT32,
-    suffix=_STRING,
-    _debug_render_only=_BOOL,
+    temperature=FLOAT32,
+    top_p=FLOAT32,
+    suffix=STRING,
+    _debug_render_only=BOOL,
 )
 
-_EMBED_REQUEST = _struct(
+_EMBED_REQUEST = struct(
     "openai.EmbedRequest",
-    input=_ANY,
-    model=_STRING,
-    dimensions=_INT,
-    encoding_format=_STRING,
+    input=ANY,
+    model=STRING,
+    dimensions=INT,
+    encoding_format=STRING,
 )
 
 
-def _accepts(go: _Go, value: Any) -> bool:
-    match go.kind:
-        case "string":
-            return isinstance(value, str)
-        case "bool":
-            return isinstance(value, bool)
-        case "int":
-            return isinstance(value, int) and not isinstance(value, bool)
-        case "float":
-            return isinstance(value, int | float) and not isinstance(value, bool)
-        case "struct":
-            return isinstance(value, dict)
-        case "slice":
-            return isinstance(value, list)
-    return True
-
-
-def _type_error(go: _Go, value: Any, struct: str, path: str) -> APIError:
-    what = json_kind(value)
-    if go.kind == "int" and isinstance(value, float):
-        # Go quotes the literal when a number does not fit an integer.
-        what = f"number {value!r}"
-    where = f"Go struct field {struct}.{path}" if struct or path else "Go value"
-    return _invalid(f"json: cannot unmarshal {what} into {where} of type {go.type_name}")
-
-
-def _check(go: _Go, value: Any, struct: str = "", path: str = "") -> None:
-    # JSON null leaves Go's zero value in place: never an error.
-    if value is None or go.kind == "any":
-        return
-    if not _accepts(go, value):
-        raise _type_error(go, value, struct, path)
-    if go.kind == "struct":
-        for key, item in value.items():
-            field = go.fields.get(key)
-            if field is not None:
-                _check(field, item, go.struct_name, f"{path}.{key}" if path else key)
-    elif go.kind == "slice":
-        assert go.elem is not None
-        for item in value:
-            _check(go.elem, item, struct, path)
-
-
-def _decode(body: Any, go: _Go) -> dict[str, Any]:
-    _check(go, body)
+def _decode(body: Any, go_type: GoType) -> dict[str, Any]:
+    try:
+        go.check(go_type, body)
+    except DecodeError as exc:
+        raise _invalid(str(exc)) from None
     return {} if body is None else dict(body)
-
-
-def _go_type_name(value: Any) -> str:
-    """What Go's `%T` prints for a value `encoding/json` decoded into `any`."""
-    if value is None:
-        return "<nil>"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "float64"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "[]interface {}"
-    return "map[string]interface {}"
 
 
 # --- requests -------------------------------------------------------------------------------------
@@ -401,7 +325,7 @@ def _chat_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
             out.extend(parts)
         elif raw_calls is None:
             # Content may only be left out when the message carries tool calls.
-            raise _invalid(f"invalid message content type: {_go_type_name(content)}")
+            raise _invalid(f"invalid message content type: {go.type_name(content)}")
         else:
             out.append({"role": role, "content": "", **extras})
     return out
@@ -507,7 +431,7 @@ def _stop_strings(stop: Any, *, strict: bool) -> list[str] | None:
         if isinstance(item, str):
             stops.append(item)
         elif strict:
-            raise _invalid(f"invalid type for 'stop' field: {_go_type_name(item)}")
+            raise _invalid(f"invalid type for 'stop' field: {go.type_name(item)}")
     # Ollama sends an empty list as null, which leaves the model's own stop words in place.
     return stops or None
 
@@ -935,7 +859,7 @@ class CompletionStream:
 
 def _float32_base64(vector: Sequence[float]) -> str:
     # OpenAI's base64 format: the vector as little-endian float32 bytes.
-    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+    return base64.b64encode(struct_pack(f"<{len(vector)}f", *vector)).decode("ascii")
 
 
 def embeddings(native: Mapping[str, Any], model: str, encoding_format: str = "") -> dict[str, Any]:

@@ -12,7 +12,8 @@ from quart_trio import QuartTrio
 
 from trio_ollama.api import openai as oa
 from trio_ollama.api import schemas
-from trio_ollama.api.app import (
+from trio_ollama.api.errors import APIError
+from trio_ollama.api.responses import (
     Chunks,
     collect,
     combine_chat,
@@ -21,7 +22,6 @@ from trio_ollama.api.app import (
     json_response,
     read_body,
 )
-from trio_ollama.api.errors import APIError
 from trio_ollama.api.service import Service
 
 SSE_TYPE = "text/event-stream"

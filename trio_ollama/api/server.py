@@ -21,6 +21,7 @@ from trio_ollama.api.service import Service
 from trio_ollama.config import Settings
 from trio_ollama.scheduler import open_scheduler
 from trio_ollama.store import Store
+from trio_ollama.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +63,5 @@ async def serve(
             binds: list[str] = await nursery.start(
                 partial(hypercorn.trio.serve, app, config, shutdown_trigger=shutdown_trigger)
             )
-            log.info("Listening on %s (version %s)", ", ".join(binds), _version())
+            log.info("Listening on %s (version %s)", ", ".join(binds), __version__)
             task_status.started(binds)
-
-
-def _version() -> str:
-    from trio_ollama import __version__
-
-    return __version__

@@ -9,22 +9,33 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from contextlib import aclosing, asynccontextmanager
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from contextlib import aclosing, asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 import attrs
 import trio
 
-from trio_ollama import __version__
-from trio_ollama.api.errors import APIError
-from trio_ollama.api.prompt import ModelPrompt, fit_history
-from trio_ollama.api.schemas import go_quote
+from trio_ollama.api.errors import APIError, runner_error, scheduler_error, store_error
+from trio_ollama.api.schemas import (
+    ChatMessage,
+    ChatRequest,
+    CopyRequest,
+    CreateJSON,
+    DeleteRequest,
+    EmbeddingsRequest,
+    EmbedRequest,
+    GenerateRequest,
+    ShowRequest,
+)
 from trio_ollama.api.timefmt import FOREVER_SECONDS, local_time, utc_now
 from trio_ollama.config import Settings
 from trio_ollama.gguf_info import ArraySummary, GGUFError, read_gguf_info
+from trio_ollama.gocompat.gojson import quote as go_quote
 from trio_ollama.names import InvalidNameError, ModelName, parse_name
-from trio_ollama.options import DEFAULTS, check_option_value
+from trio_ollama.options import LOAD_OPTIONS, PREDICT_OPTIONS, check_option, defaults
+from trio_ollama.prompt import ModelPrompt, PromptError, fit_history
 from trio_ollama.runner.client import RunnerClient, RunnerError
 from trio_ollama.runner.protocol import Completion, Done, Piece, Sampling
 from trio_ollama.scheduler import (
@@ -34,6 +45,7 @@ from trio_ollama.scheduler import (
     Scheduler,
     SchedulerError,
 )
+from trio_ollama.specs import NoWeightsError, model_spec
 from trio_ollama.store import (
     CorruptModelError,
     ModelDetails,
@@ -43,15 +55,18 @@ from trio_ollama.store import (
 )
 from trio_ollama.store.layout import InvalidDigestError, normalize_digest
 from trio_ollama.templates import Message
+from trio_ollama.version import __version__
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-# Tokens per image that Ollama counts for projector models when fitting the history.
-PREDICT_KEYS = (
-    "num_keep", "seed", "num_predict", "top_k", "top_p", "min_p", "typical_p", "repeat_last_n",
-    "temperature", "repeat_penalty", "presence_penalty", "frequency_penalty", "stop",
-)  # fmt: skip
+
+@contextmanager
+def _prompt_errors() -> Iterator[None]:
+    try:
+        yield
+    except PromptError as exc:
+        raise APIError(400 if exc.invalid else 500, str(exc)) from exc
 
 
 def metrics(done: Done, total: float, load: float) -> dict[str, int]:
@@ -69,10 +84,10 @@ def metrics(done: Done, total: float, load: float) -> dict[str, int]:
 
 def merge_options(model: ModelDetails, request: dict[str, Any], default_ctx: int) -> dict[str, Any]:
     """Ollama's order: defaults, then the model's PARAMETERs, then the request's options."""
-    merged: dict[str, Any] = {**DEFAULTS, "num_ctx": default_ctx}
+    merged = defaults(default_ctx)
     for key, value in model.parameters.items():
         try:
-            merged[key] = check_option_value(key, value)
+            merged[key] = check_option(key, value)
         except (KeyError, ValueError):
             log.warning("ignoring model parameter %s=%r", key, value)
     merged.update(request)
@@ -80,12 +95,11 @@ def merge_options(model: ModelDetails, request: dict[str, Any], default_ctx: int
 
 
 def sampling_of(options: dict[str, Any]) -> Sampling:
-    return Sampling(**{k: options[k] for k in PREDICT_KEYS})
+    return Sampling(**{k: options[k] for k in PREDICT_OPTIONS})
 
 
 def runner_options_of(options: dict[str, Any]) -> RunnerOptions:
-    fields = attrs.fields_dict(RunnerOptions)
-    return RunnerOptions(**{k: options[k] for k in fields if k in options})
+    return RunnerOptions(**{k: options[k] for k in LOAD_OPTIONS})
 
 
 @attrs.define
@@ -112,8 +126,8 @@ class Service:
 
     async def spec(self, details: ModelDetails) -> ModelSpec:
         try:
-            return await self._thread(ModelSpec.from_details, details)
-        except (SchedulerError, GGUFError, OSError) as exc:
+            return await self._thread(model_spec, details)
+        except (NoWeightsError, GGUFError, OSError) as exc:
             raise APIError(500, str(exc)) from exc
 
     @asynccontextmanager
@@ -131,11 +145,11 @@ class Service:
         except SchedulerError as exc:
             if entered:
                 raise
-            raise APIError(exc.status, str(exc)) from exc
+            raise scheduler_error(exc) from exc
 
     # ----- generate and chat
 
-    async def generate(self, req: Any) -> AsyncGenerator[dict[str, Any], None]:
+    async def generate(self, req: GenerateRequest) -> AsyncGenerator[dict[str, Any], None]:
         started = trio.current_time()
         if not req.model or not parse_name(req.model).is_valid:
             raise APIError(404, f"model '{req.model}' not found")
@@ -147,7 +161,8 @@ class Service:
             return
         if req.raw and (req.template is not None or req.system is not None or req.context):
             raise APIError(400, "raw mode does not support template, system, or context")
-        model = ModelPrompt.of(details, req.template)
+        with _prompt_errors():
+            model = ModelPrompt.of(details, req.template)
         caps = model.capabilities
         if "completion" not in caps:
             raise APIError(400, f'"{req.model}" does not support generate')
@@ -155,7 +170,9 @@ class Service:
             raise APIError(400, f"{details.name} does not support insert")
         self._check_think(req.model, req.think, caps)
         if req.debug_render_only:
-            yield _debug_render(req.model, self._generate_text(req, model))
+            with _prompt_errors():
+                text = self._generate_text(req, model)
+            yield _debug_render(req.model, text)
             return
         spec = await self.spec(details)
         options = merge_options(details, req.options, self.settings.context_length)
@@ -168,13 +185,14 @@ class Service:
             prefix = ""
             if req.context:
                 prefix = await runner.detokenize(list(req.context))
-            if req.raw or req.suffix:
-                prompt = self._generate_text(req, model)
-            else:
-                prompt = await fit_history(
-                    model, self._generate_messages(req, model), num_ctx=lease.num_ctx,
-                    tokenize=_counter(runner), truncate=req.truncate, think=req.think,
-                )  # fmt: skip
+            with _prompt_errors():
+                if req.raw or req.suffix:
+                    prompt = self._generate_text(req, model)
+                else:
+                    prompt = await fit_history(
+                        model, self._generate_messages(req, model), num_ctx=lease.num_ctx,
+                        tokenize=_counter(runner), truncate=req.truncate, think=req.think,
+                    )  # fmt: skip
             prompt = prefix + prompt
             text = ""
             events = self._complete(runner, prompt, options, req.format, req.truncate, req.shift)
@@ -195,7 +213,7 @@ class Service:
                                              lease.load_duration))  # fmt: skip
                         yield final
 
-    async def chat(self, req: Any) -> AsyncGenerator[dict[str, Any], None]:
+    async def chat(self, req: ChatRequest) -> AsyncGenerator[dict[str, Any], None]:
         started = trio.current_time()
         if not req.model or not parse_name(req.model).is_valid:
             raise APIError(400, "model is required")
@@ -206,7 +224,8 @@ class Service:
             yield {"model": req.model, "created_at": utc_now(), "message": empty, "done": True,
                    "done_reason": "unload"}  # fmt: skip
             return
-        model = ModelPrompt.of(details)
+        with _prompt_errors():
+            model = ModelPrompt.of(details)
         caps = model.capabilities
         if "completion" not in caps:
             raise APIError(400, f'"{req.model}" does not support chat')
@@ -215,8 +234,9 @@ class Service:
         self._check_think(req.model, req.think, caps)
         msgs = model.conversation([_message(m) for m in req.messages], with_model_messages=True)
         if req.debug_render_only:
-            tools = req.tools or None
-            yield _debug_render(req.model, model.render(msgs, tools=tools, think=req.think))
+            with _prompt_errors():
+                text = model.render(msgs, tools=req.tools or None, think=req.think)
+            yield _debug_render(req.model, text)
             return
         spec = await self.spec(details)
         options = merge_options(details, req.options, self.settings.context_length)
@@ -226,10 +246,11 @@ class Service:
                        "done": True, "done_reason": "load"}  # fmt: skip
                 return
             runner = lease.runner
-            prompt = await fit_history(
-                model, msgs, num_ctx=lease.num_ctx, tokenize=_counter(runner),
-                truncate=req.truncate, tools=req.tools or None, think=req.think,
-            )  # fmt: skip
+            with _prompt_errors():
+                prompt = await fit_history(
+                    model, msgs, num_ctx=lease.num_ctx, tokenize=_counter(runner),
+                    truncate=req.truncate, tools=req.tools or None, think=req.think,
+                )  # fmt: skip
             events = self._complete(runner, prompt, options, req.format, req.truncate, req.shift)
             async with aclosing(events):
                 async for chunk in events:
@@ -245,7 +266,7 @@ class Service:
                         yield final
 
     @staticmethod
-    def _generate_messages(req: Any, model: ModelPrompt) -> list[Message]:
+    def _generate_messages(req: GenerateRequest, model: ModelPrompt) -> list[Message]:
         """Ollama: the request's system (else the model's), the model's MESSAGEs (unless a
         `context` continues a conversation), then the prompt as a user message."""
         user = Message(role="user", content=req.prompt)
@@ -254,7 +275,7 @@ class Service:
             return [Message(role="system", content=req.system), *history, user]
         return model.conversation([user], with_model_messages=not req.context)
 
-    def _generate_text(self, req: Any, model: ModelPrompt) -> str:
+    def _generate_text(self, req: GenerateRequest, model: ModelPrompt) -> str:
         """The whole prompt, untruncated: raw, fill-in-the-middle, or rendered messages."""
         if req.raw:
             return str(req.prompt)
@@ -262,7 +283,7 @@ class Service:
             return model.render_suffix(req.prompt, req.suffix)
         return model.render(self._generate_messages(req, model), think=req.think)
 
-    def _check_think(self, model: str, think: Any, caps: list[str]) -> None:
+    def _check_think(self, model: str, think: bool | str | None, caps: list[str]) -> None:
         if think is True and "thinking" not in caps:
             raise APIError(400, f'"{model}" does not support thinking')
         if isinstance(think, str):
@@ -286,18 +307,18 @@ class Service:
                 async for event in stream:
                     yield event
         except RunnerError as exc:
-            raise APIError(exc.status, str(exc)) from exc
+            raise runner_error(exc) from exc
 
     # ----- embeddings
 
-    async def embed(self, req: Any) -> dict[str, Any]:
+    async def embed(self, req: EmbedRequest) -> dict[str, Any]:
         started = trio.current_time()
         not_found = 'model "{name}" not found, try pulling it first'
         if not req.model or not parse_name(req.model).is_valid:
             raise APIError(404, not_found.format(name=req.model))
         details = await self.details(req.model, not_found=not_found)
         spec = await self.spec(details)
-        inputs = [req.input] if isinstance(req.input, str) else list(req.input)
+        inputs = list(req.input)
         options = merge_options(details, req.options, self.settings.context_length)
         async with self._leased(spec, options, req.keep_alive) as lease:
             if not inputs or inputs == [""]:
@@ -308,9 +329,9 @@ class Service:
                 try:
                     result = await lease.runner.embed(text, truncate=req.truncate)
                 except RunnerError as exc:
-                    if exc.status == 400:
+                    if exc.invalid:
                         raise APIError(400, "input exceeds maximum context length") from exc
-                    raise APIError(exc.status, str(exc)) from exc
+                    raise runner_error(exc) from exc
                 count += result.prompt_eval_count
                 vectors.append(_normalize(result.embedding, req.dimensions))
             load = lease.load_duration
@@ -322,7 +343,7 @@ class Service:
             out["prompt_eval_count"] = count
         return out
 
-    async def embeddings(self, req: Any) -> dict[str, Any]:
+    async def embeddings(self, req: EmbeddingsRequest) -> dict[str, Any]:
         if not req.model or not parse_name(req.model).is_valid:
             raise APIError(400, "model is required")
         details = await self.details(
@@ -336,7 +357,7 @@ class Service:
             try:
                 result = await lease.runner.embed(req.prompt)
             except RunnerError as exc:
-                raise APIError(exc.status, str(exc)) from exc
+                raise runner_error(exc) from exc
         return {"embedding": result.embedding}
 
     # ----- the store
@@ -357,7 +378,7 @@ class Service:
             ]
         }
 
-    async def show(self, req: Any) -> dict[str, Any]:
+    async def show(self, req: ShowRequest) -> dict[str, Any]:
         if not req.model:
             raise APIError(400, "model is required")
         details = await self.details(req.model, not_found="model '{name}' not found")
@@ -390,7 +411,7 @@ class Service:
         return out
 
     async def ps(self) -> dict[str, Any]:
-        now_wall, now_trio = _wall(), trio.current_time()
+        now_wall, now_trio = time.time(), trio.current_time()
         models = []
         for runner in self.scheduler.running():
             expires = runner.expires_at
@@ -413,7 +434,7 @@ class Service:
             )
         return {"models": models}
 
-    async def copy(self, req: Any) -> None:
+    async def copy(self, req: CopyRequest) -> None:
         source, destination = req.source, req.destination
         if not parse_name(source).is_valid:
             raise APIError(400, f'source "{source}" is invalid')
@@ -424,7 +445,7 @@ class Service:
         except ModelNotFoundError:
             raise APIError(404, f'model "{source}" not found') from None
 
-    async def delete(self, req: Any) -> None:
+    async def delete(self, req: DeleteRequest) -> None:
         if not parse_name(req.model).is_valid:
             raise APIError(400, f'name "{req.model}" is invalid')
         try:
@@ -439,7 +460,7 @@ class Service:
             raise APIError(400, "invalid digest format") from None
         return await self._thread(self.store.has_blob, digest)
 
-    async def create(self, req: Any) -> AsyncGenerator[dict[str, Any], None]:
+    async def create(self, req: CreateJSON) -> AsyncGenerator[dict[str, Any], None]:
         name: ModelName = parse_name(req.model)
         if not name.is_valid:
             raise APIError(400, "invalid model name")
@@ -452,8 +473,8 @@ class Service:
             await self._thread(self.store.create, name, request, statuses.append)
         except StoreError as exc:
             if not statuses:
-                raise APIError(exc.status, str(exc)) from exc
-            failure: APIError | None = APIError(exc.status, str(exc))
+                raise store_error(exc) from exc
+            failure: APIError | None = store_error(exc)
         except (GGUFError, ValueError) as exc:
             if not statuses:
                 raise APIError(400, str(exc)) from exc
@@ -487,8 +508,8 @@ def _counter(runner: RunnerClient) -> Callable[[str], Any]:
     return count
 
 
-def _message(m: Any) -> Message:
-    return m if isinstance(m, Message) else Message.from_json(m.to_json())
+def _message(m: ChatMessage) -> Message:
+    return Message.from_json(m.to_json())
 
 
 def _normalize(vector: list[float], dimensions: int | None) -> list[float]:
@@ -500,12 +521,6 @@ def _normalize(vector: list[float], dimensions: int | None) -> list[float]:
     if dimensions and 0 < dimensions < len(v):
         v = unit(v[:dimensions])
     return v
-
-
-def _wall() -> float:
-    import time
-
-    return time.time()
 
 
 def format_parameters(params: dict[str, Any]) -> str:

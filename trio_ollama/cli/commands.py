@@ -9,9 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from trio_ollama.cli.client import APIError, Client, CLIError
-from trio_ollama.cli.formatting import human_bytes, human_time, table
+from trio_ollama.cli.formatting import table
 from trio_ollama.cli.progress import Progress
 from trio_ollama.cli.show import show_info
+from trio_ollama.gocompat.format import human_bytes, human_time
 
 SECTION_FLAGS = ("license", "modelfile", "parameters", "system", "template")
 ONE_SECTION = (

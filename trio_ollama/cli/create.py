@@ -6,7 +6,6 @@ of files it already holds, so a server on another machine can build from local G
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from trio_ollama.cli.client import Client, CLIError
 from trio_ollama.cli.commands import follow
 from trio_ollama.cli.progress import Progress
 from trio_ollama.options import OptionError
+from trio_ollama.store.layout import digest_file
 from trio_ollama.store.modelfile import (
     Command,
     CreateRequest,
@@ -53,14 +53,6 @@ def load_commands(file: str | None) -> tuple[list[Command], Path]:
         raise CLIError(str(exc)) from None
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(HASH_CHUNK):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
-
-
 def request_body(model: str, req: CreateRequest, quantize: str) -> dict[str, Any]:
     """The JSON form of `/api/create`; unset fields are left out so the base model's stay."""
     body: dict[str, Any] = {"model": model}
@@ -98,7 +90,7 @@ def create(client: Client, model: str, file: str | None, quantize: str = "") -> 
         def upload(path: Path) -> str:
             if not path.is_file():
                 raise CLIError(f"open {path}: no such file or directory")
-            digest = sha256_file(path)
+            digest = digest_file(path)
             label = f"copying file {digest}"
             if client.blob_exists(digest):
                 size = path.stat().st_size

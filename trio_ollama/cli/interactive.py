@@ -12,9 +12,9 @@ import json
 import sys
 from typing import Any
 
+from trio_ollama.cli.answer import RunOptions, metrics_summary, stream_answer
 from trio_ollama.cli.client import APIError, Client
 from trio_ollama.cli.commands import list_models
-from trio_ollama.cli.run import RunOptions, metrics_summary, stream_answer
 from trio_ollama.cli.show import go_value, show_info
 from trio_ollama.options import OptionError, format_params
 

@@ -13,14 +13,18 @@ from typing import Any
 
 import trio
 
-from trio_ollama import __version__
 from trio_ollama.cli import commands
+from trio_ollama.cli.answer import RunOptions
 from trio_ollama.cli.client import Client, CLIError
-from trio_ollama.cli.formatting import human_bytes, human_time, table
+from trio_ollama.cli.create import create
+from trio_ollama.cli.formatting import table
+from trio_ollama.cli.run import parse_format, parse_keep_alive, run
 from trio_ollama.config import ConfigError, Settings
+from trio_ollama.gocompat.format import human_bytes, human_time
 from trio_ollama.store import Store
 from trio_ollama.store.default_model import ensure_default_model
 from trio_ollama.store.errors import StoreError
+from trio_ollama.version import __version__
 
 
 def _setup(settings: Settings) -> int:
@@ -53,8 +57,6 @@ def _serve(settings: Settings) -> int:
 
 
 def _run(args: argparse.Namespace, client: Client) -> int:
-    from trio_ollama.cli.run import RunOptions, parse_format, parse_keep_alive, run
-
     opts = RunOptions(
         model=args.model,
         format=parse_format(args.format),
@@ -66,8 +68,6 @@ def _run(args: argparse.Namespace, client: Client) -> int:
 
 
 def _create(args: argparse.Namespace, client: Client) -> int:
-    from trio_ollama.cli.create import create
-
     create(client, args.model, args.file, args.quantize or "")
     return 0
 

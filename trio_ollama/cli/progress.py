@@ -14,7 +14,7 @@ from typing import TextIO
 
 import attrs
 
-from trio_ollama.cli.formatting import human_bytes
+from trio_ollama.gocompat.format import human_bytes
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 BAR_WIDTH = 20

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from trio_ollama.cli.formatting import table
+from trio_ollama.gocompat.format import human_number
 
 Rows = list[list[str]]
 
@@ -84,15 +85,6 @@ def _number(info: Mapping[str, Any], key: str) -> str | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return go_float(float(value), exponent_at=21)
     return None
-
-
-def human_number(n: int) -> str:
-    """Ollama's `format.HumanNumber` (used when a model has no parameter-size label)."""
-    for unit, scale in (("B", 1_000_000_000), ("M", 1_000_000), ("K", 1_000)):
-        if n >= scale:
-            value = n / scale
-            return (f"{value:.0f}" if value == int(value) else f"{value:.1f}") + unit
-    return str(n)
 
 
 def _model_rows(resp: Mapping[str, Any]) -> Rows:

@@ -12,7 +12,8 @@ import sys
 import trio
 
 from trio_ollama.config import Settings
-from trio_ollama.runner.server import Engine, serve_runner
+from trio_ollama.runner.interface import Engine
+from trio_ollama.runner.server import serve_runner
 
 
 def main(argv: list[str] | None = None) -> int:

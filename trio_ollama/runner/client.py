@@ -43,11 +43,11 @@ log = logging.getLogger(__name__)
 
 
 class RunnerError(Exception):
-    """A request the runner could not serve; `status` is the HTTP status it maps to."""
+    """A request the runner could not serve; `invalid` when the request itself is at fault."""
 
-    def __init__(self, message: str, status: int = 500) -> None:
+    def __init__(self, message: str, invalid: bool = False) -> None:
         super().__init__(message)
-        self.status = status
+        self.invalid = invalid
 
 
 class RunnerGoneError(RunnerError):
@@ -98,10 +98,6 @@ class RunnerClient:
     @property
     def dead(self) -> bool:
         return self.closed.is_set()
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._pending)
 
     async def _send(self, msg: Message) -> None:
         if self.dead:
@@ -161,7 +157,7 @@ class RunnerClient:
         if channel is None:
             return  # an answer to a request that has already gone away
         if isinstance(msg, RequestFailed):
-            channel.send_nowait(RunnerError(msg.message, msg.status))
+            channel.send_nowait(RunnerError(msg.message, msg.invalid))
         else:
             channel.send_nowait(msg)
         if not isinstance(msg, Piece):

@@ -22,6 +22,7 @@ import attrs
 import numpy as np
 import trio
 
+from trio_ollama.cpus import available_cpus
 from trio_ollama.runner.protocol import (
     Completion,
     Done,
@@ -65,13 +66,6 @@ def format_grammar(fmt: str) -> str:
         return str(llama_grammar.json_schema_to_gbnf(fmt))
     except Exception as exc:
         raise FormatError(f"invalid JSON schema in format: {exc}") from exc
-
-
-def default_threads() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
 
 
 @attrs.define
@@ -144,7 +138,7 @@ class LlamaEngine:
         self.n_ctx_seq = 0
         self.n_batch = 0
         self.n_embd = 0
-        self.n_threads = default_threads()
+        self.n_threads = available_cpus()
         self._pending_threads: int | None = None
         self._piece_buffer = ctypes.create_string_buffer(256)
 
@@ -157,7 +151,13 @@ class LlamaEngine:
         mparams.n_gpu_layers = 999 if params.num_gpu < 0 else params.num_gpu
         mparams.main_gpu = params.main_gpu
         if params.use_mmap is not None:
-            mparams.use_mmap = params.use_mmap
+            mparams.load_mode = (
+                L.LLAMA_LOAD_MODE_MMAP if params.use_mmap else L.LLAMA_LOAD_MODE_NONE
+            )
+        # No repacked copies of the weights (AMX, CPU_REPACK): they double the weights' memory,
+        # and the AMX kernels die of SIGILL where the OS does not grant the tile state (seen in
+        # this project's sandboxes, whose CPUs advertise AMX).
+        mparams.use_extra_bufts = False
         self.model = L.llama_model_load_from_file(params.model_path.encode(), mparams)
         if not self.model:
             raise EngineError(f"failed to load model {params.model_path}")
@@ -342,22 +342,22 @@ class LlamaEngine:
             try:
                 tokens = request.tokens + self.tokenize(request.prompt, add_special=True)
             except Exception as exc:  # a tokenizer failure is this request's, not the runner's
-                out.append(RequestFailed(id=request.id, message=f"tokenize: {exc}", status=500))
+                out.append(RequestFailed(id=request.id, message=f"tokenize: {exc}"))
                 continue
             if not tokens:
-                out.append(RequestFailed(id=request.id, message="empty prompt", status=400))
+                out.append(RequestFailed(id=request.id, message="empty prompt", invalid=True))
                 continue
             num_keep = min(max(request.sampling.num_keep, 0), self.n_ctx_seq - 1)
             if len(tokens) > self.n_ctx_seq:
                 if not request.truncate:
-                    out.append(RequestFailed(id=request.id, message=INPUT_TOO_LONG, status=400))
+                    out.append(RequestFailed(id=request.id, message=INPUT_TOO_LONG, invalid=True))
                     continue
                 discard = len(tokens) - self.n_ctx_seq
                 tokens = tokens[:num_keep] + tokens[num_keep + discard :]
             try:
                 sampler = self._make_sampler(request)
             except FormatError as exc:
-                out.append(RequestFailed(id=request.id, message=str(exc), status=400))
+                out.append(RequestFailed(id=request.id, message=str(exc), invalid=True))
                 continue
             picked = self._pick_slot(tokens)
             assert picked is not None
@@ -547,7 +547,7 @@ class LlamaEngine:
         limit = min(self.n_ctx_seq, self.n_batch)
         if len(tokens) > limit:
             if not request.truncate:
-                out.append(RequestFailed(id=request.id, message=INPUT_TOO_LONG, status=400))
+                out.append(RequestFailed(id=request.id, message=INPUT_TOO_LONG, invalid=True))
                 return
             tokens = tokens[:limit]
         if not tokens:

@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 import trio
 
+from trio_ollama.runner.interface import EngineCrashed
 from trio_ollama.runner.protocol import (
     Completion,
     Done,
@@ -24,7 +25,6 @@ from trio_ollama.runner.protocol import (
     Ready,
     RequestFailed,
 )
-from trio_ollama.runner.server import EngineCrashed
 
 
 @attrs.frozen(kw_only=True)
@@ -138,7 +138,7 @@ class FakeEngine:
             limit = job.request.sampling.num_predict
             limit = 10 if limit < 0 else limit
             if "fail" in job.request.prompt:
-                out.append(RequestFailed(id=job.request.id, message="fake failure", status=500))
+                out.append(RequestFailed(id=job.request.id, message="fake failure"))
                 del self.active[job.request.id]
                 continue
             out.append(Piece(job.request.id, f"{cfg.reply}{job.produced} "))

@@ -12,8 +12,9 @@ import trio
 import trio.testing
 
 from trio_ollama.runner.client import LoadError, RunnerClient
+from trio_ollama.runner.interface import Engine
 from trio_ollama.runner.protocol import Load
-from trio_ollama.runner.server import Engine, serve_runner
+from trio_ollama.runner.server import serve_runner
 
 
 class InProcessRunner:

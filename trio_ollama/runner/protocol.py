@@ -15,10 +15,13 @@ from typing import Any, ClassVar, TypeVar
 
 import attrs
 
+from trio_ollama.options import OPTIONS
+
 MAX_FRAME = 64 * 1024 * 1024
 _HEADER = struct.Struct(">I")
 
 _REGISTRY: dict[str, type[Message]] = {}
+_DEFAULT: dict[str, Any] = {name: option.default for name, option in OPTIONS.items()}
 M = TypeVar("M", bound="type[Message]")
 
 
@@ -53,13 +56,13 @@ def message(kind: str) -> Any:
 @attrs.frozen(kw_only=True)
 class Load(Message):
     model_path: str
-    num_ctx: int = 4096
+    num_ctx: int = _DEFAULT["num_ctx"]
     num_parallel: int = 1
-    num_batch: int = 512
-    num_gpu: int = -1
-    main_gpu: int = 0
-    use_mmap: bool | None = None
-    num_thread: int = 0
+    num_batch: int = _DEFAULT["num_batch"]
+    num_gpu: int = _DEFAULT["num_gpu"]
+    main_gpu: int = _DEFAULT["main_gpu"]
+    use_mmap: bool | None = _DEFAULT["use_mmap"]
+    num_thread: int = _DEFAULT["num_thread"]
     flash_attention: bool = False
     kv_cache_type: str = ""
     adapters: list[str] = attrs.field(factory=list)
@@ -92,20 +95,21 @@ class Ready(Message):
 
 @attrs.frozen(kw_only=True)
 class Sampling:
-    """Per-request predict options (reference §1.14), already merged and validated."""
+    """Per-request predict options (reference §1.14), already merged and validated: one field
+    for each "predict" option of `trio_ollama.options`, whose defaults these are."""
 
-    temperature: float = 0.8
-    top_k: int = 40
-    top_p: float = 0.9
-    min_p: float = 0.0
-    typical_p: float = 1.0
-    repeat_last_n: int = 64
-    repeat_penalty: float = 1.1
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
-    seed: int = -1
-    num_predict: int = -1
-    num_keep: int = 4
+    num_keep: int = _DEFAULT["num_keep"]
+    seed: int = _DEFAULT["seed"]
+    num_predict: int = _DEFAULT["num_predict"]
+    top_k: int = _DEFAULT["top_k"]
+    top_p: float = _DEFAULT["top_p"]
+    min_p: float = _DEFAULT["min_p"]
+    typical_p: float = _DEFAULT["typical_p"]
+    repeat_last_n: int = _DEFAULT["repeat_last_n"]
+    temperature: float = _DEFAULT["temperature"]
+    repeat_penalty: float = _DEFAULT["repeat_penalty"]
+    presence_penalty: float = _DEFAULT["presence_penalty"]
+    frequency_penalty: float = _DEFAULT["frequency_penalty"]
     stop: list[str] = attrs.field(factory=list)
 
 
@@ -227,11 +231,12 @@ class Pong(Message):
 @message("error")
 @attrs.frozen(kw_only=True)
 class RequestFailed(Message):
-    """One request failed; the runner carries on. `status` is the HTTP status it maps to."""
+    """One request failed; the runner carries on. `invalid` when the request itself is at fault
+    (too long, empty, a bad grammar) rather than the runner."""
 
     id: int
     message: str
-    status: int = 500
+    invalid: bool = False
 
 
 @message("fatal")

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Protocol
 
 import trio
 
+from trio_ollama.runner.interface import Engine, EngineCrashed
 from trio_ollama.runner.protocol import (
     Cancel,
     Completion,
@@ -25,7 +25,6 @@ from trio_ollama.runner.protocol import (
     Ping,
     Pong,
     ProtocolError,
-    Ready,
     RequestFailed,
     SetThreads,
     Text,
@@ -36,27 +35,6 @@ from trio_ollama.runner.protocol import (
 
 log = logging.getLogger(__name__)
 READ_SIZE = 65536
-
-
-class EngineCrashed(Exception):
-    """An in-process engine's way of dying like a process: the runner stops without a word."""
-
-
-class Engine(Protocol):
-    """What `serve_runner` needs from an engine (llama.cpp or the fake)."""
-
-    async def load(self, params: Load) -> Ready: ...
-    async def step(self) -> list[Message]: ...
-    def submit(self, request: Completion) -> None: ...
-    def submit_embed(self, request: Embed) -> None: ...
-    def cancel(self, request_id: int) -> None: ...
-    def set_threads(self, n_threads: int) -> None: ...
-    def tokenize(self, text: str, add_special: bool = True) -> list[int]: ...
-    def detokenize(self, tokens: list[int]) -> str: ...
-    def close(self) -> None: ...
-
-    @property
-    def has_work(self) -> bool: ...
 
 
 class _Runner:

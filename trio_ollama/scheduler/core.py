@@ -27,8 +27,13 @@ import trio
 import trio.lowlevel
 
 from trio_ollama.config import Settings
-from trio_ollama.devices import Devices, GPUInfo, SystemDevices
-from trio_ollama.memory import (
+from trio_ollama.cpus import available_cpus
+from trio_ollama.runner.client import LoadError, RunnerClient
+from trio_ollama.runner.process import RunnerProcess
+from trio_ollama.runner.protocol import Load, Ready
+from trio_ollama.scheduler import policy
+from trio_ollama.scheduler.devices import Devices, GPUInfo, SystemDevices
+from trio_ollama.scheduler.memory import (
     RECOVERY_POLL_INTERVAL,
     RECOVERY_TIMEOUT,
     InsufficientSystemMemory,
@@ -41,11 +46,6 @@ from trio_ollama.memory import (
     update_free_space,
     vram_recovered,
 )
-from trio_ollama.runner.client import LoadError, RunnerClient
-from trio_ollama.runner.engine import default_threads
-from trio_ollama.runner.process import RunnerProcess
-from trio_ollama.runner.protocol import Load, Ready
-from trio_ollama.scheduler import policy
 from trio_ollama.scheduler.types import (
     INCOMPATIBLE,
     LoadFailed,
@@ -158,7 +158,7 @@ class Scheduler:
         self.settings = settings
         self.factory = runner_factory or process_factory(settings)
         self.devices = devices or SystemDevices()
-        self.cores = cores or default_threads()
+        self.cores = cores or available_cpus()
         self.loaded: dict[str, Runner] = {}
         self.waiting = 0  # pending + slot waiters: what OLLAMA_MAX_QUEUE bounds
         self.max_runners: int | None = None

@@ -7,7 +7,7 @@ from typing import Any
 import attrs
 
 from trio_ollama.gguf_info import GGUFInfo
-from trio_ollama.store import ModelDetails
+from trio_ollama.options import OPTIONS
 
 ERR_MAX_QUEUE = "server busy, please try again.  maximum pending requests exceeded"
 INCOMPATIBLE = (
@@ -17,13 +17,11 @@ INCOMPATIBLE = (
 
 
 class SchedulerError(Exception):
-    """A request the scheduler cannot serve; `status` is the HTTP status it maps to."""
-
-    status = 500
+    """A request the scheduler cannot serve."""
 
 
 class ServerBusy(SchedulerError):
-    status = 503
+    """OLLAMA_MAX_QUEUE requests already wait: try again later."""
 
     def __init__(self) -> None:
         super().__init__(ERR_MAX_QUEUE)
@@ -34,7 +32,7 @@ class LoadFailed(SchedulerError):
 
 
 class SchedulerClosed(SchedulerError):
-    status = 503
+    """The scheduler is shutting down."""
 
 
 @attrs.frozen(kw_only=True)
@@ -53,23 +51,6 @@ class ModelSpec:
     # Extra facts, such as a fake engine's configuration.
     extra: tuple[tuple[str, Any], ...] = ()
 
-    @classmethod
-    def from_details(cls, details: ModelDetails) -> ModelSpec:
-        """The spec of a stored model (`Store.show`). Blocks on the GGUF header: use a thread."""
-        if details.gguf is None or details.model_path is None:
-            raise LoadFailed(f"{details.name.display_shortest} has no model weights")
-        return cls(
-            name=details.name.display_shortest,
-            model_path=str(details.model_path),
-            info=details.gguf,
-            digest=details.digest,
-            adapters=tuple(str(p) for p in details.adapters),
-            projectors=tuple(str(p) for p in details.projectors),
-            # Ollama: a model with a pooling type is an embedding model, and only that.
-            embedding_only=details.gguf.pooling_type is not None,
-            details=details.config.details(),
-        )
-
     @property
     def key(self) -> str:
         """One loaded runner per key. Adapters and projectors are compared by needs_reload."""
@@ -80,14 +61,15 @@ class ModelSpec:
 
 @attrs.frozen(kw_only=True)
 class RunnerOptions:
-    """The options fixed at load time; a change means a reload (reference §4.3)."""
+    """The options fixed at load time (the "load" options of `trio_ollama.options`); a change
+    means a reload (reference §4.3)."""
 
-    num_ctx: int = 4096
-    num_batch: int = 512
-    num_gpu: int = -1
-    main_gpu: int = 0
-    use_mmap: bool | None = None
-    num_thread: int = 0
+    num_ctx: int = OPTIONS["num_ctx"].default
+    num_batch: int = OPTIONS["num_batch"].default
+    num_gpu: int = OPTIONS["num_gpu"].default
+    main_gpu: int = OPTIONS["main_gpu"].default
+    use_mmap: bool | None = OPTIONS["use_mmap"].default
+    num_thread: int = OPTIONS["num_thread"].default
 
     def normalized(self, n_ctx_train: int) -> RunnerOptions:
         """Ollama's adjustments: num_ctx at least 4 and at most the training context."""
@@ -95,10 +77,3 @@ class RunnerOptions:
         if n_ctx_train > 0:
             num_ctx = min(num_ctx, n_ctx_train)
         return attrs.evolve(self, num_ctx=num_ctx, num_batch=max(1, min(self.num_batch, num_ctx)))
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any], default_ctx: int) -> RunnerOptions:
-        fields = attrs.fields_dict(cls)
-        values = {k: v for k, v in options.items() if k in fields}
-        values.setdefault("num_ctx", default_ctx)
-        return cls(**values)

@@ -1,24 +1,24 @@
-"""`create`: the layers of a new model from GGUF blobs, a base model and Modelfile settings.
-
-Order of work: check everything, write each new blob, then the config blob, and last the manifest
-(one atomic rename). Until that rename nothing a reader can see has changed.
+"""`create`, planned: the layers of a new model from GGUF blobs, a base model and Modelfile
+settings. `plan_model` checks everything and reads the store but writes nothing; `Store.create`
+writes each new blob, then the config blob, and last the manifest (one atomic rename). Until that
+rename nothing a reader can see has changed.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import attrs
 
-from trio_ollama import gojson
 from trio_ollama.gguf_info import GGUFError, GGUFInfo, gguf_info_cached, is_gguf
+from trio_ollama.gocompat import gojson
 from trio_ollama.names import ModelName, parse_name
 from trio_ollama.store.errors import CreateError, ModelNotFoundError
 from trio_ollama.store.layout import InvalidDigestError, digest_bytes, normalize_digest
 from trio_ollama.store.manifest import (
-    CONFIG_MEDIA_TYPE,
     MEDIA_ADAPTER,
     MEDIA_LICENSE,
     MEDIA_MESSAGES,
@@ -36,10 +36,32 @@ from trio_ollama.store.modelfile import CreateRequest
 from trio_ollama.templates import TemplateError, parse_template
 from trio_ollama.templates.select import select_builtin
 
-if TYPE_CHECKING:
-    from trio_ollama.store.store import Store
-
 Progress = Callable[[str], None]
+
+
+class _BaseModel(Protocol):
+    @property
+    def manifest(self) -> Manifest: ...
+    @property
+    def config(self) -> ModelConfig: ...
+
+
+class Blobs(Protocol):
+    """What planning reads from the store."""
+
+    def blob_path(self, digest: str) -> Path: ...
+    def read_blob(self, digest: str) -> bytes: ...
+    def show(self, name: str) -> _BaseModel: ...
+
+
+@attrs.frozen
+class ModelPlan:
+    """A checked model: its layers and config, and the blobs to write before its manifest."""
+
+    name: ModelName
+    layers: tuple[Layer, ...]
+    config: ModelConfig
+    new_blobs: tuple[tuple[str, bytes], ...]
 
 
 def is_valid_relative_path(path: str) -> bool:
@@ -58,7 +80,7 @@ def _gguf_media_type(info: GGUFInfo) -> str:
 
 
 class _Builder:
-    def __init__(self, store: Store, progress: Progress) -> None:
+    def __init__(self, store: Blobs, progress: Progress) -> None:
         self.store = store
         self.progress = progress
         self.layers: list[Layer] = []
@@ -116,7 +138,7 @@ class _Builder:
             self.layers.append(layer)
 
 
-def _base_params(store: Store, layers: list[Layer]) -> dict[str, Any]:
+def _base_params(store: Blobs, layers: list[Layer]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for layer in layers:
         if layer.media_type == MEDIA_PARAMS:
@@ -129,14 +151,9 @@ def _base_params(store: Store, layers: list[Layer]) -> dict[str, Any]:
     return merged
 
 
-def create_model(
-    store: Store,
-    name: str | ModelName,
-    request: CreateRequest,
-    progress: Progress,
-    *,
-    prune: bool = True,
-) -> ModelName:
+def plan_model(
+    store: Blobs, name: str | ModelName, request: CreateRequest, progress: Progress
+) -> ModelPlan:
     parsed = parse_name(name) if isinstance(name, str) else name
     if not parsed.is_valid:
         raise CreateError("invalid model name")
@@ -207,30 +224,4 @@ def create_model(
         data = gojson.encode([m.to_json() for m in request.messages])
         builder.replace((MEDIA_MESSAGES,), builder.text_layer(MEDIA_MESSAGES, data))
 
-    existing_before = {layer.digest: store.has_blob(layer.digest) for layer in builder.layers}
-    for digest, data in builder.new_blobs:
-        store.write_blob_stream([data], digest)
-    for layer in builder.layers:
-        verb = "using existing" if existing_before[layer.digest] else "creating new"
-        progress(f"{verb} layer {layer.digest}")
-
-    config_bytes = builder.config.with_layers(builder.layers).to_bytes()
-    config_digest, _ = store.write_blob_bytes(config_bytes)
-    manifest = Manifest(
-        config=Layer(CONFIG_MEDIA_TYPE, config_digest, len(config_bytes)),
-        layers=tuple(builder.layers),
-    )
-
-    progress("writing manifest")
-    target = store.name_for_write(parsed)
-    with store.layout.lock():
-        missing = [d for d in manifest.digests() if not store.has_blob(d)]
-        if missing:
-            raise CreateError(f"blob {missing[0]} disappeared while creating the model")
-        old = store.layout.manifest_path(target)
-        previous = Manifest.from_bytes(old.read_bytes()).digests() if old.is_file() else set()
-        store.write_manifest(target, manifest)
-        if prune and previous:
-            store._remove_unused(previous - manifest.digests())
-    progress("success")
-    return target
+    return ModelPlan(parsed, tuple(builder.layers), builder.config, tuple(builder.new_blobs))

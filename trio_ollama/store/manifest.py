@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from trio_ollama import gojson
+from trio_ollama.gocompat import gojson
 
 MANIFEST_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG_MEDIA_TYPE = "application/vnd.docker.container.image.v1+json"

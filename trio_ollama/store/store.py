@@ -22,10 +22,11 @@ import attrs
 
 from trio_ollama.gguf_info import GGUFInfo, gguf_info_cached
 from trio_ollama.names import InvalidNameError, ModelName, parse_name
-from trio_ollama.store.create import create_model
+from trio_ollama.store.create import plan_model
 from trio_ollama.store.errors import (
     BlobNotFoundError,
     CorruptModelError,
+    CreateError,
     DigestMismatchError,
     ModelNotFoundError,
 )
@@ -39,6 +40,7 @@ from trio_ollama.store.layout import (
     temp_file,
 )
 from trio_ollama.store.manifest import (
+    CONFIG_MEDIA_TYPE,
     MEDIA_ADAPTER,
     MEDIA_LICENSE,
     MEDIA_MESSAGES,
@@ -48,6 +50,7 @@ from trio_ollama.store.manifest import (
     MEDIA_PROMPT,
     MEDIA_SYSTEM,
     MEDIA_TEMPLATE,
+    Layer,
     Manifest,
     ManifestError,
     ModelConfig,
@@ -428,4 +431,31 @@ class Store:
         prune: bool = True,
     ) -> ModelName:
         """Build a model from blobs and/or an existing model (reference §2.5)."""
-        return create_model(self, name, request, progress, prune=prune)
+        plan = plan_model(self, name, request, progress)
+        existing_before = {layer.digest: self.has_blob(layer.digest) for layer in plan.layers}
+        for digest, data in plan.new_blobs:
+            self.write_blob_stream([data], digest)
+        for layer in plan.layers:
+            verb = "using existing" if existing_before[layer.digest] else "creating new"
+            progress(f"{verb} layer {layer.digest}")
+
+        config_bytes = plan.config.with_layers(plan.layers).to_bytes()
+        config_digest, _ = self.write_blob_bytes(config_bytes)
+        manifest = Manifest(
+            config=Layer(CONFIG_MEDIA_TYPE, config_digest, len(config_bytes)),
+            layers=plan.layers,
+        )
+
+        progress("writing manifest")
+        target = self.name_for_write(plan.name)
+        with self.layout.lock():
+            missing = [d for d in manifest.digests() if not self.has_blob(d)]
+            if missing:
+                raise CreateError(f"blob {missing[0]} disappeared while creating the model")
+            old = self.layout.manifest_path(target)
+            previous = Manifest.from_bytes(old.read_bytes()).digests() if old.is_file() else set()
+            self.write_manifest(target, manifest)
+            if prune and previous:
+                self._remove_unused(previous - manifest.digests())
+        progress("success")
+        return target

@@ -2,6 +2,13 @@
 the built-in templates it substitutes for a GGUF's Jinja `tokenizer.chat_template`.
 """
 
+from trio_ollama.gocompat.template import (
+    GoTemplate,
+    TemplateError,
+    TemplateExecError,
+    go_sprintf,
+    parse,
+)
 from trio_ollama.templates.chat import (
     Message,
     PromptTemplate,
@@ -20,13 +27,6 @@ from trio_ollama.templates.chat import (
     parse_template,
     render_chat,
     think_values,
-)
-from trio_ollama.templates.gotemplate import (
-    GoTemplate,
-    TemplateError,
-    TemplateExecError,
-    go_sprintf,
-    parse,
 )
 from trio_ollama.templates.select import (
     MAX_DISTANCE,

@@ -27,8 +27,8 @@ from typing import Any, ClassVar, TypeVar, overload
 
 import attrs
 
-from trio_ollama import gojson
-from trio_ollama.templates.gotemplate import (
+from trio_ollama.gocompat import gojson
+from trio_ollama.gocompat.template import (
     ActionNode,
     Arg,
     BranchNode,

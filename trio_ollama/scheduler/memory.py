@@ -6,7 +6,7 @@ scheduler takes (full fit on the fewest GPUs, partial fit, CPU fit, system-memor
 recovery after an unload) follow `server/sched.go` and `llm/server.go`. The estimate is only a
 prediction: once a runner reports what it really allocated, that figure replaces this one.
 
-No I/O and no Trio here; `trio_ollama.devices` supplies the `GPUInfo` and `SystemMemory` values.
+No I/O and no Trio here; `devices.py` supplies the `GPUInfo` and `SystemMemory` values.
 Sizes are bytes, as Python ints (Go's uint64 arithmetic, including its integer division, is
 reproduced term by term so the published test figures come out exactly).
 """
@@ -20,16 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from trio_ollama.devices import LIBRARY_METAL, GiB, GPUInfo, SystemMemory
 from trio_ollama.gguf_info import ArraySummary, GGUFInfo
+from trio_ollama.gocompat.format import human_bytes2
+from trio_ollama.scheduler.devices import LIBRARY_METAL, GPUInfo, SystemMemory
 
 if TYPE_CHECKING:
     from trio_ollama.config import Settings
 
 log = logging.getLogger(__name__)
 
-KiB = 1024
-MiB = 1024 * KiB
 
 # KV cache element sizes as (numerator, denominator) bytes, so q4_0's half byte stays exact.
 _KV_BYTES: dict[str, tuple[int, int]] = {
@@ -68,17 +67,6 @@ class InsufficientSystemMemory(Exception):
         self.required = required
         self.available = available
         super().__init__(system_memory_message(required, available))
-
-
-def human_bytes2(n: int) -> str:
-    """Ollama's `format.HumanBytes2`: binary units, one decimal (`1.5 GiB`, `457.0 MiB`)."""
-    if n >= GiB:
-        return f"{n / GiB:.1f} GiB"
-    if n >= MiB:
-        return f"{n / MiB:.1f} MiB"
-    if n >= KiB:
-        return f"{n / KiB:.1f} KiB"
-    return f"{n} B"
 
 
 def system_memory_message(required: int, available: int) -> str:
@@ -384,21 +372,6 @@ class MemoryEstimate:
     def vram_by_gpu(self) -> dict[str, int]:
         """Predicted bytes per GPU id: what `update_free_space` takes for a loaded runner."""
         return dict(zip(self.gpu_ids, self.gpu_sizes, strict=True))
-
-    def summary(self) -> dict[str, object]:
-        """A compact view for structured logs."""
-        return {
-            "layers": f"{self.layers}/{self.block_count + 1}",
-            "split": self.tensor_split_arg,
-            "vram": human_bytes2(self.vram_size),
-            "total": human_bytes2(self.total_size),
-            "kv": human_bytes2(self.kv),
-            "kv_type": self.kv_cache_type,
-            "flash_attention": self.flash_attention,
-            "graph_partial": human_bytes2(self.graph_partial),
-            "graph_full": human_bytes2(self.graph_full),
-            "weights": human_bytes2(self.memory_weights + self.memory_layer_output),
-        }
 
 
 def estimate(

@@ -20,10 +20,10 @@ from typing import Any, Protocol, TypeVar
 
 import attrs
 
+from trio_ollama.gocompat.format import GiB, MiB
+
 log = logging.getLogger(__name__)
 
-MiB = 1024 * 1024
-GiB = 1024 * MiB
 
 LIBRARY_CUDA = "cuda"
 LIBRARY_METAL = "metal"

@@ -11,14 +11,15 @@ from typing import Any
 import attrs
 import trio
 
-from trio_ollama.devices import FakeDevices, GiB
 from trio_ollama.gguf_info import GGUFInfo, TensorInfo
+from trio_ollama.gocompat.format import GiB
 from trio_ollama.runner.client import RunnerClient
 from trio_ollama.runner.fake import FakeConfig, FakeEngine
 from trio_ollama.runner.inprocess import InProcessRunner
 from trio_ollama.runner.protocol import Load
 from trio_ollama.scheduler import ModelSpec
 from trio_ollama.scheduler.core import Startable
+from trio_ollama.scheduler.devices import FakeDevices
 
 
 def fake_info(size: int, *, layers: int = 32, context_length: int = 8192) -> GGUFInfo:

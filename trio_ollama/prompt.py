@@ -15,7 +15,6 @@ import attrs
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from trio_ollama.api.errors import APIError
 from trio_ollama.store import ModelDetails
 from trio_ollama.templates import (
     Message,
@@ -47,6 +46,14 @@ def _jinja(text: str) -> jinja2.Template:
     return env.from_string(text)
 
 
+class PromptError(Exception):
+    """A prompt that cannot be built; `invalid` when the request's own template is at fault."""
+
+    def __init__(self, message: str, *, invalid: bool = False) -> None:
+        super().__init__(message)
+        self.invalid = invalid
+
+
 @attrs.frozen
 class ModelPrompt:
     """How one model turns messages into a prompt, and what it can do."""
@@ -64,7 +71,7 @@ class ModelPrompt:
         try:
             go = _go(text) if text is not None else None
         except TemplateError as exc:
-            raise APIError(400, f"template error: {exc}") from exc
+            raise PromptError(f"template error: {exc}", invalid=True) from exc
         info = details.gguf
         jinja = info.chat_template if info is not None and go is None else None
         return cls(
@@ -114,7 +121,7 @@ class ModelPrompt:
                     eos_token="",
                 )
         except (TemplateError, jinja2.TemplateError) as exc:
-            raise APIError(500, f"template error: {exc}") from exc
+            raise PromptError(f"template error: {exc}") from exc
         return "".join(m.content for m in messages if m.role in ("user", "system"))
 
     def render_suffix(self, prompt: str, suffix: str) -> str:

@@ -36,11 +36,6 @@ def encode(value: Any) -> bytes:
     return (dumps(value) + "\n").encode()
 
 
-def dumps_map(value: dict[str, Any]) -> str:
-    """A Go `map[string]any`, whose keys Go always writes sorted."""
-    return dumps(dict(sorted(value.items())))
-
-
 _QUOTE_ESCAPES = {
     "\a": "\\a",
     "\b": "\\b",

@@ -1,0 +1,307 @@
+"""Go's `encoding/json` decoding, as far as a client can see it: which JSON each Go type accepts,
+and the `UnmarshalTypeError` text for the first value that does not fit.
+
+A request body is described once, declaratively: `go_field` puts a field's Go type (and its JSON
+name, fallback name and conversion) on an attrs field, `struct_type` derives the Go struct from
+the class, and `unmarshal` checks a decoded body against it (Go's first error, in document order,
+naming `Struct.path.to.field`) and then builds the class from it. Semantic checks (ranges, allowed
+values) belong to each field's `convert`, which raises `DecodeError` with Ollama's text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TypeVar
+
+import attrs
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class DecodeError(ValueError):
+    """A request body Go would refuse (or Ollama rejects after decoding); the text is the one
+    to send the client."""
+
+
+@attrs.frozen
+class GoType:
+    """One Go type as the decoder sees it: what JSON it accepts and how its errors name it.
+
+    `kind` is "string", "int", "float", "bool", "any", "struct", "slice" or "map".
+    """
+
+    kind: str
+    name: str
+    fields: Mapping[str, GoType] = attrs.field(factory=dict)
+    elem: GoType | None = None
+
+    @property
+    def struct_name(self) -> str:
+        # reflect's Name(): the bare name of a named type, "" for an anonymous struct.
+        return "" if self.name.startswith("struct ") else self.name.rpartition(".")[2]
+
+
+STRING: Final = GoType("string", "string")
+INT: Final = GoType("int", "int")
+FLOAT64: Final = GoType("float", "float64")
+FLOAT32: Final = GoType("float", "float32")
+BOOL: Final = GoType("bool", "bool")
+ANY: Final = GoType("any", "interface {}")
+
+
+def slice_of(elem: GoType) -> GoType:
+    return GoType("slice", "[]" + elem.name, elem=elem)
+
+
+def map_of(elem: GoType) -> GoType:
+    return GoType("map", "map[string]" + elem.name, elem=elem)
+
+
+def struct(type_name: str, /, **fields: GoType) -> GoType:
+    return GoType("struct", type_name, fields=fields)
+
+
+MAP_ANY: Final = map_of(ANY)
+
+
+# --- what Go names in its messages ----------------------------------------------------------------
+
+
+def json_kind(value: Any) -> str:
+    """The JSON kind `UnmarshalTypeError` names: string, number, bool, array, object, null."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "array"
+    return "object"
+
+
+def type_name(value: Any) -> str:
+    """What Go's `%T` prints for a value `encoding/json` decoded into `any`."""
+    if value is None:
+        return "<nil>"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "float64"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "[]interface {}"
+    return "map[string]interface {}"
+
+
+def type_error(go: GoType, value: Any, struct_name: str = "", path: str = "") -> DecodeError:
+    """Go's `json: cannot unmarshal <kind> into Go struct field <Struct>.<path> of type <T>`."""
+    what = json_kind(value)
+    if go.kind == "int" and isinstance(value, int | float) and not isinstance(value, bool):
+        # Go quotes the literal when a number does not fit an integer.
+        what = f"number {_number_text(value)}"
+    where = f"Go struct field {struct_name}.{path}" if struct_name or path else "Go value"
+    return DecodeError(f"json: cannot unmarshal {what} into {where} of type {go.name}")
+
+
+def _number_text(value: int | float) -> str:
+    text = json.dumps(value)
+    # A client can send a 4,000-digit number; the message need not echo all of it.
+    return text if len(text) <= 24 else text[:20] + "..."
+
+
+# --- checking a decoded value against a Go type ---------------------------------------------------
+
+
+def _accepts(go: GoType, value: Any) -> bool:
+    match go.kind:
+        case "string":
+            return isinstance(value, str)
+        case "bool":
+            return isinstance(value, bool)
+        case "int":
+            return (
+                isinstance(value, int)
+                and not isinstance(value, bool)
+                and INT64_MIN <= value <= INT64_MAX
+            )
+        case "float":
+            return isinstance(value, int | float) and not isinstance(value, bool)
+        case "struct" | "map":
+            return isinstance(value, dict)
+        case "slice":
+            return isinstance(value, list)
+    return True
+
+
+def check(go: GoType, value: Any, struct_name: str = "", path: str = "") -> None:
+    """Raise Go's error for the first value (in document order) that `go` does not accept."""
+    # JSON null leaves Go's zero value in place: never an error.
+    if value is None or go.kind == "any":
+        return
+    if not _accepts(go, value):
+        raise type_error(go, value, struct_name, path)
+    if go.kind == "struct":
+        for key, item in value.items():
+            field = go.fields.get(key)
+            if field is not None:
+                check(field, item, go.struct_name, f"{path}.{key}" if path else key)
+    elif go.kind in ("slice", "map"):
+        assert go.elem is not None
+        for item in value.values() if go.kind == "map" else value:
+            check(go.elem, item, struct_name, path)
+
+
+# --- the body -------------------------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text} is out of range")
+    return value
+
+
+def _clean_strings(value: Any) -> Any:
+    # JSON may carry lone UTF-16 surrogates (`"\ud800"`); Python keeps them and then fails to
+    # encode the text as UTF-8 much later. Go replaces them with U+FFFD while decoding.
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value) if _SURROGATE.search(value) else value
+    if isinstance(value, list):
+        return [_clean_strings(v) for v in value]
+    if isinstance(value, dict):
+        return {_clean_strings(k): _clean_strings(v) for k, v in value.items()}
+    return value
+
+
+def loads(raw: bytes) -> Any:
+    """JSON text to Python values as Go reads it: invalid UTF-8 and lone surrogates become
+    U+FFFD, and NaN, Infinity and out-of-range numbers are errors."""
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        return _clean_strings(
+            json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        )
+    except json.JSONDecodeError as e:
+        raise DecodeError(
+            f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno} (char {e.pos})"
+        ) from None
+    except RecursionError:
+        raise DecodeError("invalid JSON: nested too deeply") from None
+    except ValueError as e:
+        raise DecodeError(f"invalid JSON: {e}") from None
+
+
+def decode_object(raw: bytes, go: GoType) -> dict[str, Any]:
+    """A body that must decode into the struct `go`: checked, `null` read as `{}`."""
+    value = loads(raw)
+    if value is not None and not isinstance(value, dict):
+        raise DecodeError(
+            f"json: cannot unmarshal {json_kind(value)} into Go value of type {go.name}"
+        )
+    check(go, value)
+    return {} if value is None else value
+
+
+# --- declarations: attrs classes as Go structs ----------------------------------------------------
+
+Convert = Callable[[Any, str], Any]
+_GO = "trio_ollama.go"
+
+
+@attrs.frozen
+class _Wire:
+    go: GoType
+    json: str | None
+    fallback: str | None
+    convert: Convert | None
+
+
+def go_field(
+    go: GoType,
+    *,
+    default: Any = attrs.NOTHING,
+    factory: Callable[[], Any] | None = None,
+    json: str | None = None,
+    fallback: str | None = None,
+    convert: Convert | None = None,
+) -> Any:
+    """An attrs field decoded from JSON key `json` (default: the field's name) of Go type `go`.
+
+    `fallback` names a deprecated key read when the value is empty (`name` for `model`).
+    `convert(value, path)` turns the well-typed JSON value into the field's value; `path` is
+    where it sits (`ChatRequest.messages[0]`), for messages. Absent or null keeps the default.
+    """
+    wire = _Wire(go, json, fallback, convert)
+    if factory is not None:
+        return attrs.field(factory=factory, metadata={_GO: wire})
+    return attrs.field(default=default, metadata={_GO: wire})
+
+
+def _wires(cls: type) -> list[tuple[str, _Wire]]:
+    out = []
+    for field in attrs.fields(cls):
+        wire = field.metadata.get(_GO)
+        if wire is not None:
+            out.append((field.name, wire))
+    return out
+
+
+_STRUCTS: dict[type, GoType] = {}
+
+
+def struct_type(cls: type) -> GoType:
+    """The Go struct an attrs class declares; its Go name is the class's `GO_NAME`."""
+    known = _STRUCTS.get(cls)
+    if known is not None:
+        return known
+    fields: dict[str, GoType] = {}
+    for name, wire in _wires(cls):
+        fields[wire.json or name] = wire.go
+        if wire.fallback:
+            fields[wire.fallback] = wire.go
+    go = GoType("struct", cls.GO_NAME, fields=fields)  # type: ignore[attr-defined]
+    _STRUCTS[cls] = go
+    return go
+
+
+T = TypeVar("T")
+
+
+def build(cls: type[T], data: Mapping[str, Any] | None, path: str) -> T:
+    """An instance of `cls` from a JSON object already `check`ed against `struct_type(cls)`."""
+    data = data or {}
+    values: dict[str, Any] = {}
+    for name, wire in _wires(cls):
+        key = wire.json or name
+        value = data.get(key)
+        if wire.fallback and not value:
+            value = data.get(wire.fallback) or value
+        if value is None:
+            continue
+        values[name] = wire.convert(value, f"{path}.{key}") if wire.convert else value
+    return cls(**values)
+
+
+def unmarshal(cls: type[T], data: Mapping[str, Any]) -> T:
+    """Go's `json.Unmarshal` into the struct `cls` declares, then its conversions."""
+    go = struct_type(cls)
+    check(go, data)
+    return build(cls, data, go.struct_name)
+
+
+def decode(cls: type[T], raw: bytes) -> T:
+    """A request body straight from bytes: `loads`, the object check, then `unmarshal`."""
+    go = struct_type(cls)
+    return build(cls, decode_object(raw, go), go.struct_name)
