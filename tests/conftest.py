@@ -10,8 +10,6 @@ from tests.procs import children
 from trio_ollama.store import Store
 from trio_ollama.store.default_model import fetch_default_gguf
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-
 
 @pytest.fixture(scope="session")
 def default_gguf() -> Path:

@@ -23,7 +23,9 @@ from trio_ollama.store import Store
 from trio_ollama.store.default_model import ensure_default_model
 
 MODEL = "smollm2:135m"
-COUNTING = ", ".join(str(i) for i in range(1, 21)) + ","
+# Prompts for tests that count tokens or expect "length": greedy, they cannot end early.
+COUNTING = ", ".join(str(i) for i in range(1, 21)) + ","  # raw
+COUNT_ON = "Continue this list up to 100, numbers only: " + COUNTING  # through the template
 LONG_PROMPT = " ".join(
     f"Fact {i}: the river {n} flows through the valley of {n}ia." for i, n in
     enumerate(["Amber", "Birch", "Cedar", "Delta", "Ember", "Fjord", "Grove", "Heath"] * 9)
@@ -111,9 +113,10 @@ def test_generate_with_the_ollama_client(client: ollama.Client) -> None:
 
 
 def test_generate_stream_over_raw_http(url: str) -> None:
-    r = post(
-        url, "/api/generate", {"model": MODEL, "prompt": "Say hi.", "options": {"num_predict": 5}}
-    )
+    # Greedy, on a raw counting prompt the model cannot end early: five tokens, always.
+    options = {"num_predict": 5, "temperature": 0}
+    r = post(url, "/api/generate", {"model": MODEL, "prompt": COUNTING, "raw": True,
+                                    "options": options})  # fmt: skip
     assert r.status_code == 200 and r.headers["content-type"] == "application/x-ndjson"
     chunks = lines(r)
     assert all(not c["done"] for c in chunks[:-1]) and chunks[-1]["done"]
@@ -357,7 +360,7 @@ def test_openai_chat_completions_models_and_embeddings(url: str) -> None:
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == r.choices[0].message.content
     assert chunks[-1].usage is not None and chunks[-1].choices == []
-    done = oa.completions.create(model=MODEL, prompt="Count to ten.", max_tokens=5)
+    done = oa.completions.create(model=MODEL, prompt=COUNT_ON, max_tokens=5, temperature=0)
     assert done.choices[0].text and done.choices[0].finish_reason == "length"
     assert done.usage is not None and done.usage.completion_tokens == 5
     e = oa.embeddings.create(model=MODEL, input=["hello", "world"])
@@ -372,8 +375,8 @@ def test_openai_chat_completions_models_and_embeddings(url: str) -> None:
 
 
 def test_openai_sse_ends_with_done(url: str) -> None:
-    body = {"model": MODEL, "stream": True, "max_tokens": 3,
-            "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+    body = {"model": MODEL, "stream": True, "max_tokens": 3, "temperature": 0,
+            "messages": [{"role": "user", "content": COUNT_ON}]}  # fmt: skip
     r = post(url, "/v1/chat/completions", body)
     assert r.headers["content-type"].startswith("text/event-stream")
     assert r.text.endswith("data: [DONE]\n\n")

@@ -342,12 +342,12 @@ def test_run_with_format_json(url: str, created: str) -> None:
 # ----- interactive run through a pseudo-terminal
 
 
-def spawn(url: str, *args: str) -> pexpect.spawn:
+def spawn(url: str, *args: str, columns: int = 200) -> pexpect.spawn:
     env = {**os.environ, "OLLAMA_HOST": url.removeprefix("http://"), "TERM": "dumb"}
     env.pop("OLLAMA_DEBUG", None)
     child = pexpect.spawn(
         sys.executable, ["-m", "trio_ollama", *args], env=env, encoding="utf-8", timeout=90,
-        dimensions=(40, 200),
+        dimensions=(40, columns),
     )  # fmt: skip
     child.expect_exact(">>> ")
     return child
@@ -405,6 +405,27 @@ def test_interactive_run(url: str) -> None:
     finally:
         child.close()
     assert child.exitstatus == 0
+
+
+def test_interactive_answers_wrap_at_word_boundaries(url: str) -> None:
+    """On a 40-column terminal a long answer is wrapped (a word taken back and written on the
+    next line); after `/set nowordwrap` it is not."""
+    wrap_escape = re.compile(r"\x1b\[\d+D\x1b\[K\r\n")
+    child = spawn(url, "run", MODEL, columns=40)
+    try:
+        command(child, "/set parameter temperature 0", "to '0'")
+        command(child, "/set parameter num_predict 60", "to '60'")
+        child.sendline("Write a long story about a dragon.")
+        child.expect_exact("dragon.\r\n")
+        child.expect_exact(">>> ")
+        assert wrap_escape.search(child.before), child.before
+        command(child, "/set nowordwrap", "Set 'nowordwrap' mode.")
+        child.sendline("Write a long story about a dragon.")
+        child.expect_exact("dragon.\r\n")
+        child.expect_exact(">>> ")
+        assert not wrap_escape.search(child.before), child.before
+    finally:
+        child.close()
 
 
 def test_interactive_ctrl_d_leaves(url: str) -> None:

@@ -14,15 +14,23 @@ PACKAGE = Path(__file__).resolve().parent.parent / "trio_ollama"
 
 # Each part and the parts it may import (besides itself), lowest first: cli -> api -> scheduler
 # -> runner client / store -> leaf modules. Nothing may import a part that is not listed for it.
-_LEAVES = {"trio_ollama.gocompat", "trio_ollama.version", "trio_ollama.cpus"}
+_LEAVES = {
+    "trio_ollama.gocompat",
+    "trio_ollama.version",
+    "trio_ollama.cpus",
+    "trio_ollama.concurrency",
+    "trio_ollama.logs",
+}
 _FACTS = _LEAVES | {"trio_ollama.names", "trio_ollama.gguf_info", "trio_ollama.config"}
 ALLOWED: dict[str, set[str]] = {
     "trio_ollama.gocompat": set(),
     "trio_ollama.version": set(),
     "trio_ollama.cpus": set(),
+    "trio_ollama.concurrency": set(),
+    "trio_ollama.logs": set(),
     "trio_ollama.names": {"trio_ollama.gocompat"},
     "trio_ollama.gguf_info": {"trio_ollama.gocompat"},
-    "trio_ollama.config": {"trio_ollama.gocompat"},
+    "trio_ollama.config": {"trio_ollama.gocompat", "trio_ollama.logs"},
     "trio_ollama.options": _FACTS,
     "trio_ollama.templates": {"trio_ollama.gocompat"},
     "trio_ollama.store": _FACTS | {"trio_ollama.options", "trio_ollama.templates"},

@@ -127,7 +127,7 @@ async def test_stop_string_spanning_tokens_is_never_emitted(default_gguf: Path) 
 async def test_num_predict_limits_tokens(default_gguf: Path) -> None:
     async with open_runner(load(default_gguf, num_ctx=512)) as runner:
         _, done = await generate(
-            runner, chat("Tell me a long story."), sampling=Sampling(num_predict=5, seed=1)
+            runner, counting(), sampling=Sampling(temperature=0, num_predict=5)
         )
     assert (done.eval_count, done.done_reason) == (5, "length")
 
@@ -173,7 +173,8 @@ async def test_prompt_longer_than_context(default_gguf: Path) -> None:
         assert info.value.invalid
         assert str(info.value) == "the input length exceeds the context length"
         # The runner is still fine after refusing a request.
-        _, done = await generate(runner, chat("Hi"), sampling=Sampling(num_predict=3, seed=1))
+        three = Sampling(temperature=0, num_predict=3)
+        _, done = await generate(runner, counting(), sampling=three)
         assert done.eval_count == 3
 
 
@@ -212,7 +213,8 @@ async def test_cancelling_one_of_four_frees_its_slot(default_gguf: Path) -> None
             nursery.start_soon(streamer, 3, victim)
             await trio.sleep(1.0)
             victim.cancel()
-            _, done = await generate(runner, chat("Say hi."), sampling=Sampling(num_predict=5))
+            five = Sampling(temperature=0, num_predict=5)
+            _, done = await generate(runner, counting(), sampling=five)
             fifth_done = trio.current_time()
             assert done.eval_count == 5
             assert finished == {}, "the fifth request ran while the three others still streamed"
@@ -239,7 +241,8 @@ async def test_cancel_during_a_long_prompt_returns_the_slot_quickly(default_gguf
         with trio.move_on_after(prompt_seconds / 4):
             await generate(runner, other, sampling=Sampling(num_predict=1))
         started = trio.current_time()
-        _, done = await generate(runner, chat("Hi"), sampling=Sampling(num_predict=1))
+        one = Sampling(temperature=0, num_predict=1)
+        _, done = await generate(runner, counting(), sampling=one)
         waited = trio.current_time() - started
     assert done.eval_count == 1
     assert waited < prompt_seconds / 3, (waited, prompt_seconds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -31,7 +32,8 @@ from trio_ollama.templates import (
     think_values,
 )
 
-SHARED_TEMPLATES = Path(__file__).resolve().parents[2] / "shared" / "ollama-templates"
+# Ollama's expected renderings and selection cases (MIT; see the README there).
+SHARED_TEMPLATES = Path(__file__).resolve().parent / "data" / "ollama-templates"
 BUILTIN = Path(__file__).resolve().parents[1] / "trio_ollama" / "templates" / "builtin"
 
 HELLO = Message("user", "Hello, how are you?")
@@ -90,7 +92,7 @@ def test_shared_data_present() -> None:
 @pytest.mark.parametrize(("template", "case"), _expected_cases())
 def test_expected_rendering(template: str, case: str) -> None:
     assert SHARED_TEMPLATES.is_dir(), f"missing test data: {SHARED_TEMPLATES}"
-    source = (SHARED_TEMPLATES / template).read_text(encoding="utf-8")
+    source = (BUILTIN / template).read_text(encoding="utf-8")
     expected = (SHARED_TEMPLATES / "expected" / template / case).read_text(encoding="utf-8")
     assert render_chat(source, CONVERSATIONS[case]) == expected
 
@@ -105,13 +107,13 @@ def test_select_builtin(name: str, jinja: str) -> None:
     assert parse_template(chosen.template).template.root
 
 
-def test_builtin_files_match_shared() -> None:
-    assert SHARED_TEMPLATES.is_dir(), f"missing test data: {SHARED_TEMPLATES}"
-    shared = sorted(p.name for p in SHARED_TEMPLATES.iterdir() if p.suffix in (".gotmpl", ".json"))
+def test_builtin_files_are_ollamas_byte_for_byte() -> None:
+    sums = (SHARED_TEMPLATES / "SHA256SUMS").read_text().splitlines()
+    expected = dict(reversed(line.split("  ", 1)) for line in sums)
     packaged = sorted(p.name for p in BUILTIN.iterdir() if p.suffix in (".gotmpl", ".json"))
-    assert packaged == shared
-    for name in shared:
-        assert (BUILTIN / name).read_bytes() == (SHARED_TEMPLATES / name).read_bytes(), name
+    assert packaged == sorted(expected)
+    for name in packaged:
+        assert hashlib.sha256((BUILTIN / name).read_bytes()).hexdigest() == expected[name], name
     assert (BUILTIN / "NOTICE.md").is_file()
 
 

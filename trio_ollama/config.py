@@ -17,6 +17,7 @@ from pathlib import Path
 import attrs
 
 from trio_ollama.gocompat.durations import DurationError, ns_to_seconds, parse_go_duration_ns
+from trio_ollama.logs import FORMAT_VARIABLE, LogFormat, parse_log_format
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +217,7 @@ class Settings:
     sched_spread: bool = False
     gpu_overhead: int = 0
     log_level: int = logging.INFO
+    log_format: LogFormat = "text"
     nohistory: bool = False
 
     @property
@@ -266,5 +268,6 @@ class Settings:
             sched_spread=parse_bool(var("OLLAMA_SCHED_SPREAD")),
             gpu_overhead=parse_uint("OLLAMA_GPU_OVERHEAD", var("OLLAMA_GPU_OVERHEAD"), 0),
             log_level=parse_log_level(var("OLLAMA_DEBUG")),
+            log_format=parse_log_format(env.get(FORMAT_VARIABLE, "")),
             nohistory=parse_bool(var("OLLAMA_NOHISTORY")),
         )

@@ -24,9 +24,11 @@ from trio_ollama.api.responses import (
     error_response,
     json_response,
     parsed,
+    request_scoped,
     stream_or_collect,
 )
 from trio_ollama.api.service import Service
+from trio_ollama.concurrency import unwrap_single
 from trio_ollama.names import parse_name
 from trio_ollama.store.errors import DigestMismatchError
 from trio_ollama.store.layout import CHUNK, InvalidDigestError, normalize_digest
@@ -188,9 +190,11 @@ def create_app(service: Service) -> QuartTrio:
         return Response("", status=201)
 
     add_openai_routes(app, service)
+    app.asgi_app = request_scoped(app.asgi_app)  # type: ignore[method-assign,assignment]
     return app
 
 
+@trio.as_safe_channel
 async def registry_unreachable(first: str, model: str) -> AsyncGenerator[dict[str, Any], None]:
     if not parse_name(model).is_valid:
         raise APIError(400, "invalid model name")
@@ -227,8 +231,9 @@ async def upload_blob(service: Service, digest: str) -> None:
                     await send.send(bytes(chunk[i : i + CHUNK]))
 
     try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(produce)
-            await trio.to_thread.run_sync(consume)
-    except* DigestMismatchError as group:
-        raise APIError(400, str(group.exceptions[0])) from None
+        with unwrap_single():
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(produce)
+                await trio.to_thread.run_sync(consume)
+    except DigestMismatchError as exc:
+        raise APIError(400, str(exc)) from None

@@ -14,12 +14,13 @@ from trio_ollama.api import openai as oa
 from trio_ollama.api import schemas
 from trio_ollama.api.errors import APIError
 from trio_ollama.api.responses import (
-    Chunks,
+    ChunkSource,
     collect,
     combine_chat,
     combine_generate,
     first_chunk,
     json_response,
+    open_chunks,
     read_body,
 )
 from trio_ollama.api.service import Service
@@ -32,12 +33,13 @@ def openai_error(exc: APIError) -> Response:
 
 
 async def _respond(
-    chunks: Chunks,
+    source: ChunkSource,
     stream: bool,
     combine: Callable[[list[dict[str, Any]]], dict[str, Any]],
     reply: Callable[[dict[str, Any]], dict[str, Any]],
     events: Callable[[dict[str, Any]], list[bytes]],
 ) -> Response:
+    chunks = await open_chunks(source)
     try:
         first = await first_chunk(chunks)
         if not stream:
@@ -46,16 +48,15 @@ async def _respond(
         return openai_error(exc)
 
     async def body() -> AsyncIterator[bytes]:
-        try:
+        with chunks:
             for event in events(first):
                 yield event
-            async for chunk in chunks:
-                for event in events(chunk):
+            async for item in chunks:
+                if isinstance(item, APIError):
+                    yield oa.sse_event({"error": oa.error_body(item.status, item.message)["error"]})
+                    return
+                for event in events(item):
                     yield event
-        except APIError as exc:
-            yield oa.sse_event({"error": oa.error_body(exc.status, exc.message)["error"]})
-        finally:
-            await chunks.aclose()
 
     return Response(body(), content_type=SSE_TYPE)
 

@@ -2,21 +2,26 @@
 before the status goes out (so an error before any output gets its own status, and one after
 becomes a final `{"error": ...}` line), and request bodies read with a size limit.
 
-Leaving a stream early (the client hung up) cancels the handler, which closes the chunk iterator,
-which leaves the scheduler's `acquire` scope: the runner slot is free at once.
+A stream's chunks come from a task owned by the request (`request_scoped`): when the request
+ends, by completion or because the client hung up, that task is cancelled, which leaves the
+scheduler's `acquire` scope: the runner slot is free at once, by construction rather than by
+every caller remembering to close a generator.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from contextlib import aclosing
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
 from typing import Any
 
+import trio
 from quart import Response, request
 
 from trio_ollama.api import schemas
 from trio_ollama.api.errors import APIError
 from trio_ollama.api.schemas import R
+from trio_ollama.concurrency import unwrap_single
 from trio_ollama.gocompat import gojson
 
 JSON_TYPE = "application/json; charset=utf-8"
@@ -54,38 +59,101 @@ def _line(value: Any) -> bytes:
     return gojson.encode(value)
 
 
-Chunks = AsyncGenerator[dict[str, Any], None]
+# A streaming answer, as the route reads it: chunks, then possibly an error (an answer too, which
+# ends the stream), from a producer task that lives exactly as long as the HTTP request.
+Chunks = trio.MemoryReceiveChannel[dict[str, Any] | APIError]
+ChunkSource = AbstractAsyncContextManager[trio.abc.ReceiveChannel[dict[str, Any]]]
+# An ASGI application (scope, receive, send), loosely typed: hypercorn and Quart spell it apart.
+ASGIApp = Callable[[Any, Any, Any], Coroutine[Any, Any, None]]
+
+_REQUEST_NURSERY: ContextVar[trio.Nursery] = ContextVar("trio_ollama_request_nursery")
+
+
+def request_scoped(app: ASGIApp) -> ASGIApp:
+    """Give each HTTP request a nursery that ends with it (response sent, or client gone).
+
+    A route must compute the first chunk of a stream before it answers (the status depends on
+    it), yet the stream goes on after the route has returned its `Response`. The producer of
+    the chunks therefore runs as a task in this nursery: however the response ends, even if the
+    response body is never read or closed, the producer is cancelled when the request ends.
+    """
+
+    async def scoped(scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") != "http":
+            await app(scope, receive, send)
+            return
+        with unwrap_single():
+            async with trio.open_nursery() as nursery:
+                token = _REQUEST_NURSERY.set(nursery)
+                try:
+                    await app(scope, receive, send)
+                finally:
+                    _REQUEST_NURSERY.reset(token)
+                    nursery.cancel_scope.cancel()
+
+    return scoped
+
+
+async def open_chunks(source: ChunkSource) -> Chunks:
+    """The chunks of `source` (a `trio.as_safe_channel` stream), for the rest of this request."""
+    send, receive = trio.open_memory_channel[dict[str, Any] | APIError](0)
+    await _REQUEST_NURSERY.get().start(_produce, source, send)
+    return receive
+
+
+async def _produce(
+    source: ChunkSource,
+    send: trio.MemorySendChannel[dict[str, Any] | APIError],
+    *,
+    task_status: trio.TaskStatus[None],
+) -> None:
+    with send:
+        task_status.started()
+        try:
+            try:
+                async with source as chunks:
+                    async for chunk in chunks:
+                        await send.send(chunk)
+            except APIError as exc:
+                await send.send(exc)
+        except trio.BrokenResourceError:
+            pass  # the response stopped reading: it has ended, and so will this request
 
 
 async def first_chunk(chunks: Chunks) -> dict[str, Any]:
-    """The first chunk, computed before any status is sent; errors close the stream."""
+    """The first chunk, computed before any status is sent; `APIError` if the stream failed."""
     try:
-        return await chunks.__anext__()
-    except BaseException:
-        await chunks.aclose()
-        raise
+        item = await chunks.receive()
+    except trio.EndOfChannel:
+        raise APIError(500, "the answer ended before it began") from None
+    if isinstance(item, APIError):
+        raise item
+    return item
 
 
 async def collect(first: dict[str, Any], chunks: Chunks) -> list[dict[str, Any]]:
-    """The rest of the chunks; closed explicitly whatever happens, so that a cancelled
-    collection (the client hung up) leaves the runner and the scheduler at once rather than
-    whenever the garbage collector gets to the generator."""
-    async with aclosing(chunks):
-        return [first, *[chunk async for chunk in chunks]]
+    """Every chunk, for a non-streaming answer; `APIError` if the stream failed."""
+    out = [first]
+    with chunks:
+        async for item in chunks:
+            if isinstance(item, APIError):
+                raise item
+            out.append(item)
+    return out
 
 
 async def stream_or_collect(
-    chunks: Chunks,
+    source: ChunkSource,
     stream: bool,
     combine: Callable[[list[dict[str, Any]]], dict[str, Any]],
 ) -> Response:
     """NDJSON when streaming, else one combined object; see the module docstring for errors."""
+    chunks = await open_chunks(source)
     try:
         first = await first_chunk(chunks)
     except APIError as exc:
         return error_response(exc)
     if first.get("done") and first.get("done_reason") in ("load", "unload"):
-        await chunks.aclose()
         return json_response(first)  # Ollama answers the shortcuts with one object
     if not stream:
         try:
@@ -94,14 +162,13 @@ async def stream_or_collect(
             return error_response(exc)
 
     async def body() -> AsyncIterator[bytes]:
-        try:
+        with chunks:
             yield _line(first)
-            async for chunk in chunks:
-                yield _line(chunk)
-        except APIError as exc:
-            yield _line({"error": exc.message})
-        finally:
-            await chunks.aclose()
+            async for item in chunks:
+                if isinstance(item, APIError):
+                    yield _line({"error": item.message})
+                    return
+                yield _line(item)
 
     return Response(body(), content_type=NDJSON_TYPE)
 

@@ -1,5 +1,7 @@
 """The native API's work, independent of HTTP: each method takes a parsed request and returns
-a JSON object or yields JSON chunks. Routes (`app.py`) and the OpenAI layer both call it.
+a JSON object, or streams JSON chunks as a `trio.as_safe_channel` (`async with
+service.chat(req) as chunks`), so that a stream's work always ends with the block that reads it.
+Routes (`app.py`) and the OpenAI layer both call it.
 
 Blocking store work runs in threads; model access goes through the scheduler, whose `acquire`
 scope is held for as long as a response streams, so a client that hangs up frees its slot.
@@ -11,7 +13,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
-from contextlib import aclosing, asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 import attrs
@@ -36,7 +38,7 @@ from trio_ollama.gocompat.gojson import quote as go_quote
 from trio_ollama.names import InvalidNameError, ModelName, parse_name
 from trio_ollama.options import LOAD_OPTIONS, PREDICT_OPTIONS, check_option, defaults
 from trio_ollama.prompt import ModelPrompt, PromptError, fit_history
-from trio_ollama.runner.client import RunnerClient, RunnerError
+from trio_ollama.runner.client import CompletionStream, RunnerClient, RunnerError
 from trio_ollama.runner.protocol import Completion, Done, Piece, Sampling
 from trio_ollama.scheduler import (
     Lease,
@@ -149,6 +151,7 @@ class Service:
 
     # ----- generate and chat
 
+    @trio.as_safe_channel
     async def generate(self, req: GenerateRequest) -> AsyncGenerator[dict[str, Any], None]:
         started = trio.current_time()
         if not req.model or not parse_name(req.model).is_valid:
@@ -195,8 +198,10 @@ class Service:
                     )  # fmt: skip
             prompt = prefix + prompt
             text = ""
-            events = self._complete(runner, prompt, options, req.format, req.truncate, req.shift)
-            async with aclosing(events):
+            completion = self._completion(
+                runner, prompt, options, req.format, req.truncate, req.shift
+            )
+            async with completion as events:
                 async for chunk in events:
                     if isinstance(chunk, Piece):
                         text += chunk.text
@@ -213,6 +218,7 @@ class Service:
                                              lease.load_duration))  # fmt: skip
                         yield final
 
+    @trio.as_safe_channel
     async def chat(self, req: ChatRequest) -> AsyncGenerator[dict[str, Any], None]:
         started = trio.current_time()
         if not req.model or not parse_name(req.model).is_valid:
@@ -251,8 +257,10 @@ class Service:
                     model, msgs, num_ctx=lease.num_ctx, tokenize=_counter(runner),
                     truncate=req.truncate, tools=req.tools or None, think=req.think,
                 )  # fmt: skip
-            events = self._complete(runner, prompt, options, req.format, req.truncate, req.shift)
-            async with aclosing(events):
+            completion = self._completion(
+                runner, prompt, options, req.format, req.truncate, req.shift
+            )
+            async with completion as events:
                 async for chunk in events:
                     if isinstance(chunk, Piece):
                         yield {"model": req.model, "created_at": utc_now(),
@@ -289,7 +297,8 @@ class Service:
         if isinstance(think, str):
             raise APIError(400, f'think value "{think}" is not supported for this model')
 
-    async def _complete(
+    @asynccontextmanager
+    async def _completion(
         self,
         runner: RunnerClient,
         prompt: str,
@@ -297,15 +306,15 @@ class Service:
         fmt: str,
         truncate: bool,
         shift: bool,
-    ) -> AsyncGenerator[Piece | Done, None]:
+    ) -> AsyncIterator[CompletionStream]:
+        """The runner's stream for one completion; its refusals become API errors."""
         request = Completion(
             id=0, prompt=prompt, sampling=sampling_of(options), format=fmt,
             truncate=truncate, shift=shift,
         )  # fmt: skip
         try:
             async with runner.completion(request) as stream:
-                async for event in stream:
-                    yield event
+                yield stream
         except RunnerError as exc:
             raise runner_error(exc) from exc
 
@@ -460,6 +469,7 @@ class Service:
             raise APIError(400, "invalid digest format") from None
         return await self._thread(self.store.has_blob, digest)
 
+    @trio.as_safe_channel
     async def create(self, req: CreateJSON) -> AsyncGenerator[dict[str, Any], None]:
         name: ModelName = parse_name(req.model)
         if not name.is_valid:

@@ -3,6 +3,7 @@ one-shot and the interactive modes."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Generator, Mapping
 from typing import Any, TextIO
@@ -10,6 +11,7 @@ from typing import Any, TextIO
 import attrs
 
 from trio_ollama.cli.progress import Progress
+from trio_ollama.cli.wrap import WordWrap
 from trio_ollama.gocompat.durations import format_go_duration
 
 NS = 1_000_000_000
@@ -66,11 +68,20 @@ class Answer:
 
 
 def stream_answer(
-    chunks: Generator[dict[str, Any], None, None], out: TextIO | None = None
+    chunks: Generator[dict[str, Any], None, None],
+    out: TextIO | None = None,
+    *,
+    wordwrap: bool = False,
 ) -> Answer:
     """Print a streamed answer as it arrives. Ctrl+C stops it (closing the stream tells the
-    server to stop) and returns what came so far, marked interrupted."""
+    server to stop) and returns what came so far, marked interrupted.
+
+    With `wordwrap`, and `out` a terminal at least 10 columns wide, words are not broken across
+    lines (`WordWrap`).
+    """
     out = sys.stdout if out is None else out
+    wrap = _wrapper(out) if wordwrap else None
+    write = out.write if wrap is None else (lambda text: out.write(wrap.feed(text)))
     content: list[str] = []
     thinking: list[str] = []
     final: dict[str, Any] = {}
@@ -86,15 +97,15 @@ def stream_answer(
                 waiting.stop(clear=True)
             if thought:
                 if not in_thinking:
-                    out.write("Thinking...\n")
+                    write("Thinking...\n")
                     in_thinking = True
                 thinking.append(thought)
-                out.write(thought)
+                write(thought)
             if text and in_thinking:
-                out.write("\n...done thinking.\n\n")
+                write("\n...done thinking.\n\n")
                 in_thinking = False
             content.append(text)
-            out.write(text)
+            write(text)
             out.flush()
             if chunk.get("done"):
                 final = chunk
@@ -107,3 +118,10 @@ def stream_answer(
         waiting.stop(clear=True)
         chunks.close()  # an interrupt between two chunks must still end the request
     return Answer("".join(content), "".join(thinking), final, interrupted=False)
+
+
+def _wrapper(out: TextIO) -> WordWrap | None:
+    if not out.isatty():
+        return None
+    width = shutil.get_terminal_size().columns
+    return WordWrap(width) if width >= 10 else None

@@ -356,7 +356,9 @@ class Session:
         if self.opts.keep_alive is not None:
             body["keep_alive"] = self.opts.keep_alive
         try:
-            answer = stream_answer(self.client.stream("/api/chat", body))
+            answer = stream_answer(
+                self.client.stream("/api/chat", body), wordwrap=self.opts.wordwrap
+            )
         except APIError as exc:
             # One failed turn need not end the session; the message it failed on is dropped.
             self.opts.messages.pop()

@@ -19,8 +19,9 @@ from trio_ollama.cli.client import Client, CLIError
 from trio_ollama.cli.create import create
 from trio_ollama.cli.formatting import table
 from trio_ollama.cli.run import parse_format, parse_keep_alive, run
-from trio_ollama.config import ConfigError, Settings
+from trio_ollama.config import ConfigError, Settings, env_var, parse_log_level
 from trio_ollama.gocompat.format import human_bytes, human_time
+from trio_ollama.logs import FORMAT_VARIABLE, configure, parse_log_format
 from trio_ollama.store import Store
 from trio_ollama.store.default_model import ensure_default_model
 from trio_ollama.store.errors import StoreError
@@ -135,7 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--keepalive", metavar="DURATION", help="how long the model stays loaded")
     run.add_argument("--verbose", action="store_true", help="show timings for the response")
     run.add_argument("--format", help="response format (json, or a JSON schema)")
-    run.add_argument("--nowordwrap", action="store_true", help="accepted; answers are not wrapped")
+    run.add_argument(
+        "--nowordwrap",
+        action="store_true",
+        help="don't wrap words to the next line automatically",
+    )
     run.add_argument("--insecure", action="store_true", help=argparse.SUPPRESS)
 
     create = verb("create", _create, "create a model from a Modelfile")
@@ -171,11 +176,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _client_logging(settings: Settings) -> None:
-    # A client's stderr is for the user: the server's default INFO (and httpx's per-request
-    # lines) would drown the answer. OLLAMA_DEBUG still turns diagnostics on.
-    level = settings.log_level if settings.log_level < logging.INFO else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+def _early_logging(client: bool) -> None:
+    """Logging set up from the environment before the settings are read, so that what the
+    settings warn about is printed with its fields.
+
+    A client's stderr is for the user: the server's default INFO (and httpx's per-request lines)
+    would drown the answer; OLLAMA_DEBUG still turns diagnostics on.
+    """
+    level = parse_log_level(env_var(os.environ, "OLLAMA_DEBUG"))
+    log_format = parse_log_format(os.environ.get(FORMAT_VARIABLE, ""))
+    if client:
+        level = level if level < logging.INFO else logging.WARNING
+        configure(level, log_format, text="%(levelname)s %(name)s: %(message)s")
+    else:
+        configure(level, log_format, text="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,14 +200,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb != "run" or any(word.startswith("-") for word in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.prompt = [*args.prompt, *extra]
+    handler: Verb | None = getattr(args, "handler", None)
+    _early_logging(client=handler is not None)
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
-    handler: Verb | None = getattr(args, "handler", None)
     if handler is not None:
-        _client_logging(settings)
         try:
             with Client(settings.host.url) as client:
                 return handler(args, client)
@@ -208,7 +222,6 @@ def main(argv: list[str] | None = None) -> int:
             # stdout from raising again at exit.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 1
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(message)s")
     try:
         if args.verb == "setup":
             return _setup(settings)

@@ -74,7 +74,7 @@ def generate_once(client: Client, opts: RunOptions, prompt: str) -> None:
         body["keep_alive"] = opts.keep_alive
     if opts.system:
         body["system"] = opts.system
-    answer = stream_answer(client.stream("/api/generate", body))
+    answer = stream_answer(client.stream("/api/generate", body), wordwrap=opts.wordwrap)
     if answer.interrupted:
         return
     if prompt:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import socket
 import sys
@@ -12,6 +11,7 @@ import sys
 import trio
 
 from trio_ollama.config import Settings
+from trio_ollama.logs import configure
 from trio_ollama.runner.interface import Engine
 from trio_ollama.runner.server import serve_runner
 
@@ -23,9 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fake-config", default="{}", help="JSON for the fake engine")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
-    logging.basicConfig(
-        level=settings.log_level,
-        format=f"%(asctime)s %(levelname)s runner[{os.getpid()}] %(name)s: %(message)s",
+    configure(
+        settings.log_level,
+        settings.log_format,
+        text=f"%(asctime)s %(levelname)s runner[{os.getpid()}] %(name)s: %(message)s",
+        static={"runner_pid": os.getpid()},
     )
     engine: Engine
     if args.engine == "fake":

@@ -17,6 +17,7 @@ import attrs
 import trio
 
 from trio_ollama.runner.protocol import (
+    TERMINAL,
     Cancel,
     Completion,
     Detokenize,
@@ -30,7 +31,10 @@ from trio_ollama.runner.protocol import (
     Piece,
     Ping,
     Pong,
+    ProtocolError,
     Ready,
+    Reply,
+    Request,
     RequestFailed,
     SetThreads,
     Text,
@@ -109,14 +113,17 @@ class RunnerClient:
             raise RunnerGoneError(self._gone_reason) from exc
 
     async def _read(self) -> Message | None:
+        """The next message, or None at the end of the stream (`ProtocolError` if it ended
+        inside a frame, or the bytes are not a message)."""
         while True:
             for msg in self._decoder:
                 return msg
             try:
                 data = await self.stream.receive_some(65536)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return None
+                data = b""
             if not data:
+                self._decoder.feed_eof()
                 return None
             self._decoder.feed(data)
 
@@ -125,7 +132,7 @@ class RunnerClient:
         try:
             await self._send(load)
             first = await self._read()
-        except RunnerGoneError:
+        except (RunnerGoneError, ProtocolError):
             first = None
         if not isinstance(first, Ready):
             self.closed.set()
@@ -141,9 +148,15 @@ class RunnerClient:
             while (msg := await self._read()) is not None:
                 if isinstance(msg, Fatal):
                     self._gone_reason = f"runner failed: {msg.message}"
-                    log.error("runner pid=%s failed: %s", self.pid, msg.message)
+                    log.error("runner failed", extra={"pid": self.pid, "reason": msg.message})
                     break
-                self._route(msg)
+                if isinstance(msg, Reply):
+                    self._route(msg)
+                else:
+                    log.warning("unexpected %s message from the runner", msg.kind)
+        except ProtocolError as exc:
+            self._gone_reason = f"runner protocol error: {exc}"
+            log.error("runner protocol error", extra={"pid": self.pid, "reason": str(exc)})
         finally:
             self.closed.set()
             for channel in self._pending.values():
@@ -151,23 +164,22 @@ class RunnerClient:
                 channel.close()
             self._pending.clear()
 
-    def _route(self, msg: Message) -> None:
-        msg_id = getattr(msg, "id", None)
-        channel = self._pending.get(msg_id) if isinstance(msg_id, int) else None
+    def _route(self, msg: Reply) -> None:
+        channel = self._pending.get(msg.id)
         if channel is None:
             return  # an answer to a request that has already gone away
         if isinstance(msg, RequestFailed):
             channel.send_nowait(RunnerError(msg.message, msg.invalid))
         else:
             channel.send_nowait(msg)
-        if not isinstance(msg, Piece):
-            del self._pending[msg.id]  # type: ignore[attr-defined]
+        if type(msg) in TERMINAL:
+            del self._pending[msg.id]
             channel.close()
 
     @asynccontextmanager
-    async def _request(self, msg: Message) -> AsyncIterator[trio.MemoryReceiveChannel[object]]:
+    async def _request(self, msg: Request) -> AsyncIterator[trio.MemoryReceiveChannel[object]]:
         send, receive = trio.open_memory_channel[object](math.inf)
-        request_id: int = msg.id  # type: ignore[attr-defined]
+        request_id = msg.id
         self._pending[request_id] = send
         try:
             await self._send(msg)
@@ -180,7 +192,7 @@ class RunnerClient:
                     except RunnerGoneError:
                         pass
 
-    async def _call(self, msg: Message) -> object:
+    async def _call(self, msg: Request) -> object:
         async with self._request(msg) as receive:
             item = await receive.receive()
             if isinstance(item, RunnerError):

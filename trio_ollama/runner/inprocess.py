@@ -11,7 +11,8 @@ from collections.abc import Callable
 import trio
 import trio.testing
 
-from trio_ollama.runner.client import LoadError, RunnerClient
+from trio_ollama.concurrency import unwrap_single
+from trio_ollama.runner.client import RunnerClient
 from trio_ollama.runner.interface import Engine
 from trio_ollama.runner.protocol import Load
 from trio_ollama.runner.server import serve_runner
@@ -35,17 +36,13 @@ class InProcessRunner:
             finally:
                 await server_stream.aclose()  # what a dying process does to its socket
 
-        failed: LoadError | None = None
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(serve)
-            try:
-                await client.handshake(self.load)
-            except LoadError as exc:
-                failed = exc
-            else:
-                nursery.start_soon(client.read_loop)
-                task_status.started(client)
-                await client.closed.wait()
-            nursery.cancel_scope.cancel()
-        if failed is not None:
-            raise failed
+        with unwrap_single():
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(serve)
+                try:
+                    await client.handshake(self.load)
+                    nursery.start_soon(client.read_loop)
+                    task_status.started(client)
+                    await client.closed.wait()
+                finally:
+                    nursery.cancel_scope.cancel()

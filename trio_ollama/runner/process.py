@@ -19,6 +19,7 @@ from typing import Any
 
 import trio
 
+from trio_ollama.concurrency import unwrap_single
 from trio_ollama.runner.client import LoadError, RunnerClient
 from trio_ollama.runner.protocol import Load
 
@@ -110,18 +111,13 @@ class RunnerProcess:
 async def open_runner(load: Load, **kwargs: Any) -> AsyncIterator[RunnerClient]:
     """A loaded runner for the duration of the block; the process is gone when it exits.
 
-    A model that fails to load raises `LoadError` itself, not wrapped in a group.
+    A model that fails to load raises `LoadError` itself, and an exception in the block comes
+    out as itself, neither wrapped in a group.
     """
-    failed: LoadError | None = None
-    async with trio.open_nursery() as nursery:
-        try:
+    with unwrap_single():
+        async with trio.open_nursery() as nursery:
             client: RunnerClient = await nursery.start(RunnerProcess(load, **kwargs).run)
-        except LoadError as exc:
-            failed = exc
-        else:
             try:
                 yield client
             finally:
                 nursery.cancel_scope.cancel()
-    if failed is not None:
-        raise failed

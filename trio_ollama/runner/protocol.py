@@ -40,6 +40,20 @@ class Message:
         return data
 
 
+@attrs.frozen
+class Request(Message):
+    """A message the parent sends and the runner answers; replies carry the same `id`."""
+
+    id: int
+
+
+@attrs.frozen
+class Reply(Message):
+    """An answer to the request with the same `id`; a terminal one (`TERMINAL`) is the last."""
+
+    id: int
+
+
 def message(kind: str) -> Any:
     def register(cls: M) -> M:
         cls.kind = kind
@@ -115,8 +129,7 @@ class Sampling:
 
 @message("completion")
 @attrs.frozen(kw_only=True)
-class Completion(Message):
-    id: int
+class Completion(Request):
     prompt: str = ""
     # Extra token ids placed before the prompt text (a previous `context`).
     tokens: list[int] = attrs.field(factory=list)
@@ -135,17 +148,15 @@ class Completion(Message):
 
 @message("piece")
 @attrs.frozen
-class Piece(Message):
+class Piece(Reply):
     """Generated text for one request: complete UTF-8, with stop strings already removed."""
 
-    id: int
     text: str
 
 
 @message("done")
 @attrs.frozen(kw_only=True)
-class Done(Message):
-    id: int
+class Done(Reply):
     done_reason: str
     prompt_eval_count: int = 0
     prompt_eval_duration: int = 0
@@ -158,46 +169,40 @@ class Done(Message):
 
 @message("embed")
 @attrs.frozen(kw_only=True)
-class Embed(Message):
-    id: int
+class Embed(Request):
     text: str
     truncate: bool = True
 
 
 @message("embedding")
 @attrs.frozen(kw_only=True)
-class Embedding(Message):
-    id: int
+class Embedding(Reply):
     embedding: list[float]
     prompt_eval_count: int
 
 
 @message("tokenize")
 @attrs.frozen(kw_only=True)
-class Tokenize(Message):
-    id: int
+class Tokenize(Request):
     text: str
     add_special: bool = True
 
 
 @message("tokens")
 @attrs.frozen
-class Tokens(Message):
-    id: int
+class Tokens(Reply):
     tokens: list[int]
 
 
 @message("detokenize")
 @attrs.frozen
-class Detokenize(Message):
-    id: int
+class Detokenize(Request):
     tokens: list[int]
 
 
 @message("text")
 @attrs.frozen
-class Text(Message):
-    id: int
+class Text(Reply):
     text: str
 
 
@@ -207,6 +212,8 @@ class Text(Message):
 @message("cancel")
 @attrs.frozen
 class Cancel(Message):
+    """Drop the request `id` at the next step; nothing answers a cancel."""
+
     id: int
 
 
@@ -218,23 +225,22 @@ class SetThreads(Message):
 
 @message("ping")
 @attrs.frozen
-class Ping(Message):
-    id: int
+class Ping(Request):
+    """Is the runner's loop alive? Answered by a `Pong`."""
 
 
 @message("pong")
 @attrs.frozen
-class Pong(Message):
-    id: int
+class Pong(Reply):
+    """The answer to a `Ping`."""
 
 
 @message("error")
 @attrs.frozen(kw_only=True)
-class RequestFailed(Message):
+class RequestFailed(Reply):
     """One request failed; the runner carries on. `invalid` when the request itself is at fault
     (too long, empty, a bad grammar) rather than the runner."""
 
-    id: int
     message: str
     invalid: bool = False
 
@@ -245,6 +251,10 @@ class Fatal(Message):
     """The runner cannot go on (load failed, engine broken); it exits after sending this."""
 
     message: str
+
+
+# The replies after which a request has no more to hear: every reply but a `Piece`.
+TERMINAL: frozenset[type[Reply]] = frozenset({Done, Embedding, Tokens, Text, Pong, RequestFailed})
 
 
 # ----- framing
@@ -279,9 +289,21 @@ class FrameDecoder:
 
     def __init__(self) -> None:
         self._buffer = bytearray()
+        self._eof = False
 
     def feed(self, data: bytes | bytearray) -> None:
+        if self._eof:
+            raise ProtocolError("data after the end of the stream")
         self._buffer += data
+
+    def feed_eof(self) -> None:
+        """The peer closed its end. Call it once the complete messages are read: a frame left
+        half-received then means the peer died or is broken mid-message."""
+        self._eof = True
+        if self._buffer:
+            raise ProtocolError(
+                f"stream ended inside a frame ({len(self._buffer)} bytes of it received)"
+            )
 
     def __iter__(self) -> Iterator[Message]:
         return self

@@ -25,6 +25,7 @@ from trio_ollama.runner.protocol import (
     Ping,
     Pong,
     ProtocolError,
+    Request,
     RequestFailed,
     SetThreads,
     Text,
@@ -46,17 +47,21 @@ class _Runner:
         self.work = trio.Event()
 
     async def read_message(self) -> Message | None:
+        """The next message; None when the parent has gone (`ProtocolError` mid-frame)."""
         while True:
             for msg in self.decoder:
                 return msg
             data = await self.stream.receive_some(READ_SIZE)
             if not data:
+                self.decoder.feed_eof()
                 return None
             self.decoder.feed(data)
 
     async def writer(self) -> None:
-        async for msg in self.outbox_receive:
-            await self.stream.send_all(encode(msg))
+        """Sends what the outbox holds, in order, until the outbox is closed and drained."""
+        async with self.outbox_receive:
+            async for msg in self.outbox_receive:
+                await self.stream.send_all(encode(msg))
 
     def send(self, msg: Message) -> None:
         self.outbox_send.send_nowait(msg)
@@ -102,26 +107,31 @@ async def serve_runner(stream: trio.abc.Stream, engine: Engine) -> None:
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(runner.writer)
-            first = await runner.read_message()
-            if not isinstance(first, Load):
-                return
-            try:
-                ready = await engine.load(first)
-            except Exception as exc:
-                log.exception("model load failed")
-                await stream.send_all(encode(Fatal(f"failed to load model: {exc}")))
-                return
-            runner.send(ready)
-            nursery.start_soon(runner.engine_loop, nursery.cancel_scope)
-            while (msg := await runner.read_message()) is not None:
+            # Every way out of this block closes the outbox, so the writer drains what is left
+            # (a Fatal, say) and ends, and the nursery can finish: no state waits forever.
+            with runner.outbox_send:
+                first = await runner.read_message()
+                if not isinstance(first, Load):
+                    if first is not None:
+                        log.error("runner expected a load message, got %s", first.kind)
+                    return
                 try:
-                    runner.handle(msg)
+                    ready = await engine.load(first)
                 except Exception as exc:
-                    msg_id = getattr(msg, "id", None)
-                    if msg_id is None:
-                        raise
-                    runner.send(RequestFailed(id=msg_id, message=str(exc)))
-            nursery.cancel_scope.cancel()
+                    log.exception("model load failed")
+                    runner.send(Fatal(f"failed to load model: {exc}"))
+                    return
+                runner.send(ready)
+                nursery.start_soon(runner.engine_loop, nursery.cancel_scope)
+                while (msg := await runner.read_message()) is not None:
+                    try:
+                        runner.handle(msg)
+                    except Exception as exc:
+                        if not isinstance(msg, Request):
+                            raise
+                        runner.send(RequestFailed(id=msg.id, message=str(exc)))
+                # The parent has gone: nobody is left to answer, so stop at once.
+                nursery.cancel_scope.cancel()
     except* ProtocolError as group:
         log.error("runner protocol error: %s", group.exceptions[0])
     except* (trio.BrokenResourceError, trio.ClosedResourceError):

@@ -26,6 +26,7 @@ import attrs
 import trio
 import trio.lowlevel
 
+from trio_ollama.concurrency import sole_exception, unwrap_single
 from trio_ollama.config import Settings
 from trio_ollama.cpus import available_cpus
 from trio_ollama.runner.client import LoadError, RunnerClient
@@ -553,24 +554,18 @@ class Scheduler:
         Unloading sets `runner.stop`: the task notes the GPUs' free memory, ends the process
         (its factory terminates and reaps it), then waits for the memory to show as free again.
         """
-        failed: LoadError | None = None
         baseline: int | None = None
         try:
-            async with trio.open_nursery() as nursery:
-                try:
+            with unwrap_single():  # a load error reaches `_load` as itself
+                async with trio.open_nursery() as nursery:
                     client: RunnerClient = await nursery.start(self.factory(load, runner.model).run)
-                except LoadError as exc:
-                    failed = exc  # raised below, outside the nursery, not in a group
-                else:
                     task_status.started(client)
                     nursery.start_soon(self._keep_alive, runner)
                     nursery.start_soon(self._watch_exit, runner, client)
                     await runner.stop.wait()
                     if needs_vram_recovery(runner.plan.gpus):
                         baseline = total_free(await self._gpus())
-                nursery.cancel_scope.cancel()
-            if failed is not None:
-                raise failed
+                    nursery.cancel_scope.cancel()
             if baseline is not None:
                 await self._wait_for_vram(runner, baseline)
         finally:
@@ -643,9 +638,8 @@ class Scheduler:
 
 
 def _describe(exc: BaseException) -> str:
-    """What went wrong, for the requester: nursery groups of one unwrapped."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
+    """What went wrong, for the requester."""
+    exc = sole_exception(exc)
     return str(exc) if isinstance(exc, LoadError) else f"{type(exc).__name__}: {exc}"
 
 
@@ -667,9 +661,10 @@ async def open_scheduler(
 ) -> AsyncIterator[Scheduler]:
     """A running scheduler for the length of the block; every runner ends with it."""
     scheduler = Scheduler(settings or Settings.from_env(), **kwargs)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(scheduler.run)
-        try:
-            yield scheduler
-        finally:
-            nursery.cancel_scope.cancel()
+    with unwrap_single():  # the block's own exception comes out as itself
+        async with trio.open_nursery() as nursery:
+            await nursery.start(scheduler.run)
+            try:
+                yield scheduler
+            finally:
+                nursery.cancel_scope.cancel()
