@@ -22,6 +22,9 @@ from tests.server import running_server
 from trio_ollama.store import Store
 from trio_ollama.store.default_model import ensure_default_model
 
+# The real server in a subprocess, with the real model.
+pytestmark = pytest.mark.slow
+
 MODEL = "smollm2:135m"
 # Prompts for tests that count tokens or expect "length": greedy, they cannot end early.
 COUNTING = ", ".join(str(i) for i in range(1, 21)) + ","  # raw

@@ -27,6 +27,9 @@ from trio_ollama.gocompat.format import human_bytes
 from trio_ollama.store import Store
 from trio_ollama.store.default_model import GGUF_NAME, GGUF_SHA256, ensure_default_model
 
+# The command line in subprocesses, against a real server.
+pytestmark = pytest.mark.slow
+
 MODEL = "smollm2:135m"
 TINY = "tiny:latest"  # the default model's GGUF, created from a Modelfile with short answers
 PIRATE = "You are a pirate."

@@ -7,8 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from trio_ollama.store import Store
 from trio_ollama.store.default_model import GGUF_SHA256, ensure_default_model
+
+# Imports the real model; one test runs the CLI in a subprocess.
+pytestmark = pytest.mark.slow
 
 
 def test_ensure_default_model_imports_once(store: Store, default_gguf: Path) -> None:

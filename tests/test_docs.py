@@ -5,10 +5,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import trio
 
 from trio_ollama.store import Store
 from trio_ollama.store.default_model import ensure_default_model
+
+# The examples run the real model.
+pytestmark = pytest.mark.slow
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 

@@ -68,12 +68,14 @@ def cli_stderr(env: dict[str, str]) -> str:
     return result.stderr
 
 
+@pytest.mark.slow
 def test_the_cli_says_which_variable_is_invalid() -> None:
     stderr = cli_stderr({"OLLAMA_NUM_PARALLEL": "lots"})
     warning = next(line for line in stderr.splitlines() if "invalid environment" in line)
     assert warning.endswith("key=OLLAMA_NUM_PARALLEL value=lots")
 
 
+@pytest.mark.slow
 def test_the_cli_logs_json_lines_when_asked() -> None:
     stderr = cli_stderr({"OLLAMA_NUM_PARALLEL": "lots", "TRIO_OLLAMA_LOG_FORMAT": "json"})
     first = json.loads(stderr.splitlines()[0])

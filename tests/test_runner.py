@@ -39,7 +39,8 @@ def counting(start: int = 1, n: int = 20) -> str:
     return ", ".join(str(i) for i in range(start, start + n)) + ","
 
 
-pytestmark = pytest.mark.usefixtures("no_orphan_processes")
+# The real model through real runner processes.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_orphan_processes")]
 
 
 def load(gguf: Path, **kwargs: object) -> Load:

@@ -105,6 +105,7 @@ async def test_eof_with_requests_in_flight_ends_the_runner() -> None:
     assert engine.total_tokens < 1000
 
 
+@pytest.mark.slow
 def test_a_runner_process_given_a_wrong_first_message_exits() -> None:
     """The same through a real `python -m trio_ollama.runner` process and socket."""
     parent, child = socket.socketpair()

@@ -15,7 +15,8 @@ from trio_ollama.runner.client import RunnerClient
 from trio_ollama.runner.protocol import Completion, Piece, Sampling
 from trio_ollama.scheduler import LoadFailed, ModelSpec, RunnerOptions, open_scheduler
 
-pytestmark = pytest.mark.usefixtures("no_orphan_processes")
+# The real model through real runner processes.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_orphan_processes")]
 
 
 def spec(path: Path, name: str) -> ModelSpec:

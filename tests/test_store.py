@@ -397,6 +397,7 @@ def _run_until(store: Store, modelfile: Path, stop_at: int) -> bool:
         proc.wait()
 
 
+@pytest.mark.slow
 def test_killed_create_leaves_the_store_as_it_was(smol: Store, tmp_path: Path) -> None:
     """SIGKILL a create at every write it makes; the store stays consistent each time."""
     keep = smol.layout.manifest_path(smol.resolve("smollm2:135m")).read_bytes()
@@ -438,6 +439,7 @@ for i in range(15):
 """
 
 
+@pytest.mark.slow
 def test_two_processes_creating_the_same_model(smol: Store) -> None:
     procs = [
         subprocess.Popen([sys.executable, "-c", CONCURRENT, str(smol.root), word, str(ROOT)])

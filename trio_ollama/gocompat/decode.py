@@ -18,6 +18,8 @@ from typing import Any, Final, TypeVar
 
 import attrs
 
+from trio_ollama.gocompat.template.values import type_name as template_type_name
+
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -87,18 +89,11 @@ def json_kind(value: Any) -> str:
 
 
 def type_name(value: Any) -> str:
-    """What Go's `%T` prints for a value `encoding/json` decoded into `any`."""
-    if value is None:
-        return "<nil>"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "float64"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "[]interface {}"
-    return "map[string]interface {}"
+    """What Go's `%T` prints for a value `encoding/json` decoded into `any`: as for a template
+    value, except that every JSON number is a float64."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    return template_type_name(value)
 
 
 def type_error(go: GoType, value: Any, struct_name: str = "", path: str = "") -> DecodeError:

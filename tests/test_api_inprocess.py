@@ -1,0 +1,295 @@
+"""The HTTP API in-process and fast: the real Quart app, service, scheduler and store, on a tiny
+GGUF served by the fake engine (in-process runners, no subprocess, no model weights). The request
+rules live here; `test_api.py` runs the same server for real, with the real model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import trio
+import trio.testing
+from quart_trio import QuartTrio
+
+from tests.ggufs import write_tiny_gguf
+from trio_ollama.api.app import create_app
+from trio_ollama.api.service import Service
+from trio_ollama.config import Settings
+from trio_ollama.gocompat.format import GiB
+from trio_ollama.runner.fake import FakeConfig, FakeEngine
+from trio_ollama.runner.inprocess import InProcessRunner
+from trio_ollama.runner.protocol import Load
+from trio_ollama.scheduler import ModelSpec, Scheduler, open_scheduler
+from trio_ollama.scheduler.core import Startable
+from trio_ollama.scheduler.devices import FakeDevices, SystemMemory
+from trio_ollama.store import CreateRequest, Store
+
+CHATML = (
+    "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n"
+    "{{ end }}<|im_start|>assistant\n"
+)
+
+
+@attrs.define
+class Engines:
+    """A runner factory whose fake engines a test can slow down or break."""
+
+    config: FakeConfig = attrs.field(factory=FakeConfig)
+    made: list[FakeEngine] = attrs.field(factory=list)
+
+    def __call__(self, load: Load, model: ModelSpec) -> Startable:
+        engine = FakeEngine(self.config, in_process=True)
+        self.made.append(engine)
+        return InProcessRunner(load, engine)
+
+
+@attrs.frozen
+class Server:
+    app: QuartTrio
+    scheduler: Scheduler
+    engines: Engines
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[Server]:
+    store = Store(tmp_path / "models")
+    data = write_tiny_gguf(tmp_path / "tiny.gguf").read_bytes()
+    digest, _ = store.write_blob_bytes(data)
+    store.create("tiny", CreateRequest(files={"tiny.gguf": digest}, template=CHATML))
+    settings = Settings.from_env(
+        {"OLLAMA_MODELS": str(tmp_path / "models"), "OLLAMA_NUM_PARALLEL": "2"}
+    )
+    engines = Engines()
+    devices = FakeDevices(system=SystemMemory(total=64 * GiB, free=48 * GiB, free_swap=0))
+    async with open_scheduler(
+        settings, runner_factory=engines, devices=devices, cores=2
+    ) as scheduler:
+        app = create_app(Service(settings, store, scheduler))
+        yield Server(app, scheduler, engines)
+
+
+async def post(server: Server, path: str, body: Any = None, raw: bytes | None = None) -> Any:
+    """The whole response, read as it streams (Quart's `client.post` buffers only ten body
+    chunks before it reads any, so a longer stream would wait on it forever)."""
+    data = raw if raw is not None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"}
+    async with server.app.test_client().request(path, method="POST", headers=headers) as call:
+        await call.send(data)
+        await call.send_complete()
+        return await call.as_response()
+
+
+async def ndjson(response: Any) -> list[dict[str, Any]]:
+    text = (await response.get_data()).decode()
+    return [json.loads(line) for line in text.splitlines() if line]
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait for `condition` (the scheduler has no event for each); fail the test after 5 s."""
+    with trio.fail_after(5):
+        while True:
+            if condition():
+                return
+            await trio.sleep(0.01)
+
+
+async def idle(scheduler: Scheduler) -> None:
+    """Wait until no runner has a request in flight."""
+    await until(lambda: not any(r.refcount for r in scheduler.running()))
+
+
+# ----- the happy paths
+
+
+async def test_generate_streams_ndjson_to_a_final_chunk(server: Server) -> None:
+    r = await post(server, "/api/generate", {"model": "tiny", "prompt": "hi"})
+    assert r.status_code == 200 and r.content_type == "application/x-ndjson"
+    chunks = await ndjson(r)
+    assert "".join(c["response"] for c in chunks) == "".join(f"fake{i} " for i in range(1, 11))
+    final = chunks[-1]
+    assert final["done"] and final["done_reason"] == "length" and final["eval_count"] == 10
+    assert final["context"] and all(not c["done"] for c in chunks[:-1])
+
+
+async def test_chat_without_streaming_is_one_object(server: Server) -> None:
+    body = {"model": "tiny", "stream": False, "options": {"num_predict": 3},
+            "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+    r = await post(server, "/api/chat", body)
+    reply = await r.get_json()
+    assert r.status_code == 200 and reply["done"]
+    assert reply["message"] == {"role": "assistant", "content": "fake1 fake2 fake3 "}
+
+
+async def test_load_and_unload_shortcuts_and_ps(server: Server) -> None:
+    r = await post(server, "/api/generate", {"model": "tiny"})
+    assert (await r.get_json())["done_reason"] == "load"
+    ps = await (await server.app.test_client().get("/api/ps")).get_json()
+    assert [m["name"] for m in ps["models"]] == ["tiny:latest"]
+    r = await post(server, "/api/generate", {"model": "tiny", "keep_alive": 0})
+    assert (await r.get_json())["done_reason"] == "unload"
+    await until(lambda: not server.scheduler.running())
+
+
+async def test_openai_chat_and_its_event_stream(server: Server) -> None:
+    body = {"model": "tiny", "max_tokens": 2, "messages": [{"role": "user", "content": "hi"}]}
+    reply = await (await post(server, "/v1/chat/completions", body)).get_json()
+    assert reply["object"] == "chat.completion"
+    assert reply["choices"][0]["message"]["content"] == "fake1 fake2 "
+    assert reply["choices"][0]["finish_reason"] == "length"
+    r = await post(server, "/v1/chat/completions", {**body, "stream": True})
+    text = (await r.get_data()).decode()
+    assert r.content_type.startswith("text/event-stream") and text.endswith("data: [DONE]\n\n")
+
+
+# ----- bad input: the real route's decoding, with Ollama's texts
+
+
+GO = "json: cannot unmarshal "
+
+
+@pytest.mark.parametrize(
+    ("path", "raw", "status", "message"),
+    [
+        ("/api/generate", b"", 400, "missing request body"),
+        ("/api/chat", b"[]", 400, GO + "array into Go value of type api.ChatRequest"),
+        ("/api/generate", b'{"model": "tiny", "prompt": 5}', 400,
+         GO + "number into Go struct field GenerateRequest.prompt of type string"),
+        ("/api/chat", b'{"model": "tiny", "messages": [{"role": "user", "content": []}]}', 400,
+         GO + "array into Go struct field Message.messages.content of type string"),
+        ("/api/generate", b'{"model": "tiny", "options": {"num_ctx": -5}}', 400,
+         'option "num_ctx" must be >= 1, got -5'),
+        ("/api/generate", b'{"model": "nope", "prompt": "x"}', 404, "model 'nope' not found"),
+        ("/api/chat", b'{"model": "tiny", "think": true, "messages": []}', 400,
+         '"tiny" does not support thinking'),
+        ("/api/embed", b'{"model": "tiny", "input": 5}', 400, "invalid input type"),
+        ("/api/show", b'{"model": "tiny", "options": "x"}', 400,
+         GO + "string into Go struct field ShowRequest.options of type map[string]interface {}"),
+        ("/api/generate", b'{"model": "tiny", "prompt": "x\\ud800y", "context": [-1]}', 400,
+         "invalid token id -1 in context[0]"),
+    ],
+)  # fmt: skip
+async def test_bad_input_is_a_4xx_with_ollamas_text(
+    server: Server, path: str, raw: bytes, status: int, message: str
+) -> None:
+    r = await post(server, path, raw=raw)
+    assert (r.status_code, await r.get_json()) == (status, {"error": message})
+
+
+async def test_malformed_json_is_400_and_the_server_carries_on(server: Server) -> None:
+    r = await post(server, "/api/generate", raw=b'{"model": ')
+    assert r.status_code == 400
+    assert (await r.get_json())["error"].startswith("invalid JSON: ")
+    r = await post(server, "/api/generate", {"model": "tiny", "prompt": "hi", "stream": False})
+    assert r.status_code == 200
+
+
+# ----- streams end with the request, whatever the client does
+
+
+async def test_an_error_after_output_is_a_last_line(server: Server) -> None:
+    server.engines.config = FakeConfig(crash_after_tokens=3)
+    r = await post(server, "/api/generate", {"model": "tiny", "prompt": "hi"})
+    chunks = await ndjson(r)
+    assert r.status_code == 200 and [c["response"] for c in chunks[:2]] == ["fake1 ", "fake2 "]
+    assert chunks[-1] == {"error": "runner process exited"}
+
+
+def http_scope(method: str, path: str) -> dict[str, Any]:
+    return {
+        "type": "http", "http_version": "1.1", "asgi": {"spec_version": "2.1"},
+        "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
+        "query_string": b"", "root_path": "", "headers": [(b"host", b"127.0.0.1")],
+        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2), "extensions": {},
+    }  # fmt: skip
+
+
+SLOW_GENERATE = json.dumps({"model": "tiny", "prompt": "hi", "options": {"num_predict": 1000}})
+
+
+@pytest.mark.parametrize("read_first", [True, False])
+async def test_a_client_that_hangs_up_frees_its_slot_at_once(
+    server: Server, read_first: bool
+) -> None:
+    """The ASGI conversation of a client that goes away mid-stream, or before any of the body
+    (the test client of Quart cannot hang up cleanly, so the test speaks ASGI itself)."""
+    server.engines.config = FakeConfig(tokens_per_second=10)  # the answer would take 100 s
+    hang_up = trio.Event()
+    sent: list[dict[str, Any]] = []
+    requested = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": SLOW_GENERATE.encode(), "more_body": False}
+        await hang_up.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.body" or not read_first:
+            hang_up.set()
+
+    with trio.fail_after(5):
+        await server.app(http_scope("POST", "/api/generate"), receive, send)
+    assert sent[0]["status"] == 200
+    if read_first:
+        assert b"fake1" in sent[1]["body"]
+    await idle(server.scheduler)
+    assert not server.engines.made[-1].active, "the runner stopped generating for nobody"
+
+
+async def test_a_stream_never_read_ends_with_its_request(server: Server) -> None:
+    """Even an ASGI server that neither reads nor closes the response body cannot leak the
+    stream: its producer belongs to the request, and goes when the request's call returns."""
+    server.engines.config = FakeConfig(tokens_per_second=10)
+    sent: list[dict[str, Any]] = []
+    messages = [{"type": "http.request", "body": SLOW_GENERATE.encode(), "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop()
+        await trio.sleep_forever()
+        raise AssertionError
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.body":
+            raise trio.BrokenResourceError("the socket is gone")  # as a dead connection would
+
+    with trio.fail_after(5), pytest.raises(trio.BrokenResourceError):
+        await server.app(http_scope("POST", "/api/generate"), receive, send)
+    assert sent[0]["status"] == 200
+    await idle(server.scheduler)
+    assert not server.engines.made[-1].active
+
+
+async def test_streams_from_many_clients_share_one_runner(server: Server) -> None:
+    results: list[list[dict[str, Any]]] = []
+
+    async def one() -> None:
+        r = await post(server, "/api/generate", {"model": "tiny", "prompt": "hi"})
+        results.append(await ndjson(r))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(4):
+            nursery.start_soon(one)
+    assert len(results) == 4 and all(r[-1]["done_reason"] == "length" for r in results)
+    assert len(server.engines.made) == 1, "one load, shared"
+
+
+async def test_every_route_is_answered(server: Server) -> None:
+    client = server.app.test_client()
+    calls: list[tuple[str, Callable[[], Any]]] = [
+        ("/", lambda: client.get("/")),
+        ("/api/version", lambda: client.get("/api/version")),
+        ("/api/tags", lambda: client.get("/api/tags")),
+        ("/v1/models", lambda: client.get("/v1/models")),
+    ]
+    for path, call in calls:
+        assert (await call()).status_code == 200, path
+    assert (await client.get("/nowhere")).status_code == 404
