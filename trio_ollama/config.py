@@ -17,6 +17,7 @@ from pathlib import Path
 import attrs
 
 from trio_ollama.gocompat.durations import DurationError, ns_to_seconds, parse_go_duration_ns
+from trio_ollama.gocompat.strconv import parse_bool as go_parse_bool
 from trio_ollama.logs import FORMAT_VARIABLE, LogFormat, parse_log_format
 
 log = logging.getLogger(__name__)
@@ -41,15 +42,6 @@ class ConfigError(ValueError):
 def env_var(env: Mapping[str, str], key: str) -> str:
     """Ollama's `Var`: trim spaces, then any surrounding quote characters."""
     return env.get(key, "").strip().strip("\"'")
-
-
-def go_parse_bool(value: str) -> bool | None:
-    """Go's `strconv.ParseBool`; None where Go returns an error."""
-    if value in ("1", "t", "T", "true", "TRUE", "True"):
-        return True
-    if value in ("0", "f", "F", "false", "FALSE", "False"):
-        return False
-    return None
 
 
 def parse_bool(value: str, default: bool = False) -> bool:

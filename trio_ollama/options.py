@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import attrs
 
-from trio_ollama.config import go_parse_bool
+from trio_ollama.gocompat.strconv import parse_bool as go_parse_bool
 
 log = logging.getLogger(__name__)
 

@@ -2,24 +2,23 @@
 
 Ollama serves `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings` and `/v1/models` by
 rewriting the OpenAI request into a native one, running the native handler, and rewriting each
-native reply on its way out. This module is only that rewriting, over plain JSON values: the route
-handlers own the HTTP, the streaming and the clock.
+native reply on its way out. These modules are only that rewriting, over plain JSON values: the
+route handlers own the HTTP, the streaming and the clock.
 
-Requests: `chat_request`, `completion_request` and `embeddings_request` take the decoded body and
-return the native request plus what the reply translation needs; they raise `APIError(400, ...)`
-with `openai_type="invalid_request_error"` for the client's mistakes, in Ollama's words.
+Requests (`openai_requests.py`, re-exported here): `chat_request`, `completion_request` and
+`embeddings_request` take the decoded body and return the native request plus what the reply
+translation needs; they raise `APIError(400, ...)` with `openai_type="invalid_request_error"`
+for the client's mistakes, in Ollama's words.
 
-Replies: `chat_completion` / `completion` for a single native object (`"stream": false`),
-`ChatStream` / `CompletionStream` (or the pure `chat_chunks`, `completion_chunk` and the usage
-chunks) for native streams, `embeddings`, `models_list`, `model_retrieve`, and `error_body`.
-`sse_event` and `SSE_DONE` frame the stream.
+Replies (this module): `chat_completion` / `completion` for a single native object
+(`"stream": false`), `ChatStream` / `CompletionStream` (or the pure `chat_chunks`,
+`completion_chunk` and the usage chunks) for native streams, `embeddings`, `models_list`,
+`model_retrieve`, and `error_body`. `sse_event` and `SSE_DONE` frame the stream.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
-import json
 import random
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -28,21 +27,16 @@ from typing import Any, Final
 
 import attrs
 
-from trio_ollama.api.errors import APIError
-from trio_ollama.gocompat import decode as go
-from trio_ollama.gocompat import gojson
-from trio_ollama.gocompat.decode import (
-    ANY,
-    BOOL,
-    FLOAT32,
-    FLOAT64,
-    INT,
-    STRING,
-    DecodeError,
-    GoType,
-    slice_of,
-    struct,
+from trio_ollama.api.openai_requests import (
+    INVALID_REQUEST,
+    EmbeddingOptions,
+    ReplyOptions,
+    chat_request,
+    completion_request,
+    decode_body,
+    embeddings_request,
 )
+from trio_ollama.gocompat import gojson
 from trio_ollama.names import parse_name
 
 __all__ = [
@@ -75,46 +69,7 @@ __all__ = [
 SYSTEM_FINGERPRINT: Final = "fp_ollama"
 SSE_DONE: Final = b"data: [DONE]\n\n"
 
-INVALID_REQUEST: Final = "invalid_request_error"
-
-_REASONING_EFFORTS: Final = ("high", "medium", "low", "none")
-_IMAGE_PREFIXES: Final = (
-    "data:image/jpeg;base64,",
-    "data:image/jpg;base64,",
-    "data:image/png;base64,",
-    "data:image/webp;base64,",
-    # No media type at all: the bare base64 that `/api/chat` takes.
-    "data:;base64,",
-)
-_ENCODING_FORMATS: Final = ("float", "base64")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-# --- options handed from the request side to the reply side -------------------------------------
-
-
-@attrs.frozen
-class ReplyOptions:
-    """How to shape the reply to a chat or completions request.
-
-    `stream`: SSE chunks instead of one object. `include_usage`: `stream_options.include_usage`,
-    which only matters when streaming (Ollama ignores it otherwise).
-    """
-
-    stream: bool = False
-    include_usage: bool = False
-
-
-@attrs.frozen
-class EmbeddingOptions:
-    """What `/v1/embeddings` needs after the native call.
-
-    `model` is echoed as the client sent it; `encoding_format` is as sent ("" when absent),
-    already validated as float or base64 in any letter case.
-    """
-
-    model: str = ""
-    encoding_format: str = ""
 
 
 # --- errors ---------------------------------------------------------------------------------------
@@ -139,404 +94,6 @@ def error_body(status: int, message: str, openai_type: str | None = None) -> dic
             "code": None,
         }
     }
-
-
-def _invalid(message: str) -> APIError:
-    return APIError(400, message, openai_type=INVALID_REQUEST)
-
-
-def decode_body(raw: bytes) -> Any:
-    """The request body as JSON, failing the way gin's `ShouldBindJSON` does for the middleware.
-
-    An empty body is Go's `EOF`; a syntax error is described as for the native API, since
-    reproducing every Go scanner message is not worth it. `null` decodes to None, which the request
-    translators treat as an empty object, as Go does.
-    """
-    if not raw.strip():
-        raise _invalid("EOF")
-    try:
-        return go.loads(raw)
-    except DecodeError as exc:
-        raise _invalid(str(exc)) from None
-
-
-# --- the request bodies, as Go structs ---------------------------------------------------------
-#
-# The middleware binds the body into Go structs before looking at it, so a wrongly typed field is
-# rejected with Go's `json: cannot unmarshal <json> into Go struct field <Struct>.<path> of type
-# <type>`, which names the field. Checking the whole body against these structs first gives the
-# same first error Go reports, and lets the translation below assume well-typed values.
-
-_STREAM_OPTIONS = struct("openai.StreamOptions", include_usage=BOOL)
-
-_TOOL_CALL = struct(
-    "openai.ToolCall",
-    id=STRING,
-    index=INT,
-    type=STRING,
-    function=struct(
-        'struct { Name string "json:\\"name\\""; Arguments string "json:\\"arguments\\"" }',
-        name=STRING,
-        # Go wants a string; an already-decoded object is accepted below as a courtesy.
-        arguments=ANY,
-    ),
-)
-
-_MESSAGE = struct(
-    "openai.Message",
-    role=STRING,
-    content=ANY,
-    reasoning=STRING,
-    tool_calls=slice_of(_TOOL_CALL),
-    name=STRING,
-    tool_call_id=STRING,
-)
-
-_CHAT_REQUEST = struct(
-    "openai.ChatCompletionRequest",
-    model=STRING,
-    messages=slice_of(_MESSAGE),
-    stream=BOOL,
-    stream_options=_STREAM_OPTIONS,
-    max_tokens=INT,
-    max_completion_tokens=INT,
-    seed=INT,
-    stop=ANY,
-    temperature=FLOAT64,
-    frequency_penalty=FLOAT64,
-    presence_penalty=FLOAT64,
-    top_p=FLOAT64,
-    response_format=struct(
-        "openai.ResponseFormat",
-        type=STRING,
-        json_schema=struct("openai.JsonSchema", schema=ANY),
-    ),
-    tools=slice_of(
-        struct(
-            "api.Tool",
-            type=STRING,
-            function=struct("api.ToolFunction", name=STRING, description=STRING),
-        )
-    ),
-    reasoning=struct("openai.Reasoning", effort=STRING),
-    reasoning_effort=STRING,
-    _debug_render_only=BOOL,
-)
-
-_COMPLETION_REQUEST = struct(
-    "openai.CompletionRequest",
-    model=STRING,
-    prompt=STRING,
-    frequency_penalty=FLOAT32,
-    max_tokens=INT,
-    presence_penalty=FLOAT32,
-    seed=INT,
-    stop=ANY,
-    stream=BOOL,
-    stream_options=_STREAM_OPTIONS,
-    temperature=FLOAT32,
-    top_p=FLOAT32,
-    suffix=STRING,
-    _debug_render_only=BOOL,
-)
-
-_EMBED_REQUEST = struct(
-    "openai.EmbedRequest",
-    input=ANY,
-    model=STRING,
-    dimensions=INT,
-    encoding_format=STRING,
-)
-
-
-def _decode(body: Any, go_type: GoType) -> dict[str, Any]:
-    try:
-        go.check(go_type, body)
-    except DecodeError as exc:
-        raise _invalid(str(exc)) from None
-    return {} if body is None else dict(body)
-
-
-# --- requests -------------------------------------------------------------------------------------
-
-
-def chat_request(body: Any) -> tuple[dict[str, Any], ReplyOptions]:
-    """`/v1/chat/completions` body → native `/api/chat` request, and how to shape the reply."""
-    req = _decode(body, _CHAT_REQUEST)
-    messages = req.get("messages") or []
-    if not messages:
-        raise _invalid("[] is too short - 'messages'")
-
-    native: dict[str, Any] = {
-        "model": req.get("model") or "",
-        "messages": _chat_messages(messages),
-        # OpenAI's default is a single object, the opposite of the native API's.
-        "stream": bool(req.get("stream")),
-        "options": _chat_options(req),
-    }
-    fmt = _response_format(req.get("response_format"))
-    if fmt is not None:
-        native["format"] = fmt
-    if req.get("tools"):
-        native["tools"] = req["tools"]
-    think = _think(req)
-    if think is not None:
-        native["think"] = think
-    if req.get("_debug_render_only"):
-        native["_debug_render_only"] = True
-    return native, _reply_options(req)
-
-
-def _reply_options(req: Mapping[str, Any]) -> ReplyOptions:
-    stream_options = req.get("stream_options") or {}
-    return ReplyOptions(
-        stream=bool(req.get("stream")),
-        include_usage=bool(stream_options.get("include_usage")),
-    )
-
-
-def _chat_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for msg in messages:
-        # A null element decodes to Go's zero Message, which then fails for its missing content.
-        msg = msg or {}
-        role = msg.get("role") or ""
-        tool_name = ""
-        if role.lower() == "tool":
-            tool_name = msg.get("name") or ""
-            if not tool_name and msg.get("tool_call_id"):
-                tool_name = _tool_name_for_call(messages, msg["tool_call_id"])
-        content = msg.get("content")
-        raw_calls = msg.get("tool_calls")
-        tool_calls = _native_tool_calls(raw_calls or [])
-        extras = _message_extras(
-            thinking=msg.get("reasoning") or "",
-            tool_calls=tool_calls,
-            tool_name=tool_name,
-            tool_call_id=msg.get("tool_call_id") or "",
-        )
-        if isinstance(content, str):
-            out.append({"role": role, "content": content, **extras})
-        elif isinstance(content, list):
-            # As in Ollama, every part becomes a message of its own, kept in order.
-            parts = [_content_part(role, part) for part in content]
-            if parts:
-                parts[-1].update(extras)
-            out.extend(parts)
-        elif raw_calls is None:
-            # Content may only be left out when the message carries tool calls.
-            raise _invalid(f"invalid message content type: {go.type_name(content)}")
-        else:
-            out.append({"role": role, "content": "", **extras})
-    return out
-
-
-def _message_extras(
-    *, thinking: str, tool_calls: list[dict[str, Any]], tool_name: str, tool_call_id: str
-) -> dict[str, Any]:
-    # The native Message leaves these out when empty (`omitempty`).
-    extras: dict[str, Any] = {}
-    if thinking:
-        extras["thinking"] = thinking
-    if tool_calls:
-        extras["tool_calls"] = tool_calls
-    if tool_name:
-        extras["tool_name"] = tool_name
-    if tool_call_id:
-        extras["tool_call_id"] = tool_call_id
-    return extras
-
-
-def _tool_name_for_call(messages: Sequence[Mapping[str, Any]], call_id: str) -> str:
-    # Searching from the end means a reused call id resolves to its latest use.
-    for msg in reversed(messages):
-        for call in (msg or {}).get("tool_calls") or []:
-            if (call or {}).get("id") == call_id:
-                return str((call.get("function") or {}).get("name") or "")
-    return ""
-
-
-def _content_part(role: str, part: Any) -> dict[str, Any]:
-    if not isinstance(part, dict):
-        raise _invalid("invalid message format")
-    kind = part.get("type")
-    if kind == "text":
-        text = part.get("text")
-        if not isinstance(text, str):
-            raise _invalid("invalid message format")
-        return {"role": role, "content": text}
-    if kind == "image_url":
-        image = part.get("image_url")
-        url = image.get("url") if isinstance(image, dict) else image
-        if not isinstance(url, str):
-            raise _invalid("invalid message format")
-        return {"role": role, "content": "", "images": [_image_from_url(url)]}
-    raise _invalid("invalid message format")
-
-
-def _image_from_url(url: str) -> str:
-    """A data URL's image as the canonical base64 the native API takes."""
-    for prefix in _IMAGE_PREFIXES:
-        if url.startswith(prefix):
-            try:
-                data = base64.b64decode(url[len(prefix) :], validate=True)
-            except (binascii.Error, ValueError):
-                break
-            return base64.b64encode(data).decode("ascii")
-    # Remote URLs are refused too: the server never fetches on a client's behalf.
-    raise _invalid("invalid image input")
-
-
-def _native_tool_calls(calls: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """OpenAI tool calls (arguments as a JSON string) → native ones (arguments as an object)."""
-    out: list[dict[str, Any]] = []
-    for index, item in enumerate(calls):
-        call = item or {}
-        function = call.get("function") or {}
-        native: dict[str, Any] = {}
-        if call.get("id"):
-            native["id"] = call["id"]
-        native["function"] = {
-            "index": index,
-            "name": function.get("name") or "",
-            "arguments": _tool_arguments(function.get("arguments")),
-        }
-        out.append(native)
-    return out
-
-
-def _tool_arguments(arguments: Any) -> dict[str, Any]:
-    if isinstance(arguments, dict):
-        return arguments
-    if isinstance(arguments, str):
-        try:
-            parsed = json.loads(arguments)
-        except ValueError:
-            raise _invalid("invalid tool call arguments") from None
-        # `null` decodes to Go's nil map: no arguments.
-        if parsed is None:
-            return {}
-        if isinstance(parsed, dict):
-            return parsed
-    raise _invalid("invalid tool call arguments")
-
-
-def _stop_strings(stop: Any, *, strict: bool) -> list[str] | None:
-    if isinstance(stop, str):
-        return [stop]
-    if not isinstance(stop, list):
-        return None
-    stops: list[str] = []
-    for item in stop:
-        if isinstance(item, str):
-            stops.append(item)
-        elif strict:
-            raise _invalid(f"invalid type for 'stop' field: {go.type_name(item)}")
-    # Ollama sends an empty list as null, which leaves the model's own stop words in place.
-    return stops or None
-
-
-def _chat_options(req: Mapping[str, Any]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    stops = _stop_strings(req.get("stop"), strict=False)
-    if stops is not None:
-        options["stop"] = stops
-    # `max_completion_tokens` is OpenAI's newer name; a client sending both means it.
-    max_tokens = req.get("max_completion_tokens")
-    if max_tokens is None:
-        max_tokens = req.get("max_tokens")
-    if max_tokens is not None:
-        options["num_predict"] = max_tokens
-    # OpenAI's sampling defaults, not the model's: clients expect 1.0 when they send nothing.
-    temperature = req.get("temperature")
-    options["temperature"] = 1.0 if temperature is None else temperature
-    if req.get("seed") is not None:
-        options["seed"] = req["seed"]
-    for penalty in ("frequency_penalty", "presence_penalty"):
-        if req.get(penalty) is not None:
-            options[penalty] = req[penalty]
-    top_p = req.get("top_p")
-    options["top_p"] = 1.0 if top_p is None else top_p
-    return options
-
-
-def _response_format(response_format: Mapping[str, Any] | None) -> Any:
-    if not response_format:
-        return None
-    kind = (response_format.get("type") or "").strip().lower()
-    if kind == "json_object":
-        return "json"
-    if kind == "json_schema":
-        return (response_format.get("json_schema") or {}).get("schema")
-    return None
-
-
-def _think(req: Mapping[str, Any]) -> bool | str | None:
-    # A `reasoning` object wins even when its effort is empty, as in Ollama.
-    if req.get("reasoning") is not None:
-        effort = req["reasoning"].get("effort") or ""
-    else:
-        effort = req.get("reasoning_effort") or ""
-    if not effort:
-        return None
-    if effort not in _REASONING_EFFORTS:
-        allowed = '"high", "medium", "low", or "none"'
-        raise _invalid(f"invalid reasoning value: '{effort}' (must be {allowed})")
-    return False if effort == "none" else effort
-
-
-def completion_request(body: Any) -> tuple[dict[str, Any], ReplyOptions]:
-    """`/v1/completions` body → native `/api/generate` request, and how to shape the reply."""
-    req = _decode(body, _COMPLETION_REQUEST)
-    options: dict[str, Any] = {}
-    stops = _stop_strings(req.get("stop"), strict=True)
-    if stops is not None:
-        options["stop"] = stops
-    if req.get("max_tokens") is not None:
-        options["num_predict"] = req["max_tokens"]
-    temperature = req.get("temperature")
-    options["temperature"] = 1.0 if temperature is None else temperature
-    if req.get("seed") is not None:
-        options["seed"] = req["seed"]
-    # Plain (not pointer) fields in Ollama's struct: always sent, 0 when absent.
-    options["frequency_penalty"] = req.get("frequency_penalty") or 0.0
-    options["presence_penalty"] = req.get("presence_penalty") or 0.0
-    # Here 0 cannot be told from absent, so both mean OpenAI's default.
-    options["top_p"] = req.get("top_p") or 1.0
-
-    native: dict[str, Any] = {
-        "model": req.get("model") or "",
-        "prompt": req.get("prompt") or "",
-        "options": options,
-        "stream": bool(req.get("stream")),
-    }
-    if req.get("suffix"):
-        native["suffix"] = req["suffix"]
-    if req.get("_debug_render_only"):
-        native["_debug_render_only"] = True
-    return native, _reply_options(req)
-
-
-def embeddings_request(body: Any) -> tuple[dict[str, Any], EmbeddingOptions]:
-    """`/v1/embeddings` body → native `/api/embed` request, and what the reply needs."""
-    req = _decode(body, _EMBED_REQUEST)
-    encoding_format = req.get("encoding_format") or ""
-    if encoding_format and encoding_format.lower() not in _ENCODING_FORMATS:
-        raise _invalid(
-            f"Invalid value for 'encoding_format' = {encoding_format}. "
-            "Supported values: ['float', 'base64']."
-        )
-    text = req.get("input")
-    if text == "":
-        # One empty input still gets its one (empty-prompt) vector back.
-        text = [""]
-    if text is None or text == []:
-        raise _invalid("invalid input")
-    native: dict[str, Any] = {"model": req.get("model") or "", "input": text}
-    if req.get("dimensions"):
-        native["dimensions"] = req["dimensions"]
-    model = req.get("model") or ""
-    return native, EmbeddingOptions(model=model, encoding_format=encoding_format)
 
 
 # --- ids and framing ------------------------------------------------------------------------------
