@@ -138,12 +138,13 @@ def test_generate_context_round_trip_and_raw(url: str) -> None:
             "model": MODEL,
             "prompt": "My name is Ada.",
             "stream": False,
-            "options": {"num_predict": 8},
+            "options": {"num_predict": 8, "temperature": 0},
         },
     ).json()
     again = post(url, "/api/generate", {"model": MODEL, "prompt": "What is my name?",
                                         "context": first["context"], "stream": False,
-                                        "options": {"num_predict": 8}}).json()  # fmt: skip
+                                        "options": {"num_predict": 8, "temperature": 0}}
+                 ).json()  # fmt: skip
     assert again["done"] and again["context"][: len(first["context"])] == first["context"]
     options = {"num_predict": 6, "temperature": 0}
     body = {"model": MODEL, "prompt": COUNTING, "raw": True, "stream": False, "options": options}

@@ -210,6 +210,45 @@ def http_scope(method: str, path: str) -> dict[str, Any]:
 SLOW_GENERATE = json.dumps({"model": "tiny", "prompt": "hi", "options": {"num_predict": 1000}})
 
 
+async def test_a_bug_inside_a_stream_fails_that_request_only(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception that is no API answer (a bug) becomes a 500, or a last error line once
+    output has gone out; the server goes on serving."""
+    from trio_ollama.api import service
+
+    def broken(*args: object) -> dict[str, int]:
+        raise RuntimeError("metrics are broken")
+
+    monkeypatch.setattr(service, "metrics", broken)  # runs at the last chunk, after output
+    chunks = await ndjson(await post(server, "/api/generate", {"model": "tiny", "prompt": "x"}))
+    assert chunks[0]["response"] == "fake1 "
+    assert chunks[-1] == {"error": "internal error: RuntimeError: metrics are broken"}
+    r = await post(server, "/api/generate", {"model": "tiny", "prompt": "x", "stream": False})
+    assert (r.status_code, await r.get_json()) == (
+        500,
+        {"error": "internal error: RuntimeError: metrics are broken"},
+    )
+    monkeypatch.undo()
+    r = await post(server, "/api/generate", {"model": "tiny", "prompt": "x", "stream": False})
+    assert r.status_code == 200
+    await idle(server.scheduler)
+
+
+async def test_a_template_that_fails_to_execute_is_a_500_not_a_crash(server: Server) -> None:
+    body = {"model": "tiny", "prompt": "x", "suffix": "y", "stream": False,
+            "template": '{{ .Prompt }}{{ .Suffix }}{{ template "nope" }}'}  # fmt: skip
+    r = await post(server, "/api/generate", body)
+    assert r.status_code == 500
+    assert (await r.get_json())["error"].startswith("template error: ")
+
+
+async def test_a_runner_that_dies_before_output_is_a_500(server: Server) -> None:
+    server.engines.config = FakeConfig(crash_after_tokens=1)
+    r = await post(server, "/api/generate", {"model": "tiny", "prompt": "x", "stream": False})
+    assert (r.status_code, await r.get_json()) == (500, {"error": "runner process exited"})
+
+
 @pytest.mark.parametrize("read_first", [True, False])
 async def test_a_client_that_hangs_up_frees_its_slot_at_once(
     server: Server, read_first: bool
@@ -282,7 +321,7 @@ async def test_streams_from_many_clients_share_one_runner(server: Server) -> Non
     assert len(server.engines.made) == 1, "one load, shared"
 
 
-async def test_every_route_is_answered(server: Server) -> None:
+async def test_the_get_routes_answer(server: Server) -> None:
     client = server.app.test_client()
     calls: list[tuple[str, Callable[[], Any]]] = [
         ("/", lambda: client.get("/")),

@@ -234,7 +234,11 @@ BAD: list[tuple[str, type[Any], dict[str, Any] | bytes, str | tuple[str, str]]] 
         "tool arguments string",
         ChatRequest,
         {"messages": [{"role": "assistant", "tool_calls": [{"function": {"arguments": "{}"}}]}]},
-        "ToolCallFunction.messages.tool_calls.function.arguments of type api.ToolCallFunction",
+        (
+            "=",
+            GO + "string into Go struct field ToolCallFunction.messages.tool_calls.function"
+            ".arguments of type api.ToolCallFunctionArguments",
+        ),
     ),
     (
         "tool name number",

@@ -8,13 +8,14 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trio_ollama.cli.wrap import WordWrap, text_width
+from trio_ollama.cli.wrap import WordWrap, char_width, text_width
 
 _ESCAPE = re.compile(r"\x1b\[(\d*)([DK])")
 
 
 def screen(output: str) -> list[str]:
-    """The lines a terminal shows after `output` (cursor left, erase to end of line, newline)."""
+    """The lines a terminal shows after `output`: cursor left (in columns), erase to the end of
+    the line, newline. A wide character fills two cells."""
     lines: list[list[str]] = [[]]
     col = 0
     i = 0
@@ -32,9 +33,11 @@ def screen(output: str) -> list[str]:
             lines.append([])
             col = 0
         else:
+            cells = [ch] + [""] * (char_width(ch) - 1)
             line = lines[-1]
-            line[col : col + 1] = [ch]
-            col += 1
+            line.extend([" "] * (col + len(cells) - len(line)))
+            line[col : col + len(cells)] = cells
+            col += len(cells)
         i += 1
     return ["".join(line) for line in lines]
 
@@ -80,6 +83,12 @@ def test_wide_characters_count_two_columns() -> None:
     lines = wrapped(["日本語のテキストです。" * 3], 20)
     assert all(text_width(line) <= 15 for line in lines), lines
     assert "".join(lines) == "日本語のテキストです。" * 3
+
+
+def test_a_word_after_wide_characters_is_taken_back_by_columns() -> None:
+    # "日本 abc": the cursor goes back over "abc" (3 columns) after two wide characters.
+    lines = wrapped(["日本 " * 2, "abcdef"], 16)
+    assert [line.rstrip() for line in lines] == ["日本 日本", "abcdef"], lines
 
 
 @given(

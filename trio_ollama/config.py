@@ -192,6 +192,14 @@ def _default_models_dir(env: Mapping[str, str]) -> Path:
     return Path(home) / ".ollama" / "models"
 
 
+def log_settings(env: Mapping[str, str]) -> tuple[int, LogFormat]:
+    """The log level (`OLLAMA_DEBUG`) and format (`TRIO_OLLAMA_LOG_FORMAT`). Read on their own
+    too, so that logging is set up before the other settings are read and warned about."""
+    return parse_log_level(env_var(env, "OLLAMA_DEBUG")), parse_log_format(
+        env.get(FORMAT_VARIABLE, "")
+    )
+
+
 @attrs.frozen(kw_only=True)
 class Settings:
     host: HostURL = attrs.field(factory=lambda: parse_host(""))
@@ -238,6 +246,7 @@ class Settings:
             log.warning("unsupported OLLAMA_KV_CACHE_TYPE %r, using f16", kv_cache_type)
             kv_cache_type = ""
         load_timeout = parse_env_duration(var("OLLAMA_LOAD_TIMEOUT"), DEFAULT_LOAD_TIMEOUT)
+        log_level, log_format = log_settings(env)
         return cls(
             host=parse_host(var("OLLAMA_HOST")),
             origins=parse_origins(var("OLLAMA_ORIGINS")),
@@ -259,7 +268,7 @@ class Settings:
             noprune=parse_bool(var("OLLAMA_NOPRUNE")),
             sched_spread=parse_bool(var("OLLAMA_SCHED_SPREAD")),
             gpu_overhead=parse_uint("OLLAMA_GPU_OVERHEAD", var("OLLAMA_GPU_OVERHEAD"), 0),
-            log_level=parse_log_level(var("OLLAMA_DEBUG")),
-            log_format=parse_log_format(env.get(FORMAT_VARIABLE, "")),
+            log_level=log_level,
+            log_format=log_format,
             nohistory=parse_bool(var("OLLAMA_NOHISTORY")),
         )

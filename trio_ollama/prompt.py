@@ -127,7 +127,10 @@ class ModelPrompt:
     def render_suffix(self, prompt: str, suffix: str) -> str:
         """Fill-in-the-middle: `.Prompt` and `.Suffix`, for templates that have `insert`."""
         assert self.go is not None
-        return self.go.execute(TemplateValues(prompt=prompt, suffix=suffix))
+        try:
+            return self.go.execute(TemplateValues(prompt=prompt, suffix=suffix))
+        except TemplateError as exc:
+            raise PromptError(f"template error: {exc}") from exc
 
     def conversation(
         self, messages: Sequence[Message], *, with_model_messages: bool

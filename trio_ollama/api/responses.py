@@ -10,6 +10,7 @@ every caller remembering to close a generator.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
@@ -23,6 +24,8 @@ from trio_ollama.api.errors import APIError
 from trio_ollama.api.schemas import R
 from trio_ollama.concurrency import unwrap_single
 from trio_ollama.gocompat import gojson
+
+log = logging.getLogger(__name__)
 
 JSON_TYPE = "application/json; charset=utf-8"
 NDJSON_TYPE = "application/x-ndjson"
@@ -110,14 +113,29 @@ async def _produce(
     with send:
         task_status.started()
         try:
-            try:
-                async with source as chunks:
-                    async for chunk in chunks:
-                        await send.send(chunk)
-            except APIError as exc:
-                await send.send(exc)
-        except trio.BrokenResourceError:
-            pass  # the response stopped reading: it has ended, and so will this request
+            async with source as chunks:
+                async for chunk in chunks:
+                    if not await _deliver(send, chunk):
+                        return
+        except APIError as exc:
+            await _deliver(send, exc)
+        except Exception as exc:
+            # A bug, not an answer: still one request's failure, never the server's. The client
+            # gets a 500 (or a last error line), the log gets the traceback.
+            log.exception("a response stream failed")
+            await _deliver(send, APIError(500, f"internal error: {type(exc).__name__}: {exc}"))
+
+
+async def _deliver(
+    send: trio.MemorySendChannel[dict[str, Any] | APIError], item: dict[str, Any] | APIError
+) -> bool:
+    """Hand one item to the response; False once nobody reads (the response has ended, and so
+    will this request)."""
+    try:
+        await send.send(item)
+    except trio.BrokenResourceError:
+        return False
+    return True
 
 
 async def first_chunk(chunks: Chunks) -> dict[str, Any]:

@@ -147,11 +147,12 @@ def _optional_string(value: str, path: str) -> str | None:
 
 
 def _token_ids(value: list[int | None], path: str) -> tuple[int, ...]:
-    for i, token in enumerate(value):
+    tokens = tuple(0 if t is None else t for t in value)  # Go decodes a null element as 0
+    for i, token in enumerate(tokens):
         # Token ids go straight to the tokenizer; a negative or huge one can crash it.
-        if token is None or not 0 <= token <= INT32_MAX:
+        if not 0 <= token <= INT32_MAX:
             raise APIError(400, f"invalid token id {token} in context[{i}]")
-    return tuple(t for t in value if t is not None)
+    return tokens
 
 
 def parse_keep_alive(value: Any, path: str = "keep_alive") -> float | None:

@@ -136,7 +136,9 @@ class Service:
     async def _leased(
         self, spec: ModelSpec, options: dict[str, Any], keep_alive: float | None
     ) -> AsyncIterator[Lease]:
-        """A runner slot; the scheduler's refusals (busy, load failure) become API errors."""
+        """A runner slot. The scheduler's refusals (busy, load failure) and the runner's (a
+        request too long, a runner that died) become API errors, whatever in the block met them.
+        """
         entered = False
         try:
             async with self.scheduler.acquire(
@@ -148,6 +150,8 @@ class Service:
             if entered:
                 raise
             raise scheduler_error(exc) from exc
+        except RunnerError as exc:
+            raise runner_error(exc) from exc
 
     # ----- generate and chat
 
@@ -307,16 +311,13 @@ class Service:
         truncate: bool,
         shift: bool,
     ) -> AsyncIterator[CompletionStream]:
-        """The runner's stream for one completion; its refusals become API errors."""
+        """The runner's stream for one completion (its refusals become API errors in `_leased`)."""
         request = Completion(
             id=0, prompt=prompt, sampling=sampling_of(options), format=fmt,
             truncate=truncate, shift=shift,
         )  # fmt: skip
-        try:
-            async with runner.completion(request) as stream:
-                yield stream
-        except RunnerError as exc:
-            raise runner_error(exc) from exc
+        async with runner.completion(request) as stream:
+            yield stream
 
     # ----- embeddings
 
@@ -338,9 +339,9 @@ class Service:
                 try:
                     result = await lease.runner.embed(text, truncate=req.truncate)
                 except RunnerError as exc:
-                    if exc.invalid:
+                    if exc.invalid:  # Ollama's text for embeddings; other refusals as usual
                         raise APIError(400, "input exceeds maximum context length") from exc
-                    raise runner_error(exc) from exc
+                    raise
                 count += result.prompt_eval_count
                 vectors.append(_normalize(result.embedding, req.dimensions))
             load = lease.load_duration
@@ -363,10 +364,7 @@ class Service:
         async with self._leased(spec, options, req.keep_alive) as lease:
             if not req.prompt:
                 return {"embedding": []}
-            try:
-                result = await lease.runner.embed(req.prompt)
-            except RunnerError as exc:
-                raise runner_error(exc) from exc
+            result = await lease.runner.embed(req.prompt)
         return {"embedding": result.embedding}
 
     # ----- the store

@@ -19,9 +19,9 @@ from trio_ollama.cli.client import Client, CLIError
 from trio_ollama.cli.create import create
 from trio_ollama.cli.formatting import table
 from trio_ollama.cli.run import parse_format, parse_keep_alive, run
-from trio_ollama.config import ConfigError, Settings, env_var, parse_log_level
+from trio_ollama.config import ConfigError, Settings, log_settings
 from trio_ollama.gocompat.format import human_bytes, human_time
-from trio_ollama.logs import FORMAT_VARIABLE, configure, parse_log_format
+from trio_ollama.logs import configure
 from trio_ollama.store import Store
 from trio_ollama.store.default_model import ensure_default_model
 from trio_ollama.store.errors import StoreError
@@ -183,8 +183,7 @@ def _early_logging(client: bool) -> None:
     A client's stderr is for the user: the server's default INFO (and httpx's per-request lines)
     would drown the answer; OLLAMA_DEBUG still turns diagnostics on.
     """
-    level = parse_log_level(env_var(os.environ, "OLLAMA_DEBUG"))
-    log_format = parse_log_format(os.environ.get(FORMAT_VARIABLE, ""))
+    level, log_format = log_settings(os.environ)
     if client:
         level = level if level < logging.INFO else logging.WARNING
         configure(level, log_format, text="%(levelname)s %(name)s: %(message)s")

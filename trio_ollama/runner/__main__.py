@@ -10,7 +10,7 @@ import sys
 
 import trio
 
-from trio_ollama.config import Settings
+from trio_ollama.config import log_settings
 from trio_ollama.logs import configure
 from trio_ollama.runner.interface import Engine
 from trio_ollama.runner.server import serve_runner
@@ -22,10 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", choices=("llama", "fake"), default="llama")
     parser.add_argument("--fake-config", default="{}", help="JSON for the fake engine")
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
+    level, log_format = log_settings(os.environ)
     configure(
-        settings.log_level,
-        settings.log_format,
+        level,
+        log_format,
         text=f"%(asctime)s %(levelname)s runner[{os.getpid()}] %(name)s: %(message)s",
         static={"runner_pid": os.getpid()},
     )

@@ -127,9 +127,11 @@ async def serve_runner(stream: trio.abc.Stream, engine: Engine) -> None:
                     try:
                         runner.handle(msg)
                     except Exception as exc:
-                        if not isinstance(msg, Request):
-                            raise
-                        runner.send(RequestFailed(id=msg.id, message=str(exc)))
+                        # One message's failure is that message's, never the runner's end.
+                        if isinstance(msg, Request):
+                            runner.send(RequestFailed(id=msg.id, message=str(exc)))
+                        else:
+                            log.exception("runner could not handle %s", msg.kind)
                 # The parent has gone: nobody is left to answer, so stop at once.
                 nursery.cancel_scope.cancel()
     except* ProtocolError as group:

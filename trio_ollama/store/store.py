@@ -35,6 +35,8 @@ from trio_ollama.store.layout import (
     DIGEST_RE,
     TEMP_PREFIX,
     Layout,
+    digest_bytes,
+    digest_file,
     normalize_digest,
     publish,
     temp_file,
@@ -184,7 +186,7 @@ class Store:
         return True
 
     def write_blob_bytes(self, data: bytes) -> tuple[str, bool]:
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        digest = digest_bytes(data)
         return digest, self.write_blob_stream([data], digest)
 
     def import_file(self, path: Path, expected: str | None = None) -> str:
@@ -198,10 +200,7 @@ class Store:
                     yield chunk
 
         if expected is None:
-            h = hashlib.sha256()
-            for chunk in chunks():
-                h.update(chunk)
-            expected = "sha256:" + h.hexdigest()
+            expected = digest_file(path)
         self.write_blob_stream(chunks(), expected)
         return normalize_digest(expected)
 
