@@ -31,6 +31,7 @@ def test_the_runner_and_the_scheduler_take_their_fields_and_defaults_from_the_ta
     assert sorted(sampling) == sorted(PREDICT_OPTIONS)
     runner = attrs.fields_dict(RunnerOptions)
     assert sorted(runner) == sorted(LOAD_OPTIONS)
+    assert issubclass(Load, RunnerOptions), "a load message carries the load options"
     load = attrs.fields_dict(Load)
     for name, option in OPTIONS.items():
         if option.stage == "predict":

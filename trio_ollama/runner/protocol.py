@@ -66,17 +66,33 @@ def message(kind: str) -> Any:
 # ----- load
 
 
-@message("load")
 @attrs.frozen(kw_only=True)
-class Load(Message):
-    model_path: str
+class RunnerOptions:
+    """The options fixed when a runner loads: one field for each "load" option of
+    `trio_ollama.options`, whose defaults these are. A change means a reload (reference §4.3)."""
+
     num_ctx: int = _DEFAULT["num_ctx"]
-    num_parallel: int = 1
     num_batch: int = _DEFAULT["num_batch"]
     num_gpu: int = _DEFAULT["num_gpu"]
     main_gpu: int = _DEFAULT["main_gpu"]
     use_mmap: bool | None = _DEFAULT["use_mmap"]
     num_thread: int = _DEFAULT["num_thread"]
+
+    def normalized(self, n_ctx_train: int) -> RunnerOptions:
+        """Ollama's adjustments: num_ctx at least 4 and at most the training context."""
+        num_ctx = max(4, self.num_ctx)
+        if n_ctx_train > 0:
+            num_ctx = min(num_ctx, n_ctx_train)
+        return attrs.evolve(self, num_ctx=num_ctx, num_batch=max(1, min(self.num_batch, num_ctx)))
+
+
+@message("load")
+@attrs.frozen(kw_only=True)
+class Load(RunnerOptions, Message):
+    """Load a model: its options, and what else the runner needs to know."""
+
+    model_path: str
+    num_parallel: int = 1
     flash_attention: bool = False
     kv_cache_type: str = ""
     adapters: list[str] = attrs.field(factory=list)

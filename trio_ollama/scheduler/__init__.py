@@ -1,11 +1,11 @@
 """The scheduler: loads, shares, batches, evicts and unloads runners (Ollama's rules on Trio)."""
 
+from trio_ollama.runner.protocol import RunnerOptions
 from trio_ollama.scheduler.core import Lease, Runner, Scheduler, open_scheduler
 from trio_ollama.scheduler.types import (
     ERR_MAX_QUEUE,
     LoadFailed,
     ModelSpec,
-    RunnerOptions,
     SchedulerClosed,
     SchedulerError,
     ServerBusy,

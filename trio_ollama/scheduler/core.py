@@ -31,7 +31,7 @@ from trio_ollama.config import Settings
 from trio_ollama.cpus import available_cpus
 from trio_ollama.runner.client import LoadError, RunnerClient
 from trio_ollama.runner.process import RunnerProcess
-from trio_ollama.runner.protocol import Load, Ready
+from trio_ollama.runner.protocol import Load, Ready, RunnerOptions
 from trio_ollama.scheduler import policy
 from trio_ollama.scheduler.devices import Devices, GPUInfo, SystemDevices
 from trio_ollama.scheduler.memory import (
@@ -51,7 +51,6 @@ from trio_ollama.scheduler.types import (
     INCOMPATIBLE,
     LoadFailed,
     ModelSpec,
-    RunnerOptions,
     SchedulerClosed,
     ServerBusy,
 )
@@ -503,15 +502,12 @@ class Scheduler:
             plan=plan,
             threads=threads,
         )
+        # The request's load options, with the GPU layers and threads the plan chose.
+        chosen = attrs.evolve(request.options, num_gpu=plan.num_gpu, num_thread=threads)
         load = Load(
+            **attrs.asdict(chosen),
             model_path=model.model_path,
-            num_ctx=request.options.num_ctx,
             num_parallel=runner.num_parallel,
-            num_batch=request.options.num_batch,
-            num_gpu=plan.num_gpu,
-            main_gpu=request.options.main_gpu,
-            use_mmap=request.options.use_mmap,
-            num_thread=threads,
             flash_attention=self.settings.flash_attention,
             kv_cache_type=self.settings.kv_cache_type,
             adapters=list(model.adapters),

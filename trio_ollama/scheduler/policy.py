@@ -8,7 +8,8 @@ from typing import Protocol
 
 import attrs
 
-from trio_ollama.scheduler.types import ModelSpec, RunnerOptions
+from trio_ollama.runner.protocol import RunnerOptions
+from trio_ollama.scheduler.types import ModelSpec
 
 
 class RunnerView(Protocol):

@@ -7,7 +7,6 @@ from typing import Any
 import attrs
 
 from trio_ollama.gguf_info import GGUFInfo
-from trio_ollama.options import OPTIONS
 
 ERR_MAX_QUEUE = "server busy, please try again.  maximum pending requests exceeded"
 INCOMPATIBLE = (
@@ -57,23 +56,3 @@ class ModelSpec:
         if self.model_path:
             return self.model_path
         return f"digest:{self.digest}" if self.digest else f"name:{self.name}"
-
-
-@attrs.frozen(kw_only=True)
-class RunnerOptions:
-    """The options fixed at load time (the "load" options of `trio_ollama.options`); a change
-    means a reload (reference §4.3)."""
-
-    num_ctx: int = OPTIONS["num_ctx"].default
-    num_batch: int = OPTIONS["num_batch"].default
-    num_gpu: int = OPTIONS["num_gpu"].default
-    main_gpu: int = OPTIONS["main_gpu"].default
-    use_mmap: bool | None = OPTIONS["use_mmap"].default
-    num_thread: int = OPTIONS["num_thread"].default
-
-    def normalized(self, n_ctx_train: int) -> RunnerOptions:
-        """Ollama's adjustments: num_ctx at least 4 and at most the training context."""
-        num_ctx = max(4, self.num_ctx)
-        if n_ctx_train > 0:
-            num_ctx = min(num_ctx, n_ctx_train)
-        return attrs.evolve(self, num_ctx=num_ctx, num_batch=max(1, min(self.num_batch, num_ctx)))
