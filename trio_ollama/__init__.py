@@ -8,7 +8,7 @@ from trio_ollama.version import __version__
 
 
 def __getattr__(name: str) -> object:
-    # The HTTP stack (quart, hypercorn) is imported only by those who serve.
+    # The HTTP stack (quart, anycorn) is imported only by those who serve.
     if name == "serve":
         from trio_ollama.api.server import serve
 

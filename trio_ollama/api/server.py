@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
-import hypercorn.config
-import hypercorn.trio
+import anycorn
+import anycorn.config
 import trio
 
 from trio_ollama.api.app import create_app
@@ -50,18 +50,22 @@ async def serve(
                 "pruned the store",
                 extra={"blobs": report.removed_blobs, "temp_files": report.removed_temp_files},
             )
-    config = hypercorn.config.Config()
+    # anycorn: hypercorn's AnyIO fork, run here on Trio. Hypercorn 0.18 let a half-closed
+    # request's BusyResourceError escape (ending the server) and never closed `Connection: close`
+    # or HTTP/1.0 responses; anycorn does neither (DESIGN §2).
+    config = anycorn.config.Config()
     config.bind = [_bind(settings)]
     config.accesslog = None
-    # Hypercorn's messages through our logging, not a second stderr handler of its own.
-    config.errorlog = logging.getLogger("hypercorn.error")
+    # The server's messages through our logging, not a second stderr handler of its own.
+    config.errorlog = logging.getLogger("anycorn.error")
     config.graceful_timeout = GRACE_SECONDS
     config.keep_alive_timeout = 30
     async with open_scheduler(settings, **scheduler_kwargs) as scheduler:
         app = create_app(Service(settings, store, scheduler))
         async with trio.open_nursery() as nursery:
             binds: list[str] = await nursery.start(
-                partial(hypercorn.trio.serve, app, config, shutdown_trigger=shutdown_trigger)
+                # Quart's ASGI types are hypercorn's; anycorn declares the same protocol anew.
+                partial(anycorn.serve, cast(Any, app), config, shutdown_trigger=shutdown_trigger)
             )
             log.info("Listening on %s (version %s)", ", ".join(binds), __version__)
             task_status.started(binds)
