@@ -161,7 +161,7 @@ GO = "json: cannot unmarshal "
         ("/api/chat", b'{"model": "tiny", "messages": [{"role": "user", "content": []}]}', 400,
          GO + "array into Go struct field Message.messages.content of type string"),
         ("/api/generate", b'{"model": "tiny", "options": {"num_ctx": -5}}', 400,
-         'option "num_ctx" must be >= 1, got -5'),
+         'option "num_ctx" must be >= 0, got -5'),
         ("/api/generate", b'{"model": "nope", "prompt": "x"}', 404, "model 'nope' not found"),
         ("/api/chat", b'{"model": "tiny", "think": true, "messages": []}', 400,
          '"tiny" does not support thinking'),
@@ -332,3 +332,67 @@ async def test_the_get_routes_answer(server: Server) -> None:
     for path, call in calls:
         assert (await call()).status_code == 200, path
     assert (await client.get("/nowhere")).status_code == 404
+
+
+# ----- cross-site requests: a page from a foreign origin cannot drive the server
+
+
+FOREIGN = "http://evil.example"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/api/create", b'{"model": "pwned", "from": "tiny"}'),
+        ("POST", "/api/copy", b'{"source": "tiny", "destination": "pwned"}'),
+        ("POST", "/api/generate", b'{"model": "tiny", "prompt": "x"}'),
+        ("DELETE", "/api/delete", b'{"model": "tiny"}'),
+        ("GET", "/api/tags", b""),
+        ("OPTIONS", "/api/chat", b""),
+    ],
+)
+async def test_a_foreign_origin_is_refused_everywhere(
+    server: Server, method: str, path: str, body: bytes
+) -> None:
+    # text/plain: what a browser sends cross-site without asking first.
+    headers = {"Origin": FOREIGN, "Content-Type": "text/plain"}
+    if method == "OPTIONS":
+        headers["Access-Control-Request-Method"] = "POST"
+    async with server.app.test_client().request(path, method=method, headers=headers) as call:
+        await call.send(body)
+        await call.send_complete()
+        r = await call.as_response()
+    assert r.status_code == 403
+    assert "Access-Control-Allow-Origin" not in r.headers
+    names = [
+        m["name"]
+        for m in (await (await server.app.test_client().get("/api/tags")).get_json())["models"]
+    ]
+    assert names == ["tiny:latest"], "nothing was created, copied or deleted"
+
+
+@pytest.mark.parametrize(
+    "origin", ["http://localhost:3000", "https://127.0.0.1", "app://obsidian.md", "tauri://x"]
+)
+async def test_local_and_app_origins_are_served_with_cors_headers(
+    server: Server, origin: str
+) -> None:
+    r = await server.app.test_client().get("/api/tags", headers={"Origin": origin})
+    assert r.status_code == 200
+    assert r.headers["Access-Control-Allow-Origin"] == origin
+    preflight = await server.app.test_client().options(
+        "/api/chat", headers={"Origin": origin, "Access-Control-Request-Method": "POST"}
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == origin
+
+
+async def test_ollama_origins_extends_the_allowed_list(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {"OLLAMA_MODELS": str(tmp_path / "m"), "OLLAMA_ORIGINS": "https://*.example.org"}
+    )
+    async with open_scheduler(settings, runner_factory=Engines(), cores=2) as scheduler:
+        app = create_app(Service(settings, Store(tmp_path / "m"), scheduler))
+        ok = await app.test_client().get("/api/tags", headers={"Origin": "https://a.example.org"})
+        bad = await app.test_client().get("/api/tags", headers={"Origin": "https://example.com"})
+    assert (ok.status_code, bad.status_code) == (200, 403)

@@ -84,7 +84,7 @@ BAD: list[tuple[str, type[Any], dict[str, Any] | bytes, str | tuple[str, str]]] 
     ("context negative", GenerateRequest, {"context": [-3]}, "context[0]"),
     # --- options
     ("options list", GenerateRequest, {"options": []}, "GenerateRequest.options"),
-    ("num_ctx -5", GenerateRequest, {"options": {"num_ctx": -5}}, '"num_ctx" must be >= 1'),
+    ("num_ctx -5", GenerateRequest, {"options": {"num_ctx": -5}}, '"num_ctx" must be >= 0'),
     (
         "temperature hot",
         GenerateRequest,
@@ -273,7 +273,7 @@ BAD: list[tuple[str, type[Any], dict[str, Any] | bytes, str | tuple[str, str]]] 
     ("dimensions -1", EmbedRequest, {"dimensions": -1}, "dimensions"),
     ("dimensions float", EmbedRequest, {"dimensions": 1.5}, "EmbedRequest.dimensions"),
     ("embed truncate", EmbedRequest, {"truncate": "no"}, "EmbedRequest.truncate"),
-    ("embed options", EmbedRequest, {"options": {"num_ctx": 0}}, '"num_ctx"'),
+    ("embed options", EmbedRequest, {"options": {"num_ctx": -1}}, '"num_ctx"'),
     ("embeddings prompt", EmbeddingsRequest, {"prompt": 1}, "EmbeddingRequest.prompt"),
     # --- show, copy, delete, pull, push
     ("show verbose", ShowRequest, {"model": "m", "verbose": "yes"}, "ShowRequest.verbose"),

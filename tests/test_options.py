@@ -55,7 +55,7 @@ def test_defaults_are_the_table_with_the_configured_context() -> None:
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
-        ("num_ctx", 0, 'option "num_ctx" must be >= 1, got 0'),
+        ("num_ctx", -1, 'option "num_ctx" must be >= 0, got -1'),
         ("num_thread", INT32_MAX + 1, f'option "num_thread" must be <= {INT32_MAX}'),
         ("top_p", 1.5, 'option "top_p" must be between 0 and 1, got 1.5'),
         ("temperature", -0.5, 'option "temperature" must be >= 0, got -0.5'),
@@ -82,3 +82,9 @@ def test_modelfile_parameters_use_the_table_kinds() -> None:
     }
     with pytest.raises(OptionError, match="unknown parameter 'nope'"):
         format_params({"nope": ["1"]})
+
+
+def test_num_ctx_zero_is_accepted_as_ollama_does() -> None:
+    # A runner raises it to its minimum (RunnerOptions.normalized), as Ollama does.
+    assert check_option("num_ctx", 0) == 0
+    assert RunnerOptions(num_ctx=0).normalized(n_ctx_train=8192).num_ctx == 4

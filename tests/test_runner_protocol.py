@@ -137,3 +137,12 @@ def test_stream_equals_cut_at_first_stop(text: str, stop: str, cuts: list[int]) 
         out.append(stream.flush())
     index = text.find(stop)
     assert "".join(out) == (text if index < 0 else text[:index])
+
+
+def test_a_message_too_large_for_a_frame_is_refused_before_sending() -> None:
+    from trio_ollama.runner.protocol import MAX_FRAME, FrameTooLarge, Tokenize
+
+    with pytest.raises(FrameTooLarge, match="tokenize message of"):
+        encode(Tokenize(id=1, text="x" * (MAX_FRAME + 1)))
+    # Raw UTF-8, not \\u escapes: "é" costs 2 bytes in a frame, not 6.
+    assert len(encode(Piece(1, "é" * 1000))) < 2100

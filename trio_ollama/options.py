@@ -58,7 +58,7 @@ def _float(
 OPTIONS: Mapping[str, Option] = {
     option.name: option
     for option in (
-        _int("num_ctx", 4096, "load", 1),
+        _int("num_ctx", 4096, "load", 0),  # 0 and up: a runner raises it to its minimum
         _int("num_batch", 512, "load", 1),
         _int("num_gpu", -1, "load", -1),
         _int("main_gpu", 0, "load", 0),

@@ -80,6 +80,12 @@ def create_app(service: Service) -> QuartTrio:
     async def guard() -> Response | None:
         if check_host and not host_allowed(request.headers.get("Host", "")):
             return Response("", status=403)
+        # A web page from a foreign origin may send simple requests (a text/plain POST) with no
+        # preflight: refuse them all, as Ollama's CORS middleware does, or any site could drive
+        # the server through its visitors' browsers.
+        origin = request.headers.get("Origin")
+        if origin and not origin_allowed(origin, settings.origins):
+            return Response("", status=403)
         if request.method == "OPTIONS":
             return Response("", status=204)
         return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
@@ -69,6 +69,16 @@ def _prompt_errors() -> Iterator[None]:
         yield
     except PromptError as exc:
         raise APIError(400 if exc.invalid else 500, str(exc)) from exc
+
+
+def _fit_context(context: Sequence[int], options: dict[str, Any], num_ctx: int) -> list[int]:
+    """A `context` longer than the context window, cut as the runner would cut the prompt (the
+    first `num_keep` tokens and the most recent ones), before it travels at all."""
+    tokens = list(context)
+    if len(tokens) <= num_ctx:
+        return tokens
+    keep = max(0, min(int(options["num_keep"]), num_ctx))
+    return tokens[:keep] + tokens[len(tokens) - (num_ctx - keep) :]
 
 
 def metrics(done: Done, total: float, load: float) -> dict[str, int]:
@@ -191,7 +201,7 @@ class Service:
             runner = lease.runner
             prefix = ""
             if req.context:
-                prefix = await runner.detokenize(list(req.context))
+                prefix = await runner.detokenize(_fit_context(req.context, options, lease.num_ctx))
             with _prompt_errors():
                 if req.raw or req.suffix:
                     prompt = self._generate_text(req, model)

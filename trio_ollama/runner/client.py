@@ -26,6 +26,7 @@ from trio_ollama.runner.protocol import (
     Embedding,
     Fatal,
     FrameDecoder,
+    FrameTooLarge,
     Load,
     Message,
     Piece,
@@ -107,8 +108,12 @@ class RunnerClient:
         if self.dead:
             raise RunnerGoneError(self._gone_reason)
         try:
+            frame = encode(msg)
+        except FrameTooLarge as exc:
+            raise RunnerError(f"request too large: {exc}", invalid=True) from None
+        try:
             async with self._send_lock:
-                await self.stream.send_all(encode(msg))
+                await self.stream.send_all(frame)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise RunnerGoneError(self._gone_reason) from exc
 

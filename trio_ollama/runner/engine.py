@@ -23,6 +23,7 @@ import numpy as np
 import trio
 
 from trio_ollama.cpus import available_cpus
+from trio_ollama.runner.interface import InvalidRequest, check_tokens
 from trio_ollama.runner.protocol import (
     Completion,
     Done,
@@ -66,6 +67,13 @@ def format_grammar(fmt: str) -> str:
         return str(llama_grammar.json_schema_to_gbnf(fmt))
     except Exception as exc:
         raise FormatError(f"invalid JSON schema in format: {exc}") from exc
+
+
+def usable_threads(requested: int) -> int:
+    """A thread count llama.cpp can live with: at least one, at most this machine's CPUs.
+    More threads than CPUs only slow decoding down, and a million of them (`num_thread` is a
+    client's option) would kill the runner."""
+    return max(1, min(requested, available_cpus()))
 
 
 @attrs.define
@@ -136,6 +144,7 @@ class LlamaEngine:
         self.embeds: deque[Embed] = deque()
         self._inbox: deque[tuple[str, Any]] = deque()
         self.n_ctx_seq = 0
+        self.n_vocab = 0
         self.n_batch = 0
         self.n_embd = 0
         self.n_threads = available_cpus()
@@ -162,6 +171,7 @@ class LlamaEngine:
         if not self.model:
             raise EngineError(f"failed to load model {params.model_path}")
         self.vocab = L.llama_model_get_vocab(self.model)
+        self.n_vocab = int(L.llama_vocab_n_tokens(self.vocab))
         for adapter_path in params.adapters:
             adapter = L.llama_adapter_lora_init(self.model, adapter_path.encode())
             if not adapter:
@@ -171,7 +181,7 @@ class LlamaEngine:
         num_ctx = max(4, min(params.num_ctx, n_ctx_train)) if n_ctx_train else params.num_ctx
         parallel = max(1, params.num_parallel)
         if params.num_thread > 0:
-            self.n_threads = params.num_thread
+            self.n_threads = usable_threads(params.num_thread)
         cparams = L.llama_context_default_params()
         cparams.n_ctx = num_ctx * parallel
         cparams.n_seq_max = parallel
@@ -219,7 +229,7 @@ class LlamaEngine:
             num_ctx=self.n_ctx_seq,
             num_parallel=parallel,
             n_ctx_train=n_ctx_train,
-            n_vocab=L.llama_vocab_n_tokens(self.vocab),
+            n_vocab=self.n_vocab,
             n_embd=self.n_embd,
             gpu_layers=0 if params.num_gpu == 0 else params.num_gpu,
             pid=os.getpid(),
@@ -252,7 +262,7 @@ class LlamaEngine:
         self._inbox.append(("cancel", request_id))
 
     def set_threads(self, n_threads: int) -> None:
-        self._pending_threads = max(1, n_threads)
+        self._pending_threads = usable_threads(n_threads)
 
     @property
     def has_work(self) -> bool:
@@ -278,6 +288,7 @@ class LlamaEngine:
         return self._piece_buffer.raw[:n]
 
     def detokenize(self, tokens: Sequence[int]) -> str:
+        check_tokens(tokens, self.n_vocab)
         # Control tokens included: a returned `context` must tokenize back to the same tokens.
         pieces = b"".join(self.piece(t, special=True) for t in tokens)
         return pieces.decode("utf-8", errors="replace")
@@ -340,7 +351,11 @@ class LlamaEngine:
         while self.waiting and any(not s.busy for s in self.slots):
             request = self.waiting.popleft()
             try:
+                check_tokens(request.tokens, self.n_vocab)
                 tokens = request.tokens + self.tokenize(request.prompt, add_special=True)
+            except InvalidRequest as exc:
+                out.append(RequestFailed(id=request.id, message=str(exc), invalid=True))
+                continue
             except Exception as exc:  # a tokenizer failure is this request's, not the runner's
                 out.append(RequestFailed(id=request.id, message=f"tokenize: {exc}"))
                 continue

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from trio_ollama.runner.protocol import Completion, Embed, Load, Message, Ready
+
+
+class InvalidRequest(ValueError):
+    """A request the engine refuses as given (a token id outside the vocabulary, say): the
+    runner answers it with a client error and carries on."""
+
+
+def check_tokens(tokens: Sequence[int], n_vocab: int) -> None:
+    """Token ids from a client go to llama.cpp only if the vocabulary has them: an id outside it
+    makes llama.cpp read out of bounds and the runner die."""
+    for token in tokens:
+        if not 0 <= token < n_vocab:
+            raise InvalidRequest(f"invalid token id {token}: the vocabulary has {n_vocab}")
 
 
 class EngineCrashed(Exception):

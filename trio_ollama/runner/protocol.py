@@ -276,8 +276,20 @@ TERMINAL: frozenset[type[Reply]] = frozenset({Done, Embedding, Tokens, Text, Pon
 # ----- framing
 
 
+class FrameTooLarge(ProtocolError):
+    """A message too large for one frame: refuse it before a byte is sent, so the stream stays
+    whole and only the request that asked for it fails."""
+
+
 def encode(msg: Message) -> bytes:
-    payload = json.dumps(msg.to_json(), separators=(",", ":")).encode()
+    # Raw UTF-8 (not \u escapes: "é" stays 2 bytes, not 6). Text from clients has had its lone
+    # surrogates replaced at the JSON boundary; `replace` only guards against a bug.
+    text = json.dumps(msg.to_json(), separators=(",", ":"), ensure_ascii=False)
+    payload = text.encode("utf-8", "replace")
+    if len(payload) > MAX_FRAME:
+        raise FrameTooLarge(
+            f"a {msg.kind} message of {len(payload)} bytes exceeds the {MAX_FRAME}-byte limit"
+        )
     return _HEADER.pack(len(payload)) + payload
 
 

@@ -12,7 +12,7 @@ import math
 
 import trio
 
-from trio_ollama.runner.interface import Engine, EngineCrashed
+from trio_ollama.runner.interface import Engine, EngineCrashed, InvalidRequest
 from trio_ollama.runner.protocol import (
     Cancel,
     Completion,
@@ -20,11 +20,13 @@ from trio_ollama.runner.protocol import (
     Embed,
     Fatal,
     FrameDecoder,
+    FrameTooLarge,
     Load,
     Message,
     Ping,
     Pong,
     ProtocolError,
+    Reply,
     Request,
     RequestFailed,
     SetThreads,
@@ -61,7 +63,15 @@ class _Runner:
         """Sends what the outbox holds, in order, until the outbox is closed and drained."""
         async with self.outbox_receive:
             async for msg in self.outbox_receive:
-                await self.stream.send_all(encode(msg))
+                try:
+                    frame = encode(msg)
+                except FrameTooLarge as exc:
+                    if not isinstance(msg, Reply):
+                        raise
+                    # A reply too large to send (the text of a huge detokenize, say) fails
+                    # its own request; the runner and its other requests go on.
+                    frame = encode(RequestFailed(id=msg.id, message=str(exc), invalid=True))
+                await self.stream.send_all(frame)
 
     def send(self, msg: Message) -> None:
         self.outbox_send.send_nowait(msg)
@@ -129,7 +139,8 @@ async def serve_runner(stream: trio.abc.Stream, engine: Engine) -> None:
                     except Exception as exc:
                         # One message's failure is that message's, never the runner's end.
                         if isinstance(msg, Request):
-                            runner.send(RequestFailed(id=msg.id, message=str(exc)))
+                            invalid = isinstance(exc, InvalidRequest)
+                            runner.send(RequestFailed(id=msg.id, message=str(exc), invalid=invalid))
                         else:
                             log.exception("runner could not handle %s", msg.kind)
                 # The parent has gone: nobody is left to answer, so stop at once.
