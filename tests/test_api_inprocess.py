@@ -170,6 +170,8 @@ GO = "json: cannot unmarshal "
          GO + "string into Go struct field ShowRequest.options of type map[string]interface {}"),
         ("/api/generate", b'{"model": "tiny", "prompt": "x\\ud800y", "context": [-1]}', 400,
          "invalid token id -1 in context[0]"),
+        ("/api/chat", b'{"tools": ' + b"[" * 2000 + b"]" * 2000 + b"}", 400,
+         "invalid JSON: exceeded max depth of 256"),
     ],
 )  # fmt: skip
 async def test_bad_input_is_a_4xx_with_ollamas_text(
@@ -177,6 +179,13 @@ async def test_bad_input_is_a_4xx_with_ollamas_text(
 ) -> None:
     r = await post(server, path, raw=raw)
     assert (r.status_code, await r.get_json()) == (status, {"error": message})
+
+
+async def test_deep_nesting_on_the_openai_layer_is_a_400(server: Server) -> None:
+    r = await post(server, "/v1/chat/completions", raw=b"[" * 100_000 + b"]" * 100_000)
+    error = (await r.get_json())["error"]
+    assert r.status_code == 400 and error["type"] == "invalid_request_error"
+    assert error["message"] == "invalid JSON: exceeded max depth of 256"
 
 
 async def test_malformed_json_is_400_and_the_server_carries_on(server: Server) -> None:
@@ -396,3 +405,34 @@ async def test_ollama_origins_extends_the_allowed_list(tmp_path: Path) -> None:
         ok = await app.test_client().get("/api/tags", headers={"Origin": "https://a.example.org"})
         bad = await app.test_client().get("/api/tags", headers={"Origin": "https://example.com"})
     assert (ok.status_code, bad.status_code) == (200, 403)
+
+
+# ----- names no store could hold are client errors, not OS errors
+
+
+LONG = "h" * 300 + "/ns/m:t"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "message"),
+    [
+        ("POST", "/api/generate", {"model": LONG, "prompt": "x"}, 404, f"model '{LONG}' not found"),
+        ("POST", "/api/show", {"model": LONG}, 404, f"model '{LONG}' not found"),
+        ("POST", "/api/embed", {"model": LONG, "input": "x"}, 404,
+         f'model "{LONG}" not found, try pulling it first'),
+        ("POST", "/api/create", {"model": LONG, "from": "tiny"}, 400, "invalid model name"),
+        ("POST", "/api/copy", {"source": "tiny", "destination": LONG}, 400,
+         f'destination "{LONG}" is invalid'),
+        ("DELETE", "/api/delete", {"model": LONG}, 400, f'name "{LONG}" is invalid'),
+        ("POST", "/api/chat", {"model": LONG, "messages": []}, 400, "model is required"),
+    ],
+)  # fmt: skip
+async def test_names_too_long_for_any_file_system_are_4xx(
+    server: Server, method: str, path: str, body: Any, status: int, message: str
+) -> None:
+    headers = {"Content-Type": "application/json"}
+    async with server.app.test_client().request(path, method=method, headers=headers) as call:
+        await call.send(json.dumps(body).encode())
+        await call.send_complete()
+        r = await call.as_response()
+    assert (r.status_code, await r.get_json()) == (status, {"error": message})

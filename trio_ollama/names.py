@@ -27,8 +27,14 @@ def _is_word_char(c: str) -> bool:
     return c.isascii() and (c.isalnum() or c == "_")
 
 
+# Ollama allows a 350-character host, but every part is a directory or file name in the store,
+# and no common file system takes names over 255 bytes (nor does DNS, over 253): such a name
+# could never be stored, so it is invalid here rather than an OS error later.
+_NAME_MAX = 255
+
+
 def _is_valid_part(kind: int, part: str) -> bool:
-    limit = 350 if kind == _HOST else 80
+    limit = _NAME_MAX if kind == _HOST else 80
     if not 1 <= len(part) <= limit or not _is_word_char(part[0]):
         return False
     for c in part[1:]:

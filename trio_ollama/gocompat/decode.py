@@ -180,10 +180,44 @@ def _clean_strings(value: Any) -> Any:
     return value
 
 
+# Go's decoder stops at 10,000 levels; Python's recursion would not get that far, and every
+# later walk over the value (templates, `json.dumps`) recurses too. Real requests nest a few
+# levels; a JSON schema or tool parameters, a few dozen.
+MAX_DEPTH = 256
+_BRACKETS = re.compile(r'["\[\]{}]')
+
+
+def nesting_depth(text: str) -> int:
+    """How deep arrays and objects nest in JSON `text` (strings skipped), without recursion."""
+    depth = deepest = 0
+    i = 0
+    while (match := _BRACKETS.search(text, i)) is not None:
+        ch = match.group()
+        i = match.end()
+        if ch == '"':
+            while True:  # to the closing quote: one not escaped by an odd run of backslashes
+                close = text.find('"', i)
+                if close < 0:
+                    return deepest  # unterminated: the parser will say so
+                segment = text[i:close]
+                backslashes = len(segment) - len(segment.rstrip("\\"))
+                i = close + 1
+                if backslashes % 2 == 0:
+                    break
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
 def loads(raw: bytes) -> Any:
     """JSON text to Python values as Go reads it: invalid UTF-8 and lone surrogates become
-    U+FFFD, and NaN, Infinity and out-of-range numbers are errors."""
+    U+FFFD, and NaN, Infinity and out-of-range numbers are errors. Nesting is bounded."""
     text = raw.decode("utf-8", errors="replace")
+    if nesting_depth(text) > MAX_DEPTH:
+        raise DecodeError(f"invalid JSON: exceeded max depth of {MAX_DEPTH}")
     try:
         return _clean_strings(
             json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)

@@ -1,0 +1,71 @@
+"""Go's JSON decoding as clients see it: type errors, the body, and bounded nesting."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trio_ollama.gocompat.decode import (
+    INT,
+    MAX_DEPTH,
+    STRING,
+    DecodeError,
+    check,
+    loads,
+    nesting_depth,
+    slice_of,
+    struct,
+    type_name,
+)
+
+
+def test_type_errors_name_the_innermost_struct_and_the_whole_path() -> None:
+    message = struct("api.Message", content=STRING)
+    request = struct("api.ChatRequest", messages=slice_of(message), n=INT)
+    with pytest.raises(DecodeError) as info:
+        check(request, {"messages": [{"content": "ok"}, {"content": 5}]})
+    assert str(info.value) == (
+        "json: cannot unmarshal number into Go struct field Message.messages.content of type string"
+    )
+    with pytest.raises(DecodeError, match=r"number 1\.5 into Go struct field ChatRequest\.n"):
+        check(request, {"n": 1.5})
+    check(request, {"messages": [None], "n": None})  # null is Go's zero value
+
+
+@given(
+    st.recursive(
+        st.none() | st.integers() | st.text(),
+        lambda c: st.lists(c) | st.dictionaries(st.text(), c),
+        max_leaves=30,
+    )
+)
+def test_nesting_depth_matches_the_parsed_value(value: object) -> None:
+    def depth(v: object) -> int:
+        if isinstance(v, list):
+            return 1 + max((depth(x) for x in v), default=0)
+        if isinstance(v, dict):
+            return 1 + max((depth(x) for x in v.values()), default=0)
+        return 0
+
+    assert nesting_depth(json.dumps(value)) == depth(value)
+
+
+@pytest.mark.parametrize("levels", [MAX_DEPTH + 1, 2_000, 100_000])
+def test_deep_nesting_is_a_client_error(levels: int) -> None:
+    with pytest.raises(DecodeError, match="exceeded max depth"):
+        loads(b"[" * levels + b"]" * levels)
+    assert loads(b"[" * MAX_DEPTH + b"]" * MAX_DEPTH) is not None
+
+
+def test_surrogates_and_bad_utf8_become_replacement_characters() -> None:
+    assert loads(b'{"a": "x\\ud800y", "b": "\xff"}') == {"a": "x\ufffdy", "b": "\ufffd"}
+
+
+def test_percent_t_of_decoded_values() -> None:
+    assert [type_name(v) for v in (None, True, 1, 1.5, "s", [], {})] == [
+        "<nil>", "bool", "float64", "float64", "string", "[]interface {}",
+        "map[string]interface {}",
+    ]  # fmt: skip
