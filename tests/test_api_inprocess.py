@@ -244,12 +244,24 @@ async def test_a_bug_inside_a_stream_fails_that_request_only(
     await idle(server.scheduler)
 
 
-async def test_a_template_that_fails_to_execute_is_a_500_not_a_crash(server: Server) -> None:
+async def test_a_request_template_that_fails_to_execute_is_a_400(server: Server) -> None:
     body = {"model": "tiny", "prompt": "x", "suffix": "y", "stream": False,
             "template": '{{ .Prompt }}{{ .Suffix }}{{ template "nope" }}'}  # fmt: skip
     r = await post(server, "/api/generate", body)
-    assert r.status_code == 500
+    assert r.status_code == 400
     assert (await r.get_json())["error"].startswith("template error: ")
+
+
+@pytest.mark.parametrize("suffix", [False, True])
+async def test_a_template_that_calls_itself_forever_is_a_400(server: Server, suffix: bool) -> None:
+    forever = '{{ define "r" }}{{ .Prompt }}{{ .Suffix }}{{ template "r" . }}{{ end }}'
+    body = {"model": "tiny", "prompt": "x", "stream": False,
+            "template": forever + '{{ template "r" . }}'}  # fmt: skip
+    if suffix:
+        body["suffix"] = "y"
+    r = await post(server, "/api/generate", body)
+    assert r.status_code == 400
+    assert "exceeded maximum template depth (100)" in (await r.get_json())["error"]
 
 
 async def test_a_runner_that_dies_before_output_is_a_500(server: Server) -> None:

@@ -64,6 +64,8 @@ class ModelPrompt:
     messages: tuple[Message, ...]
     embedding: bool
     has_projector: bool
+    # The template came with the request: its failures are the client's (400), not the model's.
+    from_request: bool = False
 
     @classmethod
     def of(cls, details: ModelDetails, template_override: str | None = None) -> ModelPrompt:
@@ -81,6 +83,7 @@ class ModelPrompt:
             messages=tuple(Message(role=m.role, content=m.content) for m in details.messages),
             embedding=info is not None and info.pooling_type is not None,
             has_projector=bool(details.projectors),
+            from_request=template_override is not None,
         )
 
     @property
@@ -121,7 +124,7 @@ class ModelPrompt:
                     eos_token="",
                 )
         except (TemplateError, jinja2.TemplateError) as exc:
-            raise PromptError(f"template error: {exc}") from exc
+            raise PromptError(f"template error: {exc}", invalid=self.from_request) from exc
         return "".join(m.content for m in messages if m.role in ("user", "system"))
 
     def render_suffix(self, prompt: str, suffix: str) -> str:
@@ -130,7 +133,7 @@ class ModelPrompt:
         try:
             return self.go.execute(TemplateValues(prompt=prompt, suffix=suffix))
         except TemplateError as exc:
-            raise PromptError(f"template error: {exc}") from exc
+            raise PromptError(f"template error: {exc}", invalid=self.from_request) from exc
 
     def conversation(
         self, messages: Sequence[Message], *, with_model_messages: bool

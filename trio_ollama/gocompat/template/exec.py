@@ -43,6 +43,10 @@ from trio_ollama.gocompat.template.values import (
     type_name,
 )
 
+# Go stops a template that calls itself at 100,000 levels; each level here is a few Python
+# frames, so the limit is lower: well past any real template, well short of Python's recursion.
+MAX_EXEC_DEPTH = 100
+
 
 class _Break(Exception):
     pass
@@ -251,8 +255,10 @@ class State:
         if node.pipe is not None:
             pipe = node.pipe
             value = self.guarded(node.line, pipe, lambda: self.eval_pipeline(dot, pipe))
-        if self.depth >= 1000:
-            raise TemplateExecError(f"template: :{node.line}: exceeded maximum template depth")
+        if self.depth >= MAX_EXEC_DEPTH:
+            raise TemplateExecError(
+                f"template: :{node.line}: exceeded maximum template depth ({MAX_EXEC_DEPTH})"
+            )
         saved = self.vars
         self.vars = [["$", value]]
         self.depth += 1
