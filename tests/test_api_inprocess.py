@@ -448,3 +448,22 @@ async def test_names_too_long_for_any_file_system_are_4xx(
         await call.send_complete()
         r = await call.as_response()
     assert (r.status_code, await r.get_json()) == (status, {"error": message})
+
+
+async def test_a_body_that_drips_in_is_cut_off(server: Server, autojump_clock: Any) -> None:
+    """A client sending its JSON body a byte every 10 s (in virtual time) gets a 408."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        await trio.sleep(10)
+        return {"type": "http.request", "body": b" ", "more_body": True}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    started = trio.current_time()
+    await server.app(http_scope("POST", "/api/generate"), receive, send)
+    assert sent[0]["status"] == 408
+    body = b"".join(m.get("body", b"") for m in sent[1:])
+    assert json.loads(body) == {"error": "request body not received within 60 seconds"}
+    assert 60 <= trio.current_time() - started < 75

@@ -31,6 +31,8 @@ JSON_TYPE = "application/json; charset=utf-8"
 NDJSON_TYPE = "application/x-ndjson"
 # JSON bodies are read whole; images make them large, but not this large.
 MAX_JSON_BODY = 64 * 1024 * 1024
+# ... nor this slow: 64 MiB arrives in a few seconds even over a slow loopback client.
+BODY_SECONDS = 60.0
 
 
 def json_response(value: Any, status: int = 200) -> Response:
@@ -41,15 +43,20 @@ def error_response(exc: APIError) -> Response:
     return json_response({"error": exc.message}, exc.status)
 
 
-async def read_body(limit: int = MAX_JSON_BODY) -> bytes:
+async def read_body(limit: int = MAX_JSON_BODY, seconds: float = BODY_SECONDS) -> bytes:
+    """A JSON body, whole: at most `limit` bytes, arriving within `seconds` (a client that
+    drips its body a byte at a time would otherwise hold a connection for ever)."""
     declared = request.content_length
     if declared is not None and declared > limit:
         raise APIError(413, f"request body exceeds {limit} bytes")
     data = bytearray()
-    async for chunk in request.body:
-        data += chunk
-        if len(data) > limit:
-            raise APIError(413, f"request body exceeds {limit} bytes")
+    with trio.move_on_after(seconds) as timer:
+        async for chunk in request.body:
+            data += chunk
+            if len(data) > limit:
+                raise APIError(413, f"request body exceeds {limit} bytes")
+    if timer.cancelled_caught:
+        raise APIError(408, f"request body not received within {seconds:g} seconds")
     return bytes(data)
 
 
