@@ -467,3 +467,41 @@ async def test_a_body_that_drips_in_is_cut_off(server: Server, autojump_clock: A
     body = b"".join(m.get("body", b"") for m in sent[1:])
     assert json.loads(body) == {"error": "request body not received within 60 seconds"}
     assert 60 <= trio.current_time() - started < 75
+
+
+# ----- manifests the store did not write
+
+
+def manifest_of(tmp_models: Path, name: str) -> Path:
+    return tmp_models / "manifests" / "registry.ollama.ai" / "library" / name / "latest"
+
+
+@pytest.mark.parametrize("kind", ["link out of the store", "not JSON"])
+async def test_a_broken_manifest_is_a_clear_4xx_and_can_be_removed(
+    server: Server, tmp_path: Path, kind: str
+) -> None:
+    models = tmp_path / "models"
+    path = manifest_of(models, "broken")
+    path.parent.mkdir(parents=True)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for clients")
+    if kind == "not JSON":
+        path.write_text("{not json")
+    else:
+        path.symlink_to(secret)
+    r = await post(server, "/api/show", {"model": "broken"})
+    assert r.status_code == 400
+    error = (await r.get_json())["error"]
+    assert error.startswith("model is corrupt: ") and "not for clients" not in error
+    r = await post(server, "/api/copy", {"source": "broken", "destination": "stolen"})
+    assert r.status_code == 400
+    assert not manifest_of(models, "stolen").exists()
+    async with server.app.test_client().request("/api/delete", method="DELETE") as call:
+        await call.send(b'{"model": "broken"}')
+        await call.send_complete()
+        deleted = await call.as_response()
+    assert deleted.status_code == 200
+    assert not path.exists() and not path.is_symlink()
+    assert secret.read_text() == "not for clients", "the link's target is untouched"
+    tags = await (await server.app.test_client().get("/api/tags")).get_json()
+    assert [m["name"] for m in tags["models"]] == ["tiny:latest"]

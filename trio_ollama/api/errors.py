@@ -6,6 +6,7 @@ from trio_ollama.runner.client import RunnerError
 from trio_ollama.scheduler import SchedulerClosed, SchedulerError, ServerBusy
 from trio_ollama.store.errors import (
     BlobNotFoundError,
+    CorruptModelError,
     CreateError,
     DigestMismatchError,
     ModelNotFoundError,
@@ -48,4 +49,6 @@ def store_error(exc: StoreError) -> APIError:
         return APIError(404, str(exc))
     if isinstance(exc, DigestMismatchError | CreateError):
         return APIError(400, str(exc))
+    if isinstance(exc, CorruptModelError):
+        return APIError(400, f"model is corrupt: {exc}; remove it with `trio-ollama rm`")
     return APIError(500, str(exc))

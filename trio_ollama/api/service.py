@@ -133,7 +133,9 @@ class Service:
             raise APIError(404, not_found.format(name=name)) from None
         except ModelNotFoundError:
             raise APIError(404, not_found.format(name=name)) from None
-        except (CorruptModelError, GGUFError) as exc:
+        except CorruptModelError as exc:
+            raise store_error(exc) from exc
+        except GGUFError as exc:
             raise APIError(500, str(exc)) from exc
 
     async def spec(self, details: ModelDetails) -> ModelSpec:
@@ -461,6 +463,8 @@ class Service:
             await self._thread(self.store.copy, source, destination)
         except ModelNotFoundError:
             raise APIError(404, f'model "{source}" not found') from None
+        except StoreError as exc:
+            raise store_error(exc) from exc
 
     async def delete(self, req: DeleteRequest) -> None:
         if not parse_name(req.model).is_valid:
@@ -469,6 +473,8 @@ class Service:
             await self._thread(self.store.delete, req.model)
         except ModelNotFoundError:
             raise APIError(404, f"model '{req.model}' not found") from None
+        except StoreError as exc:
+            raise store_error(exc) from exc
 
     async def blob_exists(self, digest: str) -> bool:
         try:

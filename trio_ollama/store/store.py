@@ -8,6 +8,7 @@ operation leaves every existing model as it was.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -257,10 +258,19 @@ class Store:
     def read_manifest(self, name: ModelName) -> tuple[Manifest, bytes, float]:
         path = self.layout.manifest_path(name)
         try:
-            raw = path.read_bytes()
-            mtime = path.stat().st_mtime
+            # Never through a link: the store reads its own files only.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
             raise ModelNotFoundError(name.display_shortest) from None
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            raise CorruptModelError(
+                f"{name.display_shortest}: its manifest is a link, which the store does not follow"
+            ) from None
+        with os.fdopen(fd, "rb") as f:
+            raw = f.read()
+            mtime = os.fstat(f.fileno()).st_mtime
         try:
             return Manifest.from_bytes(raw), raw, mtime
         except ManifestError as exc:
@@ -356,7 +366,7 @@ class Store:
         src = self.resolve(source)
         dst = self.name_for_write(destination)
         with self.layout.lock():
-            raw = self.layout.manifest_path(src).read_bytes()
+            raw = self.read_manifest(src)[1]  # checked, and never through a link
             self.layout.write_bytes(self.layout.manifest_path(dst), raw)
         return dst
 
@@ -364,11 +374,19 @@ class Store:
         """Remove the manifest, then every blob no other manifest uses."""
         found = self.resolve(name)
         with self.layout.lock():
-            manifest, _, _ = self.read_manifest(found)
+            try:
+                digests = self.read_manifest(found)[0].digests()
+            except CorruptModelError as exc:
+                # A broken manifest (or a link) must still be removable; its blobs, if any,
+                # go at the next prune once nothing refers to them.
+                log.warning(
+                    "removing a corrupt model", extra={"model": str(found), "why": str(exc)}
+                )
+                digests = set()
             path = self.layout.manifest_path(found)
-            path.unlink()
+            path.unlink()  # a link itself, never what it points to
             _prune_empty_dirs(path.parent, self.layout.manifests)
-            self._remove_unused(manifest.digests())
+            self._remove_unused(digests)
 
     def _referenced_digests(self) -> set[str] | None:
         """Digests used by any manifest, or None if some manifest is unreadable."""
