@@ -162,6 +162,15 @@ def test_chat_with_the_ollama_client(client: ollama.Client) -> None:
     assert parts[-1].done and parts[-1].message.content == ""
 
 
+def test_prompt_eval_count_is_the_whole_prompt_even_when_cached(client: ollama.Client) -> None:
+    # Ollama counts every prompt token; the prompt cache only makes the second one faster.
+    messages = [{"role": "user", "content": "Name three rivers."}]
+    options = {"temperature": 0, "num_predict": 2}
+    first = client.chat(MODEL, messages=messages, options=options)
+    again = client.chat(MODEL, messages=messages, options=options)
+    assert first.prompt_eval_count == again.prompt_eval_count > 10
+
+
 def test_format_json_schema(client: ollama.Client) -> None:
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
     r = client.chat(

@@ -258,10 +258,12 @@ async def test_second_chat_turn_reuses_the_cached_history(default_gguf: Path) ->
         reply, _ = await generate(runner, first, sampling=Sampling(temperature=0, num_predict=1))
         first_ttft = trio.current_time() - started
         second = chat(*history, "What flows through Cedaria?", reply, "And through Jadeia?")
+        second_tokens = await runner.tokenize(second)
         started = trio.current_time()
         _, done = await generate(runner, second, sampling=Sampling(temperature=0, num_predict=1))
         second_ttft = trio.current_time() - started
-    assert done.prompt_eval_count < 50, "only the new turn was processed"
+    # The whole prompt is counted, as Ollama does; the cache shows in the time it took.
+    assert done.prompt_eval_count == len(second_tokens)
     assert first_ttft >= 10 * second_ttft, (first_ttft, second_ttft)
 
 

@@ -388,7 +388,8 @@ class LlamaEngine:
                 sampler=sampler,
                 stream=TextStream(request.sampling.stop),
                 pending=tokens[common:],
-                prompt_count=len(tokens) - common,
+                # Ollama counts the whole prompt, cached or not (clients bill by it).
+                prompt_count=len(tokens),
                 started=time.monotonic(),
             )
 
