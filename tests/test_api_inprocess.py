@@ -505,3 +505,26 @@ async def test_a_broken_manifest_is_a_clear_4xx_and_can_be_removed(
     assert secret.read_text() == "not for clients", "the link's target is untouched"
     tags = await (await server.app.test_client().get("/api/tags")).get_json()
     assert [m["name"] for m in tags["models"]] == ["tiny:latest"]
+
+
+async def test_a_heavy_request_template_stops_and_never_stalls_the_others(server: Server) -> None:
+    body = {"model": "tiny", "prompt": "x", "stream": False,
+            "template": "{{ range 20000000 }}x{{ end }}{{ .Prompt }}"}  # fmt: skip
+    answered: list[str] = []
+
+    async def heavy() -> None:
+        r = await post(server, "/api/generate", body)
+        assert r.status_code == 400
+        assert "exceeded the budget of 1000000 steps" in (await r.get_json())["error"]
+        answered.append("heavy")
+
+    async def light() -> None:
+        await trio.sleep(0.05)  # while the heavy template renders
+        r = await server.app.test_client().get("/api/version")
+        assert r.status_code == 200
+        answered.append("light")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(heavy)
+        nursery.start_soon(light)
+    assert answered == ["light", "heavy"], "the event loop was never blocked"

@@ -9,6 +9,7 @@ scope is held for as long as a response streams, so a client that hangs up frees
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -190,7 +191,7 @@ class Service:
         self._check_think(req.model, req.think, caps)
         if req.debug_render_only:
             with _prompt_errors():
-                text = self._generate_text(req, model)
+                text = await trio.to_thread.run_sync(self._generate_text, req, model)
             yield _debug_render(req.model, text)
             return
         spec = await self.spec(details)
@@ -206,7 +207,7 @@ class Service:
                 prefix = await runner.detokenize(_fit_context(req.context, options, lease.num_ctx))
             with _prompt_errors():
                 if req.raw or req.suffix:
-                    prompt = self._generate_text(req, model)
+                    prompt = await trio.to_thread.run_sync(self._generate_text, req, model)
                 else:
                     prompt = await fit_history(
                         model, self._generate_messages(req, model), num_ctx=lease.num_ctx,
@@ -257,7 +258,9 @@ class Service:
         msgs = model.conversation([_message(m) for m in req.messages], with_model_messages=True)
         if req.debug_render_only:
             with _prompt_errors():
-                text = model.render(msgs, tools=req.tools or None, think=req.think)
+                text = await trio.to_thread.run_sync(
+                    functools.partial(model.render, msgs, tools=req.tools or None, think=req.think)
+                )
             yield _debug_render(req.model, text)
             return
         spec = await self.spec(details)

@@ -46,6 +46,10 @@ from trio_ollama.gocompat.template.values import (
 # Go stops a template that calls itself at 100,000 levels; each level here is a few Python
 # frames, so the limit is lower: well past any real template, well short of Python's recursion.
 MAX_EXEC_DEPTH = 100
+# Go's templates run as long as they like; a request may bring its own (`{{ range 20000000 }}`),
+# so here they stop after this many nodes: about a second, and 20 times what rendering a
+# 1,000-message chat takes.
+MAX_EXEC_STEPS = 1_000_000
 
 
 class _Break(Exception):
@@ -122,6 +126,7 @@ class State:
         self.vars: list[list[Any]] = []
         self.out: list[str] = []
         self.depth = 0
+        self.steps = 0
 
     # -- variables -----------------------------------------------------------------------------
 
@@ -151,6 +156,11 @@ class State:
             self.walk(dot, node)
 
     def walk(self, dot: Any, node: Node) -> None:
+        self.steps += 1
+        if self.steps > MAX_EXEC_STEPS:
+            raise TemplateExecError(
+                f"template: exceeded the budget of {MAX_EXEC_STEPS} steps (a loop too long?)"
+            )
         if isinstance(node, TextNode):
             self.out.append(node.text)
         elif isinstance(node, ActionNode):
