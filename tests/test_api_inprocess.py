@@ -528,3 +528,11 @@ async def test_a_heavy_request_template_stops_and_never_stalls_the_others(server
         nursery.start_soon(heavy)
         nursery.start_soon(light)
     assert answered == ["light", "heavy"], "the event loop was never blocked"
+
+
+async def test_num_ctx_zero_means_the_models_context_for_embeddings(server: Server) -> None:
+    r = await post(server, "/api/embed", {"model": "tiny", "input": "hi",
+                                          "options": {"num_ctx": 0}})  # fmt: skip
+    assert r.status_code == 200 and len((await r.get_json())["embeddings"]) == 1
+    (runner,) = server.scheduler.running()
+    assert runner.options.num_ctx == 128, "the tiny GGUF's context length"

@@ -107,6 +107,17 @@ def merge_options(model: ModelDetails, request: dict[str, Any], default_ctx: int
     return merged
 
 
+def _embedding_options(
+    spec: ModelSpec, details: ModelDetails, request: dict[str, Any], default_ctx: int
+) -> dict[str, Any]:
+    """`merge_options`, where `num_ctx: 0` means the model's own context (Ollama's rule for
+    embeddings; a completion raises 0 to the runner's minimum instead)."""
+    options = merge_options(details, request, default_ctx)
+    if options["num_ctx"] == 0 and spec.info.context_length > 0:
+        options["num_ctx"] = spec.info.context_length
+    return options
+
+
 def sampling_of(options: dict[str, Any]) -> Sampling:
     return Sampling(**{k: options[k] for k in PREDICT_OPTIONS})
 
@@ -344,7 +355,7 @@ class Service:
         details = await self.details(req.model, not_found=not_found)
         spec = await self.spec(details)
         inputs = list(req.input)
-        options = merge_options(details, req.options, self.settings.context_length)
+        options = _embedding_options(spec, details, req.options, self.settings.context_length)
         async with self._leased(spec, options, req.keep_alive) as lease:
             if not inputs or inputs == [""]:
                 return {"model": req.model, "embeddings": []}
@@ -375,7 +386,7 @@ class Service:
             req.model, not_found='model "{name}" not found, try pulling it first'
         )
         spec = await self.spec(details)
-        options = merge_options(details, req.options, self.settings.context_length)
+        options = _embedding_options(spec, details, req.options, self.settings.context_length)
         async with self._leased(spec, options, req.keep_alive) as lease:
             if not req.prompt:
                 return {"embedding": []}
