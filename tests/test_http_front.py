@@ -4,15 +4,20 @@ the same server process answers as before."""
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.server import ServerProcess
+from tests.server import ServerProcess, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -118,3 +123,43 @@ def test_garbage_in_a_bounded_loop_leaves_the_server_serving(server: ServerProce
             data = base[:cut] + bytes([rng.randrange(256)]) + base[cut + 1 :]
         exchange(server, data, half_close=rng.random() < 0.5, wait=0.2)
     still_serving(server, pid)
+
+
+def test_a_second_signal_stops_the_server_at_once_and_quietly(tmp_path: Path) -> None:
+    """SIGINT starts the graceful shutdown; while a request still holds it open, a second
+    SIGINT ends the process at once, with no traceback."""
+    port = free_port()
+    env = {**os.environ, "OLLAMA_HOST": f"127.0.0.1:{port}",
+           "OLLAMA_MODELS": str(tmp_path / "models"), "OLLAMA_NOPRUNE": "1"}  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trio_ollama", "serve"], env=env,
+        stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.1)
+        # A request whose body never finishes keeps the grace period going.
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(
+                b"POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99\r\n\r\n{"
+            )
+            time.sleep(0.3)
+            proc.send_signal(signal.SIGINT)
+            time.sleep(1.0)
+            assert proc.poll() is None, "still in its grace period"
+            proc.send_signal(signal.SIGINT)
+            started = time.monotonic()
+            code = proc.wait(timeout=10)
+            stopped_in = time.monotonic() - started
+    finally:
+        proc.kill()
+        _, stderr = proc.communicate()
+    assert code == 0 and stopped_in < 3, (code, stopped_in)
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert "stopping now" in stderr

@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import trio
@@ -44,13 +43,30 @@ def _setup(settings: Settings) -> int:
 def _serve(settings: Settings) -> int:
     from trio_ollama.api.server import serve
 
-    async def until_signal() -> None:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                logging.getLogger("trio_ollama").info("received %s, shutting down", signum)
-                return
+    log = logging.getLogger("trio_ollama")
 
-    trio.run(partial(serve, settings, shutdown_trigger=until_signal))
+    async def main() -> None:
+        # The first SIGINT or SIGTERM stops accepting and lets requests in flight finish (the
+        # grace period); a second one stops everything at once, quietly: the receiver stays
+        # installed for the whole run, so Python's KeyboardInterrupt never fires.
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+
+            async def signals() -> None:
+                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+                    async for signum in received:
+                        if stop.is_set():
+                            log.info("received %s again, stopping now", signum)
+                            nursery.cancel_scope.cancel()
+                            return
+                        log.info("received %s, shutting down", signum)
+                        stop.set()
+
+            nursery.start_soon(signals)
+            await serve(settings, shutdown_trigger=stop.wait)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
     return 0
 
 
