@@ -107,3 +107,30 @@ def test_hostile_input_is_answered_and_kills_nothing(
     again = {"model": MODEL, "prompt": "1, 2,", "raw": True, "stream": False,
              "options": {"num_predict": 1, **body.get("options", {})}}  # fmt: skip
     assert post(server, "/api/generate", again).status_code == 200
+
+
+LONG_INPUT = "why is the sky blue? " * 20
+
+
+@pytest.mark.parametrize(
+    ("options", "truncate", "status", "expected"),
+    [
+        ({"num_ctx": 8}, False, 400, {"error": "input exceeds maximum context length"}),
+        # SmolLM2 adds no BOS; one place is kept for the EOS it does not add: nothing is left.
+        ({"num_ctx": 1}, True, 400,
+         {"error": "input after truncation exceeds maximum context length"}),
+        ({"num_ctx": 2}, True, 200, 1),
+        ({"num_ctx": 3}, True, 200, 2),
+        ({"num_ctx": 9}, True, 200, 8),
+    ],
+)  # fmt: skip
+def test_embed_truncation_follows_ollama(
+    server: ServerProcess, options: dict[str, int], truncate: bool, status: int, expected: Any
+) -> None:
+    body = {"model": MODEL, "input": LONG_INPUT, "truncate": truncate, "options": options}
+    r = post(server, "/api/embed", body)
+    assert r.status_code == status, r.text
+    if status == 200:
+        assert r.json()["prompt_eval_count"] == expected
+    else:
+        assert r.json() == expected

@@ -118,6 +118,35 @@ def _embedding_options(
     return options
 
 
+async def _fit_embedding_input(
+    runner: RunnerClient, spec: ModelSpec, options: dict[str, Any], text: str, truncate: bool
+) -> str:
+    """Ollama's rule for an embedding input longer than `min(num_ctx, the model's context)`:
+    refused without `truncate`; else cut, keeping room for a BOS and an EOS the tokenizer did
+    not add (reference §1.5), and refused if nothing is left."""
+    info = spec.info
+    window = info.context_length or options["num_ctx"]
+    if options["num_ctx"] > 0:
+        window = min(options["num_ctx"], window)
+    tokens = await runner.tokenize(text, add_special=False)
+    if len(tokens) <= window:
+        return text
+    if not truncate:
+        raise APIError(400, "input exceeds maximum context length")
+    limit = window
+    if tokens[0] != info.get("tokenizer.ggml.bos_token_id", -1) and info.get(
+        "tokenizer.ggml.add_bos_token", True
+    ):
+        limit -= 1
+    if tokens[-1] != info.get("tokenizer.ggml.eos_token_id", -1) and info.get(
+        "tokenizer.ggml.add_eos_token", True
+    ):
+        limit -= 1
+    if limit <= 0:
+        raise APIError(400, "input after truncation exceeds maximum context length")
+    return await runner.detokenize(tokens[:limit])
+
+
 def sampling_of(options: dict[str, Any]) -> Sampling:
     return Sampling(**{k: options[k] for k in PREDICT_OPTIONS})
 
@@ -362,6 +391,7 @@ class Service:
             vectors: list[list[float]] = []
             count = 0
             for text in inputs:
+                text = await _fit_embedding_input(lease.runner, spec, options, text, req.truncate)
                 try:
                     result = await lease.runner.embed(text, truncate=req.truncate)
                 except RunnerError as exc:
