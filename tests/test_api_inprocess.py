@@ -536,3 +536,48 @@ async def test_num_ctx_zero_means_the_models_context_for_embeddings(server: Serv
     assert r.status_code == 200 and len((await r.get_json())["embeddings"]) == 1
     (runner,) = server.scheduler.running()
     assert runner.options.num_ctx == 128, "the tiny GGUF's context length"
+
+
+async def test_a_linked_folder_in_the_store_carries_nothing_out(
+    server: Server, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    library = tmp_path / "models" / "manifests" / "registry.ollama.ai" / "library"
+    (library / "dirlink").symlink_to(outside, target_is_directory=True)
+    (outside / "latest").write_text((library / "tiny" / "latest").read_text())
+    r = await post(server, "/api/show", {"model": "dirlink"})
+    assert r.status_code == 400
+    r = await post(server, "/api/copy", {"source": "tiny", "destination": "dirlink:new"})
+    assert r.status_code == 400
+    assert not (outside / "new").exists(), "nothing was written outside the store"
+    tags = await (await server.app.test_client().get("/api/tags")).get_json()
+    assert [m["name"] for m in tags["models"]] == ["tiny:latest"]
+
+
+async def test_tool_call_arguments_are_decoded_with_the_depth_bound(server: Server) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    body = {"model": "tiny", "messages": [
+        {"role": "assistant", "content": "",
+         "tool_calls": [{"id": "1", "type": "function",
+                         "function": {"name": "f", "arguments": deep}}]},
+        {"role": "user", "content": "hi"}]}  # fmt: skip
+    r = await post(server, "/v1/chat/completions", body)
+    assert r.status_code == 400
+    assert (await r.get_json())["error"]["message"] == "invalid tool call arguments"
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ range 400000 }}" + "x" * 1000 + "{{ end }}",  # 400 MB of output
+        '{{ printf "%99999999d" 5 }}{{ .Prompt }}',  # fine: Go refuses the width
+        "{{ if 1 }}" * 300 + "x" + "{{ end }}" * 300,  # nested past the parser's stack
+    ],
+)
+async def test_request_templates_cannot_exhaust_the_server(server: Server, template: str) -> None:
+    body = {"model": "tiny", "prompt": "x", "stream": False, "template": template}
+    r = await post(server, "/api/generate", body)
+    assert r.status_code in (200, 400), await r.get_data()
+    if r.status_code == 400:
+        assert (await r.get_json())["error"].startswith("template error: ")

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 Tokenize = Callable[[str], Awaitable[int]]
 
 
+# A request's own template: real ones are a few KB; parsing is linear but not free.
+MAX_REQUEST_TEMPLATE = 1024 * 1024
+
 # Parsed templates are cached, but only small ones: a request may bring a template of its own,
 # and sixteen 4 MB ones must not stay in memory.
 _CACHED_TEMPLATE_BYTES = 64 * 1024
@@ -81,9 +84,16 @@ class ModelPrompt:
     @classmethod
     def of(cls, details: ModelDetails, template_override: str | None = None) -> ModelPrompt:
         text = template_override if template_override is not None else details.template
+        if template_override is not None and len(template_override) > MAX_REQUEST_TEMPLATE:
+            raise PromptError(
+                f"template error: {len(template_override)} characters, over the limit of "
+                f"{MAX_REQUEST_TEMPLATE}",
+                invalid=True,
+            )
         try:
             go = _go(text) if text is not None else None
-        except TemplateError as exc:
+        except (TemplateError, RecursionError) as exc:
+            # Nesting too deep for the parser is Go's error too, in other words.
             raise PromptError(f"template error: {exc}", invalid=True) from exc
         info = details.gguf
         jinja = info.chat_template if info is not None and go is None else None
@@ -134,7 +144,7 @@ class ModelPrompt:
                     bos_token="",
                     eos_token="",
                 )
-        except (TemplateError, jinja2.TemplateError) as exc:
+        except (TemplateError, jinja2.TemplateError, RecursionError) as exc:
             raise PromptError(f"template error: {exc}", invalid=self.from_request) from exc
         return "".join(m.content for m in messages if m.role in ("user", "system"))
 
@@ -143,7 +153,7 @@ class ModelPrompt:
         assert self.go is not None
         try:
             return self.go.execute(TemplateValues(prompt=prompt, suffix=suffix))
-        except TemplateError as exc:
+        except (TemplateError, RecursionError) as exc:
             raise PromptError(f"template error: {exc}", invalid=self.from_request) from exc
 
     def conversation(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Sequence
 from typing import Any, ClassVar, Final, TypeVar
 
@@ -414,8 +413,9 @@ def _tool_arguments(arguments: Any) -> dict[str, Any]:
         return arguments
     if isinstance(arguments, str):
         try:
-            parsed = json.loads(arguments)
-        except ValueError:
+            # JSON inside a string: the same decoder as a body, nesting bound included.
+            parsed = go.loads(arguments.encode())
+        except DecodeError:
             raise invalid("invalid tool call arguments") from None
         # `null` decodes to Go's nil map: no arguments.
         if parsed is None:

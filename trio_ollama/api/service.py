@@ -133,13 +133,15 @@ async def _fit_embedding_input(
         return text
     if not truncate:
         raise APIError(400, "input exceeds maximum context length")
+    # As Ollama reads them: the ids from `tokenizer.ggml.*` (0 when absent), and the "add" flags
+    # under the architecture's prefix (`llama.add_bos_token`), which models rarely have: true.
     limit = window
-    if tokens[0] != info.get("tokenizer.ggml.bos_token_id", -1) and info.get(
-        "tokenizer.ggml.add_bos_token", True
+    if tokens[0] != info.get("tokenizer.ggml.bos_token_id", 0) and info.arch_get(
+        "add_bos_token", True
     ):
         limit -= 1
-    if tokens[-1] != info.get("tokenizer.ggml.eos_token_id", -1) and info.get(
-        "tokenizer.ggml.add_eos_token", True
+    if tokens[-1] != info.get("tokenizer.ggml.eos_token_id", 0) and info.arch_get(
+        "add_eos_token", True
     ):
         limit -= 1
     if limit <= 0:
@@ -221,8 +223,8 @@ class Service:
             return
         if req.raw and (req.template is not None or req.system is not None or req.context):
             raise APIError(400, "raw mode does not support template, system, or context")
-        with _prompt_errors():
-            model = ModelPrompt.of(details, req.template)
+        with _prompt_errors():  # a request's template is parsed off the event loop
+            model = await trio.to_thread.run_sync(ModelPrompt.of, details, req.template)
         caps = model.capabilities
         if "completion" not in caps:
             raise APIError(400, f'"{req.model}" does not support generate')
@@ -288,7 +290,7 @@ class Service:
                    "done_reason": "unload"}  # fmt: skip
             return
         with _prompt_errors():
-            model = ModelPrompt.of(details)
+            model = await trio.to_thread.run_sync(ModelPrompt.of, details)
         caps = model.capabilities
         if "completion" not in caps:
             raise APIError(400, f'"{req.model}" does not support chat')

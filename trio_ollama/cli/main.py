@@ -50,10 +50,10 @@ def _serve(settings: Settings) -> int:
         # grace period); a second one stops everything at once, quietly: the receiver stays
         # installed for the whole run, so Python's KeyboardInterrupt never fires.
         stop = trio.Event()
-        async with trio.open_nursery() as nursery:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+            async with trio.open_nursery() as nursery:
 
-            async def signals() -> None:
-                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+                async def signals() -> None:
                     async for signum in received:
                         if stop.is_set():
                             log.info("received %s again, stopping now", signum)
@@ -62,9 +62,9 @@ def _serve(settings: Settings) -> int:
                         log.info("received %s, shutting down", signum)
                         stop.set()
 
-            nursery.start_soon(signals)
-            await serve(settings, shutdown_trigger=stop.wait)
-            nursery.cancel_scope.cancel()
+                nursery.start_soon(signals)
+                await serve(settings, shutdown_trigger=stop.wait)
+                nursery.cancel_scope.cancel()
 
     trio.run(main)
     return 0

@@ -94,6 +94,12 @@ class Layout:
     def manifest_path(self, name: ModelName) -> Path:
         return self.manifests.joinpath(*name.relative_path.parts)
 
+    def inside(self, path: Path) -> bool:
+        """Whether `path`'s folder, links resolved, is still inside `manifests/`: a linked folder
+        must not carry a read or a write out of the store."""
+        root = os.path.realpath(self.manifests)
+        return os.path.commonpath([root, os.path.realpath(path.parent)]) == root
+
     def write_bytes(self, target: Path, data: bytes) -> None:
         with temp_file(self.blobs) as (fd, tmp):
             view = memoryview(data)

@@ -257,6 +257,10 @@ class Store:
 
     def read_manifest(self, name: ModelName) -> tuple[Manifest, bytes, float]:
         path = self.layout.manifest_path(name)
+        if not self.layout.inside(path):
+            raise CorruptModelError(
+                f"{name.display_shortest}: a folder of its manifest is a link out of the store"
+            )
         try:
             # Never through a link: the store reads its own files only.
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
@@ -276,8 +280,13 @@ class Store:
         except ManifestError as exc:
             raise CorruptModelError(f"{name.display_shortest}: {exc}") from exc
 
-    def write_manifest(self, name: ModelName, manifest: Manifest) -> None:
-        self.layout.write_bytes(self.layout.manifest_path(name), manifest.to_bytes())
+    def write_manifest(self, name: ModelName, manifest: Manifest | bytes) -> None:
+        """Write a manifest (or a manifest's bytes) in place, never through a linked folder."""
+        target = self.layout.manifest_path(name)
+        if not self.layout.inside(target):
+            raise CorruptModelError(f"{name.display_shortest}: a folder on its path is a link")
+        data = manifest if isinstance(manifest, bytes) else manifest.to_bytes()
+        self.layout.write_bytes(target, data)
 
     def read_config(self, manifest: Manifest) -> ModelConfig:
         if not manifest.config.digest:
@@ -302,12 +311,10 @@ class Store:
     def list(self) -> list[ModelEntry]:
         """Every readable model, newest first. Unreadable ones are logged and skipped."""
         entries = []
-        for name, path in self._all_manifests():
+        for name, _ in self._all_manifests():
             try:
-                raw = path.read_bytes()
-                manifest = Manifest.from_bytes(raw)
+                manifest, raw, mtime = self.read_manifest(name)
                 config = self.read_config(manifest)
-                mtime = path.stat().st_mtime
             except (OSError, ManifestError, CorruptModelError, BlobNotFoundError) as exc:
                 log.warning("skipping unreadable model %s: %s", name.display_shortest, exc)
                 continue
@@ -367,7 +374,7 @@ class Store:
         dst = self.name_for_write(destination)
         with self.layout.lock():
             raw = self.read_manifest(src)[1]  # checked, and never through a link
-            self.layout.write_bytes(self.layout.manifest_path(dst), raw)
+            self.write_manifest(dst, raw)
         return dst
 
     def delete(self, name: str | ModelName) -> None:
@@ -391,10 +398,10 @@ class Store:
     def _referenced_digests(self) -> set[str] | None:
         """Digests used by any manifest, or None if some manifest is unreadable."""
         used: set[str] = set()
-        for _, path in self._all_manifests():
+        for name, _ in self._all_manifests():
             try:
-                used |= Manifest.from_bytes(path.read_bytes()).digests()
-            except (OSError, ManifestError):
+                used |= self.read_manifest(name)[0].digests()
+            except (OSError, ModelNotFoundError, CorruptModelError):
                 return None
         return used
 

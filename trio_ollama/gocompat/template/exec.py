@@ -50,6 +50,8 @@ MAX_EXEC_DEPTH = 100
 # so here they stop after this many nodes: about a second, and 20 times what rendering a
 # 1,000-message chat takes.
 MAX_EXEC_STEPS = 1_000_000
+# ... nor write without end: a prompt larger than this could not even reach a runner.
+MAX_OUTPUT = 64 * 1024 * 1024
 
 
 class _Break(Exception):
@@ -125,6 +127,7 @@ class State:
         self.funcs = funcs
         self.vars: list[list[Any]] = []
         self.out: list[str] = []
+        self.out_size = 0
         self.depth = 0
         self.steps = 0
 
@@ -155,6 +158,12 @@ class State:
         for node in nodes:
             self.walk(dot, node)
 
+    def emit(self, text: str) -> None:
+        self.out_size += len(text)
+        if self.out_size > MAX_OUTPUT:
+            raise TemplateExecError(f"template: output exceeds {MAX_OUTPUT} characters")
+        self.out.append(text)
+
     def walk(self, dot: Any, node: Node) -> None:
         self.steps += 1
         if self.steps > MAX_EXEC_STEPS:
@@ -162,11 +171,11 @@ class State:
                 f"template: exceeded the budget of {MAX_EXEC_STEPS} steps (a loop too long?)"
             )
         if isinstance(node, TextNode):
-            self.out.append(node.text)
+            self.emit(node.text)
         elif isinstance(node, ActionNode):
             value = self.guarded(node.line, node.pipe, lambda: self.eval_pipeline(dot, node.pipe))
             if not node.pipe.decl:
-                self.out.append(fmt_v(value))
+                self.emit(fmt_v(value))
         elif isinstance(node, BranchNode):
             if node.kind == "range":
                 self.walk_range(dot, node)

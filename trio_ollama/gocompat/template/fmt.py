@@ -18,6 +18,9 @@ from trio_ollama.gocompat.template.values import (
     type_name,
 )
 
+# Go's fmt: a width or precision past a million is refused, not honoured.
+_TOO_LARGE = 1_000_000
+
 
 def go_sprint(*args: Any) -> str:
     """fmt.Sprint: a space between two operands when neither is a string."""
@@ -203,12 +206,18 @@ def go_sprintf(fmt: str, *args: Any) -> str:
 
         i = arg_index(i)
         width, i = number(i)
+        if width is not None and abs(width) > _TOO_LARGE:  # Go's fmt refuses these too
+            out.append("%!(BADWIDTH)")
+            width = None
         prec: int | None = None
         if i < n and fmt[i] == ".":
             i = arg_index(i + 1)
             prec, i = number(i)
             if prec is None:
                 prec = 0
+            elif abs(prec) > _TOO_LARGE:
+                out.append("%!(BADPREC)")
+                prec = None
         i = arg_index(i)
         if i >= n:
             out.append("%!(NOVERB)")
