@@ -328,9 +328,3 @@ def unmarshal(cls: type[T], data: Mapping[str, Any]) -> T:
     go = struct_type(cls)
     check(go, data)
     return build(cls, data, go.struct_name)
-
-
-def decode(cls: type[T], raw: bytes) -> T:
-    """A request body straight from bytes: `loads`, the object check, then `unmarshal`."""
-    go = struct_type(cls)
-    return build(cls, decode_object(raw, go), go.struct_name)
