@@ -18,6 +18,7 @@ from trio_ollama.api import schemas
 from trio_ollama.api.errors import APIError
 from trio_ollama.api.openai_routes import add_openai_routes
 from trio_ollama.api.responses import (
+    Drain,
     combine_chat,
     combine_generate,
     combine_progress,
@@ -66,7 +67,9 @@ def origin_allowed(origin: str, allowed: tuple[str, ...]) -> bool:
     return any(pattern == "*" or fnmatch.fnmatchcase(origin, pattern) for pattern in allowed)
 
 
-def create_app(service: Service) -> QuartTrio:
+def create_app(service: Service, drain: Drain | None = None) -> QuartTrio:
+    """The app; `drain`, when given, is how the server's shutdown ends the requests in flight
+    with an answer (`responses.Drain`)."""
     app = QuartTrio("trio_ollama")
     # A generation or an upload may take as long as it takes (Quart cuts both at 60 s).
     app.config.update(
@@ -196,7 +199,9 @@ def create_app(service: Service) -> QuartTrio:
         return Response("", status=201)
 
     add_openai_routes(app, service)
-    app.asgi_app = request_scoped(app.asgi_app)  # type: ignore[method-assign,assignment]
+    app.asgi_app = request_scoped(  # type: ignore[method-assign,assignment]
+        app.asgi_app, drain or Drain()
+    )
     return app
 
 

@@ -11,8 +11,8 @@ every caller remembering to close a generator.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -77,29 +77,87 @@ ChunkSource = AbstractAsyncContextManager[trio.abc.ReceiveChannel[dict[str, Any]
 ASGIApp = Callable[[Any, Any, Any], Coroutine[Any, Any, None]]
 
 _REQUEST_NURSERY: ContextVar[trio.Nursery] = ContextVar("trio_ollama_request_nursery")
+_DRAIN: ContextVar[Drain] = ContextVar("trio_ollama_drain")
+
+SHUTTING_DOWN = "server is shutting down"
 
 
-def request_scoped(app: ASGIApp) -> ASGIApp:
-    """Give each HTTP request a nursery that ends with it (response sent, or client gone).
+class Drain:
+    """The work of the requests in flight, so that the end of a shutdown's grace period can
+    answer each of them (a 503 before the response starts, a last `{"error"}` line in a stream)
+    instead of cutting its connection: the server closes it, the client still learns why."""
+
+    def __init__(self) -> None:
+        self._scopes: set[trio.CancelScope] = set()
+        self.closed = False
+
+    def close(self) -> None:
+        """End all the work registered now and refuse any that registers later."""
+        self.closed = True
+        for scope in self._scopes:
+            scope.cancel()
+
+    @contextmanager
+    def scope(self) -> Iterator[trio.CancelScope]:
+        """A cancel scope that `close` cancels; see `cancelled_caught` afterwards."""
+        with trio.CancelScope() as scope:
+            if self.closed:
+                scope.cancel()
+            self._scopes.add(scope)
+            try:
+                yield scope
+            finally:
+                self._scopes.discard(scope)
+
+    def release(self, scope: trio.CancelScope) -> None:
+        """`scope`'s work may no longer be ended by `close` (its answer has begun)."""
+        self._scopes.discard(scope)
+
+
+def request_scoped(app: ASGIApp, drain: Drain) -> ASGIApp:
+    """Give each HTTP request a nursery that ends with it (response sent, or client gone), and
+    an answer of its own when `drain` closes.
 
     A route must compute the first chunk of a stream before it answers (the status depends on
     it), yet the stream goes on after the route has returned its `Response`. The producer of
     the chunks therefore runs as a task in this nursery: however the response ends, even if the
     response body is never read or closed, the producer is cancelled when the request ends.
+
+    Until its response starts, the whole request is `drain`'s to end, with a 503 sent here;
+    after that, a stream's producer is (it turns the end into a last error line).
     """
 
     async def scoped(scope: Any, receive: Any, send: Any) -> None:
         if scope.get("type") != "http":
             await app(scope, receive, send)
             return
-        with unwrap_single():
-            async with trio.open_nursery() as nursery:
-                token = _REQUEST_NURSERY.set(nursery)
-                try:
-                    await app(scope, receive, send)
-                finally:
-                    _REQUEST_NURSERY.reset(token)
-                    nursery.cancel_scope.cancel()
+        started = False
+        with drain.scope() as work:
+
+            async def tracked(message: Any) -> None:
+                nonlocal started
+                if message["type"] == "http.response.start":
+                    # Before the first checkpoint of the send: from here on a cancel from the
+                    # drain could cut a write in half.
+                    drain.release(work)
+                    started = True
+                await send(message)
+
+            with unwrap_single():
+                async with trio.open_nursery() as nursery:
+                    nursery_token = _REQUEST_NURSERY.set(nursery)
+                    drain_token = _DRAIN.set(drain)
+                    try:
+                        await app(scope, receive, tracked)
+                    finally:
+                        _DRAIN.reset(drain_token)
+                        _REQUEST_NURSERY.reset(nursery_token)
+                        nursery.cancel_scope.cancel()
+        if work.cancelled_caught and not started:
+            body = gojson.dumps({"error": SHUTTING_DOWN}).encode()
+            headers = [(b"content-type", JSON_TYPE.encode()), (b"connection", b"close")]
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
 
     return scoped
 
@@ -120,10 +178,13 @@ async def _produce(
     with send:
         task_status.started()
         try:
-            async with source as chunks:
-                async for chunk in chunks:
-                    if not await _deliver(send, chunk):
-                        return
+            with _DRAIN.get().scope() as work:
+                async with source as chunks:
+                    async for chunk in chunks:
+                        if not await _deliver(send, chunk):
+                            return
+            if work.cancelled_caught:
+                raise APIError(503, SHUTTING_DOWN)
         except APIError as exc:
             await _deliver(send, exc)
         except Exception as exc:

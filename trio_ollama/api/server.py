@@ -1,15 +1,15 @@
 """`serve`: the scheduler and the HTTP server in one nursery, as `trio-ollama serve` runs them.
 
 Usable from any Trio program: `await nursery.start(serve, settings)` returns once listening (with
-the addresses bound). Cancelling the nursery, or the shutdown trigger, stops accepting, lets
-in-flight requests finish within the grace period, then ends every runner.
+the addresses bound). Cancelling the nursery stops everything at once. The shutdown trigger stops
+accepting and lets in-flight requests finish within the grace period; those still at work then
+get an answer (a 503, or a last `{"error"}` line in a stream), and every runner ends.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import Any, cast
 
 import anycorn
@@ -17,6 +17,7 @@ import anycorn.config
 import trio
 
 from trio_ollama.api.app import create_app
+from trio_ollama.api.responses import Drain
 from trio_ollama.api.service import Service
 from trio_ollama.config import Settings
 from trio_ollama.scheduler import open_scheduler
@@ -26,6 +27,9 @@ from trio_ollama.version import __version__
 log = logging.getLogger(__name__)
 
 GRACE_SECONDS = 10.0
+# After the grace period, the answers the drain gives still need to be written; only a client
+# that reads none of them is cut, this much later.
+LAST_WORD_SECONDS = 5.0
 
 
 def _bind(settings: Settings) -> str:
@@ -37,6 +41,7 @@ async def serve(
     settings: Settings | None = None,
     *,
     shutdown_trigger: Callable[[], Awaitable[Any]] | None = None,
+    grace: float = GRACE_SECONDS,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
     **scheduler_kwargs: Any,
 ) -> None:
@@ -58,14 +63,34 @@ async def serve(
     config.accesslog = None
     # The server's messages through our logging, not a second stderr handler of its own.
     config.errorlog = logging.getLogger("anycorn.error")
-    config.graceful_timeout = GRACE_SECONDS
+    config.graceful_timeout = grace + LAST_WORD_SECONDS
     config.keep_alive_timeout = 30
+    drain = Drain()
     async with open_scheduler(settings, **scheduler_kwargs) as scheduler:
-        app = create_app(Service(settings, store, scheduler))
+        app = create_app(Service(settings, store, scheduler), drain)
         async with trio.open_nursery() as nursery:
-            binds: list[str] = await nursery.start(
+
+            async def triggered() -> None:
+                await (shutdown_trigger or trio.sleep_forever)()
+                log.info("shutting down: requests in flight have %g s to finish", grace)
+                nursery.start_soon(_drain_after, drain, grace)
+
+            async def http(*, task_status: trio.TaskStatus[list[str]]) -> None:
                 # Quart's ASGI types are hypercorn's; anycorn declares the same protocol anew.
-                partial(anycorn.serve, cast(Any, app), config, shutdown_trigger=shutdown_trigger)
-            )
+                await anycorn.serve(
+                    cast(Any, app),
+                    config,
+                    shutdown_trigger=triggered,
+                    task_status=cast(Any, task_status),
+                )
+                nursery.cancel_scope.cancel()  # the drain timer, if it is still waiting
+
+            binds: list[str] = await nursery.start(http)
             log.info("Listening on %s (version %s)", ", ".join(binds), __version__)
             task_status.started(binds)
+
+
+async def _drain_after(drain: Drain, grace: float) -> None:
+    await trio.sleep(grace)
+    log.info("grace period over: answering the requests still in flight")
+    drain.close()
