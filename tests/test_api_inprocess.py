@@ -145,6 +145,26 @@ async def test_openai_chat_and_its_event_stream(server: Server) -> None:
     assert r.content_type.startswith("text/event-stream") and text.endswith("data: [DONE]\n\n")
 
 
+async def test_prompts_whose_ids_outgrow_a_runner_frame_are_answered(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fitting a prompt needs only its count, and a `context` comes back in parts: a prompt
+    of more ids than a frame holds (a 60 MB one, with 64 MiB frames; shrunk here to 1 MiB
+    frames and a 400 KB prompt) is answered, not refused as too large."""
+    monkeypatch.setattr("trio_ollama.runner.protocol.MAX_FRAME", 1 << 20)
+    monkeypatch.setattr("trio_ollama.runner.server.TOKENS_PER_FRAME", 1 << 16)
+    prompt = "ab" * 200_000  # 400,000 ids, 1.6 MB as a list
+    body = {"model": "tiny", "stream": False, "options": {"num_predict": 2}}
+    r = await post(server, "/api/generate", {**body, "prompt": prompt})
+    assert r.status_code == 200, await r.get_data()
+    context = (await r.get_json())["context"]
+    assert len(context) > 400_000 and bytes(context).count(b"ab") == 200_000
+    messages = [{"role": "user", "content": "hi"}, {"role": "user", "content": prompt}]
+    r = await post(server, "/api/chat", {**body, "messages": messages})
+    assert r.status_code == 200, await r.get_data()
+    assert (await r.get_json())["prompt_eval_count"] > 400_000
+
+
 # ----- bad input: the real route's decoding, with Ollama's texts
 
 

@@ -13,7 +13,9 @@ import pytest
 import trio
 import trio.testing
 
+from trio_ollama.runner.client import RunnerClient
 from trio_ollama.runner.fake import FakeConfig, FakeEngine
+from trio_ollama.runner.inprocess import InProcessRunner
 from trio_ollama.runner.protocol import (
     Completion,
     Fatal,
@@ -24,6 +26,8 @@ from trio_ollama.runner.protocol import (
     Ping,
     Ready,
     Sampling,
+    Tokens,
+    TokensPart,
     encode,
 )
 from trio_ollama.runner.server import serve_runner
@@ -144,3 +148,39 @@ def test_feed_eof_after_whole_frames_is_fine_and_final() -> None:
     decoder.feed_eof()
     with pytest.raises(ProtocolError):
         decoder.feed(b"late")
+
+
+@pytest.mark.parametrize("length", [0, 1, 7, 8, 9, 30])
+async def test_a_long_tokenization_comes_in_parts_that_each_fit_a_frame(
+    monkeypatch: pytest.MonkeyPatch, length: int
+) -> None:
+    """A 60 MB prompt is 15 million ids, more than one frame holds: the runner sends them in
+    parts (eight ids a part here), the client joins them, and a count sends no ids at all."""
+    monkeypatch.setattr("trio_ollama.runner.server.TOKENS_PER_FRAME", 8)
+    text = "".join(chr(ord("a") + i % 26) for i in range(length))
+    sent: list[Message] = []
+    real_encode = encode
+
+    def spy(msg: Message) -> bytes:
+        sent.append(msg)
+        return real_encode(msg)
+
+    monkeypatch.setattr("trio_ollama.runner.server.encode", spy)
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            runner = InProcessRunner(LOAD, FakeEngine(in_process=True))
+            client: RunnerClient = await nursery.start(runner.run)
+            assert await client.tokenize(text) == list(text.encode())
+            assert await client.count_tokens(text) == length
+            nursery.cancel_scope.cancel()
+    replies = [m for m in sent if isinstance(m, TokensPart | Tokens)]
+    # The tokenization: full parts of eight, then a last `Tokens` with the rest (1 to 8 ids,
+    # none for an empty text); then the count, a `Tokens` with no ids.
+    whole, rest = divmod(length, 8)
+    if whole and not rest:
+        whole, rest = whole - 1, 8
+    assert [(type(m), len(m.tokens)) for m in replies] == [(TokensPart, 8)] * whole + [
+        (Tokens, rest),
+        (Tokens, 0),
+    ]
+    assert [m.count for m in replies if isinstance(m, Tokens)] == [length, length]

@@ -253,7 +253,7 @@ class Service:
                 else:
                     prompt = await fit_history(
                         model, self._generate_messages(req, model), num_ctx=lease.num_ctx,
-                        tokenize=_counter(runner), truncate=req.truncate, think=req.think,
+                        tokenize=runner.count_tokens, truncate=req.truncate, think=req.think,
                     )  # fmt: skip
             prompt = prefix + prompt
             text = ""
@@ -315,7 +315,7 @@ class Service:
             runner = lease.runner
             with _prompt_errors():
                 prompt = await fit_history(
-                    model, msgs, num_ctx=lease.num_ctx, tokenize=_counter(runner),
+                    model, msgs, num_ctx=lease.num_ctx, tokenize=runner.count_tokens,
                     truncate=req.truncate, tools=req.tools or None, think=req.think,
                 )  # fmt: skip
             completion = self._completion(
@@ -569,13 +569,6 @@ def _debug_render(model: str, prompt: str) -> dict[str, Any]:
         "done": True,
         "_debug_info": {"rendered_template": prompt, "image_count": 0},
     }
-
-
-def _counter(runner: RunnerClient) -> Callable[[str], Any]:
-    async def count(text: str) -> int:
-        return len(await runner.tokenize(text))
-
-    return count
 
 
 def _message(m: ChatMessage) -> Message:

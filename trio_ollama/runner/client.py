@@ -41,6 +41,7 @@ from trio_ollama.runner.protocol import (
     Text,
     Tokenize,
     Tokens,
+    TokensPart,
     encode,
 )
 
@@ -218,9 +219,23 @@ class RunnerClient:
 
     async def tokenize(self, text: str, add_special: bool = True) -> list[int]:
         msg = Tokenize(id=next(self._ids), text=text, add_special=add_special)
+        tokens: list[int] = []
+        async with self._request(msg) as receive:
+            while True:
+                item = await receive.receive()
+                if isinstance(item, RunnerError):
+                    raise item
+                assert isinstance(item, Tokens | TokensPart)
+                tokens += item.tokens
+                if isinstance(item, Tokens):
+                    return tokens
+
+    async def count_tokens(self, text: str, add_special: bool = True) -> int:
+        """`len(await tokenize(text))`, with only the count sent back."""
+        msg = Tokenize(id=next(self._ids), text=text, add_special=add_special, count_only=True)
         result = await self._call(msg)
         assert isinstance(result, Tokens)
-        return result.tokens
+        return result.count
 
     async def detokenize(self, tokens: list[int]) -> str:
         result = await self._call(Detokenize(next(self._ids), tokens))

@@ -18,6 +18,8 @@ import attrs
 from trio_ollama.options import OPTIONS
 
 MAX_FRAME = 64 * 1024 * 1024
+# Token ids in one frame: eleven bytes each at most ("4294967295,"), so far inside MAX_FRAME.
+TOKENS_PER_FRAME = 1 << 20
 _HEADER = struct.Struct(">I")
 
 _REGISTRY: dict[str, type[Message]] = {}
@@ -202,12 +204,24 @@ class Embedding(Reply):
 class Tokenize(Request):
     text: str
     add_special: bool = True
+    # Only the count comes back: what fitting a prompt needs, and it never outgrows a frame.
+    count_only: bool = False
+
+
+@message("tokens_part")
+@attrs.frozen
+class TokensPart(Reply):
+    """Some of a tokenization's ids, in order; a long one (a 60 MB prompt is 15 million ids)
+    goes in parts that each fit a frame, and ends with `Tokens`."""
+
+    tokens: list[int]
 
 
 @message("tokens")
 @attrs.frozen
 class Tokens(Reply):
-    tokens: list[int]
+    tokens: list[int]  # the last part (all of them, for most texts); empty for a count
+    count: int  # of the whole tokenization
 
 
 @message("detokenize")

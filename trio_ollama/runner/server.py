@@ -14,6 +14,7 @@ import trio
 
 from trio_ollama.runner.interface import Engine, EngineCrashed, InvalidRequest
 from trio_ollama.runner.protocol import (
+    TOKENS_PER_FRAME,
     Cancel,
     Completion,
     Detokenize,
@@ -33,6 +34,7 @@ from trio_ollama.runner.protocol import (
     Text,
     Tokenize,
     Tokens,
+    TokensPart,
     encode,
 )
 
@@ -76,6 +78,16 @@ class _Runner:
     def send(self, msg: Message) -> None:
         self.outbox_send.send_nowait(msg)
 
+    def tokens(self, msg: Tokenize) -> None:
+        tokens = self.engine.tokenize(msg.text, msg.add_special)
+        if msg.count_only:
+            self.send(Tokens(msg.id, [], len(tokens)))
+            return
+        last = max(0, len(tokens) - 1) // TOKENS_PER_FRAME * TOKENS_PER_FRAME
+        for start in range(0, last, TOKENS_PER_FRAME):
+            self.send(TokensPart(msg.id, tokens[start : start + TOKENS_PER_FRAME]))
+        self.send(Tokens(msg.id, tokens[last:], len(tokens)))
+
     async def engine_loop(self, done: trio.CancelScope) -> None:
         try:
             while True:
@@ -98,7 +110,7 @@ class _Runner:
         elif isinstance(msg, Cancel):
             engine.cancel(msg.id)
         elif isinstance(msg, Tokenize):
-            self.send(Tokens(msg.id, engine.tokenize(msg.text, msg.add_special)))
+            self.tokens(msg)
         elif isinstance(msg, Detokenize):
             self.send(Text(msg.id, engine.detokenize(msg.tokens)))
         elif isinstance(msg, Ping):
