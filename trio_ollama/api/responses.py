@@ -31,8 +31,12 @@ JSON_TYPE = "application/json; charset=utf-8"
 NDJSON_TYPE = "application/x-ndjson"
 # JSON bodies are read whole; images make them large, but not this large.
 MAX_JSON_BODY = 64 * 1024 * 1024
-# ... nor this slow: 64 MiB arrives in a few seconds even over a slow loopback client.
+# ... nor this slow: a body has a minute, plus a second for every 16 KiB that has arrived, so a
+# 20 MB image over a slow link (100 KB/s) is read whole, while a client dripping a byte at a time
+# is cut after a minute (a rule like Apache's mod_reqtimeout, where a pure idle timeout would
+# let one byte a minute hold a connection for ever).
 BODY_SECONDS = 60.0
+BODY_MIN_RATE = 16 * 1024
 
 
 def json_response(value: Any, status: int = 200) -> Response:
@@ -44,19 +48,25 @@ def error_response(exc: APIError) -> Response:
 
 
 async def read_body(limit: int = MAX_JSON_BODY, seconds: float = BODY_SECONDS) -> bytes:
-    """A JSON body, whole: at most `limit` bytes, arriving within `seconds` (a client that
-    drips its body a byte at a time would otherwise hold a connection for ever)."""
+    """A JSON body, whole: at most `limit` bytes, within `seconds` plus a second for each
+    `BODY_MIN_RATE` bytes received (see `BODY_SECONDS`)."""
     declared = request.content_length
     if declared is not None and declared > limit:
         raise APIError(413, f"request body exceeds {limit} bytes")
     data = bytearray()
-    with trio.move_on_after(seconds) as timer:
+    start = trio.current_time()
+    with trio.CancelScope(deadline=start + seconds) as timer:
         async for chunk in request.body:
             data += chunk
             if len(data) > limit:
                 raise APIError(413, f"request body exceeds {limit} bytes")
+            timer.deadline = start + seconds + len(data) / BODY_MIN_RATE
     if timer.cancelled_caught:
-        raise APIError(408, f"request body not received within {seconds:g} seconds")
+        raise APIError(
+            408,
+            f"request body too slow: {len(data)} bytes in {trio.current_time() - start:.0f} "
+            f"seconds (allowed: {seconds:g} seconds and one more for each {BODY_MIN_RATE} bytes)",
+        )
     return bytes(data)
 
 

@@ -232,7 +232,9 @@ class Store:
                 return ModelName(*parts), False
             parts[i] = found
             parent = parent / found
-        return ModelName(*parts), parent.is_file()
+        # A link is an entry too (a corrupt one: `read_manifest` refuses it), even one that
+        # leads nowhere, so that `delete` can remove it.
+        return ModelName(*parts), parent.is_file() or parent.is_symlink()
 
     def find(self, name: str | ModelName) -> ModelName | None:
         """The stored model matching `name` case-insensitively, with the on-disk casing."""
@@ -476,8 +478,10 @@ class Store:
             missing = [d for d in manifest.digests() if not self.has_blob(d)]
             if missing:
                 raise CreateError(f"blob {missing[0]} disappeared while creating the model")
-            old = self.layout.manifest_path(target)
-            previous = Manifest.from_bytes(old.read_bytes()).digests() if old.is_file() else set()
+            try:
+                previous = self.read_manifest(target)[0].digests()
+            except (ModelNotFoundError, CorruptModelError):
+                previous = set()  # nothing, or nothing readable: replaced, its blobs kept
             self.write_manifest(target, manifest)
             if prune and previous:
                 self._remove_unused(previous - manifest.digests())
