@@ -26,7 +26,8 @@ VOCAB = 49152
 def server(tmp_path_factory: pytest.TempPathFactory, default_gguf: Path) -> Iterator[ServerProcess]:
     models = tmp_path_factory.mktemp("hostile") / "models"
     ensure_default_model(Store(models))
-    proc = ServerProcess(models, {"OLLAMA_NUM_PARALLEL": "2"})
+    # A 1,024-token window: the cases that fill it (cut to fit) prefill a quarter of the default.
+    proc = ServerProcess(models, {"OLLAMA_NUM_PARALLEL": "2", "OLLAMA_CONTEXT_LENGTH": "1024"})
     try:
         # Load the model once, so that every case below meets the same runner.
         httpx.post(proc.url + "/api/generate", json={"model": MODEL}, timeout=60)
@@ -73,6 +74,15 @@ CASES: list[tuple[str, str, dict[str, Any], int, str]] = [
         "a 907,176-token context (a 73 MB text)",
         "/api/generate",
         {"model": MODEL, "prompt": "", "context": [46778] * 907_176, "stream": False,
+         "options": {"num_predict": 1}},
+        200,
+        "",
+    ),
+    (
+        # 7 MB as JSON's \\u00e9 escapes, 3 MB of UTF-8 on the runner's wire: cut to the window.
+        "a prompt of a million é and spaces",
+        "/api/generate",
+        {"model": MODEL, "prompt": "é " * 1_000_000, "raw": True, "stream": False,
          "options": {"num_predict": 1}},
         200,
         "",
