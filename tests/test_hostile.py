@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.server import ServerProcess
+from trio_ollama.options import LOAD_OPTIONS
 from trio_ollama.store import Store
 from trio_ollama.store.default_model import ensure_default_model
 
@@ -87,14 +88,18 @@ CASES: list[tuple[str, str, dict[str, Any], int, str]] = [
         200,
         "",
     ),
-    # Last: num_thread is fixed at load, so this one reloads the model (as Ollama does).
-    (
-        "a million threads",
-        "/api/generate",
-        {"model": MODEL, "prompt": "1, 2, 3,", "raw": True, "stream": False,
-         "options": {"num_thread": 1_000_000, "num_predict": 2, "temperature": 0}},
-        200,
-        "",
+    # Last: options fixed at load, so each of these reloads the model (as Ollama does).
+    *(
+        (
+            f"{option} {value}",
+            "/api/generate",
+            {"model": MODEL, "prompt": "1, 2, 3,", "raw": True, "stream": False,
+             "options": {option: value, "num_predict": 2, "temperature": 0}},
+            200,
+            "",
+        )
+        for option, value in [("num_thread", 1_000_000), ("num_batch", 1_000_000),
+                              ("num_gpu", 1_000_000), ("main_gpu", 99)]
     ),
 ]  # fmt: skip
 
@@ -111,7 +116,7 @@ def test_hostile_input_is_answered_and_kills_nothing(
     if message:
         assert r.json() == {"error": message}
     assert server.proc.poll() is None, "the server died"
-    if "num_thread" not in body.get("options", {}):
+    if not set(LOAD_OPTIONS) & set(body.get("options", {})):
         assert server.runners() == runners, "the runner died or was replaced"
     # ... and it still answers.
     again = {"model": MODEL, "prompt": "1, 2,", "raw": True, "stream": False,
