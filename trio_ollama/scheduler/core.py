@@ -530,12 +530,17 @@ class Scheduler:
             while runner.slot_waiters:
                 self._requeue(runner.slot_waiters.popleft())
             return
-        runner.ready = runner.client.ready
+        ready = runner.ready = runner.client.ready
         runner.loading = False
+        assert ready is not None  # the handshake is done
         log.info(
             "model loaded",
-            extra={"model": model.name, "pid": runner.client.pid, "size": runner.size},
-        )
+            extra={
+                "model": model.name, "pid": runner.client.pid, "size": runner.size,
+                "weights_bytes": ready.weights_bytes, "kv_bytes": ready.kv_bytes,
+                "compute_bytes": ready.compute_bytes,
+            },
+        )  # fmt: skip
         if not self._hand_over(runner, request):
             # The requester left during the load: the runner idles until its keep-alive ends.
             self._set_idle_deadline(runner, trio.current_time() + runner.keep_alive)
