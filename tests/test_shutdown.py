@@ -47,9 +47,10 @@ class Served:
 
 
 async def open_served(
-    nursery: trio.Nursery, settings: Settings, grace: float, tokens_per_second: float
+    nursery: trio.Nursery, settings: Settings, grace: float, **fake: Any
 ) -> Served:
-    served = Served(Engines(FakeConfig(tokens_per_second=tokens_per_second)))
+    """`serve` on a loopback port, its fake engines made with `FakeConfig(**fake)`."""
+    served = Served(Engines(FakeConfig(**fake)))
     devices = FakeDevices(system=SystemMemory(total=64 * GiB, free=48 * GiB, free_swap=0))
 
     async def run(*, task_status: trio.TaskStatus[list[str]]) -> None:

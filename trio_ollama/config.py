@@ -219,6 +219,8 @@ class Settings:
     log_level: int = logging.INFO
     log_format: LogFormat = "text"
     nohistory: bool = False
+    # TRIO_OLLAMA_METRICS=0 records no metrics (/metrics still answers): for measuring their cost.
+    metrics: bool = True
 
     @property
     def effective_num_parallel(self) -> int:
@@ -271,4 +273,5 @@ class Settings:
             log_level=log_level,
             log_format=log_format,
             nohistory=parse_bool(var("OLLAMA_NOHISTORY")),
+            metrics=var("TRIO_OLLAMA_METRICS").strip().lower() not in ("0", "false", "off"),
         )

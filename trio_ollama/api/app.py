@@ -14,8 +14,9 @@ import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
-from trio_ollama.api import schemas
+from trio_ollama.api import records, schemas
 from trio_ollama.api.errors import APIError
+from trio_ollama.api.metrics import CONTENT_TYPE as METRICS_TYPE
 from trio_ollama.api.openai_routes import add_openai_routes
 from trio_ollama.api.responses import (
     Drain,
@@ -81,6 +82,9 @@ def create_app(service: Service, drain: Drain | None = None) -> QuartTrio:
 
     @app.before_request
     async def guard() -> Response | None:
+        record = records.current()
+        if record is not None and request.url_rule is not None:
+            record.endpoint = request.url_rule.rule
         if check_host and not host_allowed(request.headers.get("Host", "")):
             return Response("", status=403)
         # A web page from a foreign origin may send simple requests (a text/plain POST) with no
@@ -131,6 +135,10 @@ def create_app(service: Service, drain: Drain | None = None) -> QuartTrio:
     @app.route("/api/tags", methods=["GET", "HEAD", "OPTIONS"])
     async def tags() -> Response:
         return json_response(await service.tags())
+
+    @app.route("/metrics", methods=["GET", "OPTIONS"])
+    async def metrics() -> Response:
+        return Response(service.metrics.exposition(), content_type=METRICS_TYPE)
 
     @app.route("/api/ps", methods=["GET", "OPTIONS"])
     async def ps() -> Response:
@@ -200,7 +208,7 @@ def create_app(service: Service, drain: Drain | None = None) -> QuartTrio:
 
     add_openai_routes(app, service)
     app.asgi_app = request_scoped(  # type: ignore[method-assign,assignment]
-        app.asgi_app, drain or Drain()
+        app.asgi_app, drain or Drain(), service.metrics
     )
     return app
 

@@ -19,13 +19,17 @@ from typing import Any
 import trio
 from quart import Response, request
 
-from trio_ollama.api import schemas
+from trio_ollama.api import records, schemas
 from trio_ollama.api.errors import APIError
+from trio_ollama.api.metrics import Metrics
+from trio_ollama.api.records import RequestRecord
 from trio_ollama.api.schemas import R
 from trio_ollama.concurrency import unwrap_single
 from trio_ollama.gocompat import gojson
 
 log = logging.getLogger(__name__)
+# One line per HTTP request, as Ollama's request log; its own logger, so it can be silenced.
+request_log = logging.getLogger("trio_ollama.requests")
 
 JSON_TYPE = "application/json; charset=utf-8"
 NDJSON_TYPE = "application/x-ndjson"
@@ -124,7 +128,7 @@ class Drain:
         self._scopes.discard(scope)
 
 
-def request_scoped(app: ASGIApp, drain: Drain) -> ASGIApp:
+def request_scoped(app: ASGIApp, drain: Drain, metrics: Metrics) -> ASGIApp:
     """Give each HTTP request a nursery that ends with it (response sent, or client gone), and
     an answer of its own when `drain` closes.
 
@@ -135,6 +139,9 @@ def request_scoped(app: ASGIApp, drain: Drain) -> ASGIApp:
 
     Until its response starts, the whole request is `drain`'s to end, with a 503 sent here;
     after that, a stream's producer is (it turns the end into a last error line).
+
+    When the request ends, its record (`records.RequestRecord`) becomes one log line and the
+    request's metrics.
     """
 
     async def scoped(scope: Any, receive: Any, send: Any) -> None:
@@ -142,6 +149,8 @@ def request_scoped(app: ASGIApp, drain: Drain) -> ASGIApp:
             await app(scope, receive, send)
             return
         started = False
+        record = RequestRecord(scope.get("method", ""), scope.get("path", ""), trio.current_time())
+        record_token = records.begin(record)
         with drain.scope() as work:
 
             async def tracked(message: Any) -> None:
@@ -151,6 +160,7 @@ def request_scoped(app: ASGIApp, drain: Drain) -> ASGIApp:
                     # drain could cut a write in half.
                     drain.release(work)
                     started = True
+                    record.status = message.get("status", 0)
                 await send(message)
 
             with unwrap_single():
@@ -163,13 +173,28 @@ def request_scoped(app: ASGIApp, drain: Drain) -> ASGIApp:
                         _DRAIN.reset(drain_token)
                         _REQUEST_NURSERY.reset(nursery_token)
                         nursery.cancel_scope.cancel()
-        if work.cancelled_caught and not started:
-            body = gojson.dumps({"error": SHUTTING_DOWN}).encode()
-            headers = [(b"content-type", JSON_TYPE.encode()), (b"connection", b"close")]
-            await send({"type": "http.response.start", "status": 503, "headers": headers})
-            await send({"type": "http.response.body", "body": body, "more_body": False})
+        try:
+            if work.cancelled_caught and not started:
+                record.status = 503
+                body = gojson.dumps({"error": SHUTTING_DOWN}).encode()
+                headers = [(b"content-type", JSON_TYPE.encode()), (b"connection", b"close")]
+                await send({"type": "http.response.start", "status": 503, "headers": headers})
+                await send({"type": "http.response.body", "body": body, "more_body": False})
+        finally:
+            records.end(record_token)
+            _answered(record, metrics)
 
     return scoped
+
+
+def _answered(record: RequestRecord, metrics: Metrics) -> None:
+    """The request's log line (as Ollama logs each request) and its metrics. A request that
+    ended before any status (the client hung up first) is logged with status 0."""
+    duration = trio.current_time() - record.started
+    request_log.info(
+        "%s %s %d", record.method, record.path, record.status, extra=record.log_fields(duration)
+    )
+    metrics.answered(record.model, record.endpoint or "unmatched", record.status, duration)
 
 
 async def open_chunks(source: ChunkSource) -> Chunks:

@@ -17,6 +17,7 @@ import anycorn.config
 import trio
 
 from trio_ollama.api.app import create_app
+from trio_ollama.api.metrics import Metrics
 from trio_ollama.api.responses import Drain
 from trio_ollama.api.service import Service
 from trio_ollama.config import Settings
@@ -66,8 +67,11 @@ async def serve(
     config.graceful_timeout = grace + LAST_WORD_SECONDS
     config.keep_alive_timeout = 30
     drain = Drain()
+    metrics = Metrics(enabled=settings.metrics)
+    scheduler_kwargs.setdefault("events", metrics)
     async with open_scheduler(settings, **scheduler_kwargs) as scheduler:
-        app = create_app(Service(settings, store, scheduler), drain)
+        metrics.watch(scheduler)
+        app = create_app(Service(settings, store, scheduler, metrics), drain)
         async with trio.open_nursery() as nursery:
 
             async def triggered() -> None:

@@ -20,7 +20,9 @@ from typing import Any, TypeVar
 import attrs
 import trio
 
+from trio_ollama.api import records
 from trio_ollama.api.errors import APIError, runner_error, scheduler_error, store_error
+from trio_ollama.api.metrics import Metrics
 from trio_ollama.api.schemas import (
     ChatMessage,
     ChatRequest,
@@ -158,10 +160,39 @@ def runner_options_of(options: dict[str, Any]) -> RunnerOptions:
 
 
 @attrs.define
+class _TokenClock:
+    """One generation's timing and counts, for the metrics and the request's log line."""
+
+    metrics: Metrics
+    model: str
+    started: float
+    last: float | None = None
+
+    def piece(self) -> None:
+        now = trio.current_time()
+        if self.last is None:
+            self.metrics.first_token(self.model, now - self.started)
+        else:
+            self.metrics.between_tokens(self.model, now - self.last)
+        self.last = now
+
+    def done(self, done: Done) -> None:
+        self.metrics.generated(
+            self.model, done.prompt_eval_count, done.prompt_cached, done.eval_count
+        )
+        record = records.current()
+        if record is not None:
+            record.prompt_tokens = done.prompt_eval_count
+            record.generated_tokens = done.eval_count
+
+
+@attrs.define
 class Service:
     settings: Settings
     store: Store
     scheduler: Scheduler
+    # Off unless the server gives it one (`serve` does, and watches the scheduler with it).
+    metrics: Metrics = attrs.field(factory=lambda: Metrics(enabled=False))
 
     # ----- helpers
 
@@ -200,6 +231,10 @@ class Service:
                 spec, runner_options_of(options), keep_alive
             ) as lease:
                 entered = True
+                record = records.current()
+                if record is not None:
+                    record.model = spec.name
+                    record.queue_wait = lease.load_duration
                 yield lease
         except SchedulerError as exc:
             if entered:
@@ -260,9 +295,11 @@ class Service:
             completion = self._completion(
                 runner, prompt, options, req.format, req.truncate, req.shift
             )
+            clock = _TokenClock(self.metrics, spec.name, started)
             async with completion as events:
                 async for chunk in events:
                     if isinstance(chunk, Piece):
+                        clock.piece()
                         text += chunk.text
                         yield {"model": req.model, "created_at": utc_now(), "response": chunk.text,
                                "done": False}  # fmt: skip
@@ -271,6 +308,7 @@ class Service:
                             "model": req.model, "created_at": utc_now(), "response": "",
                             "done": True, "done_reason": chunk.done_reason,
                         }  # fmt: skip
+                        clock.done(chunk)
                         if not req.raw:
                             final["context"] = await runner.tokenize(prompt + text)
                         final.update(metrics(chunk, trio.current_time() - started,
@@ -321,13 +359,16 @@ class Service:
             completion = self._completion(
                 runner, prompt, options, req.format, req.truncate, req.shift
             )
+            clock = _TokenClock(self.metrics, spec.name, started)
             async with completion as events:
                 async for chunk in events:
                     if isinstance(chunk, Piece):
+                        clock.piece()
                         yield {"model": req.model, "created_at": utc_now(),
                                "message": {"role": "assistant", "content": chunk.text},
                                "done": False}  # fmt: skip
                     else:
+                        clock.done(chunk)
                         final = {"model": req.model, "created_at": utc_now(), "message": empty,
                                  "done": True, "done_reason": chunk.done_reason}  # fmt: skip
                         final.update(metrics(chunk, trio.current_time() - started,
@@ -495,6 +536,10 @@ class Service:
                     "expires_at": local_time(wall),
                     "size_vram": runner.vram_size,
                     "context_length": runner.num_ctx,
+                    # Beyond Ollama's fields (its clients ignore them): the queue, per model.
+                    "requests_running": runner.refcount,
+                    "requests_waiting": self.scheduler.waiting_by_model.get(runner.model.name, 0),
+                    "num_parallel": runner.num_parallel,
                 }
             )
         return {"models": models}

@@ -92,6 +92,7 @@ class _Active:
     stream: TextStream
     pending: list[int]
     prompt_count: int
+    cached: int
     started: float
     first_token_at: float = 0.0
     next_token: int | None = None
@@ -390,6 +391,7 @@ class LlamaEngine:
                 pending=tokens[common:],
                 # Ollama counts the whole prompt, cached or not (clients bill by it).
                 prompt_count=len(tokens),
+                cached=common,
                 started=time.monotonic(),
             )
 
@@ -449,6 +451,7 @@ class LlamaEngine:
                 prompt_eval_duration=int((first - active.started) * 1e9),
                 eval_count=active.generated,
                 eval_duration=int((now - first) * 1e9),
+                prompt_cached=active.cached,
             )
         )
         del self.active[active.request.id]

@@ -176,10 +176,11 @@ class Piece(Reply):
 @attrs.frozen(kw_only=True)
 class Done(Reply):
     done_reason: str
-    prompt_eval_count: int = 0
+    prompt_eval_count: int = 0  # the whole prompt, as Ollama counts it
     prompt_eval_duration: int = 0
     eval_count: int = 0
     eval_duration: int = 0
+    prompt_cached: int = 0  # of prompt_eval_count, the tokens the slot's cache already held
 
 
 # ----- embeddings and tokens

@@ -14,6 +14,7 @@ requests and dead runners send `expired`; runner tasks send `unloaded` once thei
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import math
@@ -51,8 +52,12 @@ from trio_ollama.scheduler.types import (
     INCOMPATIBLE,
     LoadFailed,
     ModelSpec,
+    NoEvents,
+    RejectReason,
     SchedulerClosed,
+    SchedulerEvents,
     ServerBusy,
+    UnloadReason,
 )
 
 log = logging.getLogger(__name__)
@@ -96,6 +101,7 @@ class Runner:
     idle_scope: trio.CancelScope | None = None
     rearm: trio.Event = attrs.field(factory=trio.Event)
     unloaded: trio.Event = attrs.field(factory=trio.Event)
+    unload_reason: UnloadReason | None = None  # the first reason given wins
 
     @property
     def dead(self) -> bool:
@@ -154,13 +160,16 @@ class Scheduler:
         runner_factory: RunnerFactory | None = None,
         devices: Devices | None = None,
         cores: int | None = None,
+        events: SchedulerEvents | None = None,
     ) -> None:
         self.settings = settings
+        self.events: SchedulerEvents = events or NoEvents()
         self.factory = runner_factory or process_factory(settings)
         self.devices = devices or SystemDevices()
         self.cores = cores or available_cpus()
         self.loaded: dict[str, Runner] = {}
         self.waiting = 0  # pending + slot waiters: what OLLAMA_MAX_QUEUE bounds
+        self.waiting_by_model: collections.Counter[str] = collections.Counter()  # the same, by name
         self.max_runners: int | None = None
         self.loads = 0  # loads started, for tests and metrics
         self._seq = itertools.count()
@@ -214,6 +223,7 @@ class Scheduler:
             model.info.context_length
         )
         runner = await self._get_runner(model, options, keep_alive)
+        self.events.waited(model.name, trio.current_time() - started)
         try:
             assert runner.client is not None
             yield Lease(
@@ -233,6 +243,7 @@ class Scheduler:
             self._take_slot(runner, keep_alive)
             return runner
         if self.waiting >= self.settings.max_queue:
+            self.events.rejected("queue_full")
             raise ServerBusy()
         send, receive = trio.open_memory_channel[Runner | BaseException](1)
         request = _Request(model, options, keep_alive, send, next(self._seq))
@@ -241,7 +252,7 @@ class Scheduler:
             runner.slot_waiters.append(request)
         else:
             self.pending_send.send_nowait(request)
-        self.waiting += 1
+        self._count_waiting(request, +1)
         try:
             result = await receive.receive()
         except BaseException:
@@ -258,7 +269,7 @@ class Scheduler:
         receive.close()
         if not request.cancelled:
             request.cancelled = True
-            self.waiting -= 1
+            self._count_waiting(request, -1)
             if request.queue is not None and request in request.queue:
                 request.queue.remove(request)
         try:
@@ -284,7 +295,7 @@ class Scheduler:
         if request.cancelled:
             return False
         request.cancelled = True  # answered: no longer counted as waiting
-        self.waiting -= 1
+        self._count_waiting(request, -1)
         self._take_slot(runner, request.keep_alive)
         try:
             request.reply.send_nowait(runner)
@@ -293,11 +304,19 @@ class Scheduler:
             return False
         return True
 
+    def _count_waiting(self, request: _Request, change: int) -> None:
+        self.waiting += change
+        self.waiting_by_model[request.model.name] += change
+        if not self.waiting_by_model[request.model.name]:
+            del self.waiting_by_model[request.model.name]
+
     def _refuse(self, request: _Request, error: BaseException) -> None:
         if request.cancelled:
             return
         request.cancelled = True
-        self.waiting -= 1
+        self._count_waiting(request, -1)
+        reason: RejectReason = "queue_full" if isinstance(error, ServerBusy) else "load_failed"
+        self.events.rejected(reason)
         try:
             request.reply.send_nowait(error)
         except (trio.BrokenResourceError, trio.WouldBlock):
@@ -314,7 +333,7 @@ class Scheduler:
             return
         self._rebalance_threads()
         if runner.expiring or runner.keep_alive <= 0 or runner.dead:
-            self._unload(runner)
+            self._unload(runner, _idle_reason(runner))
         else:
             self._set_idle_deadline(runner, runner.last_used + runner.keep_alive)
 
@@ -331,14 +350,15 @@ class Scheduler:
             return None
         return runner
 
-    def _expire(self, runner: Runner) -> None:
+    def _expire(self, runner: Runner, reason: UnloadReason) -> None:
         """Unload now if idle, else as soon as its last request leaves; take no new ones."""
         if runner.unloading:
             return
+        runner.unload_reason = runner.unload_reason or reason
         runner.expiring = True
         runner.expires_at = trio.current_time()
         if runner.refcount == 0:
-            self._unload(runner)
+            self._unload(runner, reason)
         else:
             # Waiters for its slots go back to the queue and will load it afresh.
             while runner.slot_waiters:
@@ -352,12 +372,17 @@ class Scheduler:
         except trio.WouldBlock:
             self._refuse(request, ServerBusy())
 
-    def _unload(self, runner: Runner) -> None:
+    def _unload(self, runner: Runner, reason: UnloadReason) -> None:
         if runner.unloading:
             return
+        runner.unload_reason = runner.unload_reason or reason
         runner.unloading = True
         runner.expiring = True
-        log.info("unloading model", extra={"model": runner.model.name, "pid": self._pid(runner)})
+        log.info(
+            "unloading model",
+            extra={"model": runner.model.name, "pid": self._pid(runner),
+                   "reason": runner.unload_reason},
+        )  # fmt: skip
         runner.stop.set()
 
     def _rebalance_threads(self) -> None:
@@ -430,20 +455,20 @@ class Scheduler:
                         runner.slot_waiters.append(request)
                     return
                 # Loaded with other options, or dead, or draining: unload it, then load anew.
-                self._expire(runner)
+                self._expire(runner, "crashed" if runner.dead else "reload")
             if runner is not None:
                 await runner.unloaded.wait()
                 continue
             if self.max_runners is None:
                 self.max_runners = self.settings.max_runners(len(await self._gpus()))
             if len(self.loaded) >= self.max_runners:
-                if not await self._evict_one():
+                if not await self._evict_one("evicted_max_models"):
                     return self._refuse(request, LoadFailed("no runner can be unloaded"))
                 continue
             try:
                 plan = await self._plan(request)
             except LoadRequiredFull:
-                if not await self._evict_one():
+                if not await self._evict_one("evicted_memory"):
                     return self._refuse(request, LoadFailed("model does not fit"))
                 continue
             except InsufficientSystemMemory as exc:
@@ -479,12 +504,14 @@ class Scheduler:
     def _parallel_for(self, model: ModelSpec) -> int:
         return 1 if model.embedding_only else self.settings.effective_num_parallel
 
-    async def _evict_one(self) -> bool:
+    async def _evict_one(self, reason: UnloadReason) -> bool:
         victim = policy.find_runner_to_unload(list(self.loaded.values()))
         if not isinstance(victim, Runner):
             return False
-        log.info("evicting model to make room", extra={"model": victim.model.name})
-        self._expire(victim)
+        log.info(
+            "evicting model to make room", extra={"model": victim.model.name, "reason": reason}
+        )
+        self._expire(victim, reason)
         await victim.unloaded.wait()
         return True
 
@@ -516,9 +543,11 @@ class Scheduler:
         self.loaded[model.key] = runner
         self.loads += 1
         assert self._runners is not None
+        started = trio.current_time()
         try:
             runner.client = await self._runners.start(self._run_runner, runner, load)
         except Exception as exc:  # a load error, or the process could not even start
+            self.events.loaded(model.name, trio.current_time() - started, ok=False)
             if self.loaded.get(model.key) is runner:
                 del self.loaded[model.key]
             runner.unloaded.set()
@@ -530,6 +559,7 @@ class Scheduler:
             while runner.slot_waiters:
                 self._requeue(runner.slot_waiters.popleft())
             return
+        self.events.loaded(model.name, trio.current_time() - started, ok=True)
         ready = runner.ready = runner.client.ready
         runner.loading = False
         assert ready is not None  # the handshake is done
@@ -545,7 +575,7 @@ class Scheduler:
             # The requester left during the load: the runner idles until its keep-alive ends.
             self._set_idle_deadline(runner, trio.current_time() + runner.keep_alive)
             if runner.keep_alive <= 0:
-                self._unload(runner)
+                self._unload(runner, "requested")
 
     async def _run_runner(
         self, runner: Runner, load: Load, *, task_status: trio.TaskStatus[RunnerClient]
@@ -577,6 +607,7 @@ class Scheduler:
         if not runner.unloading:
             # It died on its own: its requests have failed; unload it once they have left.
             log.warning("runner exited", extra={"model": runner.model.name, "pid": client.pid})
+            runner.unload_reason = runner.unload_reason or "crashed"
             self.expired_send.send_nowait(runner)
 
     async def _wait_for_vram(self, runner: Runner, baseline: int) -> None:
@@ -622,7 +653,7 @@ class Scheduler:
             if self.loaded.get(runner.model.key) is not runner or runner.loading:
                 continue  # already gone, or not loaded yet: a late or duplicate event
             if runner.refcount == 0 or runner.expiring or runner.dead or runner.keep_alive <= 0:
-                self._expire(runner)
+                self._expire(runner, _idle_reason(runner))
             # Otherwise a request took it just as its keep-alive ran out: it stays.
 
     async def _unloaded_loop(self) -> None:
@@ -635,13 +666,23 @@ class Scheduler:
                 if not request.cancelled:
                     self._requeue(request)
             runner.slot_waiters.clear()
-            log.info("model unloaded", extra={"model": runner.model.name})
+            reason = runner.unload_reason or "shutdown"
+            if runner.ready is not None:  # a failed load is counted as a load, not an unload
+                self.events.unloaded(runner.model.name, reason)
+            log.info("model unloaded", extra={"model": runner.model.name, "reason": reason})
 
 
 def _describe(exc: BaseException) -> str:
     """What went wrong, for the requester."""
     exc = sole_exception(exc)
     return str(exc) if isinstance(exc, LoadError) else f"{type(exc).__name__}: {exc}"
+
+
+def _idle_reason(runner: Runner) -> UnloadReason:
+    """Why an idle runner goes, when nothing said so before."""
+    if runner.dead:
+        return "crashed"
+    return "requested" if runner.keep_alive <= 0 else "keep_alive"
 
 
 def _has_free_slot(runner: Runner) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import attrs
 
@@ -56,3 +56,41 @@ class ModelSpec:
         if self.model_path:
             return self.model_path
         return f"digest:{self.digest}" if self.digest else f"name:{self.name}"
+
+
+# Why a runner was unloaded, as metrics and logs name it.
+UnloadReason = Literal[
+    "keep_alive", "evicted_memory", "evicted_max_models", "reload", "crashed", "requested",
+    "shutdown",
+]  # fmt: skip
+# Why a request got no runner.
+RejectReason = Literal["queue_full", "load_failed"]
+
+
+class SchedulerEvents(Protocol):
+    """What the scheduler tells an observer (metrics) as it happens; calls must not block."""
+
+    def waited(self, model: str, seconds: float) -> None:
+        """A request got its runner slot after `seconds` in `acquire` (queue and load)."""
+
+    def loaded(self, model: str, seconds: float, ok: bool) -> None: ...
+
+    def unloaded(self, model: str, reason: UnloadReason) -> None: ...
+
+    def rejected(self, reason: RejectReason) -> None: ...
+
+
+class NoEvents:
+    """The observer when nobody observes."""
+
+    def waited(self, model: str, seconds: float) -> None:
+        pass
+
+    def loaded(self, model: str, seconds: float, ok: bool) -> None:
+        pass
+
+    def unloaded(self, model: str, reason: UnloadReason) -> None:
+        pass
+
+    def rejected(self, reason: RejectReason) -> None:
+        pass
