@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -667,3 +669,57 @@ def test_an_aborted_upload_leaves_nothing_behind(url: str, models: Path) -> None
         time.sleep(0.05)
     assert not (models / "blobs" / f"sha256-{digest}").exists()
     assert httpx.get(url).status_code == 200
+
+
+# ----- observability, on the real model and a real runner process
+
+
+def test_metrics_ps_and_a_killed_runner_on_the_real_model(models: Path) -> None:
+    """`/metrics` after real requests through the official client; `ps` parsed by that client
+    with the queue fields beside; a runner SIGKILLed is counted as crashed."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.server import ServerProcess
+
+    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        text = httpx.get(server.url + "/metrics", timeout=10).text
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples
+        }  # fmt: skip
+
+    server = ServerProcess(models, {"OLLAMA_NUM_PARALLEL": "2"})
+    try:
+        client = ollama.Client(host=server.url)
+        replies = [
+            client.generate(model=MODEL, prompt=COUNTING, raw=True,
+                            options={"num_predict": 5, "temperature": 0})
+            for _ in range(2)
+        ]  # fmt: skip
+        ps = client.ps()
+        assert [m.model for m in ps.models] == [MODEL]
+        [raw] = httpx.get(server.url + "/api/ps").json()["models"]
+        assert (raw["requests_running"], raw["requests_waiting"], raw["num_parallel"]) == (0, 0, 2)
+        m = scrape()
+        key = (("endpoint", "/api/generate"), ("model", MODEL), ("status", "200"))
+        assert m["trio_ollama_requests_total", key] == 2
+        assert m["trio_ollama_time_to_first_token_seconds_count", (("model", MODEL),)] == 2
+        assert m["trio_ollama_generated_tokens_total", (("model", MODEL),)] == 10
+        prompt = sum(r.prompt_eval_count or 0 for r in replies)
+        assert m["trio_ollama_prompt_tokens_total", (("model", MODEL),)] == prompt
+        # The second request found its whole prompt but the last token in the slot's cache.
+        cached = m["trio_ollama_prompt_tokens_cached_total", (("model", MODEL),)]
+        assert cached == (replies[1].prompt_eval_count or 0) - 1
+        kv = m["trio_ollama_runner_memory_bytes", (("kind", "kv"), ("model", MODEL))]
+        assert kv > 0 and m["trio_ollama_runner_resident_bytes", (("model", MODEL),)] > 10 * 2**20
+
+        (runner,) = server.runners()
+        os.kill(runner, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        crashed = ("trio_ollama_unloads_total", (("model", MODEL), ("reason", "crashed")))
+        while scrape().get(crashed) != 1:
+            assert time.monotonic() < deadline, "the crash was not counted"
+            time.sleep(0.1)
+        assert server.proc.poll() is None
+    finally:
+        server.stop()

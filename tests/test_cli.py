@@ -308,11 +308,12 @@ def test_run_with_a_prompt_then_ps_and_stop(url: str, created: str) -> None:
     assert re.search(r"^eval rate:            \d+\.\d\d tokens/s$", result.stderr, re.M)
     assert re.search(r"^total duration:       [\d.]+(ms|s|µs)$", result.stderr, re.M)
 
-    header = ["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"]
+    header = ["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "RUNNING", "WAITING", "SLOTS", "UNTIL"]
     running = httpx.get(url + "/api/ps").json()["models"]
     rows = cells(ok(cli(url, "ps")), header)
     assert len(rows) == len(running) == 1
-    [(name, digest, size, proc, context, until_)] = rows
+    [(name, digest, size, proc, context, now, queued, slots, until_)] = rows
+    assert (now, queued, slots) == ("0", "0", "1")
     [entry] = running
     assert (name, digest) == (entry["name"], entry["digest"][:12])
     assert size == human_bytes(entry["size"])
@@ -322,7 +323,7 @@ def test_run_with_a_prompt_then_ps_and_stop(url: str, created: str) -> None:
 
     assert ok(cli(url, "stop", "tiny")) == ""
     rows = cells(ok(cli(url, "ps")), header)
-    assert all(row[5] == "Stopping..." for row in rows), rows
+    assert all(row[-1] == "Stopping..." for row in rows), rows
 
 
 def test_run_with_stdin(url: str, created: str) -> None:

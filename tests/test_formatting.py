@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from trio_ollama.cli.commands import running_models
 from trio_ollama.cli.formatting import table
 from trio_ollama.gocompat.format import human_bytes, human_duration, human_time
 
@@ -57,3 +60,34 @@ def test_table() -> None:
     assert table(["NAME", "ID"], [["smollm2:135m", "abc"]]) == (
         "NAME            ID     \nsmollm2:135m    abc    \n"
     )
+
+
+class _Answers:
+    """Answers `json()` as a server would, for a formatting test."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.answer = answer
+
+    def json(self, method: str, path: str) -> dict[str, Any]:
+        assert (method, path) == ("GET", "/api/ps")
+        return self.answer
+
+
+PS_ENTRY = {"name": "smollm2:135m", "digest": "9077e3b0c442", "size": 2**30, "size_vram": 0,
+            "context_length": 4096, "expires_at": "2126-01-01T00:00:00Z"}  # fmt: skip
+
+
+def test_ps_against_ollama_keeps_ollamas_columns() -> None:
+    out = running_models(_Answers({"models": [PS_ENTRY]}), None)  # type: ignore[arg-type]
+    assert out.splitlines()[0].split() == ["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"]
+
+
+def test_ps_shows_the_queue_when_the_server_reports_it() -> None:
+    entry = {**PS_ENTRY, "requests_running": 2, "requests_waiting": 5, "num_parallel": 2}
+    out = running_models(_Answers({"models": [entry]}), None)  # type: ignore[arg-type]
+    header, row = out.splitlines()
+    assert header.split() == [
+        "NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "RUNNING", "WAITING", "SLOTS", "UNTIL",
+    ]  # fmt: skip
+    assert row.split()[:9] == ["smollm2:135m", "9077e3b0c442", "1.1", "GB", "100%", "CPU", "4096",
+                               "2", "5"]  # fmt: skip

@@ -63,24 +63,32 @@ def until(expires_at: str | None, now: float | None = None) -> str:
 
 
 def running_models(client: Client, prefix: str | None) -> str:
+    """Ollama's `ps` table; with the queue columns (RUNNING, WAITING, SLOTS) when the server
+    reports them (trio-ollama does; Ollama does not, and then the table is Ollama's)."""
+    models = [
+        m for m in client.json("GET", "/api/ps").get("models") or []
+        # Case-sensitive, as Ollama's `ps`.
+        if not prefix or m.get("name", "").startswith(prefix)
+    ]  # fmt: skip
+    queue = any("requests_running" in m for m in models)
     rows = []
-    for m in client.json("GET", "/api/ps").get("models") or []:
-        name = m.get("name", "")
-        if prefix and not name.startswith(prefix):  # case-sensitive, as Ollama's `ps`
-            continue
+    for m in models:
         size, vram = int(m.get("size", 0)), int(m.get("size_vram", 0))
         context = m.get("context_length")
-        rows.append(
-            [
-                name,
-                m.get("digest", "")[:12],
-                human_bytes(size),
-                processor(size, vram),
-                str(context) if context else "",
-                until(m.get("expires_at")),
-            ]
-        )
-    return table(["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"], rows)
+        row = [
+            m.get("name", ""),
+            m.get("digest", "")[:12],
+            human_bytes(size),
+            processor(size, vram),
+            str(context) if context else "",
+        ]
+        if queue:
+            row += [str(m.get(k, "")) for k in ("requests_running", "requests_waiting")]
+            row.append(str(m.get("num_parallel", "")))
+        rows.append([*row, until(m.get("expires_at"))])
+    headers = ["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT"]
+    headers += ["RUNNING", "WAITING", "SLOTS"] if queue else []
+    return table([*headers, "UNTIL"], rows)
 
 
 def show(client: Client, model: str, sections: Mapping[str, bool], verbose: bool) -> str:
