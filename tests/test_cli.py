@@ -322,7 +322,9 @@ def test_run_with_a_prompt_then_ps_and_stop(url: str, created: str) -> None:
     assert until_ == "Forever"  # --keepalive -1m
 
     assert ok(cli(url, "stop", "tiny")) == ""
-    rows = cells(ok(cli(url, "ps")), header)
+    out = ok(cli(url, "ps"))
+    # Once nothing runs there are no queue fields to show: Ollama's header alone.
+    rows = cells(out, header if "RUNNING" in out else [*header[:5], "UNTIL"])
     assert all(row[-1] == "Stopping..." for row in rows), rows
 
 
