@@ -99,7 +99,9 @@ class Target:
 class TrioOllama(Target):
     name = "trio-ollama"
 
-    def __init__(self, parallel: int, log: Path) -> None:
+    def __init__(self, parallel: int, log: Path, *, metrics: bool = True) -> None:
+        if not metrics:
+            self.name = "no-metrics"  # TRIO_OLLAMA_METRICS=0: what recording them costs
         self.models = Path(tempfile.mkdtemp(prefix="bench-models-"))
         ensure_default_model(Store(self.models))
         port = free_port()
@@ -107,7 +109,8 @@ class TrioOllama(Target):
         self.log = log
         env = {**os.environ, "OLLAMA_HOST": f"127.0.0.1:{port}", "OLLAMA_MODELS": str(self.models),
                "OLLAMA_NUM_PARALLEL": str(parallel), "OLLAMA_CONTEXT_LENGTH": str(NUM_CTX),
-               "OLLAMA_KEEP_ALIVE": "-1"}  # fmt: skip
+               "OLLAMA_KEEP_ALIVE": "-1",
+               "TRIO_OLLAMA_METRICS": "1" if metrics else "0"}  # fmt: skip
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "trio_ollama", "serve"], env=env,
             stdout=subprocess.DEVNULL, stderr=log.open("wb"),
@@ -381,6 +384,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--parallel", type=int, default=8)
     parser.add_argument("--llama-server", type=Path, default=None)
+    # Also "no-metrics": trio-ollama with TRIO_OLLAMA_METRICS=0.
     parser.add_argument("--targets", default="trio-ollama,llama-server,plain")
     parser.add_argument("--llama-args", default="", help='more llama-server flags: "-fa off"')
     parser.add_argument("--plain-child", help=argparse.SUPPRESS)
@@ -403,6 +407,8 @@ def main() -> None:
     try:
         if "trio-ollama" in wanted:
             servers.append(TrioOllama(args.parallel, logs / "trio-ollama.log"))
+        if "no-metrics" in wanted:
+            servers.append(TrioOllama(args.parallel, logs / "no-metrics.log", metrics=False))
         if "llama-server" in wanted:
             extra = args.llama_args.split()
             servers.append(LlamaServer(binary, args.parallel, logs / "llama-server.log", extra))
@@ -448,9 +454,9 @@ def report(
     print(header)
     ref_tok: dict[int, float] = {}
     for n in levels:
-        runs = [r for r in results if r.target == reference and r.clients == n and r.complete]
-        if len(runs) == len([r for r in results if r.target == reference and r.clients == n]):
-            ref_tok[n] = med(r.tok_s for r in runs) if runs else math.nan
+        runs = [r for r in results if r.target == reference and r.clients == n]
+        if runs and all(r.complete for r in runs):
+            ref_tok[n] = med(r.tok_s for r in runs)
         for name in names:
             runs = [r for r in results if r.target == name and r.clients == n]
             if not runs:

@@ -4,7 +4,9 @@ SIGKILLed runner process are in `test_api.py`."""
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.ggufs import write_tiny_gguf
 from tests.test_api_inprocess import CHATML
 from tests.test_shutdown import open_served, stream_lines
+from trio_ollama.api.metrics import Metrics
 from trio_ollama.config import Settings
+from trio_ollama.gocompat.format import GiB
+from trio_ollama.scheduler import open_scheduler
+from trio_ollama.scheduler.devices import FakeDevices, SystemMemory
 from trio_ollama.store import CreateRequest, Store
 
 MODEL = "tiny:latest"
@@ -237,3 +243,54 @@ async def test_each_request_is_one_log_line_with_its_fields(
     # The scheduler's events carry their reasons too.
     unloaded = [r for r in caplog.records if r.getMessage() == "model unloaded"]
     assert [vars(r)["reason"] for r in unloaded] == ["requested"]
+
+
+async def test_the_dashboard_asks_only_for_metrics_the_server_has(tmp_path: Path) -> None:
+    dashboard = json.loads(
+        (Path(__file__).parent.parent / "docs/grafana-dashboard.json").read_text()
+    )
+    asked = {
+        name
+        for panel in dashboard["panels"] for target in panel["targets"]
+        for name in re.findall(r"trio_ollama_\w+", target["expr"])
+    }  # fmt: skip
+    settings = make_settings(tmp_path)
+    async with trio.open_nursery() as nursery:
+        served = await open_served(nursery, settings, grace=1, tokens_per_second=1000)
+        async with httpx.AsyncClient(base_url=served.url, timeout=10) as client:
+            body = {"model": "tiny", "prompt": "hi", "stream": False}
+            assert (await client.post("/api/generate", json=body)).status_code == 200
+            text = (await client.get("/metrics")).text
+            served.stop.set()
+    # A family's samples: its name, and _total, _bucket, _count, _sum after it. A labelled
+    # counter nothing has counted yet (no unload so far) has its family and no sample.
+    families = list(text_string_to_metric_families(text))
+    known = {sample.name for family in families for sample in family.samples}
+    known |= {family.name + suffix for family in families for suffix in ("", "_total")}
+    assert len(asked) >= 12 and asked <= known, asked - known
+
+
+async def test_an_eviction_for_memory_is_counted_as_such(autojump_clock: Any) -> None:
+    """The real scheduler in virtual time with simulated GPUs: B does not fit beside idle A."""
+    from tests.test_scheduler import FakeRunners, fake_gpu, fake_model, hold, settings
+
+    metrics = Metrics()
+    system = SystemMemory(total=64 * GiB, free=48 * GiB, free_swap=0)
+    devices = FakeDevices([fake_gpu(total=24 * GiB, free=12 * GiB)], system=system)
+    async with (
+        open_scheduler(settings(), runner_factory=FakeRunners(), devices=devices, cores=2,
+                       events=metrics) as sched,
+        trio.open_nursery() as nursery,
+    ):  # fmt: skip
+        metrics.watch(sched)
+        a = await hold(nursery, sched, fake_model("a", 10 * GiB))
+        a.release.set()
+        devices.set_free(0, 2 * GiB)  # what the GPU reports with A on it
+        b = await hold(nursery, sched, fake_model("b", 10 * GiB))
+        devices.set_free(0, 24 * GiB)  # A's memory shows free once it is gone
+        with trio.fail_after(60):
+            await b.acquired.wait()
+        b.release.set()
+        m = Scrape(metrics.exposition().decode())
+    assert m.value("trio_ollama_unloads_total", model="a", reason="evicted_memory") == 1
+    assert m.value("trio_ollama_loads_total", result="ok") == 2
