@@ -12,6 +12,7 @@ from typing import Any
 
 import trio
 
+from trio_ollama.bench import cli as bench_cli
 from trio_ollama.cli import commands
 from trio_ollama.cli.answer import RunOptions
 from trio_ollama.cli.client import Client, CLIError
@@ -189,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub = verb(name, handler, about)
         sub.add_argument("model")
         sub.add_argument("--insecure", action="store_true", help="use an insecure registry")
+    bench_cli.add_parser(verbs)
     return parser
 
 
@@ -216,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.prompt = [*args.prompt, *extra]
     handler: Verb | None = getattr(args, "handler", None)
-    _early_logging(client=handler is not None)
+    _early_logging(client=handler is not None or args.verb == "bench")
+    if args.verb == "bench":
+        return bench_cli.main(args)
     try:
         settings = Settings.from_env()
     except ConfigError as exc:

@@ -1,0 +1,228 @@
+"""The load generator: specs checked at the boundary, requests drawn from the seed, arrivals
+shaped as asked, traces that round-trip; and runs against the echo endpoint and against
+`serve` (in-process fake runners), whose own counts must agree with the generator's.
+The real model is in `test_api.py`."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from tests.test_metrics import Scrape, make_settings
+from tests.test_shutdown import open_served
+from trio_ollama.bench import (
+    SpecError,
+    StepResult,
+    read_trace,
+    result_json,
+    run_spec,
+    spec_from,
+    steps,
+    table,
+    write_trace,
+)
+from trio_ollama.bench.echo import make_app, serve_echo
+from trio_ollama.bench.report import read_result, write_result
+
+# ----- specs
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ({"colour": "blue"}, "colour: unknown key"),
+        ({"api": "grpc"}, "api: 'grpc' is not one of generate, chat, openai-chat"),
+        ({"target": "ftp://x"}, "target: 'ftp://x' is not an http:// or https:// URL"),
+        ({"load": {"concurrency": [4, 0]}}, "load.concurrency: 0 is below 1"),
+        ({"load": {"requests": "ten"}}, "load.requests: 'ten' is not an integer"),
+        ({"load": {"mode": "trace"}}, "load.trace: mode 'trace' needs a trace file"),
+        ({"workload": {"disconnect": {"queue": 0.7, "prefill": 0.5}}},
+         "workload.disconnect: the fractions add up to more than 1"),
+        ({"workload": {"prompt_tokens": {"dist": "uniform", "low": 9, "high": 3}}},
+         "workload.prompt_tokens.high: 3 is below low (9)"),
+        ({"workload": {"models": []}}, "workload.models: a list of model names"),
+    ],
+)  # fmt: skip
+def test_a_bad_spec_is_refused_naming_its_key(data: dict[str, Any], error: str) -> None:
+    with pytest.raises(SpecError) as info:
+        spec_from(data)
+    assert str(info.value).startswith(error)
+
+
+# ----- requests drawn from the seed
+
+MIX = {
+    "seed": 7,
+    "load": {"mode": "open", "rate": [5.0], "requests": 200},
+    "workload": {
+        "models": ["a", "b", "c"], "model_dist": "zipf", "zipf_s": 1.5,
+        "prompt_tokens": {"dist": "lognormal", "value": 40, "sigma": 0.6},
+        "output_tokens": {"dist": "uniform", "low": 8, "high": 64},
+        "shared_prefix": 0.5, "prefix_tokens": 20,
+        "disconnect": {"queue": 0.1, "prefill": 0.1, "after_tokens": 0.2},
+    },
+}  # fmt: skip
+
+
+def test_a_seed_gives_the_same_requests_and_another_seed_others() -> None:
+    [one] = steps(spec_from(MIX))
+    [again] = steps(spec_from(MIX))
+    [other] = steps(spec_from({**MIX, "seed": 8}))
+    assert one == again
+    assert [r.prompt for r in one.requests] != [r.prompt for r in other.requests]
+    counts = {m: sum(r.model == m for r in one.requests) for m in "abc"}
+    assert counts["a"] > counts["b"] > counts["c"] > 0, counts  # Zipf: rank 1 most often
+    kinds = {k: sum(r.disconnect == k for r in one.requests) for k in ("queue", "prefill")}
+    assert 5 <= kinds["queue"] <= 35 and 5 <= kinds["prefill"] <= 35, kinds
+    shared = sum(r.prompt.startswith(one.requests[0].prompt.split("\n")[0]) for r in one.requests)
+    assert len({r.prompt for r in one.requests}) == 200, "every prompt is its own"
+    assert all(8 <= r.max_tokens <= 64 for r in one.requests) and shared >= 1
+
+
+def test_poisson_arrivals_pass_a_goodness_of_fit_test() -> None:
+    """Kolmogorov-Smirnov against the exponential law of the gaps, at the 1% level."""
+    rate, n = 4.0, 2000
+    [step] = steps(spec_from({"seed": 3, "load": {"mode": "open", "rate": [rate], "requests": n}}))
+    times = [r.at for r in step.requests]
+    gaps = sorted(b - a for a, b in zip([0.0, *times], times, strict=False))
+    d = max(
+        max((i + 1) / n - (1 - math.exp(-rate * g)), (1 - math.exp(-rate * g)) - i / n)
+        for i, g in enumerate(gaps)
+    )
+    assert d < 1.63 / math.sqrt(n), d
+    assert abs(times[-1] / n - 1 / rate) < 0.05 / rate * 3  # the mean gap is 1/rate
+
+
+def test_bursts_send_nothing_while_off() -> None:
+    spec = {"seed": 1, "load": {"mode": "bursts", "rate": [20.0], "requests": 300, "on": 2.0,
+                                "off": 3.0}}  # fmt: skip
+    [step] = steps(spec_from(spec))
+    assert all(r.at % 5.0 < 2.0 for r in step.requests)
+    assert step.requests[-1].at > 10, "300 at 20/s is 15 s of on-time, spread over off-time"
+
+
+def test_a_trace_round_trips(tmp_path: Path) -> None:
+    [step] = steps(spec_from(MIX))
+    path = tmp_path / "trace.jsonl"
+    write_trace(step.requests, path)
+    assert tuple(read_trace(path)) == step.requests
+    [replayed] = steps(spec_from({"load": {"mode": "trace", "trace": str(path)}}))
+    assert replayed.requests == step.requests
+
+
+def test_a_trace_line_that_is_not_a_request_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"model": "a", "at": 0}\n{"at": 1}\n')
+    with pytest.raises(SpecError, match=r"bad.jsonl:2: a JSON object with a model"):
+        read_trace(path)
+
+
+# ----- runs against the echo endpoint
+
+
+async def run(spec: dict[str, Any], raw: bool = False) -> list[StepResult]:
+    results: list[StepResult] = []
+    await run_spec(spec_from(spec), results, progress=lambda *_: None, raw=raw)
+    return results
+
+
+@pytest.mark.parametrize("api", ["generate", "chat", "openai-chat", "openai-completions"])
+async def test_every_api_is_measured_against_the_echo_endpoint(api: str) -> None:
+    app = make_app()
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(serve_echo, app)
+        [step] = await run({
+            "target": url, "api": api, "load": {"concurrency": [3], "requests": 9},
+            "workload": {"output_tokens": {"dist": "uniform", "low": 2, "high": 9}},
+        })  # fmt: skip
+        nursery.cancel_scope.cancel()
+    planned = next(iter(steps(spec_from({"load": {"requests": 9}, "workload": {
+        "output_tokens": {"dist": "uniform", "low": 2, "high": 9}}}))))  # fmt: skip
+    assert len(step.outcomes) == 9 and all(o.ok for o in step.outcomes)
+    by_index = {o.index: o for o in step.outcomes}
+    for plan in planned.requests:
+        o = by_index[plan.index]
+        assert o.output_tokens == o.chunks == plan.max_tokens
+        assert o.ttft is not None and len(o.gaps) == plan.max_tokens - 1
+    assert app.requests == 9 and app.tokens == sum(p.max_tokens for p in planned.requests)  # type: ignore[attr-defined]
+
+
+async def test_a_client_hangs_up_after_k_tokens_as_the_spec_says() -> None:
+    app = make_app(token_delay=0.01)
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(serve_echo, app)
+        [step] = await run({
+            "target": url, "load": {"concurrency": [4], "requests": 8},
+            "workload": {"output_tokens": 40,
+                         "disconnect": {"after_tokens": 0.5, "after_k": 5}},
+        })  # fmt: skip
+        nursery.cancel_scope.cancel()
+    cut = [o for o in step.outcomes if o.disconnect == "after_tokens"]
+    assert cut and all(o.disconnected and o.chunks == 5 for o in cut)
+    whole = [o for o in step.outcomes if not o.disconnect]
+    assert whole and all(o.ok and o.chunks == 40 for o in whole)
+    summary = result_json(spec_from({}), [step])["steps"][0]["summary"]
+    assert summary["disconnects"]["after_tokens"] == len(cut)
+    assert summary["ok"] == len(whole)
+
+
+async def test_an_interrupted_run_keeps_what_it_measured(tmp_path: Path) -> None:
+    app = make_app(token_delay=0.005)
+    results: list[StepResult] = []
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(serve_echo, app)
+        spec = spec_from({"target": url, "load": {"concurrency": [2], "requests": 1000},
+                          "workload": {"output_tokens": 10}})  # fmt: skip
+        with trio.move_on_after(1):  # Ctrl-C, as the CLI turns it into a cancellation
+            await run_spec(spec, results, progress=lambda *_: None)
+        nursery.cancel_scope.cancel()
+    [step] = results
+    assert 0 < len(step.outcomes) < 1000 and step.interrupted
+    path = tmp_path / "result.json"
+    write_result(path, result_json(spec, results))
+    data = read_result(path)
+    assert data["steps"][0]["summary"]["interrupted"] is True
+    assert "(cut)" in table([("run", data)])
+
+
+# ----- against serve: the server's own counts agree
+
+
+async def test_counts_agree_with_the_servers_metrics_and_disconnects_are_seen(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path, OLLAMA_NUM_PARALLEL="1")
+    async with trio.open_nursery() as nursery:
+        served = await open_served(nursery, settings, grace=1, tokens_per_second=50)
+        # One slot and three clients: most requests wait 0.1 s or more, so a hang-up after
+        # 0.05 s comes while queued (unless that request found the slot free).
+        [step] = await run({
+            "target": served.url, "load": {"concurrency": [3], "requests": 12},
+            "workload": {"models": ["tiny"], "output_tokens": 6,
+                         "disconnect": {"queue": 0.25, "queue_s": 0.05}},
+        })  # fmt: skip
+        async with httpx.AsyncClient(base_url=served.url) as client:
+            m = Scrape((await client.get("/metrics")).text)
+        served.stop.set()
+    hung_up = [o for o in step.outcomes if o.disconnect == "queue"]
+    queued = [o for o in hung_up if o.status == 0]
+    whole = [o for o in step.outcomes if o.ok]
+    assert queued and all(o.disconnected for o in hung_up)
+    assert len(whole) == 12 - len(hung_up)
+    assert all(o.output_tokens == 6 for o in whole)
+    # The server saw the same: the answered requests and their tokens, and the hang-ups as
+    # requests that ended before any status (or after it, for one that found the slot free).
+    key = {"model": "tiny:latest", "endpoint": "/api/generate"}
+    answered = [o for o in step.outcomes if o.status == 200]
+    assert m.value("trio_ollama_requests_total", **key, status="200") == len(answered)
+    assert m.value("trio_ollama_generated_tokens_total") == sum(o.output_tokens or 0 for o in whole)
+    assert m.value("trio_ollama_requests_total", endpoint="/api/generate", status="0") == len(
+        queued
+    )
+    assert m.value("trio_ollama_requests_total", endpoint="/api/generate") == 12
+    assert step.metrics_before is not None and step.metrics_after is not None
