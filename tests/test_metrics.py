@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 import trio
@@ -294,3 +295,56 @@ async def test_an_eviction_for_memory_is_counted_as_such(autojump_clock: Any) ->
         m = Scrape(metrics.exposition().decode())
     assert m.value("trio_ollama_unloads_total", model="a", reason="evicted_memory") == 1
     assert m.value("trio_ollama_loads_total", result="ok") == 2
+
+
+async def test_refusals_a_pending_load_and_the_openai_routes_are_counted(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, OLLAMA_NUM_PARALLEL="1", OLLAMA_MAX_QUEUE="2")
+    async with trio.open_nursery() as nursery:
+        served = await open_served(nursery, settings, grace=0.2, tokens_per_second=50,
+                                   load_seconds=0.5)  # fmt: skip
+        async with (
+            httpx.AsyncClient(base_url=served.url, timeout=10) as client,
+            trio.open_nursery() as calls,
+        ):
+            long = {"model": "tiny", "prompt": "hi", "options": {"num_predict": 10_000}}
+            for _ in range(2):  # both wait for the load (the pending queue)
+                calls.start_soon(stream_lines, client, "/api/generate", long)
+            with trio.fail_after(5):
+                while True:
+                    m = await scrape(client)
+                    if m.value("trio_ollama_requests_waiting", model=MODEL) == 2:
+                        break
+                    await trio.sleep(0.01)
+            assert m.value("trio_ollama_runners_loaded") == 0, "still loading"
+            # The queue holds two: a third is refused.
+            busy = await client.post("/api/generate", json={**long, "stream": False})
+            assert busy.status_code == 503
+            m = await scrape(client)
+            served.stop.set()
+    assert m.value("trio_ollama_requests_rejected_total", reason="queue_full") == 1
+    assert m.value("trio_ollama_requests_total", model=MODEL, status="503") == 1
+
+
+async def test_the_openai_routes_are_counted_and_a_failed_load_too(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    async with trio.open_nursery() as nursery:
+        served = await open_served(nursery, settings, grace=0.2, tokens_per_second=1000)
+        async with httpx.AsyncClient(base_url=served.url, timeout=10) as client:
+            body = {"model": "tiny", "max_tokens": 3, "stream": True,
+                    "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+            async with client.stream("POST", "/v1/chat/completions", json=body) as r:
+                events = [line async for line in r.aiter_lines() if line.startswith("data: ")]
+            assert r.status_code == 200 and events[-1] == "data: [DONE]"
+            served.engines.config = attrs.evolve(served.engines.config, fail_load="no weights")
+            failed = await client.post("/v1/chat/completions", json={**body, "model": "other"})
+            assert failed.status_code == 500
+            m = await scrape(client)
+            served.stop.set()
+    ok = {"endpoint": "/v1/chat/completions", "model": MODEL, "status": "200"}
+    assert m.value("trio_ollama_requests_total", **ok) == 1
+    assert m.value("trio_ollama_time_to_first_token_seconds_count", model=MODEL) == 1
+    assert m.value("trio_ollama_generated_tokens_total", model=MODEL) == 3
+    failed_route = {"endpoint": "/v1/chat/completions", "model": "other:latest", "status": "500"}
+    assert m.value("trio_ollama_requests_total", **failed_route) == 1
+    assert m.value("trio_ollama_requests_rejected_total", reason="load_failed") == 1
+    assert m.value("trio_ollama_loads_total", model="other:latest", result="failed") == 1

@@ -177,29 +177,49 @@ class _SchedulerState(Collector):
             labels=["model"],
         )  # fmt: skip
         runners = s.running()
-        by_model: dict[str, int] = {}
+        # One runner per key, named as it was loaded; waiters by key, under that runner's name
+        # (or their own, for a model not loaded yet). Two runners with one name (a model
+        # re-created while loaded) are summed, so that no series appears twice.
+        names = dict(s.key_names)
+        names.update({r.model.key: r.model.name for r in runners})
+        sums: dict[str, dict[tuple[str, ...], float]] = {}
+
+        def add(family: str, labels: tuple[str, ...], value: float) -> None:
+            series = sums.setdefault(family, {})
+            series[labels] = series.get(labels, 0) + value
+
         for runner in runners:
             name = runner.model.name
-            by_model[name] = by_model.get(name, 0) + runner.refcount
-            slots.add_metric([name, "in_use"], runner.refcount)
-            slots.add_metric([name, "total"], runner.num_parallel)
+            add("running", (name,), runner.refcount)
+            add("slots", (name, "in_use"), runner.refcount)
+            add("slots", (name, "total"), runner.num_parallel)
             if runner.ready is not None:
-                memory.add_metric([name, "weights"], runner.ready.weights_bytes)
-                memory.add_metric([name, "kv"], runner.ready.kv_bytes)
-                memory.add_metric([name, "compute"], runner.ready.compute_bytes)
+                add("memory", (name, "weights"), runner.ready.weights_bytes)
+                add("memory", (name, "kv"), runner.ready.kv_bytes)
+                add("memory", (name, "compute"), runner.ready.compute_bytes)
             pid = runner.client.pid if runner.client is not None else None
-            if pid is not None:
-                resident.add_metric([name], _resident(pid))
-        for name in set(by_model) | set(s.waiting_by_model):
-            running.add_metric([name], by_model.get(name, 0))
-            waiting.add_metric([name], s.waiting_by_model.get(name, 0))
+            rss = _resident(pid) if pid is not None else None
+            if rss is not None:
+                add("resident", (name,), rss)
+        for key, count in s.waiting_by_key.items():
+            add("waiting", (names.get(key, key),), count)
+        # Every model with either has both, so that a dashboard sees a 0, not a gap.
+        for name in {labels[0] for f in ("running", "waiting") for labels in sums.get(f, {})}:
+            add("running", (name,), 0)
+            add("waiting", (name,), 0)
+        families = {"running": running, "waiting": waiting, "slots": slots, "memory": memory,
+                    "resident": resident}  # fmt: skip
+        for family, series in sums.items():
+            for labels, value in series.items():
+                families[family].add_metric(list(labels), value)
         loaded.add_metric([], len(runners))
         yield from (running, waiting, loaded, slots, memory, resident)
 
 
-def _resident(pid: int) -> float:
+def _resident(pid: int) -> float | None:
+    # /proc is answered by the kernel from memory: microseconds, no disk, fine on the loop.
     try:
         text = Path(f"/proc/{pid}/statm").read_text()
     except OSError:
-        return 0.0
+        return None  # gone between the listing and the read
     return float(int(text.split()[1]) * os.sysconf("SC_PAGE_SIZE"))

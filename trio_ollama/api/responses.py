@@ -191,8 +191,11 @@ def _answered(record: RequestRecord, metrics: Metrics) -> None:
     """The request's log line (as Ollama logs each request) and its metrics. A request that
     ended before any status (the client hung up first) is logged with status 0."""
     duration = trio.current_time() - record.started
+    # The path is the client's: quoted if it holds anything unprintable (a %0A would forge a
+    # second log line).
+    path = record.path if record.path.isprintable() else repr(record.path)
     request_log.info(
-        "%s %s %d", record.method, record.path, record.status, extra=record.log_fields(duration)
+        "%s %s %d", record.method, path, record.status, extra=record.log_fields(duration)
     )
     metrics.answered(record.model, record.endpoint or "unmatched", record.status, duration)
 

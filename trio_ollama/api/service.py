@@ -161,12 +161,23 @@ def runner_options_of(options: dict[str, Any]) -> RunnerOptions:
 
 @attrs.define
 class _TokenClock:
-    """One generation's timing and counts, for the metrics and the request's log line."""
+    """One generation's timing and counts, for the metrics and the request's log line.
+
+    Times are taken as each piece of text is handed to the response, so they are what the
+    client sees (a client that reads slowly widens the gaps). A piece is usually one token;
+    text held back while it might start a stop sequence comes out as one piece.
+    """
 
     metrics: Metrics
     model: str
     started: float
     last: float | None = None
+
+    @classmethod
+    def start(cls, metrics: Metrics, model: str, started: float) -> _TokenClock:
+        """From the request's arrival when there is one (its body's reading included)."""
+        record = records.current()
+        return cls(metrics, model, record.started if record is not None else started)
 
     def piece(self) -> None:
         now = trio.current_time()
@@ -200,9 +211,10 @@ class Service:
         return await trio.to_thread.run_sync(fn, *args)
 
     async def details(self, name: str, *, not_found: str) -> ModelDetails:
-        """The stored model named `name`; `not_found` formats the 404 (it gets `{name}`)."""
+        """The stored model named `name`; `not_found` formats the 404 (it gets `{name}`). The
+        request's record (its log line, its metrics' `model` label) takes the stored name."""
         try:
-            return await self._thread(self.store.show, name)
+            details = await self._thread(self.store.show, name)
         except InvalidNameError:
             raise APIError(404, not_found.format(name=name)) from None
         except ModelNotFoundError:
@@ -211,6 +223,10 @@ class Service:
             raise store_error(exc) from exc
         except GGUFError as exc:
             raise APIError(500, str(exc)) from exc
+        record = records.current()
+        if record is not None:
+            record.model = details.name.display_shortest
+        return details
 
     async def spec(self, details: ModelDetails) -> ModelSpec:
         try:
@@ -233,7 +249,6 @@ class Service:
                 entered = True
                 record = records.current()
                 if record is not None:
-                    record.model = spec.name
                     record.queue_wait = lease.load_duration
                 yield lease
         except SchedulerError as exc:
@@ -295,7 +310,7 @@ class Service:
             completion = self._completion(
                 runner, prompt, options, req.format, req.truncate, req.shift
             )
-            clock = _TokenClock(self.metrics, spec.name, started)
+            clock = _TokenClock.start(self.metrics, spec.name, started)
             async with completion as events:
                 async for chunk in events:
                     if isinstance(chunk, Piece):
@@ -359,7 +374,7 @@ class Service:
             completion = self._completion(
                 runner, prompt, options, req.format, req.truncate, req.shift
             )
-            clock = _TokenClock(self.metrics, spec.name, started)
+            clock = _TokenClock.start(self.metrics, spec.name, started)
             async with completion as events:
                 async for chunk in events:
                     if isinstance(chunk, Piece):
@@ -444,6 +459,7 @@ class Service:
                 count += result.prompt_eval_count
                 vectors.append(_normalize(result.embedding, req.dimensions))
             load = lease.load_duration
+        self._embedded(spec.name, count)
         out: dict[str, Any] = {"model": req.model, "embeddings": vectors}
         out["total_duration"] = int((trio.current_time() - started) * 1e9)
         if load:
@@ -464,7 +480,14 @@ class Service:
             if not req.prompt:
                 return {"embedding": []}
             result = await lease.runner.embed(req.prompt)
+        self._embedded(spec.name, result.prompt_eval_count)
         return {"embedding": result.embedding}
+
+    def _embedded(self, model: str, prompt_tokens: int) -> None:
+        self.metrics.generated(model, prompt_tokens, 0, 0)
+        record = records.current()
+        if record is not None:
+            record.prompt_tokens = prompt_tokens
 
     # ----- the store
 
@@ -538,7 +561,7 @@ class Service:
                     "context_length": runner.num_ctx,
                     # Beyond Ollama's fields (its clients ignore them): the queue, per model.
                     "requests_running": runner.refcount,
-                    "requests_waiting": self.scheduler.waiting_by_model.get(runner.model.name, 0),
+                    "requests_waiting": self.scheduler.waiting_by_key.get(runner.model.key, 0),
                     "num_parallel": runner.num_parallel,
                 }
             )

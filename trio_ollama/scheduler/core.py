@@ -169,7 +169,10 @@ class Scheduler:
         self.cores = cores or available_cpus()
         self.loaded: dict[str, Runner] = {}
         self.waiting = 0  # pending + slot waiters: what OLLAMA_MAX_QUEUE bounds
-        self.waiting_by_model: collections.Counter[str] = collections.Counter()  # the same, by name
+        # The same by runner key (what one runner serves, whatever name it was asked by), and
+        # the name to show for each key.
+        self.waiting_by_key: collections.Counter[str] = collections.Counter()
+        self.key_names: dict[str, str] = {}
         self.max_runners: int | None = None
         self.loads = 0  # loads started, for tests and metrics
         self._seq = itertools.count()
@@ -306,9 +309,13 @@ class Scheduler:
 
     def _count_waiting(self, request: _Request, change: int) -> None:
         self.waiting += change
-        self.waiting_by_model[request.model.name] += change
-        if not self.waiting_by_model[request.model.name]:
-            del self.waiting_by_model[request.model.name]
+        key = request.model.key
+        self.waiting_by_key[key] += change
+        if self.waiting_by_key[key]:
+            self.key_names.setdefault(key, request.model.name)
+        else:
+            del self.waiting_by_key[key]
+            self.key_names.pop(key, None)
 
     def _refuse(self, request: _Request, error: BaseException) -> None:
         if request.cancelled:
