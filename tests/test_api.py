@@ -8,6 +8,8 @@ import json
 import math
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -721,5 +723,38 @@ def test_metrics_ps_and_a_killed_runner_on_the_real_model(models: Path) -> None:
             assert time.monotonic() < deadline, "the crash was not counted"
             time.sleep(0.1)
         assert server.proc.poll() is None
+    finally:
+        server.stop()
+
+
+def test_the_load_generator_agrees_with_the_real_server(models: Path, tmp_path: Path) -> None:
+    """`trio-ollama bench run` against the real model: its token counts are the server's
+    (`eval_count`, `/metrics`), and the result file says so."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.server import ServerProcess
+
+    server = ServerProcess(models, {"OLLAMA_NUM_PARALLEL": "2"})
+    try:
+        out = tmp_path / "bench.json"
+        done = subprocess.run(
+            [sys.executable, "-m", "trio_ollama", "bench", "run", "--target", server.url,
+             "--raw", "--concurrency", "2", "--requests", "4", "--output-tokens", "6",
+             "--set", 'workload.options={"temperature": 0}', "--out", str(out)],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        result = json.loads(out.read_text())
+        [step] = result["steps"]
+        requests = step["requests"]
+        assert len(requests) == 4 and all(r["status"] == 200 and not r["error"] for r in requests)
+        assert all(r["output_tokens"] == 6 and r["chunks"] >= 1 for r in requests)
+        text = httpx.get(server.url + "/metrics").text
+        generated = sum(
+            s.value for f in text_string_to_metric_families(text) for s in f.samples
+            if s.name == "trio_ollama_generated_tokens_total"
+        )  # fmt: skip
+        assert generated == 24 == step["summary"]["output_tokens"]
+        assert "concurrency=2" in done.stdout and "4/4" in done.stdout
     finally:
         server.stop()
