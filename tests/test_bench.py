@@ -226,3 +226,50 @@ async def test_counts_agree_with_the_servers_metrics_and_disconnects_are_seen(
     )
     assert m.value("trio_ollama_requests_total", endpoint="/api/generate") == 12
     assert step.metrics_before is not None and step.metrics_after is not None
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_cli_cleanly_and_writes_what_was_measured(tmp_path: Path) -> None:
+    """`trio-ollama bench run` against the echo endpoint (its own process), SIGINTed mid-run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from trio_ollama.bench.report import read_result
+
+    echo = subprocess.Popen(
+        [sys.executable, "-m", "trio_ollama.bench.echo", "--port", "0", "--token-delay", "0.01"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert echo.stdout is not None
+        url = echo.stdout.readline().strip()
+        out = tmp_path / "cut.json"
+        run = subprocess.Popen(
+            [sys.executable, "-m", "trio_ollama", "bench", "run", "--target", url,
+             "--concurrency", "2", "--requests", "10000", "--output-tokens", "10",
+             "--out", str(out)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(3)
+        run.send_signal(signal.SIGINT)
+        stdout, stderr = run.communicate(timeout=30)
+    finally:
+        echo.terminate()
+        echo.wait()
+    assert run.returncode == 0, stderr
+    assert "interrupted: writing what was measured" in stderr and "Traceback" not in stderr
+    [step] = read_result(out)["steps"]
+    assert step["summary"]["interrupted"] and 0 < step["summary"]["requests"] < 10000
+    assert "(cut)" in stdout
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parent.parent / "benchmarks" / "specs").glob("*.toml"))
+)
+def test_the_example_specs_load(path: Path) -> None:
+    from trio_ollama.bench import load_spec
+
+    spec = load_spec(path)
+    assert list(steps(spec)), "every example runs at least one step"

@@ -165,7 +165,12 @@ def _ceiling(args: argparse.Namespace) -> int:
     summary = result_json(spec, results)["steps"][0]["summary"]
     cpu = (after.user - before.user) + (after.system - before.system)
     busy = cpu / summary["wall_s"]
+    # The echo server shares the machine: what the generator costs is its CPU per token, and
+    # what one core of it could drive is that turned around.
+    per_core = summary["output_tokens_per_s"] / busy if busy else float("nan")
     print(f"generator ceiling (one process, {args.concurrency} clients, {args.tokens} tokens "
-          f"a request): {summary['requests_per_s']:.1f} requests/s, "
-          f"{summary['output_tokens_per_s']:.0f} tokens/s, using {busy:.2f} of a core")  # fmt: skip
+          f"a request): {summary['requests_per_s']:.1f} requests/s and "
+          f"{summary['output_tokens_per_s']:.0f} tokens/s driven, using {busy:.2f} of a core: "
+          f"{per_core:.0f} tokens/s and {summary['requests_per_s'] / busy:.0f} requests/s "
+          f"a core")  # fmt: skip
     return 0

@@ -51,7 +51,9 @@ async def run_spec(
 ) -> None:
     """Every step of `spec`, in order, each appended to `results` as it starts: whoever cancels
     the run still holds every request that finished (and the step it stopped in, marked)."""
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
+    limits = httpx.Limits(
+        max_connections=None, max_keepalive_connections=64 if spec.keepalive else 0
+    )
     timeout = httpx.Timeout(spec.timeout, connect=30)
     async with httpx.AsyncClient(base_url=spec.target, limits=limits, timeout=timeout) as client:
         for step in steps(spec):

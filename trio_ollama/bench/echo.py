@@ -113,6 +113,7 @@ async def serve_echo(
     config = anycorn.config.Config()
     config.bind = [f"127.0.0.1:{port}"]
     config.accesslog = None
+    config.errorlog = None  # its one line ("Running on ...") is the URL printed below
 
     async def started(*, task_status: trio.TaskStatus[list[str]]) -> None:
         await anycorn.serve(app, config, task_status=task_status)  # type: ignore[arg-type]

@@ -96,6 +96,9 @@ class Spec:
     workload: Workload = Workload()
     slo: Slo = Slo()
     timeout: float = 600.0
+    # Reuse connections between requests. llama-server closes kept-alive connections at times
+    # (the next request on one fails before it is sent): false opens one per request.
+    keepalive: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self, recurse=True, value_serializer=_plain)
@@ -130,7 +133,9 @@ def load_spec(path: Path, overrides: Mapping[str, Any] | None = None) -> Spec:
 
 def spec_from(data: Mapping[str, Any]) -> Spec:
     """Check and build: unknown keys, wrong types and impossible values are refused."""
-    top = _fields(data, "", {"target", "api", "seed", "load", "workload", "slo", "timeout"})
+    top = _fields(
+        data, "", {"target", "api", "seed", "load", "workload", "slo", "timeout", "keepalive"}
+    )
     api = _choice(top, "api", APIS, "generate")
     target = str(top.get("target", DEFAULT_TARGET)).rstrip("/")
     if not target.startswith(("http://", "https://")):
@@ -195,7 +200,15 @@ def spec_from(data: Mapping[str, Any]) -> Spec:
             tpot=_number(slo, "tpot", float, 0.2, "slo.", minimum=0),
         ),
         timeout=_number(top, "timeout", float, 600.0, "", minimum=1e-3),
+        keepalive=_bool(top, "keepalive", True),
     )
+
+
+def _bool(data: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise SpecError(f"{key}: {value!r} is not true or false")
+    return value
 
 
 def _fields(value: Any, prefix: str, allowed: set[str]) -> Mapping[str, Any]:
