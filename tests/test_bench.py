@@ -216,15 +216,16 @@ async def test_counts_agree_with_the_servers_metrics_and_disconnects_are_seen(
     assert len(whole) == 12 - len(hung_up)
     assert all(o.output_tokens == 6 for o in whole)
     # The server saw the same: the answered requests and their tokens, and the hang-ups as
-    # requests that ended before any status (or after it, for one that found the slot free).
+    # requests that ended before any status. Races at the edges are allowed for: a hang-up so
+    # early the server never read the request, or one just after the status went out.
     key = {"model": "tiny:latest", "endpoint": "/api/generate"}
-    answered = [o for o in step.outcomes if o.status == 200]
-    assert m.value("trio_ollama_requests_total", **key, status="200") == len(answered)
     assert m.value("trio_ollama_generated_tokens_total") == sum(o.output_tokens or 0 for o in whole)
-    assert m.value("trio_ollama_requests_total", endpoint="/api/generate", status="0") == len(
-        queued
-    )
-    assert m.value("trio_ollama_requests_total", endpoint="/api/generate") == 12
+    answered = m.value("trio_ollama_requests_total", **key, status="200")
+    assert len(whole) <= answered <= len(whole) + len(hung_up)
+    before_status = m.value("trio_ollama_requests_total", endpoint="/api/generate", status="0")
+    assert 1 <= before_status <= len(queued)
+    seen = m.value("trio_ollama_requests_total", endpoint="/api/generate")
+    assert 12 - len(queued) < seen <= 12
     assert step.metrics_before is not None and step.metrics_after is not None
 
 
