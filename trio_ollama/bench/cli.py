@@ -15,6 +15,7 @@ from typing import Any
 import trio
 
 from trio_ollama.bench.drive import StepResult, run_spec
+from trio_ollama.bench.plan import steps
 from trio_ollama.bench.report import plot, read_result, result_json, table, write_result
 from trio_ollama.bench.spec import Spec, SpecError, load_spec, spec_from
 
@@ -71,12 +72,19 @@ def _spec(args: argparse.Namespace) -> Spec:
                        ("workload.output_tokens", args.output_tokens)):  # fmt: skip
         if value is not None:
             flags[key] = value
+    if args.concurrency and args.rate:
+        raise SpecError("--concurrency and --rate: a closed loop or an open one, not both")
+    # Each sets its own value; it picks the mode only against the default (closed) or the
+    # other loop, never over a spec's bursts or trace.
+    mode = _spec_mode(args.spec)
     if args.concurrency:
-        flags["load.mode"] = "closed"
         flags["load.concurrency"] = [int(x) for x in args.concurrency.split(",")]
+        if mode == "open":
+            flags["load.mode"] = "closed"
     if args.rate:
-        flags["load.mode"] = "open"
         flags["load.rate"] = [float(x) for x in args.rate.split(",")]
+        if mode == "closed":
+            flags["load.mode"] = "open"
     for item in args.set:
         key, sep, text = item.partition("=")
         if not sep:
@@ -86,15 +94,27 @@ def _spec(args: argparse.Namespace) -> Spec:
         except json.JSONDecodeError:
             flags[key] = text
     if args.spec is not None:
-        return load_spec(args.spec, flags)
-    data: dict[str, Any] = {}
-    for dotted, value in flags.items():
-        *parents, last = dotted.split(".")
-        node = data
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[last] = value
-    return spec_from(data)
+        spec = load_spec(args.spec, flags)
+    else:
+        data: dict[str, Any] = {}
+        for dotted, value in flags.items():
+            *parents, last = dotted.split(".")
+            node = data
+            for key in parents:
+                node = node.setdefault(key, {})
+            node[last] = value
+        spec = spec_from(data)
+    list(steps(spec))  # a bad trace is refused here, before anything is sent
+    return spec
+
+
+def _spec_mode(path: Path | None) -> str:
+    if path is None:
+        return "closed"
+    try:
+        return str(load_spec(path).load.mode)
+    except SpecError:
+        return "closed"  # load_spec says what is wrong, with the flags applied
 
 
 async def _measure(spec: Spec, results: list[StepResult], raw: bool) -> None:

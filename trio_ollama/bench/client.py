@@ -36,18 +36,24 @@ class Outcome:
     prompt_tokens: int | None = None
     output_tokens: int | None = None
     chunks: int = 0  # pieces of text received
-    load_s: float | None = None  # the server's queue-and-load time, where it reports one
+    load_s: float | None = None  # the server's load time (`load_duration`; trio-ollama's
+    # includes the time queued)
     disconnect: str = ""  # what the plan asked for
     disconnected: bool = False  # and whether the client did hang up there
 
     @property
     def ok(self) -> bool:
-        return self.status == 200 and not self.error and not self.disconnect
+        """Answered whole: what latency figures are taken over."""
+        return self.status == 200 and not self.error and not self.disconnected
 
     @property
     def tpot(self) -> float | None:
-        """Mean seconds per output token after the first."""
-        return sum(self.gaps) / len(self.gaps) if self.gaps else None
+        """Mean seconds per output token after the first, by the server's count of them
+        (a chunk can carry several tokens), else by chunks."""
+        if self.ttft is None or self.e2e is None or not self.gaps:
+            return None
+        tokens = self.output_tokens if self.output_tokens else self.chunks
+        return sum(self.gaps) / max(tokens - 1, 1)
 
     def to_json(self) -> dict[str, Any]:
         data = attrs.asdict(self)
@@ -79,13 +85,18 @@ def request_of(api: Api, plan: Planned, raw: bool) -> tuple[str, dict[str, Any]]
 
 
 async def run_one(
-    client: httpx.AsyncClient, api: Api, plan: Planned, started: float, disconnects: Disconnects,
-    raw: bool = False,
-) -> Outcome:  # fmt: skip
-    """Send `plan`, read its stream, and hang up where the plan says."""
+    client: httpx.AsyncClient, api: Api, plan: Planned, out: Outcome, disconnects: Disconnects,
+    raw: bool = False, seconds: float = math.inf,
+) -> None:  # fmt: skip
+    """Send `plan`, read its stream into `out`, and hang up where the plan says.
+
+    `out` is the caller's, so that a request cut short (the step's end, Ctrl-C) still leaves
+    what it measured: its `error` then says so. A planned hang-up in the queue or in prefill
+    that comes too late (the status, or the first token, arrived first) is not made.
+    `seconds` bounds the whole request.
+    """
     path, body = request_of(api, plan, raw)
     sent = time.perf_counter()
-    out = Outcome(plan.index, plan.model, sent - started, disconnect=plan.disconnect)
     openai = api.startswith("openai")
     deadline = math.inf
     if plan.disconnect == "queue":
@@ -93,40 +104,57 @@ async def run_one(
     elif plan.disconnect == "prefill":
         deadline = trio.current_time() + disconnects.prefill_s
     last = sent
-    with trio.CancelScope(deadline=deadline) as hang_up:
-        try:
-            async with client.stream("POST", path, json=body) as response:
-                out.status = response.status_code
-                if response.status_code != 200:
-                    out.error = _error_text(await response.aread())
-                    return out
-                async for line in response.aiter_lines():
-                    chunk = _parse(line, openai)
-                    if chunk is None:
-                        continue
-                    if "error" in chunk:
-                        out.error = _error_text(json.dumps(chunk).encode())
-                        break
-                    if _text(chunk, api):
+    finished = False
+    out.error = "cut: the run ended first"  # until the request ends on its own
+    try:
+        with trio.move_on_after(seconds) as timer, trio.CancelScope(deadline=deadline) as hang_up:
+            try:
+                async with client.stream("POST", path, json=body) as response:
+                    out.status = response.status_code
+                    if plan.disconnect == "queue":
+                        hang_up.deadline = math.inf  # answered: too late to leave the queue
+                    if response.status_code != 200:
+                        out.error = _error_text(await response.aread())
+                        return
+                    out.error = ""
+                    async for line in response.aiter_lines():
                         now = time.perf_counter()
-                        if out.ttft is None:
-                            out.ttft = now - sent
-                            if plan.disconnect == "prefill":
-                                hang_up.deadline = math.inf  # too late to hang up in prefill
-                        else:
-                            out.gaps.append(now - last)
-                        last = now
-                        out.chunks += 1
-                        if plan.disconnect == "after_tokens" and out.chunks >= disconnects.after_k:
-                            out.disconnected = True
+                        if openai and line == "data: [DONE]":
+                            finished = True
+                            continue
+                        chunk = _parse(line, openai)
+                        if chunk is None:
+                            continue
+                        if "error" in chunk:
+                            out.error = _error_text(json.dumps(chunk).encode())
                             break
-                    _counts(chunk, api, out)
-        except httpx.HTTPError as exc:
-            out.error = f"{type(exc).__name__}: {exc}"
-    if hang_up.cancelled_caught:
-        out.disconnected = True
-    out.e2e = time.perf_counter() - sent
-    return out
+                        if _text(chunk, api):
+                            if out.ttft is None:
+                                out.ttft = now - sent
+                                if plan.disconnect == "prefill":
+                                    hang_up.deadline = math.inf  # too late for prefill
+                            else:
+                                out.gaps.append(now - last)
+                            last = now
+                            out.chunks += 1
+                            if (
+                                plan.disconnect == "after_tokens"
+                                and out.chunks >= disconnects.after_k
+                            ):
+                                out.disconnected = True
+                                return
+                        finished |= _counts(chunk, api, out)
+                    if not finished and not out.error:
+                        out.error = "stream ended early: no final message"
+            except httpx.HTTPError as exc:
+                out.error = f"{type(exc).__name__}: {exc}"
+        if hang_up.cancelled_caught:
+            out.disconnected = True
+            out.error = ""
+        elif timer.cancelled_caught:
+            out.error = f"timed out after {seconds:g} s"
+    finally:
+        out.e2e = time.perf_counter() - sent
 
 
 def _parse(line: str, openai: bool) -> dict[str, Any] | None:
@@ -156,18 +184,21 @@ def _text(chunk: dict[str, Any], api: Api) -> bool:
     return bool(choices[0].get("text"))
 
 
-def _counts(chunk: dict[str, Any], api: Api, out: Outcome) -> None:
+def _counts(chunk: dict[str, Any], api: Api, out: Outcome) -> bool:
+    """Take the server's counts from the last message; True for Ollama's final one."""
     if api in ("generate", "chat"):
-        if chunk.get("done"):
-            out.prompt_tokens = chunk.get("prompt_eval_count")
-            out.output_tokens = chunk.get("eval_count")
-            if chunk.get("load_duration") is not None:
-                out.load_s = chunk["load_duration"] / 1e9
-        return
+        if not chunk.get("done"):
+            return False
+        out.prompt_tokens = chunk.get("prompt_eval_count")
+        out.output_tokens = chunk.get("eval_count")
+        if chunk.get("load_duration") is not None:
+            out.load_s = chunk["load_duration"] / 1e9
+        return True
     usage = chunk.get("usage")
     if usage:
         out.prompt_tokens = usage.get("prompt_tokens")
         out.output_tokens = usage.get("completion_tokens")
+    return False
 
 
 def _error_text(body: bytes) -> str:

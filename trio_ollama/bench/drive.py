@@ -72,12 +72,17 @@ async def _run_step(
     deadline = trio.current_time() + spec.load.duration if spec.load.duration else float("inf")
 
     async def one(plan: Planned) -> None:
-        outcome = await run_one(client, spec.api, plan, started, spec.workload.disconnect, raw)
-        result.outcomes.append(outcome)
-        progress(step.label, len(result.outcomes), len(step.requests))
+        outcome = Outcome(plan.index, plan.model, time.perf_counter() - started,
+                          disconnect=plan.disconnect)  # fmt: skip
+        try:
+            await run_one(client, spec.api, plan, outcome, spec.workload.disconnect, raw,
+                          spec.timeout)  # fmt: skip
+        finally:  # cut short too: what it measured stays, its error says so
+            result.outcomes.append(outcome)
+            progress(step.label, len(result.outcomes), len(step.requests))
 
     try:
-        with trio.CancelScope(deadline=deadline):
+        with trio.CancelScope(deadline=deadline) as limit:
             async with trio.open_nursery() as nursery:
                 if step.concurrency is not None:
                     queue = iter(step.requests)
@@ -95,8 +100,9 @@ async def _run_step(
                         nursery.start_soon(one, plan)
     finally:
         result.wall = time.perf_counter() - started
-        if len(result.outcomes) < len(step.requests):
-            result.interrupted = spec.load.duration == 0 or trio.current_time() < deadline
+        # Ended before every request was answered, and not by its own duration: cut.
+        finished = sum(1 for o in result.outcomes if not o.error.startswith("cut:"))
+        result.interrupted = finished < len(step.requests) and not limit.cancelled_caught
 
 
 async def _metrics(client: httpx.AsyncClient) -> str | None:

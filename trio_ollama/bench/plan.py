@@ -157,7 +157,11 @@ def read_trace(path: Path) -> list[Planned]:
     (that many words), `output_tokens`, and optionally `options` and `disconnect`."""
     out: list[Planned] = []
     rng = random.Random(f"trace:{path.name}")
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(f"{path}: {exc.strerror}") from None
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         where = f"{path}:{number}"

@@ -36,7 +36,11 @@ def summarize(step: StepResult, spec: Spec) -> dict[str, Any]:
     ok = [o for o in done if o.ok]
     errors = Counter(_kind(o) for o in done if o.error or (o.status not in (0, 200)))
     output = sum(o.output_tokens or 0 for o in done)
-    wall = step.wall or math.nan
+    wall = step.wall
+
+    def per_s(count: float) -> float | None:  # None, not NaN: the file stays valid JSON
+        return count / wall if wall > 0 else None
+
     good = [
         o for o in ok
         if o.ttft is not None and o.ttft <= spec.slo.ttft and (o.tpot or 0) <= spec.slo.tpot
@@ -52,11 +56,11 @@ def summarize(step: StepResult, spec: Spec) -> dict[str, Any]:
             for kind in ("queue", "prefill", "after_tokens")
         },
         "wall_s": step.wall,
-        "requests_per_s": len(ok) / wall,
+        "requests_per_s": per_s(len(ok)),
         "output_tokens": output,
-        "output_tokens_per_s": output / wall,
+        "output_tokens_per_s": per_s(output),
         "prompt_tokens": sum(o.prompt_tokens or 0 for o in done),
-        "goodput_per_s": len(good) / wall,
+        "goodput_per_s": per_s(len(good)),
         "ttft_s": percentiles([o.ttft for o in ok if o.ttft is not None]),
         "tpot_s": percentiles([t for o in ok if (t := o.tpot) is not None]),
         "itl_s": percentiles([g for o in ok for g in o.gaps]),
@@ -101,6 +105,10 @@ def read_result(path: Path) -> dict[str, Any]:
     return data
 
 
+def _rate(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value * 1e3:.0f}"
 
@@ -116,8 +124,8 @@ def table(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
             errors = sum(s["errors"].values())
             rows.append([
                 name, s["label"] + (" (cut)" if s["interrupted"] else ""),
-                f"{s['ok']}/{s['requests']}", f"{s['requests_per_s']:.2f}",
-                f"{s['output_tokens_per_s']:.1f}", f"{s['goodput_per_s']:.2f}",
+                f"{s['ok']}/{s['requests']}", _rate(s["requests_per_s"], 2),
+                _rate(s["output_tokens_per_s"], 1), _rate(s["goodput_per_s"], 2),
                 _ms(s["ttft_s"]["p50"]), _ms(s["ttft_s"]["p99"]),
                 _ms(s["itl_s"]["p50"]), _ms(s["itl_s"]["p99"]),
                 _ms(s["e2e_s"]["p50"]), _ms(s["e2e_s"]["p99"]), str(errors),

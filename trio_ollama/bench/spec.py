@@ -114,7 +114,10 @@ def _plain(_: Any, __: Any, value: Any) -> Any:
 
 def load_spec(path: Path, overrides: Mapping[str, Any] | None = None) -> Spec:
     """A spec from a TOML (`.toml`) or JSON file; `overrides` are dotted keys ("load.mode")."""
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(f"{path}: {exc.strerror}") from None
     try:
         data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
