@@ -518,12 +518,12 @@ def manifest_of(tmp_models: Path, name: str) -> Path:
     return tmp_models / "manifests" / "registry.ollama.ai" / "library" / name / "latest"
 
 
-@pytest.mark.parametrize("kind", ["link out of the store", "link to nowhere", "not JSON"])
-async def test_a_broken_manifest_is_a_clear_4xx_and_can_be_removed(
-    server: Server, tmp_path: Path, kind: str
-) -> None:
-    models = tmp_path / "models"
-    path = manifest_of(models, "broken")
+BROKEN = ["link out of the store", "link to nowhere", "not JSON"]
+
+
+def broken_manifest(tmp_path: Path, kind: str) -> tuple[Path, Path]:
+    """The manifest of "broken", made `kind`; and a file outside the store a link may reach."""
+    path = manifest_of(tmp_path / "models", "broken")
     path.parent.mkdir(parents=True)
     secret = tmp_path / "secret.txt"
     secret.write_text("not for clients")
@@ -531,6 +531,15 @@ async def test_a_broken_manifest_is_a_clear_4xx_and_can_be_removed(
         path.write_text("{not json")
     else:
         path.symlink_to(secret if kind == "link out of the store" else tmp_path / "nowhere")
+    return path, secret
+
+
+@pytest.mark.parametrize("kind", BROKEN)
+async def test_a_broken_manifest_is_a_clear_4xx_and_can_be_removed(
+    server: Server, tmp_path: Path, kind: str
+) -> None:
+    models = tmp_path / "models"
+    path, secret = broken_manifest(tmp_path, kind)
     r = await post(server, "/api/show", {"model": "broken"})
     assert r.status_code == 400
     error = (await r.get_json())["error"]
@@ -549,17 +558,9 @@ async def test_a_broken_manifest_is_a_clear_4xx_and_can_be_removed(
     assert [m["name"] for m in tags["models"]] == ["tiny:latest"]
 
 
-@pytest.mark.parametrize("kind", ["link out of the store", "link to nowhere", "not JSON"])
+@pytest.mark.parametrize("kind", BROKEN)
 async def test_create_replaces_a_broken_manifest(server: Server, tmp_path: Path, kind: str) -> None:
-    models = tmp_path / "models"
-    path = manifest_of(models, "broken")
-    path.parent.mkdir(parents=True)
-    secret = tmp_path / "secret.txt"
-    secret.write_text("not for clients")
-    if kind == "not JSON":
-        path.write_text("{not json")
-    else:
-        path.symlink_to(secret if kind == "link out of the store" else tmp_path / "nowhere")
+    path, secret = broken_manifest(tmp_path, kind)
     r = await post(server, "/api/create", {"model": "broken", "from": "tiny", "stream": False})
     assert (r.status_code, await r.get_json()) == (200, {"status": "success"})
     assert not path.is_symlink() and json.loads(path.read_text())["layers"]
