@@ -295,3 +295,16 @@ def test_a_missing_spec_or_trace_is_an_error_not_a_traceback(tmp_path: Path) -> 
         load_spec(tmp_path / "none.toml")
     with pytest.raises(SpecError, match="No such file"):
         read_trace(tmp_path / "none.jsonl")
+
+
+async def test_an_open_loop_reports_how_late_it_sent() -> None:
+    app = make_app()
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(serve_echo, app)
+        spec = {"target": url, "seed": 2, "load": {"mode": "open", "rate": [20.0], "requests": 20},
+                "workload": {"output_tokens": 4}}  # fmt: skip
+        [step] = await run(spec)
+        nursery.cancel_scope.cancel()
+    lag = result_json(spec_from(spec), [step])["steps"][0]["summary"]["send_lag_s"]
+    assert all(o.planned is not None for o in step.outcomes)
+    assert lag["p50"] >= 0 and lag["max"] < 0.2, lag  # sent on time: the generator kept up

@@ -38,6 +38,7 @@ class Outcome:
     chunks: int = 0  # pieces of text received
     load_s: float | None = None  # the server's load time (`load_duration`; trio-ollama's
     # includes the time queued)
+    planned: float | None = None  # when the plan said to send it (open loops and traces)
     disconnect: str = ""  # what the plan asked for
     disconnected: bool = False  # and whether the client did hang up there
 

@@ -73,6 +73,7 @@ async def _run_step(
 
     async def one(plan: Planned) -> None:
         outcome = Outcome(plan.index, plan.model, time.perf_counter() - started,
+                          planned=None if step.concurrency else plan.at,
                           disconnect=plan.disconnect)  # fmt: skip
         try:
             await run_one(client, spec.api, plan, outcome, spec.workload.disconnect, raw,

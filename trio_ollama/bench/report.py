@@ -65,6 +65,9 @@ def summarize(step: StepResult, spec: Spec) -> dict[str, Any]:
         "tpot_s": percentiles([t for o in ok if (t := o.tpot) is not None]),
         "itl_s": percentiles([g for o in ok for g in o.gaps]),
         "e2e_s": percentiles([o.e2e for o in ok if o.e2e is not None]),
+        # How late requests went out against their plan: the evidence that the generator
+        # kept up (open loops and traces; empty in a closed loop).
+        "send_lag_s": percentiles([o.sent - o.planned for o in done if o.planned is not None]),
         "interrupted": step.interrupted,
     }
 
