@@ -73,9 +73,24 @@ ALLOWED: dict[str, set[str]] = {
     # The command line is a client of the HTTP API; it starts the server (`serve`) and sets up
     # the store, and shares the option and name rules, but never reaches past them.
     "trio_ollama.cli": _FACTS
-    | {"trio_ollama.options", "trio_ollama.store", "trio_ollama.api", "trio_ollama.bench"},
+    | {
+        "trio_ollama.options",
+        "trio_ollama.store",
+        "trio_ollama.api",
+        "trio_ollama.bench",
+        "trio_ollama.sim",
+    },
     # The load generator is a client of any server: nothing of this one's insides.
     "trio_ollama.bench": set(),
+    # The simulator drives the real scheduler with the load generator's specs and results.
+    "trio_ollama.sim": _FACTS
+    | {
+        "trio_ollama.bench",
+        "trio_ollama.runner",
+        "trio_ollama.runner.protocol",
+        "trio_ollama.scheduler",
+        "trio_ollama.testing",
+    },
     "trio_ollama.__main__": {"trio_ollama.cli"},
     # The package root: the curated public surface, over everything.
     "trio_ollama": {

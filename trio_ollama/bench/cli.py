@@ -26,6 +26,18 @@ def add_parser(verbs: Any) -> None:
     )
     actions = bench.add_subparsers(dest="bench_action", metavar="ACTION", required=True)
     run = actions.add_parser("run", help="run a workload and write its result file")
+    add_spec_arguments(run)
+    compare = actions.add_parser("compare", help="result files side by side")
+    compare.add_argument("results", nargs="+", type=Path)
+    compare.add_argument("--plots", type=Path, metavar="DIR", help="write PNG plots here")
+    ceiling = actions.add_parser("ceiling", help="the generator's own limit, on a trivial server")
+    ceiling.add_argument("--concurrency", type=int, default=32)
+    ceiling.add_argument("--requests", type=int, default=400)
+    ceiling.add_argument("--tokens", type=int, default=256)
+
+
+def add_spec_arguments(run: argparse.ArgumentParser) -> None:
+    """A spec file and the flags that override it (`bench run`, and `simulate`)."""
     run.add_argument("spec", nargs="?", type=Path, help="a TOML or JSON spec (flags override)")
     run.add_argument("--target", help="base URL (default http://127.0.0.1:11434)")
     run.add_argument("--api", help="generate, chat, openai-chat or openai-completions")
@@ -42,13 +54,6 @@ def add_parser(verbs: Any) -> None:
                      help='any spec key, dotted: --set workload.shared_prefix=0.5')  # fmt: skip
     run.add_argument("-o", "--out", type=Path, help="result file (default bench-TIME.json)")
     run.add_argument("--plots", type=Path, metavar="DIR", help="write PNG plots here")
-    compare = actions.add_parser("compare", help="result files side by side")
-    compare.add_argument("results", nargs="+", type=Path)
-    compare.add_argument("--plots", type=Path, metavar="DIR", help="write PNG plots here")
-    ceiling = actions.add_parser("ceiling", help="the generator's own limit, on a trivial server")
-    ceiling.add_argument("--concurrency", type=int, default=32)
-    ceiling.add_argument("--requests", type=int, default=400)
-    ceiling.add_argument("--tokens", type=int, default=256)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -63,7 +68,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
 
 
-def _spec(args: argparse.Namespace) -> Spec:
+def spec_of(args: argparse.Namespace) -> Spec:
+    """The spec that `add_spec_arguments`' flags describe."""
     flags: dict[str, Any] = {}
     for key, value in (("target", args.target), ("api", args.api), ("seed", args.seed),
                        ("load.requests", args.requests), ("load.duration", args.duration),
@@ -133,9 +139,14 @@ async def _measure(spec: Spec, results: list[StepResult], raw: bool) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    spec = _spec(args)
+    spec = spec_of(args)
     results: list[StepResult] = []
     trio.run(_measure, spec, results, args.raw)
+    return report_run(args, spec, results)
+
+
+def report_run(args: argparse.Namespace, spec: Spec, results: list[StepResult]) -> int:
+    """Write the result file, print its table, draw its plots if asked."""
     result = result_json(spec, results)
     out = args.out or Path(time.strftime("bench-%Y%m%d-%H%M%S.json"))
     write_result(out, result)

@@ -22,6 +22,7 @@ from trio_ollama.cli.run import parse_format, parse_keep_alive, run
 from trio_ollama.config import ConfigError, Settings, log_settings
 from trio_ollama.gocompat.format import human_bytes, human_time
 from trio_ollama.logs import configure
+from trio_ollama.sim import cli as sim_cli
 from trio_ollama.store import Store
 from trio_ollama.store.default_model import ensure_default_model
 from trio_ollama.store.errors import StoreError
@@ -191,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("model")
         sub.add_argument("--insecure", action="store_true", help="use an insecure registry")
     bench_cli.add_parser(verbs)
+    sim_cli.add_parser(verbs)
     return parser
 
 
@@ -218,9 +220,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.prompt = [*args.prompt, *extra]
     handler: Verb | None = getattr(args, "handler", None)
-    _early_logging(client=handler is not None or args.verb == "bench")
+    _early_logging(client=handler is not None or args.verb in ("bench", "simulate"))
     if args.verb == "bench":
         return bench_cli.main(args)
+    if args.verb == "simulate":
+        return sim_cli.main(args)
     try:
         settings = Settings.from_env()
     except ConfigError as exc:

@@ -39,6 +39,11 @@ class FakeConfig:
     hang_after_tokens: int = 0  # the engine stops making progress after this many tokens
     embedding_length: int = 8
     reply: str = "fake"
+    # A cost model for simulations (0: off, the tests' plain timing): prompt bytes processed a
+    # second when a request is admitted, and how much longer a decode step takes for each
+    # sequence beyond the first (0.1: 8 sequences make a step 1.7 times one sequence's).
+    prompt_per_second: float = 0.0
+    batch_slowdown: float = 0.0
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FakeConfig:
@@ -116,9 +121,11 @@ class FakeEngine:
     async def step(self) -> list[Message]:
         cfg = self.config
         out: list[Message] = []
+        admitted = 0
         while self.waiting and len(self.active) < self.parallel:
             request = self.waiting.popleft()
             self.active[request.id] = _Job(request, started=trio.current_time())
+            admitted += len(request.prompt)
         while self.embeds:
             embed = self.embeds.popleft()
             vector = [float(len(embed.text) % 7 + i) for i in range(cfg.embedding_length)]
@@ -127,7 +134,10 @@ class FakeEngine:
             return out
         if cfg.hang_after_tokens and self.total_tokens >= cfg.hang_after_tokens:
             await trio.sleep_forever()
-        await trio.sleep(1 / cfg.tokens_per_second)
+        step = (1 + cfg.batch_slowdown * (len(self.active) - 1)) / cfg.tokens_per_second
+        if cfg.prompt_per_second:
+            step += admitted / cfg.prompt_per_second
+        await trio.sleep(step)
         for job in list(self.active.values()):
             job.produced += 1
             self.total_tokens += 1

@@ -1,0 +1,74 @@
+"""The simulator: the load generator's specs against the server's own `Scheduler` in virtual
+time, deterministic under a seed, its results in the load generator's schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from trio_ollama.bench import result_json, spec_from
+from trio_ollama.scheduler import Scheduler
+from trio_ollama.sim import Machine, ModelProfile, simulate
+from trio_ollama.sim.machine import MachineError, machine_from
+
+MIX: dict[str, Any] = {
+    "seed": 4,
+    "load": {"mode": "open", "rate": [2.0], "requests": 60},
+    "workload": {
+        "models": ["a", "b"], "model_dist": "zipf", "output_tokens": {"dist": "uniform",
+        "low": 8, "high": 32}, "disconnect": {"queue": 0.1, "after_tokens": 0.1, "after_k": 4},
+    },
+}  # fmt: skip
+
+
+def outcomes(results: Any) -> list[tuple[Any, ...]]:
+    return [
+        (o.index, o.model, o.status, o.ttft, tuple(o.gaps), o.e2e, o.output_tokens, o.disconnected)
+        for step in results for o in sorted(step.outcomes, key=lambda o: o.index)
+    ]  # fmt: skip
+
+
+def test_a_simulation_is_deterministic_and_drives_the_servers_scheduler() -> None:
+    seen: list[Scheduler] = []
+    machine = Machine(env={"OLLAMA_NUM_PARALLEL": "2"})
+    first = simulate(spec_from(MIX), machine, on_scheduler=seen.append)
+    again = simulate(spec_from(MIX), machine)
+    assert outcomes(first) == outcomes(again)
+    assert outcomes(first) != outcomes(simulate(spec_from({**MIX, "seed": 5}), machine))
+    # The server's own class, not a copy of its rules.
+    [scheduler] = seen
+    assert type(scheduler) is Scheduler
+
+
+def test_simulated_requests_follow_the_plan_and_the_schedulers_rules() -> None:
+    machine = Machine(
+        env={"OLLAMA_NUM_PARALLEL": "2", "OLLAMA_MAX_LOADED_MODELS": "1"},
+        models={"a": ModelProfile(load_seconds=3.0), "b": ModelProfile(load_seconds=3.0)},
+    )
+    [step] = simulate(spec_from(MIX), machine)
+    assert len(step.outcomes) == 60
+    by_kind = {k: [o for o in step.outcomes if o.disconnect == k] for k in ("", "queue")}
+    whole = [o for o in step.outcomes if o.ok]
+    assert whole and all(8 <= (o.output_tokens or 0) <= 32 for o in whole)
+    assert all(o.status == 0 and o.disconnected for o in by_kind["queue"] if o.disconnected)
+    cut = [o for o in step.outcomes if o.disconnect == "after_tokens"]
+    assert cut and all(o.disconnected and o.chunks == 4 for o in cut)
+    # One model loaded at a time, 3 s a load: switching models makes some requests wait for one.
+    assert any((o.load_s or 0) >= 3.0 for o in whole)
+    summary = result_json(spec_from(MIX), [step])["steps"][0]["summary"]
+    assert summary["requests"] == 60 and summary["wall_s"] > 29  # 60 arrivals at 2 a second
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ({"cpus": 4}, "cpus: unknown key"),
+        ({"memory_gib": -1}, "memory_gib: -1 is not a size"),
+        ({"models": {"a": {"speed": 3}}}, "models.a.speed: unknown key"),
+        ({"default": {"load_seconds": 0}}, "default.load_seconds: 0 is not a positive number"),
+    ],
+)
+def test_a_bad_machine_is_refused_naming_its_key(data: dict[str, Any], error: str) -> None:
+    with pytest.raises(MachineError, match=error):
+        machine_from(data)

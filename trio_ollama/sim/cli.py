@@ -1,0 +1,36 @@
+"""`trio-ollama simulate`: a load generator spec against the real scheduler in virtual time."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from trio_ollama.bench import cli as bench_cli
+from trio_ollama.bench.spec import SpecError
+from trio_ollama.sim.machine import Machine, MachineError, load_machine
+from trio_ollama.sim.run import simulate
+
+
+def add_parser(verbs: Any) -> None:
+    sim = verbs.add_parser(
+        "simulate", help="run a bench spec against the real scheduler in virtual time"
+    )
+    bench_cli.add_spec_arguments(sim)
+    sim.add_argument("--machine", type=Path, help="a TOML machine file (docs/simulation.md)")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        spec = bench_cli.spec_of(args)
+        machine = load_machine(args.machine) if args.machine else Machine()
+    except (SpecError, MachineError) as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    results = simulate(spec, machine)
+    simulated = sum(step.wall for step in results)
+    print(f"simulated {simulated:.0f} s in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return bench_cli.report_run(args, spec, results)

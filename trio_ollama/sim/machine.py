@@ -1,0 +1,95 @@
+"""The simulated machine: memory, GPUs, the server's settings, and each model's costs."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+
+class MachineError(ValueError):
+    """A machine file that cannot be simulated; the message names the key."""
+
+
+@attrs.frozen
+class ModelProfile:
+    """What one model costs. Sizes in GiB; speeds per second of one sequence."""
+
+    size_gib: float = 0.1
+    load_seconds: float = 1.0
+    tokens_per_second: float = 60.0
+    prompt_per_second: float = 2000.0  # prompt bytes (about 4 a token) processed a second
+    batch_slowdown: float = 0.1  # a step's extra time for each sequence beyond the first
+
+
+@attrs.frozen
+class Machine:
+    memory_gib: float = 24.0  # system RAM, all free at the start (GPUs: not simulated yet)
+    cores: int = 2
+    # OLLAMA_* settings, as the server reads them (OLLAMA_NUM_PARALLEL, OLLAMA_KEEP_ALIVE...).
+    env: Mapping[str, str] = attrs.field(factory=dict)
+    models: Mapping[str, ModelProfile] = attrs.field(factory=dict)
+    default: ModelProfile = ModelProfile()  # for a model the file does not list
+
+    def profile(self, name: str) -> ModelProfile:
+        return self.models.get(name, self.default)
+
+
+_PROFILE_KEYS = set(attrs.fields_dict(ModelProfile))
+
+
+def load_machine(path: Path) -> Machine:
+    """A machine from TOML: `memory_gib`, `cores`, `[env]`, `[default]` and
+    `[models."name"]` tables of profile keys."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise MachineError(f"{path}: {exc}") from None
+    try:
+        return machine_from(data)
+    except MachineError as exc:
+        raise MachineError(f"{path}: {exc}") from None
+
+
+def machine_from(data: Mapping[str, Any]) -> Machine:
+    unknown = sorted(set(data) - {"memory_gib", "cores", "env", "models", "default"})
+    if unknown:
+        raise MachineError(f"{unknown[0]}: unknown key")
+    env = data.get("env", {})
+    if not isinstance(env, Mapping):
+        raise MachineError("env: a table of OLLAMA_* settings")
+    models = data.get("models", {})
+    if not isinstance(models, Mapping):
+        raise MachineError("models: a table of model profiles")
+    memory = data.get("memory_gib", 24.0)
+    cores = data.get("cores", 2)
+    if not _positive(memory):
+        raise MachineError(f"memory_gib: {memory!r} is not a size")
+    if not isinstance(cores, int) or cores < 1:
+        raise MachineError(f"cores: {cores!r} is not a count")
+    return Machine(
+        memory_gib=float(memory),
+        cores=cores,
+        env={str(k): str(v) for k, v in env.items()},
+        models={name: _profile(value, f"models.{name}") for name, value in models.items()},
+        default=_profile(data.get("default", {}), "default"),
+    )
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def _profile(value: Any, where: str) -> ModelProfile:
+    if not isinstance(value, Mapping):
+        raise MachineError(f"{where}: a table")
+    unknown = sorted(set(value) - _PROFILE_KEYS)
+    if unknown:
+        raise MachineError(f"{where}.{unknown[0]}: unknown key")
+    for key, number in value.items():
+        if not (_positive(number) or (key == "batch_slowdown" and number == 0)):
+            raise MachineError(f"{where}.{key}: {number!r} is not a positive number")
+    return ModelProfile(**{k: float(v) for k, v in value.items()})

@@ -1,0 +1,158 @@
+"""A spec's requests against the real scheduler, in virtual time.
+
+Each request does what the HTTP layer does for a generation: `Scheduler.acquire` for its model,
+then a completion on the runner it was given; the load generator's hang-ups are cancellations
+at the same points. Times are `trio.current_time()` on a `MockClock` that jumps whenever every
+task waits, so a simulated hour costs only the scheduler's and the fake runners' own work.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import trio
+import trio.testing
+
+from trio_ollama.bench.client import Outcome
+from trio_ollama.bench.drive import StepResult
+from trio_ollama.bench.plan import Planned, Step, steps
+from trio_ollama.bench.spec import Spec
+from trio_ollama.config import Settings
+from trio_ollama.gocompat.format import GiB
+from trio_ollama.runner.protocol import Completion, Piece, Sampling
+from trio_ollama.scheduler import ModelSpec, Scheduler, SchedulerError, open_scheduler
+from trio_ollama.scheduler.devices import FakeDevices, SystemMemory
+from trio_ollama.sim.machine import Machine
+from trio_ollama.testing.simulation import FakeRunners, fake_model
+
+
+def simulate(
+    spec: Spec, machine: Machine, *, on_scheduler: Callable[[Scheduler], None] | None = None
+) -> list[StepResult]:
+    """Every step of `spec` on `machine`, in virtual time; the result is the load generator's.
+    `on_scheduler` is shown the scheduler (tests check it is the server's own class)."""
+    results: list[StepResult] = []
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    trio.run(_simulate, spec, machine, results, on_scheduler, clock=clock)
+    return results
+
+
+async def _simulate(
+    spec: Spec, machine: Machine, results: list[StepResult],
+    on_scheduler: Callable[[Scheduler], None] | None,
+) -> None:  # fmt: skip
+    settings = Settings.from_env({"OLLAMA_NOPRUNE": "1", **machine.env})
+    memory = int(machine.memory_gib * GiB)
+    devices = FakeDevices(system=SystemMemory(total=memory, free=memory, free_swap=0))
+    models: dict[str, ModelSpec] = {}
+
+    def model(name: str) -> ModelSpec:
+        if name not in models:
+            p = machine.profile(name)
+            models[name] = fake_model(
+                name, int(p.size_gib * GiB), load_seconds=p.load_seconds,
+                tokens_per_second=p.tokens_per_second, prompt_per_second=p.prompt_per_second,
+                batch_slowdown=p.batch_slowdown,
+            )  # fmt: skip
+        return models[name]
+
+    async with open_scheduler(
+        settings, runner_factory=FakeRunners(devices), devices=devices, cores=machine.cores
+    ) as scheduler:
+        if on_scheduler is not None:
+            on_scheduler(scheduler)
+        for step in steps(spec):
+            result = StepResult(step.label, step.concurrency, len(step.requests))
+            results.append(result)
+            await _run_step(scheduler, spec, step, result, model)
+
+
+async def _run_step(
+    scheduler: Scheduler, spec: Spec, step: Step, result: StepResult,
+    model: Callable[[str], ModelSpec],
+) -> None:  # fmt: skip
+    started = trio.current_time()
+    deadline = started + spec.load.duration if spec.load.duration else math.inf
+
+    async def one(plan: Planned) -> None:
+        out = Outcome(plan.index, plan.model, trio.current_time() - started,
+                      planned=None if step.concurrency else plan.at,
+                      disconnect=plan.disconnect)  # fmt: skip
+        try:
+            await _request(scheduler, spec, plan, out, model(plan.model))
+        finally:
+            result.outcomes.append(out)
+
+    with trio.CancelScope(deadline=deadline):
+        async with trio.open_nursery() as nursery:
+            if step.concurrency is not None:
+                queue = iter(step.requests)
+
+                async def worker() -> None:
+                    for plan in queue:
+                        await one(plan)
+
+                for _ in range(step.concurrency):
+                    nursery.start_soon(worker)
+            else:
+                for plan in step.requests:
+                    await trio.sleep_until(started + plan.at)
+                    nursery.start_soon(one, plan)
+    result.wall = trio.current_time() - started
+
+
+async def _request(
+    scheduler: Scheduler, spec: Spec, plan: Planned, out: Outcome, model: ModelSpec
+) -> None:
+    d = spec.workload.disconnect
+    sent = trio.current_time()
+    hang_up_at = math.inf
+    if plan.disconnect == "queue":
+        hang_up_at = sent + d.queue_s
+    elif plan.disconnect == "prefill":
+        hang_up_at = sent + d.prefill_s
+    sampling = Sampling(num_predict=plan.max_tokens, **_sampling(plan.options))
+    last = sent
+    out.error = "cut: the run ended first"
+    try:
+        with trio.CancelScope(deadline=hang_up_at) as hang_up:
+            try:
+                async with scheduler.acquire(model, keep_alive=None) as lease:
+                    # The HTTP layer sends its status with the first token; until then the
+                    # request may still leave the queue.
+                    out.load_s = lease.load_duration
+                    request = Completion(id=0, prompt=plan.prompt or str(plan.messages),
+                                         sampling=sampling)  # fmt: skip
+                    async with lease.runner.completion(request) as events:
+                        async for event in events:
+                            now = trio.current_time()
+                            if not isinstance(event, Piece):
+                                out.prompt_tokens = event.prompt_eval_count
+                                out.output_tokens = event.eval_count
+                                break
+                            if out.ttft is None:
+                                out.status = 200
+                                out.ttft = now - sent
+                                hang_up.deadline = math.inf  # answered: too late for both
+                            else:
+                                out.gaps.append(now - last)
+                            last = now
+                            out.chunks += 1
+                            if plan.disconnect == "after_tokens" and out.chunks >= d.after_k:
+                                out.disconnected = True
+                                return
+                out.error = ""
+            except SchedulerError as exc:
+                out.status = 503 if "busy" in str(exc) else 500
+                out.error = str(exc)
+        if hang_up.cancelled_caught:
+            out.disconnected = True
+            out.error = ""
+    finally:
+        out.e2e = trio.current_time() - sent
+
+
+def _sampling(options: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if k in ("temperature", "seed", "top_k", "top_p")}
