@@ -85,6 +85,8 @@ ALLOWED: dict[str, set[str]] = {
     # The simulator drives the real scheduler with the load generator's specs and results.
     "trio_ollama.sim": _FACTS
     | {
+        "trio_ollama.store",
+        "trio_ollama.specs",
         "trio_ollama.bench",
         "trio_ollama.runner",
         "trio_ollama.runner.protocol",

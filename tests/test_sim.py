@@ -3,6 +3,8 @@ time, deterministic under a seed, its results in the load generator's schema."""
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -72,3 +74,21 @@ def test_simulated_requests_follow_the_plan_and_the_schedulers_rules() -> None:
 def test_a_bad_machine_is_refused_naming_its_key(data: dict[str, Any], error: str) -> None:
     with pytest.raises(MachineError, match=error):
         machine_from(data)
+
+
+@pytest.mark.slow
+def test_calibration_measures_the_real_runner_and_writes_a_machine_file(
+    default_gguf: Path,
+) -> None:
+    from trio_ollama.config import Settings
+    from trio_ollama.sim.calibrate import calibrate, machine_toml
+
+    settings = Settings.from_env({"OLLAMA_CONTEXT_LENGTH": "1024"})
+    machine = calibrate("smollm2:135m", str(default_gguf), settings, batch=2, tries=1)
+    p = machine.profile("smollm2:135m")
+    assert 0 < p.load_seconds < 60 and p.tokens_per_second > 1 and p.prompt_per_second > 10
+    assert p.batch_slowdown >= 0 and abs(p.size_gib - default_gguf.stat().st_size / 2**30) < 1e-6
+    again = machine_from(tomllib.loads(machine_toml(machine)))
+    assert again.profile("smollm2:135m").tokens_per_second == pytest.approx(
+        p.tokens_per_second, 0.01
+    )

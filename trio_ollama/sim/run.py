@@ -133,7 +133,8 @@ async def _request(
                                 out.output_tokens = event.eval_count
                                 break
                             if out.ttft is None:
-                                out.status = 200
+                                out.status = 200  # as the HTTP layer answers: at the first token
+                                out.error = ""
                                 out.ttft = now - sent
                                 hang_up.deadline = math.inf  # answered: too late for both
                             else:
