@@ -8,6 +8,8 @@ calibrated machine, virtual time.
    loads as OLLAMA_KEEP_ALIVE goes from 30 s to forever.
 2. num_parallel: throughput against TTFT as concurrency grows, for 1, 2, 4 and 8 slots, on the
    calibrated default model.
+3. max loaded models: eviction churn and TTFT as the mix widens from 2 to 50 models, with room
+   for 3.
 """
 
 from __future__ import annotations
@@ -61,6 +63,25 @@ def parallel(machine: Machine) -> list[tuple[str, dict[str, Any], int]]:
     return runs
 
 
+def widening(machine: Machine) -> list[tuple[int, dict[str, Any], int]]:
+    base = attrs.evolve(machine.profile("smollm2:135m"), load_seconds=10.0)
+    runs = []
+    for n in (2, 3, 5, 10, 20, 50):
+        models = {f"m{i}": base for i in range(n)}
+        spec = spec_from({
+            "seed": 9,
+            "load": {"mode": "open", "rate": [0.2], "requests": 400},
+            "workload": {"models": list(models), "model_dist": "zipf", "zipf_s": 1.1,
+                         "prompt_tokens": 30, "output_tokens": 32},
+        })  # fmt: skip
+        env = {**machine.env, "OLLAMA_MAX_LOADED_MODELS": "3", "OLLAMA_NUM_PARALLEL": "2"}
+        seen: list[Scheduler] = []
+        results = simulate(spec, attrs.evolve(machine, env=env, models=models),
+                           on_scheduler=seen.append)  # fmt: skip
+        runs.append((n, result_json(spec, results), seen[0].loads))
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--machine", type=Path, default=Path("benchmarks/specs/machine.toml"))
@@ -80,6 +101,13 @@ def main() -> None:
     runs = parallel(machine)
     print(table([(name, result) for name, result, _ in runs]), end="")
     plot([(name, result) for name, result, _ in runs], OUT / "num-parallel")
+    print("\n3. max loaded models 3: churn and TTFT as the mix widens (0.2 req/s, 10 s loads)\n")
+    wide = widening(machine)
+    for n, result, loads in wide:
+        s = result["steps"][0]["summary"]
+        print(f"{n:3d} models   loads {loads:4d} ({loads / s['requests']:.2f} a request)   "
+              f"TTFT p50 {s['ttft_s']['p50']:.2f} s, p99 {s['ttft_s']['p99']:.2f} s")  # fmt: skip
+    _plot_widening(wide, OUT / "widening.png")
 
 
 def _plot_keep_alive(runs: list[tuple[str, dict[str, Any], int]], path: Path) -> None:
@@ -103,6 +131,32 @@ def _plot_keep_alive(runs: list[tuple[str, dict[str, Any], int]], path: Path) ->
     fig.suptitle("10 models (Zipf 1.1), room for 3, 10 s loads, a request every 20 s")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def _plot_widening(runs: list[tuple[int, dict[str, Any], int]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = [n for n, _, _ in runs]
+    summaries = [result["steps"][0]["summary"] for _, result, _ in runs]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    axes[0].plot(
+        xs, [loads / s["requests"] for (_, _, loads), s in zip(runs, summaries, strict=True)], "o-"
+    )
+    axes[0].set_ylabel("loads per request")
+    axes[1].plot(xs, [s["ttft_s"]["p50"] for s in summaries], "o-", label="p50")
+    axes[1].plot(xs, [s["ttft_s"]["p99"] for s in summaries], "x--", label="p99")
+    axes[1].set_ylabel("time to first token (s)")
+    axes[1].legend()
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("models in the mix (Zipf 1.1), room for 3")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
 
