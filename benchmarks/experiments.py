@@ -10,6 +10,7 @@ calibrated machine, virtual time.
    calibrated default model.
 3. max loaded models: eviction churn and TTFT as the mix widens from 2 to 50 models, with room
    for 3.
+4. scale-out on paper: 4 servers behind a router, random against model-affinity routing.
 """
 
 from __future__ import annotations
@@ -82,6 +83,25 @@ def widening(machine: Machine) -> list[tuple[int, dict[str, Any], int]]:
     return runs
 
 
+def routing(machine: Machine) -> list[tuple[str, dict[str, Any], int]]:
+    base = attrs.evolve(machine.profile("smollm2:135m"), load_seconds=10.0)
+    models = {f"m{i}": base for i in range(20)}
+    spec = spec_from({
+        "seed": 12,
+        "load": {"mode": "open", "rate": [0.8], "requests": 800},
+        "workload": {"models": list(models), "model_dist": "zipf", "zipf_s": 1.1,
+                     "prompt_tokens": 30, "output_tokens": 32},
+    })  # fmt: skip
+    env = {**machine.env, "OLLAMA_MAX_LOADED_MODELS": "3", "OLLAMA_NUM_PARALLEL": "2"}
+    runs = []
+    for how in ("random", "affinity"):
+        seen: list[Scheduler] = []
+        servers = attrs.evolve(machine, env=env, models=models, servers=4, routing=how)
+        results = simulate(spec, servers, on_scheduler=seen.append)
+        runs.append((f"routing={how}", result_json(spec, results), sum(s.loads for s in seen)))
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--machine", type=Path, default=Path("benchmarks/specs/machine.toml"))
@@ -108,6 +128,14 @@ def main() -> None:
         print(f"{n:3d} models   loads {loads:4d} ({loads / s['requests']:.2f} a request)   "
               f"TTFT p50 {s['ttft_s']['p50']:.2f} s, p99 {s['ttft_s']['p99']:.2f} s")  # fmt: skip
     _plot_widening(wide, OUT / "widening.png")
+    print("\n4. four servers, room for 3 models each, 20 models, 0.8 req/s: routing\n")
+    routed = routing(machine)
+    print(table([(name, result) for name, result, _ in routed]), end="")
+    for name, result, loads in routed:
+        s = result["steps"][0]["summary"]
+        print(f"{name:<18} loads {loads:4d}   TTFT p50 {s['ttft_s']['p50']:.2f} s, "
+              f"p99 {s['ttft_s']['p99']:.2f} s")  # fmt: skip
+    plot([(name, result) for name, result, _ in routed], OUT / "routing")
 
 
 def _plot_keep_alive(runs: list[tuple[str, dict[str, Any], int]], path: Path) -> None:

@@ -92,3 +92,21 @@ def test_calibration_measures_the_real_runner_and_writes_a_machine_file(
     assert again.profile("smollm2:135m").tokens_per_second == pytest.approx(
         p.tokens_per_second, 0.01
     )
+
+
+def test_several_servers_share_one_virtual_clock_and_affinity_routing_keeps_models_put() -> None:
+    """Four servers, room for one model each, four models: routed by affinity each model
+    settles on a server of its own; routed at random they keep evicting each other."""
+    spec = spec_from({
+        "seed": 1, "load": {"mode": "open", "rate": [1.0], "requests": 80},
+        "workload": {"models": ["a", "b", "c", "d"], "output_tokens": 4},
+    })  # fmt: skip
+    loads = {}
+    for routing in ("random", "affinity"):
+        seen: list[Scheduler] = []
+        machine = Machine(env={"OLLAMA_MAX_LOADED_MODELS": "1"}, servers=4, routing=routing)
+        [step] = simulate(spec, machine, on_scheduler=seen.append)
+        assert len(seen) == 4 and len(step.outcomes) == 80
+        loads[routing] = sum(s.loads for s in seen)
+    assert loads["affinity"] == 4, loads
+    assert loads["random"] > 20, loads

@@ -33,6 +33,11 @@ class Machine:
     env: Mapping[str, str] = attrs.field(factory=dict)
     models: Mapping[str, ModelProfile] = attrs.field(factory=dict)
     default: ModelProfile = ModelProfile()  # for a model the file does not list
+    # Scale-out on paper: this many servers like this one, each with its own scheduler and
+    # memory, behind a router that sends a request to a random one, or ("affinity") to one
+    # that has its model loaded (else the one with the fewest models loaded).
+    servers: int = 1
+    routing: str = "random"
 
     def profile(self, name: str) -> ModelProfile:
         return self.models.get(name, self.default)
@@ -55,7 +60,8 @@ def load_machine(path: Path) -> Machine:
 
 
 def machine_from(data: Mapping[str, Any]) -> Machine:
-    unknown = sorted(set(data) - {"memory_gib", "cores", "env", "models", "default"})
+    keys = {"memory_gib", "cores", "env", "models", "default", "servers", "routing"}
+    unknown = sorted(set(data) - keys)
     if unknown:
         raise MachineError(f"{unknown[0]}: unknown key")
     env = data.get("env", {})
@@ -70,12 +76,20 @@ def machine_from(data: Mapping[str, Any]) -> Machine:
         raise MachineError(f"memory_gib: {memory!r} is not a size")
     if not isinstance(cores, int) or cores < 1:
         raise MachineError(f"cores: {cores!r} is not a count")
+    servers = data.get("servers", 1)
+    if not isinstance(servers, int) or servers < 1:
+        raise MachineError(f"servers: {servers!r} is not a count")
+    routing = data.get("routing", "random")
+    if routing not in ("random", "affinity"):
+        raise MachineError(f"routing: {routing!r} is not random or affinity")
     return Machine(
         memory_gib=float(memory),
         cores=cores,
         env={str(k): str(v) for k, v in env.items()},
         models={name: _profile(value, f"models.{name}") for name, value in models.items()},
         default=_profile(data.get("default", {}), "default"),
+        servers=servers,
+        routing=routing,
     )
 
 

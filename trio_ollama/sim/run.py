@@ -8,7 +8,9 @@ task waits, so a simulated hour costs only the scheduler's and the fake runners'
 
 from __future__ import annotations
 
+import contextlib
 import math
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -45,7 +47,6 @@ async def _simulate(
 ) -> None:  # fmt: skip
     settings = Settings.from_env({"OLLAMA_NOPRUNE": "1", **machine.env})
     memory = int(machine.memory_gib * GiB)
-    devices = FakeDevices(system=SystemMemory(total=memory, free=memory, free_swap=0))
     models: dict[str, ModelSpec] = {}
 
     def model(name: str) -> ModelSpec:
@@ -58,20 +59,46 @@ async def _simulate(
             )  # fmt: skip
         return models[name]
 
-    async with open_scheduler(
-        settings, runner_factory=FakeRunners(devices), devices=devices, cores=machine.cores
-    ) as scheduler:
-        if on_scheduler is not None:
-            on_scheduler(scheduler)
+    async with contextlib.AsyncExitStack() as stack:
+        schedulers = []
+        for _ in range(machine.servers):
+            devices = FakeDevices(system=SystemMemory(total=memory, free=memory, free_swap=0))
+            opened = open_scheduler(
+                settings, runner_factory=FakeRunners(devices), devices=devices, cores=machine.cores
+            )
+            scheduler = await stack.enter_async_context(opened)
+            if on_scheduler is not None:
+                on_scheduler(scheduler)
+            schedulers.append(scheduler)
+        route = _router(schedulers, machine.routing, spec.seed)
         for step in steps(spec):
             result = StepResult(step.label, step.concurrency, len(step.requests))
             results.append(result)
-            await _run_step(scheduler, spec, step, result, model)
+            await _run_step(route, spec, step, result, model)
+
+
+def _router(
+    schedulers: list[Scheduler], routing: str, seed: int
+) -> Callable[[Planned, ModelSpec], Scheduler]:
+    """Which server takes a request: one at random (seeded by the request), or one that has
+    its model loaded, the least busy of those, else the one with the fewest models loaded."""
+
+    def route(plan: Planned, model: ModelSpec) -> Scheduler:
+        if len(schedulers) == 1:
+            return schedulers[0]
+        if routing == "random":
+            return random.Random(f"{seed}:route:{plan.index}").choice(schedulers)
+        having = [s for s in schedulers if model.key in s.loaded]
+        if having:
+            return min(having, key=lambda s: s.loaded[model.key].refcount + s.waiting)
+        return min(schedulers, key=lambda s: (len(s.loaded), s.waiting))
+
+    return route
 
 
 async def _run_step(
-    scheduler: Scheduler, spec: Spec, step: Step, result: StepResult,
-    model: Callable[[str], ModelSpec],
+    route: Callable[[Planned, ModelSpec], Scheduler], spec: Spec, step: Step,
+    result: StepResult, model: Callable[[str], ModelSpec],
 ) -> None:  # fmt: skip
     started = trio.current_time()
     deadline = started + spec.load.duration if spec.load.duration else math.inf
@@ -80,8 +107,9 @@ async def _run_step(
         out = Outcome(plan.index, plan.model, trio.current_time() - started,
                       planned=None if step.concurrency else plan.at,
                       disconnect=plan.disconnect)  # fmt: skip
+        spec_of_model = model(plan.model)
         try:
-            await _request(scheduler, spec, plan, out, model(plan.model))
+            await _request(route(plan, spec_of_model), spec, plan, out, spec_of_model)
         finally:
             result.outcomes.append(out)
 
