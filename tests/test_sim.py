@@ -110,3 +110,17 @@ def test_several_servers_share_one_virtual_clock_and_affinity_routing_keeps_mode
         loads[routing] = sum(s.loads for s in seen)
     assert loads["affinity"] == 4, loads
     assert loads["random"] > 20, loads
+
+
+def test_failures_on_demand_show_as_the_server_would_answer() -> None:
+    workload = {"models": ["broken", "fragile"], "output_tokens": 20}
+    spec = spec_from({"seed": 2, "load": {"concurrency": [2], "requests": 6}, "workload": workload})
+    machine = Machine(models={"broken": ModelProfile(fail_load="no such weights"),
+                              "fragile": ModelProfile(crash_after_tokens=5)})  # fmt: skip
+    [step] = simulate(spec, machine)
+    broken = [o for o in step.outcomes if o.model == "broken"]
+    fragile = [o for o in step.outcomes if o.model == "fragile"]
+    assert broken and all(o.status == 500 and "no such weights" in o.error for o in broken)
+    # The first to reach 5 tokens crashes the runner: its requests end with an error, and a
+    # reload serves the ones after (crashing again in turn).
+    assert fragile and all(not o.ok and o.error for o in fragile)

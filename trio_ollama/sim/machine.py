@@ -23,6 +23,10 @@ class ModelProfile:
     tokens_per_second: float = 60.0
     prompt_per_second: float = 2000.0  # prompt bytes (about 4 a token) processed a second
     batch_slowdown: float = 0.1  # a step's extra time for each sequence beyond the first
+    # Failures on demand: every load fails with this message; the runner crashes after this
+    # many tokens in all (0: never), as a process that dies would.
+    fail_load: str = ""
+    crash_after_tokens: int = 0
 
 
 @attrs.frozen
@@ -103,7 +107,18 @@ def _profile(value: Any, where: str) -> ModelProfile:
     unknown = sorted(set(value) - _PROFILE_KEYS)
     if unknown:
         raise MachineError(f"{where}.{unknown[0]}: unknown key")
-    for key, number in value.items():
-        if not (_positive(number) or (key == "batch_slowdown" and number == 0)):
-            raise MachineError(f"{where}.{key}: {number!r} is not a positive number")
-    return ModelProfile(**{k: float(v) for k, v in value.items()})
+    fields: dict[str, Any] = {}
+    for key, item in value.items():
+        if key == "fail_load":
+            if not isinstance(item, str):
+                raise MachineError(f"{where}.fail_load: {item!r} is not a message")
+            fields[key] = item
+        elif key == "crash_after_tokens":
+            if not isinstance(item, int) or isinstance(item, bool) or item < 0:
+                raise MachineError(f"{where}.crash_after_tokens: {item!r} is not a count")
+            fields[key] = item
+        elif _positive(item) or (key == "batch_slowdown" and item == 0):
+            fields[key] = float(item)
+        else:
+            raise MachineError(f"{where}.{key}: {item!r} is not a positive number")
+    return ModelProfile(**fields)

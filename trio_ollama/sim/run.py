@@ -23,6 +23,7 @@ from trio_ollama.bench.plan import Planned, Step, steps
 from trio_ollama.bench.spec import Spec
 from trio_ollama.config import Settings
 from trio_ollama.gocompat.format import GiB
+from trio_ollama.runner.client import RunnerError
 from trio_ollama.runner.protocol import Completion, Piece, Sampling
 from trio_ollama.scheduler import ModelSpec, Scheduler, SchedulerError, open_scheduler
 from trio_ollama.scheduler.devices import FakeDevices, SystemMemory
@@ -55,7 +56,8 @@ async def _simulate(
             models[name] = fake_model(
                 name, int(p.size_gib * GiB), load_seconds=p.load_seconds,
                 tokens_per_second=p.tokens_per_second, prompt_per_second=p.prompt_per_second,
-                batch_slowdown=p.batch_slowdown,
+                batch_slowdown=p.batch_slowdown, fail_load=p.fail_load,
+                crash_after_tokens=p.crash_after_tokens,
             )  # fmt: skip
         return models[name]
 
@@ -175,6 +177,9 @@ async def _request(
                 out.error = ""
             except SchedulerError as exc:
                 out.status = 503 if "busy" in str(exc) else 500
+                out.error = str(exc)
+            except RunnerError as exc:  # the runner died under it: a last error line
+                out.status = out.status or 500
                 out.error = str(exc)
         if hang_up.cancelled_caught:
             out.disconnected = True
