@@ -1,7 +1,7 @@
 """Scheduling questions answered in simulation (docs/experiments.md): the real scheduler, the
 calibrated machine, virtual time.
 
-    .venv/bin/python -m benchmarks.experiments [--machine benchmarks/specs/machine.toml]
+    .venv/bin/python -m benchmarks.experiments [--machine benchmarks/machine.toml]
 
 1. keep-alive against reload cost: 10 models drawn Zipf-wise, room for 3, 10 s loads, a request
    every 20 s on average; TTFT and
@@ -104,7 +104,7 @@ def routing(machine: Machine) -> list[tuple[str, dict[str, Any], int]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--machine", type=Path, default=Path("benchmarks/specs/machine.toml"))
+    parser.add_argument("--machine", type=Path, default=Path("benchmarks/machine.toml"))
     args = parser.parse_args()
     machine = load_machine(args.machine)
     if "smollm2:135m" not in machine.models:

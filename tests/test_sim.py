@@ -124,3 +124,10 @@ def test_failures_on_demand_show_as_the_server_would_answer() -> None:
     # The first to reach 5 tokens crashes the runner: its requests end with an error, and a
     # reload serves the ones after (crashing again in turn).
     assert fragile and all(not o.ok and o.error for o in fragile)
+
+
+def test_the_calibrated_machine_file_loads() -> None:
+    from trio_ollama.sim import load_machine
+
+    machine = load_machine(Path(__file__).parent.parent / "benchmarks" / "machine.toml")
+    assert machine.profile("smollm2:135m").tokens_per_second > 1

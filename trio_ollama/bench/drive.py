@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import attrs
 import httpx
@@ -84,26 +84,33 @@ async def _run_step(
 
     try:
         with trio.CancelScope(deadline=deadline) as limit:
-            async with trio.open_nursery() as nursery:
-                if step.concurrency is not None:
-                    queue = iter(step.requests)
-
-                    async def worker() -> None:
-                        for plan in queue:
-                            await one(plan)
-
-                    for _ in range(step.concurrency):
-                        nursery.start_soon(worker)
-                else:
-                    t0 = trio.current_time()
-                    for plan in step.requests:
-                        await trio.sleep_until(t0 + plan.at)
-                        nursery.start_soon(one, plan)
+            await dispatch(step, one)
     finally:
         result.wall = time.perf_counter() - started
         # Ended before every request was answered, and not by its own duration: cut.
         finished = sum(1 for o in result.outcomes if not o.error.startswith("cut:"))
         result.interrupted = finished < len(step.requests) and not limit.cancelled_caught
+
+
+async def dispatch(step: Step, one: Callable[[Planned], Awaitable[None]]) -> None:
+    """Send a step's requests as its load says: `concurrency` clients each taking the next
+    request as its last one ends, or each request at its planned time. `one` sends a request;
+    this returns when every one it started has ended."""
+    async with trio.open_nursery() as nursery:
+        if step.concurrency is not None:
+            queue = iter(step.requests)
+
+            async def worker() -> None:
+                for plan in queue:
+                    await one(plan)
+
+            for _ in range(step.concurrency):
+                nursery.start_soon(worker)
+        else:
+            t0 = trio.current_time()
+            for plan in step.requests:
+                await trio.sleep_until(t0 + plan.at)
+                nursery.start_soon(one, plan)
 
 
 async def _metrics(client: httpx.AsyncClient) -> str | None:

@@ -18,7 +18,7 @@ import trio
 import trio.testing
 
 from trio_ollama.bench.client import Outcome
-from trio_ollama.bench.drive import StepResult
+from trio_ollama.bench.drive import StepResult, dispatch
 from trio_ollama.bench.plan import Planned, Step, steps
 from trio_ollama.bench.spec import Spec
 from trio_ollama.config import Settings
@@ -116,20 +116,7 @@ async def _run_step(
             result.outcomes.append(out)
 
     with trio.CancelScope(deadline=deadline):
-        async with trio.open_nursery() as nursery:
-            if step.concurrency is not None:
-                queue = iter(step.requests)
-
-                async def worker() -> None:
-                    for plan in queue:
-                        await one(plan)
-
-                for _ in range(step.concurrency):
-                    nursery.start_soon(worker)
-            else:
-                for plan in step.requests:
-                    await trio.sleep_until(started + plan.at)
-                    nursery.start_soon(one, plan)
+        await dispatch(step, one)
     result.wall = trio.current_time() - started
 
 
