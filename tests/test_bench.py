@@ -308,3 +308,47 @@ async def test_an_open_loop_reports_how_late_it_sent() -> None:
     lag = result_json(spec_from(spec), [step])["steps"][0]["summary"]["send_lag_s"]
     assert all(o.planned is not None for o in step.outcomes)
     assert lag["p50"] >= 0 and lag["max"] < 0.2, lag  # sent on time: the generator kept up
+
+
+def main(argv: list[str]) -> int:
+    """The `bench` verb as the CLI parses it, without the CLI's logging set-up (global)."""
+    from trio_ollama.bench import cli as bench_cli
+    from trio_ollama.cli.main import build_parser
+
+    return bench_cli.main(build_parser().parse_args(argv))
+
+
+async def test_compare_puts_result_files_side_by_side(tmp_path: Path) -> None:
+    app = make_app()
+    paths = []
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(serve_echo, app)
+        for name, tokens in (("short", 4), ("long", 12)):
+            spec = {"target": url, "load": {"concurrency": [1, 2], "requests": 4},
+                    "workload": {"output_tokens": tokens}}  # fmt: skip
+            results = await run(spec)
+            paths.append(tmp_path / f"{name}.json")
+            write_result(paths[-1], result_json(spec_from(spec), results))
+        nursery.cancel_scope.cancel()
+    code = await trio.to_thread.run_sync(
+        lambda: main(["bench", "compare", *map(str, paths), str(tmp_path / "missing.json")])
+    )
+    assert code == 1, "a missing file is an error, not a traceback"
+    lines: list[str] = []
+
+    def compare() -> int:
+        import contextlib
+        import io
+
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            result = main(["bench", "compare", *map(str, paths)])
+        lines.extend(out.getvalue().splitlines())
+        return result
+
+    assert await trio.to_thread.run_sync(compare) == 0
+    rows = [line.split() for line in lines[1:] if line.startswith(("short", "long"))]
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("short", "concurrency=1", "4/4"), ("short", "concurrency=2", "4/4"),
+        ("long", "concurrency=1", "4/4"), ("long", "concurrency=2", "4/4"),
+    ]  # fmt: skip
