@@ -185,6 +185,9 @@ async def test_an_interrupted_run_keeps_what_it_measured(tmp_path: Path) -> None
         nursery.cancel_scope.cancel()
     [step] = results
     assert 0 < len(step.outcomes) < 1000 and step.interrupted
+    # The two in flight at the cut say so, whether their answer had begun or not.
+    cut = [o for o in step.outcomes if o.error == "cut: the run ended first"]
+    assert len(cut) == 2 and not any(o.ok for o in cut)
     path = tmp_path / "result.json"
     write_result(path, result_json(spec, results))
     data = read_result(path)

@@ -131,3 +131,12 @@ def test_the_calibrated_machine_file_loads() -> None:
 
     machine = load_machine(Path(__file__).parent.parent / "benchmarks" / "machine.toml")
     assert machine.profile("smollm2:135m").tokens_per_second > 1
+
+
+def test_requests_cut_by_the_steps_duration_are_not_counted_answered() -> None:
+    spec = spec_from({"seed": 3, "load": {"concurrency": [2], "requests": 100, "duration": 2.0},
+                      "workload": {"models": ["a"], "output_tokens": 50}})  # fmt: skip
+    [step] = simulate(spec, Machine(env={"OLLAMA_NUM_PARALLEL": "2"}))
+    cut = [o for o in step.outcomes if o.error == "cut: the run ended first"]
+    assert len(cut) == 2 and not any(o.ok for o in cut)
+    assert all(o.ok and o.output_tokens == 50 for o in step.outcomes if o not in cut)

@@ -156,6 +156,8 @@ async def run_one(
             out.error = f"timed out after {seconds:g} s"
     finally:
         out.e2e = time.perf_counter() - sent
+        if out.status == 200 and not (finished or out.error or out.disconnected):
+            out.error = "cut: the run ended first"  # mid-stream: answered, but not whole
 
 
 def _parse(line: str, openai: bool) -> dict[str, Any] | None:

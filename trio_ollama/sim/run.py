@@ -132,6 +132,7 @@ async def _request(
         hang_up_at = sent + d.prefill_s
     sampling = Sampling(num_predict=plan.max_tokens, **_sampling(plan.options))
     last = sent
+    finished = False
     out.error = "cut: the run ended first"
     try:
         with trio.CancelScope(deadline=hang_up_at) as hang_up:
@@ -148,6 +149,7 @@ async def _request(
                             if not isinstance(event, Piece):
                                 out.prompt_tokens = event.prompt_eval_count
                                 out.output_tokens = event.eval_count
+                                finished = True
                                 break
                             if out.ttft is None:
                                 out.status = 200  # as the HTTP layer answers: at the first token
@@ -173,6 +175,8 @@ async def _request(
             out.error = ""
     finally:
         out.e2e = trio.current_time() - sent
+        if out.status == 200 and not (finished or out.error or out.disconnected):
+            out.error = "cut: the run ended first"  # mid-stream: answered, but not whole
 
 
 def _sampling(options: dict[str, Any]) -> dict[str, Any]:
