@@ -737,10 +737,18 @@ def test_the_load_generator_agrees_with_the_real_server(models: Path, tmp_path: 
     server = ServerProcess(models, {"OLLAMA_NUM_PARALLEL": "2"})
     try:
         out = tmp_path / "bench.json"
+        # Counting prompts, greedy: SmolLM2 never ends one early, so 6 tokens is exact.
+        trace = tmp_path / "trace.jsonl"
+        trace.write_text("".join(
+            json.dumps({"at": i * 0.1, "model": MODEL, "output_tokens": 6,
+                        "prompt": ", ".join(str(n) for n in range(1 + 50 * i, 21 + 50 * i)) + ",",
+                        "options": {"temperature": 0}}) + "\n"
+            for i in range(4)
+        ))  # fmt: skip
         done = subprocess.run(
             [sys.executable, "-m", "trio_ollama", "bench", "run", "--target", server.url,
-             "--raw", "--concurrency", "2", "--requests", "4", "--output-tokens", "6",
-             "--set", 'workload.options={"temperature": 0}', "--out", str(out)],
+             "--raw", "--set", "load.mode=trace", "--set", f"load.trace={trace}",
+             "--out", str(out)],
             capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
@@ -755,6 +763,6 @@ def test_the_load_generator_agrees_with_the_real_server(models: Path, tmp_path: 
             if s.name == "trio_ollama_generated_tokens_total"
         )  # fmt: skip
         assert generated == 24 == step["summary"]["output_tokens"]
-        assert "concurrency=2" in done.stdout and "4/4" in done.stdout
+        assert "trace" in done.stdout and "4/4" in done.stdout
     finally:
         server.stop()
