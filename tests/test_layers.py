@@ -26,7 +26,12 @@ _LEAVES = {
     "trio_ollama.concurrency",
     "trio_ollama.logs",
 }
-_FACTS = _LEAVES | {"trio_ollama.names", "trio_ollama.gguf_info", "trio_ollama.config"}
+_FACTS = _LEAVES | {
+    "trio_ollama.names",
+    "trio_ollama.gguf_info",
+    "trio_ollama.config",
+    "trio_ollama.config_file",
+}
 ALLOWED: dict[str, set[str]] = {
     "trio_ollama.gocompat": set(),
     "trio_ollama.version": set(),
@@ -35,7 +40,8 @@ ALLOWED: dict[str, set[str]] = {
     "trio_ollama.logs": set(),
     "trio_ollama.names": {"trio_ollama.gocompat"},
     "trio_ollama.gguf_info": {"trio_ollama.gocompat"},
-    "trio_ollama.config": {"trio_ollama.gocompat", "trio_ollama.logs"},
+    "trio_ollama.config_file": {"trio_ollama.gocompat", "trio_ollama.names"},
+    "trio_ollama.config": {"trio_ollama.gocompat", "trio_ollama.logs", "trio_ollama.config_file"},
     "trio_ollama.options": _FACTS,
     "trio_ollama.templates": {"trio_ollama.gocompat"},
     "trio_ollama.store": _FACTS | {"trio_ollama.options", "trio_ollama.templates"},

@@ -255,6 +255,11 @@ class View:
     keep_alive: float = 300.0
     dead: bool = False
     last_used: float = 0.0
+    pinned: bool = False
+    loaded_at: float = 0.0
+    load_seconds: float = 1.0
+    uses: int = 1
+    recency: int = 0
 
 
 def test_sched_find_runner_to_unload() -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import attrs
 
+from trio_ollama.config_file import CONFIG_VARIABLE, ConfigFileError, Policies, load_config_file
 from trio_ollama.gocompat.durations import DurationError, ns_to_seconds, parse_go_duration_ns
 from trio_ollama.gocompat.strconv import parse_bool as go_parse_bool
 from trio_ollama.logs import FORMAT_VARIABLE, LogFormat, parse_log_format
@@ -221,6 +222,8 @@ class Settings:
     nohistory: bool = False
     # TRIO_OLLAMA_METRICS=0 records no metrics (/metrics still answers): for measuring their cost.
     metrics: bool = True
+    # From the configuration file (`TRIO_OLLAMA_CONFIG`); Ollama's behaviour without one.
+    policies: Policies = attrs.field(factory=Policies)
 
     @property
     def effective_num_parallel(self) -> int:
@@ -235,6 +238,16 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
+        policies = Policies()
+        config_path = env.get(CONFIG_VARIABLE, "").strip()
+        if config_path:
+            try:
+                config = load_config_file(Path(config_path).expanduser())
+            except ConfigFileError as exc:
+                raise ConfigError(str(exc)) from None
+            policies = config.policies
+            # The file's [server] settings, unless the variable itself is set.
+            env = {**config.variables, **{k: v for k, v in env.items() if env_var(env, k)}}
 
         def var(key: str) -> str:
             return env_var(env, key)
@@ -274,4 +287,5 @@ class Settings:
             log_format=log_format,
             nohistory=parse_bool(var("OLLAMA_NOHISTORY")),
             metrics=var("TRIO_OLLAMA_METRICS").strip().lower() not in ("0", "false", "off"),
+            policies=policies,
         )

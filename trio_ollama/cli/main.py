@@ -20,6 +20,7 @@ from trio_ollama.cli.create import create
 from trio_ollama.cli.formatting import table
 from trio_ollama.cli.run import parse_format, parse_keep_alive, run
 from trio_ollama.config import ConfigError, Settings, log_settings
+from trio_ollama.config_file import CONFIG_VARIABLE
 from trio_ollama.gocompat.format import human_bytes, human_time
 from trio_ollama.logs import configure
 from trio_ollama.sim import cli as sim_cli
@@ -141,7 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"trio-ollama {__version__}")
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND")
     verbs.add_parser("setup", help="import the default model (smollm2:135m) into the store")
-    verbs.add_parser("serve", aliases=["start"], help="start the server")
+    serve = verbs.add_parser("serve", aliases=["start"], help="start the server")
+    serve.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"scheduling policies, a TOML file (docs/policies.md); default ${CONFIG_VARIABLE}",
+    )
 
     def verb(name: str, handler: Verb, about: str, aliases: tuple[str, ...] = ()) -> Any:
         sub = verbs.add_parser(name, help=about, aliases=list(aliases))
@@ -225,8 +231,11 @@ def main(argv: list[str] | None = None) -> int:
         return bench_cli.main(args)
     if args.verb == "simulate":
         return sim_cli.main(args)
+    env = dict(os.environ)
+    if getattr(args, "config", None):
+        env[CONFIG_VARIABLE] = args.config
     try:
-        settings = Settings.from_env()
+        settings = Settings.from_env(env)
     except ConfigError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1

@@ -15,11 +15,12 @@ requests and dead runners send `expired`; runner tasks send `unloaded` once thei
 from __future__ import annotations
 
 import collections
+import functools
+import heapq
 import itertools
 import logging
 import math
-from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar
 
@@ -29,6 +30,7 @@ import trio.lowlevel
 
 from trio_ollama.concurrency import sole_exception, unwrap_single
 from trio_ollama.config import Settings
+from trio_ollama.config_file import ModelPolicy
 from trio_ollama.cpus import available_cpus
 from trio_ollama.runner.client import LoadError, RunnerClient
 from trio_ollama.runner.process import RunnerProcess
@@ -55,6 +57,7 @@ from trio_ollama.scheduler.types import (
     NoEvents,
     RejectReason,
     SchedulerClosed,
+    SchedulerError,
     SchedulerEvents,
     ServerBusy,
     UnloadReason,
@@ -62,6 +65,9 @@ from trio_ollama.scheduler.types import (
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+# A preload that failed is tried again after this long, doubling up to the maximum.
+PRELOAD_RETRY_SECONDS = 1.0
+PRELOAD_RETRY_MAX_SECONDS = 60.0
 
 
 class Startable(Protocol):
@@ -96,11 +102,17 @@ class Runner:
     last_used: float = 0.0
     expires_at: float = math.inf  # trio time; inf while busy or kept forever
     threads: int = 0
-    slot_waiters: deque[_Request] = attrs.field(factory=deque)
+    pinned: bool = False  # never evicted for another model (the configuration file says)
+    loaded_at: float = 0.0
+    load_seconds: float = 0.0  # what loading it took: what evicting it may cost again
+    uses: int = 0  # requests served since it loaded
+    recency: int = 0  # the order of last uses, for ties of `last_used`
+    slot_waiters: WaitQueue = attrs.field(factory=lambda: WaitQueue())
     stop: trio.Event = attrs.field(factory=trio.Event)
     idle_scope: trio.CancelScope | None = None
     rearm: trio.Event = attrs.field(factory=trio.Event)
     unloaded: trio.Event = attrs.field(factory=trio.Event)
+    load_done: trio.Event = attrs.field(factory=trio.Event)  # loaded, or failed to
     unload_reason: UnloadReason | None = None  # the first reason given wins
 
     @property
@@ -134,12 +146,60 @@ class _Request:
     keep_alive: float | None
     reply: trio.MemorySendChannel[Runner | BaseException]
     seq: int
+    key: tuple[float, float]  # its place in a queue: policy.queue_key
     cancelled: bool = False  # answered or gone: no longer counted as waiting
-    queue: deque[_Request] | None = None  # the runner FIFO it waits in, if any
+    queue: WaitQueue | None = None  # the queue it waits in, if any
 
     def gone(self) -> bool:
         # A method, not the attribute: other tasks set `cancelled` across our awaits.
         return self.cancelled
+
+
+class WaitQueue:
+    """Waiting requests, served lowest `key` first (priority with aging, then arrival: with
+    equal priorities, arrival order). Removal is eager, so that a request that left holds no
+    memory and its neighbours' places stay exact."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[tuple[float, float], int, _Request]] = []
+
+    def push(self, request: _Request) -> None:
+        request.queue = self
+        heapq.heappush(self._heap, (request.key, request.seq, request))
+
+    def pop(self) -> _Request | None:
+        """The first request still waiting, or None."""
+        while self._heap:
+            request = heapq.heappop(self._heap)[2]
+            request.queue = None
+            if not request.cancelled:
+                return request
+        return None
+
+    def remove(self, request: _Request) -> None:
+        for i, entry in enumerate(self._heap):
+            if entry[2] is request:
+                self._heap[i] = self._heap[-1]
+                self._heap.pop()
+                heapq.heapify(self._heap)
+                request.queue = None
+                return
+
+    def drain(self) -> list[_Request]:
+        """Everyone, in order, leaving the queue empty."""
+        out = []
+        while (request := self.pop()) is not None:
+            out.append(request)
+        return out
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def __bool__(self) -> bool:
+        return bool(self._heap)
+
+    def __iter__(self) -> Iterator[_Request]:
+        return (entry[2] for entry in sorted(self._heap))
 
 
 @attrs.frozen
@@ -163,6 +223,8 @@ class Scheduler:
         events: SchedulerEvents | None = None,
     ) -> None:
         self.settings = settings
+        self.policies = settings.policies
+        self._model_policies: dict[str, ModelPolicy] = {}
         self.events: SchedulerEvents = events or NoEvents()
         self.factory = runner_factory or process_factory(settings)
         self.devices = devices or SystemDevices()
@@ -176,6 +238,7 @@ class Scheduler:
         self.max_runners: int | None = None
         self.loads = 0  # loads started, for tests and metrics
         self._seq = itertools.count()
+        self._recency = itertools.count(1)
         # Unbounded: `waiting` is the bound, because a cancelled request still sitting in the
         # channel must not count against OLLAMA_MAX_QUEUE.
         self.pending_send, self.pending_receive = trio.open_memory_channel[_Request](math.inf)
@@ -184,6 +247,11 @@ class Scheduler:
         self.unloaded_send, self.unloaded_receive = trio.open_memory_channel[Runner](math.inf)
         self._nursery: trio.Nursery | None = None
         self._runners: trio.Nursery | None = None
+        # Requests that must load, eviction and reload: one lane serves them in order (Ollama's
+        # one-at-a-time), or with fair queues one lane per model, the lanes taking turns at the
+        # decisions that read and change the loaded set (`_deciding`) and loading side by side.
+        self._lanes: dict[str, WaitQueue] = {}
+        self._deciding = trio.Lock()
         self.closed = False
 
     # ----- lifetime
@@ -212,20 +280,20 @@ class Scheduler:
         model: ModelSpec,
         options: RunnerOptions | None = None,
         keep_alive: float | None = None,
+        priority: int | None = None,
     ) -> AsyncIterator[Lease]:
         """Hold a slot of a runner for `model` for the length of the block.
 
         Leaving the block, by any route, gives the slot back. Raises `ServerBusy` when
-        OLLAMA_MAX_QUEUE requests already wait, `LoadFailed` when the model cannot load.
+        OLLAMA_MAX_QUEUE requests already wait (or the model's own bound), `LoadFailed` when
+        the model cannot load. While it waits, lower `priority` values go first (the model's
+        configured priority when None).
         """
         if self.closed or self._nursery is None:
             raise SchedulerClosed("scheduler is not running")
         await trio.lowlevel.checkpoint_if_cancelled()  # a request already cancelled never queues
         started = trio.current_time()
-        options = (options or RunnerOptions(num_ctx=self.settings.context_length)).normalized(
-            model.info.context_length
-        )
-        runner = await self._get_runner(model, options, keep_alive)
+        runner = await self._get_runner(model, self._options(model, options), keep_alive, priority)
         self.events.waited(model.name, trio.current_time() - started)
         try:
             assert runner.client is not None
@@ -238,21 +306,42 @@ class Scheduler:
         finally:
             self.finished_send.send_nowait(runner)
 
+    def _options(self, model: ModelSpec, options: RunnerOptions | None) -> RunnerOptions:
+        return (options or RunnerOptions(num_ctx=self.settings.context_length)).normalized(
+            model.info.context_length
+        )
+
+    def model_policy(self, model: ModelSpec) -> ModelPolicy:
+        """What the configuration file says of this model (its defaults when nothing)."""
+        found = self._model_policies.get(model.name)
+        if found is None:
+            found = self._model_policies[model.name] = self.policies.for_model(model.name)
+        return found
+
     async def _get_runner(
-        self, model: ModelSpec, options: RunnerOptions, keep_alive: float | None
+        self,
+        model: ModelSpec,
+        options: RunnerOptions,
+        keep_alive: float | None,
+        priority: int | None = None,
     ) -> Runner:
         runner = self._compatible(model, options)
         if runner is not None and _has_free_slot(runner):
             self._take_slot(runner, keep_alive)
             return runner
-        if self.waiting >= self.settings.max_queue:
+        bound = self.model_policy(model).max_queue
+        if self.waiting >= self.settings.max_queue or (
+            bound is not None and self.waiting_by_key[model.key] >= bound
+        ):
             self.events.rejected("queue_full")
             raise ServerBusy()
+        if priority is None:
+            priority = self.model_policy(model).priority
         send, receive = trio.open_memory_channel[Runner | BaseException](1)
-        request = _Request(model, options, keep_alive, send, next(self._seq))
+        key = policy.queue_key(priority, trio.current_time(), self.policies.priority_aging)
+        request = _Request(model, options, keep_alive, send, next(self._seq), key)
         if runner is not None:
-            request.queue = runner.slot_waiters
-            runner.slot_waiters.append(request)
+            runner.slot_waiters.push(request)
         else:
             self.pending_send.send_nowait(request)
         self._count_waiting(request, +1)
@@ -273,7 +362,7 @@ class Scheduler:
         if not request.cancelled:
             request.cancelled = True
             self._count_waiting(request, -1)
-            if request.queue is not None and request in request.queue:
+            if request.queue is not None:
                 request.queue.remove(request)
         try:
             late = receive.receive_nowait()
@@ -286,8 +375,10 @@ class Scheduler:
 
     def _take_slot(self, runner: Runner, keep_alive: float | None) -> None:
         runner.refcount += 1
+        runner.uses += 1
         runner.last_used = trio.current_time()
-        if keep_alive is not None:
+        runner.recency = next(self._recency)
+        if keep_alive is not None and not runner.pinned:
             runner.keep_alive = policy.resolve_keep_alive(keep_alive, None, 0)
         self._set_idle_deadline(runner, math.inf)
         if runner.refcount == 1:
@@ -333,8 +424,9 @@ class Scheduler:
         """A request left: pass its slot on in arrival order, or start the idle clock."""
         runner.refcount -= 1
         runner.last_used = trio.current_time()
-        while runner.slot_waiters and runner.usable:
-            if self._hand_over(runner, runner.slot_waiters.popleft()):
+        runner.recency = next(self._recency)
+        while runner.usable and (waiter := runner.slot_waiters.pop()) is not None:
+            if self._hand_over(runner, waiter):
                 return
         if runner.refcount > 0:
             return
@@ -368,10 +460,8 @@ class Scheduler:
             self._unload(runner, reason)
         else:
             # Waiters for its slots go back to the queue and will load it afresh.
-            while runner.slot_waiters:
-                request = runner.slot_waiters.popleft()
-                if not request.cancelled:
-                    self._requeue(request)
+            for request in runner.slot_waiters.drain():
+                self._requeue(request)
 
     def _requeue(self, request: _Request) -> None:
         try:
@@ -429,6 +519,37 @@ class Scheduler:
             runner.keep_alive = 0
             self.expired_send.send_nowait(runner)
 
+    def keep_loaded(self, model: ModelSpec, options: RunnerOptions | None = None) -> None:
+        """Load `model` now, in the background, and again whenever its runner crashes.
+
+        For `preload`: the server answers while it loads. Watching ends when the runner
+        unloads for any other reason (its keep-alive, eviction, a stop) or the scheduler ends.
+        A load that fails is tried again, waiting longer each time (up to a minute).
+        """
+        assert self._nursery is not None, "the scheduler is not running"
+        self._nursery.start_soon(self._keep_loaded, model, self._options(model, options))
+
+    async def _keep_loaded(self, model: ModelSpec, options: RunnerOptions) -> None:
+        delay = PRELOAD_RETRY_SECONDS
+        while True:
+            try:
+                runner = await self._get_runner(model, options, None)
+            except SchedulerError as exc:
+                log.warning(
+                    "could not preload model, trying again",
+                    extra={"model": model.name, "error": str(exc), "retry_in": delay},
+                )
+                await trio.sleep(delay)
+                delay = min(delay * 2, PRELOAD_RETRY_MAX_SECONDS)
+                continue
+            delay = PRELOAD_RETRY_SECONDS
+            log.info("model preloaded", extra={"model": model.name})
+            self.finished_send.send_nowait(runner)
+            await runner.unloaded.wait()
+            if runner.unload_reason != "crashed":
+                return
+            log.warning("preloaded model crashed: loading it again", extra={"model": model.name})
+
     def running(self) -> list[Runner]:
         """Loaded runners, for `/api/ps`: newest expiry first."""
         return sorted(
@@ -437,53 +558,111 @@ class Scheduler:
             reverse=True,
         )
 
-    # ----- the pending loop: loads, evictions, reloads; one at a time
+    # ----- the pending loop: loads, evictions, reloads
 
     async def _pending_loop(self) -> None:
-        async for request in self.pending_receive:
-            if request.cancelled:
-                continue
+        async with trio.open_nursery() as lanes:
+            async for request in self.pending_receive:
+                if request.cancelled:
+                    continue
+                lane = request.model.key if self.policies.fair_queues else ""
+                queue = self._lanes.get(lane)
+                if queue is None:
+                    queue = self._lanes[lane] = WaitQueue()
+                    lanes.start_soon(self._serve_lane, lane, queue)
+                queue.push(request)
+
+    async def _serve_lane(self, lane: str, queue: WaitQueue) -> None:
+        """Serve one lane's requests in order, then end; the next arrival starts it again."""
+        while (request := queue.pop()) is not None:
             try:
                 await self._serve_pending(request)
             except Exception as exc:
-                # One request's surprise must not stop the loop that serves all the others.
+                # One request's surprise must not stop the lane that serves all the others.
                 log.exception("could not serve a request for %s", request.model.name)
                 self._refuse(request, LoadFailed(_describe(exc)))
+        del self._lanes[lane]
 
     async def _serve_pending(self, request: _Request) -> None:
+        """Decide, under `_deciding`, then wait or load outside it, until the request is served.
+
+        Each decision reads the loaded set and changes it with no other lane's decision in
+        between; what takes long (a runner draining, a process starting) happens after the
+        lock is let go, so other lanes decide meanwhile.
+        """
         while not request.gone():
-            runner = self.loaded.get(request.model.key)
-            if runner is not None and not runner.unloading:
-                if self._compatible(request.model, request.options) is runner:
-                    if _has_free_slot(runner):
-                        self._hand_over(runner, request)
-                    else:
-                        request.queue = runner.slot_waiters
-                        runner.slot_waiters.append(request)
-                    return
-                # Loaded with other options, or dead, or draining: unload it, then load anew.
-                self._expire(runner, "crashed" if runner.dead else "reload")
-            if runner is not None:
-                await runner.unloaded.wait()
-                continue
-            if self.max_runners is None:
-                self.max_runners = self.settings.max_runners(len(await self._gpus()))
-            if len(self.loaded) >= self.max_runners:
-                if not await self._evict_one("evicted_max_models"):
-                    return self._refuse(request, LoadFailed("no runner can be unloaded"))
-                continue
-            try:
-                plan = await self._plan(request)
-            except LoadRequiredFull:
-                if not await self._evict_one("evicted_memory"):
-                    return self._refuse(request, LoadFailed("model does not fit"))
-                continue
-            except InsufficientSystemMemory as exc:
-                return self._refuse(request, LoadFailed(str(exc)))
-            if request.gone():
-                return  # it left while we planned: load nothing for nobody
-            await self._load(request, plan)
-            return
+            async with self._deciding:
+                step = await self._decide(request)
+            if step is None:
+                return
+            wait, again = step
+            await wait()
+            if not again:
+                return
+
+    async def _decide(self, request: _Request) -> tuple[Callable[[], Awaitable[Any]], bool] | None:
+        """The next step for a request that must load: None when it is served or refused;
+        else something to wait for, and whether to decide again after it."""
+        runner = self.loaded.get(request.model.key)
+        if runner is not None and not runner.unloading:
+            if self._compatible(request.model, request.options) is runner:
+                if _has_free_slot(runner):
+                    self._hand_over(runner, request)
+                else:
+                    runner.slot_waiters.push(request)
+                return None
+            # Loaded with other options, or dead, or draining: unload it, then load anew.
+            self._expire(runner, "crashed" if runner.dead else "reload")
+        if runner is not None:
+            return runner.unloaded.wait, True
+        if self.max_runners is None:
+            self.max_runners = self.settings.max_runners(len(await self._gpus()))
+        if len(self.loaded) >= self.max_runners:
+            return self._evict(request, "evicted_max_models")
+        try:
+            plan = await self._plan(request)
+        except LoadRequiredFull:
+            return self._evict(request, "evicted_memory")
+        except InsufficientSystemMemory as exc:
+            self._refuse(request, LoadFailed(str(exc)))
+            return None
+        if request.gone():
+            return None  # it left while we planned: load nothing for nobody
+        runner, load = self._register(request, plan)
+        return functools.partial(self._load, request, runner, load), False
+
+    def _evict(
+        self, request: _Request, reason: UnloadReason
+    ) -> tuple[Callable[[], Awaitable[Any]], bool] | None:
+        """Expire the runner the eviction policy picks, and wait for it to go; refuse the
+        request when none may go (all pinned)."""
+        runners = list(self.loaded.values())
+        # With fair queues, other lanes' loads and evictions are under way: a runner already
+        # loading or leaving is not chosen again, so each lane frees room of its own.
+        fair = self.policies.fair_queues
+        changing = [r for r in runners if r.loading or (fair and r.expiring)]
+        settled = [r for r in runners if r not in changing]
+        if self.policies.eviction == "cost":
+            victim = policy.find_runner_to_unload_by_cost(settled, trio.current_time())
+        else:
+            victim = policy.find_runner_to_unload(settled)
+        if victim is None and (waiting_on := [r for r in changing if not r.pinned]):
+            # Nothing else may go: decide again once one of them has loaded or gone.
+            r = waiting_on[0]
+            return (r.load_done.wait if r.loading else r.unloaded.wait), True
+        if victim is None:
+            pinned = sorted(r.model.name for r in runners if r.pinned)
+            why = "does not fit" if reason == "evicted_memory" else "exceeds the loaded-model limit"
+            message = f"model {request.model.name} {why}"
+            if pinned:
+                message += f" beside the pinned models ({', '.join(pinned)}), never unloaded"
+            self._refuse(request, LoadFailed(message))
+            return None
+        log.info(
+            "evicting model to make room", extra={"model": victim.model.name, "reason": reason}
+        )
+        self._expire(victim, reason)
+        return victim.unloaded.wait, True
 
     async def _plan(self, request: _Request) -> LoadPlan:
         gpus: tuple[GPUInfo, ...] = ()
@@ -509,33 +688,30 @@ class Scheduler:
         )
 
     def _parallel_for(self, model: ModelSpec) -> int:
-        return 1 if model.embedding_only else self.settings.effective_num_parallel
+        if model.embedding_only:
+            return 1
+        return self.model_policy(model).num_parallel or self.settings.effective_num_parallel
 
-    async def _evict_one(self, reason: UnloadReason) -> bool:
-        victim = policy.find_runner_to_unload(list(self.loaded.values()))
-        if not isinstance(victim, Runner):
-            return False
-        log.info(
-            "evicting model to make room", extra={"model": victim.model.name, "reason": reason}
-        )
-        self._expire(victim, reason)
-        await victim.unloaded.wait()
-        return True
-
-    async def _load(self, request: _Request, plan: LoadPlan) -> None:
+    def _register(self, request: _Request, plan: LoadPlan) -> tuple[Runner, Load]:
+        """The runner about to load, in the table from now on (its memory counted)."""
         model = request.model
+        configured = self.model_policy(model)
         busy = sum(1 for r in self.loaded.values() if r.refcount > 0)
         threads = request.options.num_thread or max(1, self.cores // (busy + 1))
+        default_keep_alive = (
+            configured.keep_alive if configured.keep_alive is not None else self.settings.keep_alive
+        )
         runner = Runner(
             model=model,
             options=request.options,
             num_parallel=self._parallel_for(model),
-            keep_alive=policy.resolve_keep_alive(
-                request.keep_alive, None, self.settings.keep_alive
+            keep_alive=math.inf if configured.pinned else policy.resolve_keep_alive(
+                request.keep_alive, None, default_keep_alive
             ),
             plan=plan,
             threads=threads,
-        )
+            pinned=configured.pinned,
+        )  # fmt: skip
         # The request's load options, with the GPU layers and threads the plan chose.
         chosen = attrs.evolve(request.options, num_gpu=plan.num_gpu, num_thread=threads)
         load = Load(
@@ -549,11 +725,16 @@ class Scheduler:
         )
         self.loaded[model.key] = runner
         self.loads += 1
+        return runner, load
+
+    async def _load(self, request: _Request, runner: Runner, load: Load) -> None:
+        model = request.model
         assert self._runners is not None
         started = trio.current_time()
         try:
             runner.client = await self._runners.start(self._run_runner, runner, load)
         except Exception as exc:  # a load error, or the process could not even start
+            runner.load_done.set()
             self.events.loaded(model.name, trio.current_time() - started, ok=False)
             if self.loaded.get(model.key) is runner:
                 del self.loaded[model.key]
@@ -563,12 +744,15 @@ class Scheduler:
                 message = f"{message}: {INCOMPATIBLE.format(name=model.name)}"
             self._refuse(request, LoadFailed(message))
             # Anyone who queued for the slot while it loaded tries again from the queue.
-            while runner.slot_waiters:
-                self._requeue(runner.slot_waiters.popleft())
+            for waiter in runner.slot_waiters.drain():
+                self._requeue(waiter)
             return
-        self.events.loaded(model.name, trio.current_time() - started, ok=True)
+        runner.loaded_at = trio.current_time()
+        runner.load_seconds = runner.loaded_at - started
+        self.events.loaded(model.name, runner.load_seconds, ok=True)
         ready = runner.ready = runner.client.ready
         runner.loading = False
+        runner.load_done.set()
         assert ready is not None  # the handshake is done
         log.info(
             "model loaded",
@@ -669,10 +853,8 @@ class Scheduler:
                 del self.loaded[runner.model.key]
             runner.unloading = True
             runner.unloaded.set()
-            for request in runner.slot_waiters:
-                if not request.cancelled:
-                    self._requeue(request)
-            runner.slot_waiters.clear()
+            for request in runner.slot_waiters.drain():
+                self._requeue(request)
             reason = runner.unload_reason or "shutdown"
             if runner.ready is not None:  # a failed load is counted as a load, not an unload
                 self.events.unloaded(runner.model.name, reason)

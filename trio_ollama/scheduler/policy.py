@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import attrs
 
@@ -27,6 +27,19 @@ class RunnerView(Protocol):
     def dead(self) -> bool: ...
     @property
     def last_used(self) -> float: ...
+    @property
+    def recency(self) -> int: ...
+    @property
+    def pinned(self) -> bool: ...
+    @property
+    def loaded_at(self) -> float: ...
+    @property
+    def load_seconds(self) -> float: ...
+    @property
+    def uses(self) -> int: ...
+
+
+_R = TypeVar("_R", bound=RunnerView)
 
 
 def needs_reload(runner: RunnerView, model: ModelSpec, options: RunnerOptions) -> bool:
@@ -44,19 +57,59 @@ def needs_reload(runner: RunnerView, model: ModelSpec, options: RunnerOptions) -
     return wanted != runner.options
 
 
-def find_runner_to_unload(runners: Sequence[RunnerView]) -> RunnerView | None:
+def find_runner_to_unload(runners: Sequence[_R]) -> _R | None:
     """An idle runner if there is one, else the one whose keep-alive is shortest.
 
     Sorted by keep-alive, then least recently used: among equal keep-alives the one that has
-    waited longest goes first (Ollama sorts by model path there; recency is the better tie-break).
+    waited longest goes first (Ollama sorts by model path there; recency is the better tie-break;
+    `recency` orders uses within one instant, as virtual time has many).
+    Pinned runners are never chosen.
     """
-    if not runners:
-        return None
-    ordered = sorted(runners, key=lambda r: (r.keep_alive, r.last_used))
+    candidates = [r for r in runners if not r.pinned]
+    ordered = sorted(candidates, key=lambda r: (r.keep_alive, r.last_used, r.recency))
     for runner in ordered:
         if runner.refcount == 0:
             return runner
-    return ordered[0]
+    return ordered[0] if ordered else None
+
+
+def find_runner_to_unload_by_cost(runners: Sequence[_R], now: float) -> _R | None:
+    """The runner whose eviction costs least: its load time times the chance it is wanted again.
+
+    The chance is estimated from its own history: a model asked for every `gap` seconds on
+    average, idle for `idle` seconds, is wanted again soon with odds 1 / (1 + idle / gap), so a
+    model used often and lately is kept, and an expensive one outlives cheap ones used as often.
+    Idle runners go before busy ones (evicting a busy one means waiting for it to drain), as in
+    Ollama's rule; recency breaks ties. Pinned runners are never chosen.
+    """
+    candidates = [r for r in runners if not r.pinned]
+    if not candidates:
+        return None
+    return min(
+        candidates, key=lambda r: (r.refcount > 0, reload_cost(r, now), r.last_used, r.recency)
+    )
+
+
+def reload_cost(runner: RunnerView, now: float) -> float:
+    """Expected seconds of loading that evicting `runner` brings back (see above)."""
+    lifetime = max(now - runner.loaded_at, 1e-9)
+    gap = lifetime / max(runner.uses, 1)
+    idle = max(now - runner.last_used, 0.0) if runner.refcount == 0 else 0.0
+    return runner.load_seconds / (1.0 + idle / gap)
+
+
+def queue_key(priority: int, arrival: float, aging: float) -> tuple[float, float]:
+    """Where a waiting request stands; the lowest key is served first.
+
+    Lower priority values first, then arrival. With aging, `aging` seconds of waiting are worth
+    one priority level: a request keyed `priority * aging + arrival` never changes place while
+    it waits, and one of priority p is served before any request of priority q that arrives
+    more than (p - q) * aging seconds after it. That bounds how long a flood of more urgent
+    requests can hold it back. All priorities equal (the default): arrival order, as Ollama.
+    """
+    if math.isinf(aging):
+        return float(priority), arrival
+    return priority * aging + arrival, arrival
 
 
 def resolve_keep_alive(requested: float | None, current: float | None, default: float) -> float:
