@@ -526,7 +526,9 @@ def message_response(native: Mapping[str, Any], *, id: str) -> dict[str, Any]:
     calls: Sequence[Mapping[str, Any]] = msg.get("tool_calls") or []
     content: list[dict[str, Any]] = []
     if msg.get("thinking"):
-        content.append({"type": "thinking", "thinking": msg["thinking"]})
+        # Ollama leaves out the signature; Anthropic's block type requires one, and clients
+        # send it back with the block, so it is here, empty (nothing is signed).
+        content.append({"type": "thinking", "thinking": msg["thinking"], "signature": ""})
     if msg.get("content"):
         content.append({"type": "text", "text": msg["content"]})
     content.extend(_tool_use(call) for call in calls)
@@ -640,7 +642,7 @@ class MessagesStream:
         out = self._close_text()
         if not self._thinking_open:
             self._thinking_open = True
-            out.append(self._open({"type": "thinking", "thinking": ""}))
+            out.append(self._open({"type": "thinking", "thinking": "", "signature": ""}))
         out.append(self._delta({"type": "thinking_delta", "thinking": thinking}))
         return out
 
