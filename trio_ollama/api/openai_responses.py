@@ -514,7 +514,8 @@ def _usage(native: Mapping[str, Any]) -> dict[str, Any]:
         "input_tokens": prompt,
         "output_tokens": completion,
         "total_tokens": prompt + completion,
-        "input_tokens_details": {"cached_tokens": 0},
+        # Ollama sends only cached_tokens; OpenAI's current type requires the other too.
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
         "output_tokens_details": {"reasoning_tokens": 0},
     }
 
