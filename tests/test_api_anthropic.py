@@ -18,8 +18,10 @@ import pytest
 from anthropic.types import Message, RawMessageStreamEvent
 
 from tests.server import running_server
+from tests.test_api_inprocess import Server, post, server  # noqa: F401 (a fixture)
 from trio_ollama.api import anthropic as an
 from trio_ollama.api.errors import APIError
+from trio_ollama.runner.fake import FakeConfig
 from trio_ollama.store import CreateRequest, Store
 from trio_ollama.store.default_model import ensure_default_model
 
@@ -836,3 +838,24 @@ def test_client_errors(client: anthropic.Anthropic, url: str) -> None:
         assert r.json()["error"]["type"] == "invalid_request_error"
     # The server keeps serving.
     assert client.messages.create(model=MODEL, max_tokens=2, messages=QUESTION).content
+
+
+# --- failures inside the server (in process, the fake engine) ------------------------------------
+
+
+async def test_a_failure_after_output_is_a_last_error_event(server: Server) -> None:  # noqa: F811
+    server.engines.config = FakeConfig(crash_after_tokens=3)
+    request = {"model": "tiny", "max_tokens": 50, "stream": True, "messages": QUESTION}
+    r = await post(server, "/v1/messages", request)
+    assert r.status_code == 200 and r.content_type == "text/event-stream"
+    events = (await r.get_data()).decode().split("\n\n")
+    assert events[0].startswith("event: message_start\n")
+    assert events[-2] == (
+        "event: error\n"
+        'data: {"type":"error","error":{"type":"api_error","message":"runner process exited"}}'
+    )
+    # Without a stream, the failure is the whole answer, in Anthropic's shape.
+    r = await post(server, "/v1/messages", {**request, "stream": False})
+    error = await r.get_json()
+    assert r.status_code == 500 and error["type"] == "error"
+    assert error["error"] == {"type": "api_error", "message": "runner process exited"}

@@ -19,8 +19,10 @@ import pytest
 from openai.types.responses import Response, ResponseStreamEvent
 
 from tests.server import running_server
+from tests.test_api_inprocess import Server, post, server  # noqa: F401 (a fixture)
 from trio_ollama.api import openai_responses as orr
 from trio_ollama.api.errors import APIError
+from trio_ollama.runner.fake import FakeConfig
 from trio_ollama.store import CreateRequest, Store
 from trio_ollama.store.default_model import ensure_default_model
 
@@ -804,3 +806,24 @@ def test_client_errors(client: openai.OpenAI, url: str) -> None:
         assert r.json()["error"]["type"] == "invalid_request_error"
     # The server keeps serving.
     assert client.responses.create(model=MODEL, input="Hi", max_output_tokens=2).output
+
+
+# --- failures inside the server (in process, the fake engine) ------------------------------------
+
+
+async def test_a_failure_after_output_is_a_last_error_event(server: Server) -> None:  # noqa: F811
+    server.engines.config = FakeConfig(crash_after_tokens=3)
+    request = {"model": "tiny", "input": "hi", "stream": True}
+    r = await post(server, "/v1/responses", request)
+    assert r.status_code == 200 and r.content_type == "text/event-stream"
+    events = (await r.get_data()).decode().split("\n\n")
+    assert events[0].startswith("event: response.created\n")
+    head, data = events[-2].split("\n")
+    assert head == "event: error"
+    error = json.loads(data[len("data: ") :])
+    assert error["message"] == "runner process exited" and error["type"] == "error"
+    EVENTS.validate_python(error)
+    # Without a stream, the failure is the whole answer, in the OpenAI layer's shape.
+    r = await post(server, "/v1/responses", {**request, "stream": False})
+    assert r.status_code == 500
+    assert (await r.get_json())["error"]["message"] == "runner process exited"
