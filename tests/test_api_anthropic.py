@@ -802,13 +802,16 @@ def test_client_tool_use_round_trip(client: anthropic.Anthropic) -> None:
 
 @pytest.mark.slow
 def test_thinking_is_relaxed_for_a_model_that_cannot(client: anthropic.Anthropic) -> None:
+    thinking: Any = {"type": "enabled", "budget_tokens": 1024}
     message = client.messages.create(
-        model=MODEL,
-        max_tokens=5,
-        messages=QUESTION,
-        thinking={"type": "enabled", "budget_tokens": 1024},
+        model=MODEL, max_tokens=5, messages=QUESTION, thinking=thinking
     )
-    assert message.content[0].type == "text"
+    assert [block.type for block in message.content] == ["text"]
+    effort: Any = {"effort": "high"}
+    message = client.messages.create(
+        model=MODEL, max_tokens=5, messages=QUESTION, output_config=effort
+    )
+    assert [block.type for block in message.content] == ["text"]
 
 
 @pytest.mark.slow

@@ -24,8 +24,9 @@ def anthropic_error(exc: APIError) -> Response:
 
 async def _relax_think(service: Service, native: dict[str, Any]) -> None:
     """Ollama lets an Anthropic client ask any model to think (coding agents always do): for
-    a model that cannot, the request goes on without thinking instead of failing."""
-    if native.get("think") is not True:
+    a model that cannot, the request goes on without thinking instead of failing. Any think
+    value that asks for thinking counts (an effort too); `False` asks for none."""
+    if native.get("think") in (None, False):
         return
     try:
         shown = await service.show(schemas.ShowRequest(model=native["model"]))
