@@ -26,6 +26,7 @@ import attrs
 from trio_ollama.api.errors import APIError
 from trio_ollama.api.openai import _openai_tool_calls, sse_event
 from trio_ollama.api.openai_requests import (
+    _each,
     _image_from_url,
     _nested,
     _unmarshal,
@@ -135,10 +136,6 @@ class Tool:
         return out
 
 
-def _each_tool(values: list[Any], path: str) -> tuple[Tool, ...]:
-    return tuple(go.build(Tool, value, f"{path}[{i}]") for i, value in enumerate(values))
-
-
 @attrs.frozen(kw_only=True)
 class ResponsesRequest:
     """`POST /v1/responses`. `input` stays raw JSON here; `_input_messages` reads it."""
@@ -159,7 +156,7 @@ class ResponsesRequest:
     text: Text | None = go_field(struct_type(Text), default=None, convert=_nested(Text))
     top_p: float | None = go_field(FLOAT64, default=None)
     truncation: str | None = go_field(STRING, default=None)
-    tools: tuple[Tool, ...] = go_field(slice_of(struct_type(Tool)), default=(), convert=_each_tool)
+    tools: tuple[Tool, ...] = go_field(slice_of(struct_type(Tool)), default=(), convert=_each(Tool))
     stream: bool | None = go_field(BOOL, default=None)
 
     @property
