@@ -378,7 +378,7 @@ def _conversation(items: Sequence[Any]) -> list[dict[str, Any]]:
             pending = item.encrypted_content
         elif isinstance(item, _Message):
             # The native API knows no "developer": it is OpenAI's newer name for system.
-            role = "system" if item.role == "developer" else item.role
+            role = "system" if item.role.lower() == "developer" else item.role
             content, images = _content(item.content)
             message = _native_message(role, content, images)
             if role == "assistant" and pending:
