@@ -673,6 +673,62 @@ def test_a_stream_accumulates_to_the_message_reply() -> None:
     assert accumulated.model_dump(exclude_none=True) == expected.model_dump(exclude_none=True)
 
 
+def test_client_tool_use_round_trip_through_the_translation() -> None:
+    """The official client's whole tool loop against the translation (a mock transport runs
+    `messages_request` and `message_response` where the server would run the model): its
+    tool_use block comes from a scripted native tool call, and the tool_result it sends back
+    reaches the native chat as the call followed by its result."""
+    seen: list[dict[str, Any]] = []
+
+    def answer(request: Any) -> Any:
+        native, _ = an.messages_request(json.loads(request.content))
+        seen.append(native)
+        if len(seen) == 1:
+            reply = final({"content": "", "tool_calls": [WEATHER]})
+        else:
+            reply = final({"content": "It is sunny in Paris."})
+        return httpx2.Response(200, json=an.message_response(reply, id=f"msg_{len(seen)}"))
+
+    http = httpx2.Client(transport=httpx2.MockTransport(answer))
+    client = anthropic.Anthropic(base_url="http://test", api_key="x", http_client=http)
+    tools: Any = [{"name": "get_weather", "input_schema": {"type": "object"}}]
+    question: Any = [{"role": "user", "content": "Weather in Paris?"}]
+    first = client.messages.create(model="m", max_tokens=50, tools=tools, messages=question)
+    assert first.stop_reason == "tool_use"
+    (use,) = first.content
+    assert use.type == "tool_use" and use.name == "get_weather"
+    assert use.input == {"location": "Paris", "days": 2}
+    result: Any = {"type": "tool_result", "tool_use_id": use.id, "content": "Sunny"}
+    history: Any = [
+        *question,
+        {"role": "assistant", "content": first.content},
+        {"role": "user", "content": [result]},
+    ]
+    second = client.messages.create(model="m", max_tokens=50, tools=tools, messages=history)
+    assert second.stop_reason == "end_turn"
+    assert second.content[0].type == "text" and "sunny" in second.content[0].text
+    assert seen[1]["messages"] == [
+        {"role": "user", "content": "Weather in Paris?"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "function": {
+                        "name": "get_weather",
+                        "arguments": {"location": "Paris", "days": 2},
+                    },
+                }
+            ],
+        },
+        {"role": "tool", "content": "Sunny", "tool_call_id": "call_1"},
+    ]
+    assert seen[1]["tools"] == [
+        {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+    ]
+
+
 # --- the real server and model, through the official client ---------------------------------------
 
 MODEL = "smollm2:135m"

@@ -663,6 +663,55 @@ def test_a_stream_accumulates_to_the_response_object() -> None:
     assert streamed.usage is not None and streamed.usage.total_tokens == 15
 
 
+def test_client_function_call_round_trip_through_the_translation() -> None:
+    """The official client's whole tool loop against the translation (a mock transport runs
+    `responses_request` and `response_object` where the server would run the model): its
+    function_call item comes from a scripted native tool call, and the output items it sends
+    back, with the function's result, reach the native chat as the call and its result."""
+    seen: list[dict[str, Any]] = []
+
+    def answer(request: Any) -> Any:
+        native, options = orr.responses_request(json.loads(request.content))
+        seen.append(native)
+        if len(seen) == 1:
+            reply = final(
+                {"content": "", "thinking": "Need it.", "tool_calls": [native_call("call_1")]}
+            )
+        else:
+            reply = final({"content": "Sunny in Paris."})
+        out = orr.response_object(
+            reply, options.request, id=f"resp_{len(seen)}", item="msg_1", created=1, completed=2
+        )
+        return httpx2.Response(200, json=out)
+
+    http = httpx2.Client(transport=httpx2.MockTransport(answer))
+    client = openai.OpenAI(base_url="http://test/v1", api_key="x", http_client=http)
+    tools: Any = [WEATHER_TOOL]
+    first = client.responses.create(model="m", input="Weather in Paris?", tools=tools)
+    reasoning, function_call = first.output
+    assert reasoning.type == "reasoning" and function_call.type == "function_call"
+    assert json.loads(function_call.arguments) == {"city": "Paris"}
+    result: Any = {
+        "type": "function_call_output",
+        "call_id": function_call.call_id,
+        "output": "Sunny",
+    }
+    items: Any = [{"role": "user", "content": "Weather in Paris?"}, *first.output, result]
+    second = client.responses.create(model="m", input=items, tools=tools)
+    assert second.output_text == "Sunny in Paris."
+    assert seen[1]["messages"] == [
+        {"role": "user", "content": "Weather in Paris?"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [native_call("call_1")],
+            "thinking": "Need it.",
+        },
+        {"role": "tool", "content": "Sunny", "tool_call_id": "call_1"},
+    ]
+    assert seen[1]["tools"][0]["function"]["name"] == "get_weather"
+
+
 # --- the real server and model, through the official client ---------------------------------------
 
 MODEL = "smollm2:135m"
