@@ -15,8 +15,10 @@ from quart import Response, request
 from quart_trio import QuartTrio
 
 from trio_ollama.api import records, schemas
+from trio_ollama.api.anthropic_routes import add_anthropic_routes
 from trio_ollama.api.errors import APIError
 from trio_ollama.api.metrics import CONTENT_TYPE as METRICS_TYPE
+from trio_ollama.api.openai_responses_routes import add_responses_routes
 from trio_ollama.api.openai_routes import add_openai_routes
 from trio_ollama.api.responses import (
     Drain,
@@ -207,6 +209,8 @@ def create_app(service: Service, drain: Drain | None = None) -> QuartTrio:
         return Response("", status=201)
 
     add_openai_routes(app, service)
+    add_anthropic_routes(app, service)
+    add_responses_routes(app, service)
     app.asgi_app = request_scoped(  # type: ignore[method-assign,assignment]
         app.asgi_app, drain or Drain(), service.metrics
     )

@@ -113,10 +113,12 @@ def completion_id(rng: random.Random | None = None) -> str:
     return f"cmpl-{_draw(rng)}"
 
 
-def sse_event(data: Mapping[str, Any] | str) -> bytes:
-    """One server-sent event: `data: <compact JSON>` and a blank line."""
+def sse_event(data: Mapping[str, Any] | str, event: str = "") -> bytes:
+    """One server-sent event: `data: <compact JSON>` and a blank line, after an `event:` line
+    when `event` names the type (Anthropic's and the Responses API's streams do)."""
     text = data if isinstance(data, str) else gojson.dumps(data)
-    return f"data: {text}\n\n".encode()
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {text}\n\n".encode()
 
 
 # --- replies: chat --------------------------------------------------------------------------------

@@ -32,20 +32,30 @@ def openai_error(exc: APIError) -> Response:
     return json_response(oa.error_body(exc.status, exc.message, exc.openai_type), exc.status)
 
 
-async def _respond(
+def _openai_stream_error(exc: APIError) -> bytes:
+    return oa.sse_event({"error": oa.error_body(exc.status, exc.message)["error"]})
+
+
+async def respond(
     source: ChunkSource,
     stream: bool,
     combine: Callable[[list[dict[str, Any]]], dict[str, Any]],
     reply: Callable[[dict[str, Any]], dict[str, Any]],
     events: Callable[[dict[str, Any]], list[bytes]],
+    *,
+    error_reply: Callable[[APIError], Response] = openai_error,
+    stream_error: Callable[[APIError], bytes] = _openai_stream_error,
 ) -> Response:
+    """A translated answer: one object (`reply` of the combined chunks) or server-sent
+    `events`. An error before the answer begins is `error_reply`'s, with its own status; one
+    after is a last `stream_error` event. Every compatibility layer answers through this."""
     chunks = await open_chunks(source)
     try:
         first = await first_chunk(chunks)
         if not stream:
             return json_response(reply(combine(await collect(first, chunks))))
     except APIError as exc:
-        return openai_error(exc)
+        return error_reply(exc)
 
     async def body() -> AsyncIterator[bytes]:
         with chunks:
@@ -53,7 +63,7 @@ async def _respond(
                 yield event
             async for item in chunks:
                 if isinstance(item, APIError):
-                    yield oa.sse_event({"error": oa.error_body(item.status, item.message)["error"]})
+                    yield stream_error(item)
                     return
                 for event in events(item):
                     yield event
@@ -71,7 +81,7 @@ def add_openai_routes(app: QuartTrio, service: Service) -> None:
             return openai_error(exc)
         ident, created = oa.chat_completion_id(), int(time.time())
         stream = oa.ChatStream(ident, created, options.include_usage)
-        return await _respond(
+        return await respond(
             service.chat(request),
             options.stream,
             combine_chat,
@@ -88,7 +98,7 @@ def add_openai_routes(app: QuartTrio, service: Service) -> None:
             return openai_error(exc)
         ident, created = oa.completion_id(), int(time.time())
         stream = oa.CompletionStream(ident, created, options.include_usage)
-        return await _respond(
+        return await respond(
             service.generate(request),
             options.stream,
             combine_generate,
