@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from trio_ollama.gguf_info import GGUFInfo
 from trio_ollama.scheduler import ModelSpec
 from trio_ollama.store import ModelDetails
 
 
 class NoWeightsError(ValueError):
     """A stored model without a GGUF model layer: there is nothing to load."""
+
+
+def embedding_only(info: GGUFInfo) -> bool:
+    """Ollama: a model with a pooling type is an embedding model, and only that."""
+    return info.pooling_type is not None
 
 
 def model_spec(details: ModelDetails) -> ModelSpec:
@@ -26,7 +32,6 @@ def model_spec(details: ModelDetails) -> ModelSpec:
         digest=details.digest,
         adapters=tuple(str(p) for p in details.adapters),
         projectors=tuple(str(p) for p in details.projectors),
-        # Ollama: a model with a pooling type is an embedding model, and only that.
-        embedding_only=info.pooling_type is not None,
+        embedding_only=embedding_only(info),
         details=details.config.details(),
     )

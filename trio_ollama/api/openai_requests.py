@@ -235,6 +235,7 @@ class ChatCompletionRequest:
     )
     reasoning_effort: str = go_field(STRING, default="")
     debug_render_only: bool = go_field(BOOL, default=False, json="_debug_render_only")
+    priority: int | None = go_field(INT, default=None)  # vLLM's extension, passed on
 
 
 @attrs.frozen(kw_only=True)
@@ -259,6 +260,7 @@ class CompletionRequest:
     top_p: float = go_field(FLOAT32, default=0.0)
     suffix: str = go_field(STRING, default="")
     debug_render_only: bool = go_field(BOOL, default=False, json="_debug_render_only")
+    priority: int | None = go_field(INT, default=None)  # vLLM's extension, passed on
 
 
 @attrs.frozen(kw_only=True)
@@ -299,6 +301,8 @@ def chat_request(body: Any) -> tuple[dict[str, Any], ReplyOptions]:
         native["think"] = think
     if req.debug_render_only:
         native["_debug_render_only"] = True
+    if req.priority is not None:
+        native["priority"] = req.priority
     return native, _reply_options(req.stream, req.stream_options)
 
 
@@ -516,6 +520,8 @@ def completion_request(body: Any) -> tuple[dict[str, Any], ReplyOptions]:
         native["suffix"] = req.suffix
     if req.debug_render_only:
         native["_debug_render_only"] = True
+    if req.priority is not None:
+        native["priority"] = req.priority
     return native, _reply_options(req.stream, req.stream_options)
 
 

@@ -71,8 +71,11 @@ async def serve(
     scheduler_kwargs.setdefault("events", metrics)
     async with open_scheduler(settings, **scheduler_kwargs) as scheduler:
         metrics.watch(scheduler)
-        app = create_app(Service(settings, store, scheduler, metrics), drain)
+        service = Service(settings, store, scheduler, metrics)
+        app = create_app(service, drain)
         async with trio.open_nursery() as nursery:
+            for name in settings.policies.preloads:
+                nursery.start_soon(service.preload, name)
 
             async def triggered() -> None:
                 await (shutdown_trigger or trio.sleep_forever)()

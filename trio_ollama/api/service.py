@@ -50,7 +50,7 @@ from trio_ollama.scheduler import (
     Scheduler,
     SchedulerError,
 )
-from trio_ollama.specs import NoWeightsError, model_spec
+from trio_ollama.specs import NoWeightsError, embedding_only, model_spec
 from trio_ollama.store import (
     CorruptModelError,
     ModelDetails,
@@ -236,7 +236,11 @@ class Service:
 
     @asynccontextmanager
     async def _leased(
-        self, spec: ModelSpec, options: dict[str, Any], keep_alive: float | None
+        self,
+        spec: ModelSpec,
+        options: dict[str, Any],
+        keep_alive: float | None,
+        priority: int | None = None,
     ) -> AsyncIterator[Lease]:
         """A runner slot. The scheduler's refusals (busy, load failure) and the runner's (a
         request too long, a runner that died) become API errors, whatever in the block met them.
@@ -244,7 +248,7 @@ class Service:
         entered = False
         try:
             async with self.scheduler.acquire(
-                spec, runner_options_of(options), keep_alive
+                spec, runner_options_of(options), keep_alive, priority
             ) as lease:
                 entered = True
                 record = records.current()
@@ -257,6 +261,19 @@ class Service:
             raise scheduler_error(exc) from exc
         except RunnerError as exc:
             raise runner_error(exc) from exc
+
+    async def preload(self, name: str) -> None:
+        """Load `name` in the background, with its Modelfile's options, and keep it loaded
+        through crashes (`preload` in the configuration file). A model that cannot be found or
+        read is logged, and the server goes on without it."""
+        try:
+            details = await self.details(name, not_found="model '{name}' not found")
+            spec = await self.spec(details)
+        except APIError as exc:
+            log.error("cannot preload model", extra={"model": name, "error": exc.message})
+            return
+        options = merge_options(details, {}, self.settings.context_length)
+        self.scheduler.keep_loaded(spec, runner_options_of(options))
 
     # ----- generate and chat
 
@@ -288,7 +305,7 @@ class Service:
             return
         spec = await self.spec(details)
         options = merge_options(details, req.options, self.settings.context_length)
-        async with self._leased(spec, options, req.keep_alive) as lease:
+        async with self._leased(spec, options, req.keep_alive, req.priority) as lease:
             if req.prompt == "" and not req.suffix:
                 yield {"model": req.model, "created_at": utc_now(), "response": "", "done": True,
                        "done_reason": "load"}  # fmt: skip
@@ -360,7 +377,7 @@ class Service:
             return
         spec = await self.spec(details)
         options = merge_options(details, req.options, self.settings.context_length)
-        async with self._leased(spec, options, req.keep_alive) as lease:
+        async with self._leased(spec, options, req.keep_alive, req.priority) as lease:
             if not req.messages:
                 yield {"model": req.model, "created_at": utc_now(), "message": empty,
                        "done": True, "done_reason": "load"}  # fmt: skip
@@ -537,6 +554,10 @@ class Service:
             ]
         out["capabilities"] = model.capabilities
         out["modified_at"] = local_time(details.modified_at)
+        if details.gguf is not None:
+            out["policy"] = self._policy(
+                details.name.display_shortest, embedding_only(details.gguf)
+            )
         return out
 
     async def ps(self) -> dict[str, Any]:
@@ -563,9 +584,47 @@ class Service:
                     "requests_running": runner.refcount,
                     "requests_waiting": self.scheduler.waiting_by_key.get(runner.model.key, 0),
                     "num_parallel": runner.num_parallel,
+                    "policy": self._policy(
+                        runner.model.name,
+                        runner.model.embedding_only,
+                        runner.num_parallel,
+                        runner.keep_alive,
+                    ),
                 }
             )
         return {"models": models}
+
+    def _policy(
+        self,
+        name: str,
+        embedding_only: bool,
+        num_parallel: int | None = None,
+        keep_alive: float | None = None,
+    ) -> dict[str, Any]:
+        """The scheduling settings that apply to model `name` (docs/policies.md): its own from
+        the configuration file, else the server's. Keep-alive in seconds, -1 for forever."""
+        configured = self.scheduler.model_policy(name)
+        if num_parallel is None:
+            num_parallel = 1 if embedding_only else (
+                configured.num_parallel or self.settings.effective_num_parallel
+            )  # fmt: skip
+        if keep_alive is None:
+            keep_alive = configured.keep_alive
+            if keep_alive is None:
+                keep_alive = self.settings.keep_alive
+            if configured.pinned:
+                keep_alive = math.inf
+        max_queue = self.settings.max_queue
+        if configured.max_queue is not None:
+            max_queue = min(max_queue, configured.max_queue)
+        return {
+            "num_parallel": num_parallel,
+            "keep_alive": -1 if math.isinf(keep_alive) else keep_alive,
+            "max_queue": max_queue,
+            "pinned": configured.pinned,
+            "preload": configured.preload,
+            "priority": configured.priority,
+        }
 
     async def copy(self, req: CopyRequest) -> None:
         source, destination = req.source, req.destination

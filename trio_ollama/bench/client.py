@@ -63,7 +63,15 @@ class Outcome:
 
 
 def request_of(api: Api, plan: Planned, raw: bool) -> tuple[str, dict[str, Any]]:
-    """The path and body that ask for `plan`, streaming."""
+    """The path and body that ask for `plan`, streaming (with its `priority`, if it has one:
+    trio-ollama's and vLLM's extension)."""
+    path, body = _request_of(api, plan, raw)
+    if plan.priority is not None:
+        body["priority"] = plan.priority
+    return path, body
+
+
+def _request_of(api: Api, plan: Planned, raw: bool) -> tuple[str, dict[str, Any]]:
     messages = list(plan.messages) or [{"role": "user", "content": plan.prompt}]
     if api == "generate":
         options = {**plan.options, "num_predict": plan.max_tokens}

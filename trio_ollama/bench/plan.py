@@ -41,6 +41,7 @@ class Planned:
     max_tokens: int = 64
     disconnect: Disconnect = ""
     options: dict[str, Any] = attrs.field(factory=dict)
+    priority: int | None = None  # sent as the request's `priority` (lower first)
 
     def to_json(self) -> dict[str, Any]:
         """A trace line (docs/benchmarks.md)."""
@@ -54,6 +55,8 @@ class Planned:
             line["disconnect"] = self.disconnect
         if self.options:
             line["options"] = self.options
+        if self.priority is not None:
+            line["priority"] = self.priority
         return line
 
 
@@ -154,7 +157,8 @@ def write_trace(requests: list[Planned] | tuple[Planned, ...], path: Path) -> No
 
 def read_trace(path: Path) -> list[Planned]:
     """A trace's requests: `at` (seconds), `model`, then `prompt`, `messages` or `prompt_tokens`
-    (that many words), `output_tokens`, and optionally `options` and `disconnect`."""
+    (that many words), `output_tokens`, and optionally `options`, `disconnect` and
+    `priority`."""
     out: list[Planned] = []
     rng = random.Random(f"trace:{path.name}")
     try:
@@ -181,6 +185,9 @@ def read_trace(path: Path) -> list[Planned]:
         disconnect = item.get("disconnect", "")
         if disconnect not in ("", "queue", "prefill", "after_tokens"):
             raise SpecError(f"{where}: disconnect: {disconnect!r}")
+        priority = item.get("priority")
+        if priority is not None and (not isinstance(priority, int) or isinstance(priority, bool)):
+            raise SpecError(f"{where}: priority: an integer, not {priority!r}")
         out.append(
             Planned(
                 index=len(out),
@@ -191,6 +198,7 @@ def read_trace(path: Path) -> list[Planned]:
                 max_tokens=int(item.get("output_tokens", 64)),
                 disconnect=disconnect,
                 options=dict(item.get("options") or {}),
+                priority=priority,
             )
         )
     return sorted(out, key=lambda r: r.at)

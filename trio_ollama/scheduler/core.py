@@ -311,11 +311,11 @@ class Scheduler:
             model.info.context_length
         )
 
-    def model_policy(self, model: ModelSpec) -> ModelPolicy:
-        """What the configuration file says of this model (its defaults when nothing)."""
-        found = self._model_policies.get(model.name)
+    def model_policy(self, name: str) -> ModelPolicy:
+        """What the configuration file says of the model `name` (defaults when nothing)."""
+        found = self._model_policies.get(name)
         if found is None:
-            found = self._model_policies[model.name] = self.policies.for_model(model.name)
+            found = self._model_policies[name] = self.policies.for_model(name)
         return found
 
     async def _get_runner(
@@ -329,14 +329,14 @@ class Scheduler:
         if runner is not None and _has_free_slot(runner):
             self._take_slot(runner, keep_alive)
             return runner
-        bound = self.model_policy(model).max_queue
+        bound = self.model_policy(model.name).max_queue
         if self.waiting >= self.settings.max_queue or (
             bound is not None and self.waiting_by_key[model.key] >= bound
         ):
             self.events.rejected("queue_full")
             raise ServerBusy()
         if priority is None:
-            priority = self.model_policy(model).priority
+            priority = self.model_policy(model.name).priority
         send, receive = trio.open_memory_channel[Runner | BaseException](1)
         key = policy.queue_key(priority, trio.current_time(), self.policies.priority_aging)
         request = _Request(model, options, keep_alive, send, next(self._seq), key)
@@ -690,12 +690,12 @@ class Scheduler:
     def _parallel_for(self, model: ModelSpec) -> int:
         if model.embedding_only:
             return 1
-        return self.model_policy(model).num_parallel or self.settings.effective_num_parallel
+        return self.model_policy(model.name).num_parallel or self.settings.effective_num_parallel
 
     def _register(self, request: _Request, plan: LoadPlan) -> tuple[Runner, Load]:
         """The runner about to load, in the table from now on (its memory counted)."""
         model = request.model
-        configured = self.model_policy(model)
+        configured = self.model_policy(model.name)
         busy = sum(1 for r in self.loaded.values() if r.refcount > 0)
         threads = request.options.num_thread or max(1, self.cores // (busy + 1))
         default_keep_alive = (

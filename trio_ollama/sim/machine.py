@@ -9,6 +9,8 @@ from typing import Any
 
 import attrs
 
+from trio_ollama.config_file import ConfigFileError, Policies, config_from
+
 
 class MachineError(ValueError):
     """A machine file that cannot be simulated; the message names the key."""
@@ -42,6 +44,8 @@ class Machine:
     # that has its model loaded (else the one with the fewest models loaded).
     servers: int = 1
     routing: str = "random"
+    # The server's configuration file (docs/policies.md), as a `[config]` table.
+    policies: Policies = attrs.field(factory=Policies)
 
     def profile(self, name: str) -> ModelProfile:
         return self.models.get(name, self.default)
@@ -51,8 +55,8 @@ _PROFILE_KEYS = set(attrs.fields_dict(ModelProfile))
 
 
 def load_machine(path: Path) -> Machine:
-    """A machine from TOML: `memory_gib`, `cores`, `[env]`, `[default]` and
-    `[models."name"]` tables of profile keys."""
+    """A machine from TOML: `memory_gib`, `cores`, `[env]`, `[default]`, `[models."name"]`
+    tables of profile keys, and `[config]`, the server's configuration file as a table."""
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -64,7 +68,7 @@ def load_machine(path: Path) -> Machine:
 
 
 def machine_from(data: Mapping[str, Any]) -> Machine:
-    keys = {"memory_gib", "cores", "env", "models", "default", "servers", "routing"}
+    keys = {"memory_gib", "cores", "env", "models", "default", "servers", "routing", "config"}
     unknown = sorted(set(data) - keys)
     if unknown:
         raise MachineError(f"{unknown[0]}: unknown key")
@@ -86,10 +90,16 @@ def machine_from(data: Mapping[str, Any]) -> Machine:
     routing = data.get("routing", "random")
     if routing not in ("random", "affinity"):
         raise MachineError(f"routing: {routing!r} is not random or affinity")
+    try:
+        config = config_from(data.get("config", {}))
+    except ConfigFileError as exc:
+        raise MachineError(f"config.{exc}") from None
     return Machine(
         memory_gib=float(memory),
         cores=cores,
-        env={str(k): str(v) for k, v in env.items()},
+        # The file's [server] settings, unless [env] sets the variable, as on a real server.
+        env={**config.variables, **{str(k): str(v) for k, v in env.items()}},
+        policies=config.policies,
         models={name: _profile(value, f"models.{name}") for name, value in models.items()},
         default=_profile(data.get("default", {}), "default"),
         servers=servers,

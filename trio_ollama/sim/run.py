@@ -14,6 +14,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import trio
 import trio.testing
 
@@ -47,6 +48,7 @@ async def _simulate(
     on_scheduler: Callable[[Scheduler], None] | None,
 ) -> None:  # fmt: skip
     settings = Settings.from_env({"OLLAMA_NOPRUNE": "1", **machine.env})
+    settings = attrs.evolve(settings, policies=machine.policies)
     memory = int(machine.memory_gib * GiB)
     models: dict[str, ModelSpec] = {}
 
@@ -137,7 +139,7 @@ async def _request(
     try:
         with trio.CancelScope(deadline=hang_up_at) as hang_up:
             try:
-                async with scheduler.acquire(model, keep_alive=None) as lease:
+                async with scheduler.acquire(model, priority=plan.priority) as lease:
                     # The HTTP layer sends its status with the first token; until then the
                     # request may still leave the queue.
                     out.load_s = lease.load_duration
