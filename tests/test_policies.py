@@ -496,3 +496,88 @@ def test_reload_cost_weighs_load_time_by_the_odds_of_reuse() -> None:
 
 def test_config_from_accepts_an_empty_file() -> None:
     assert config_from({}).policies == Policies()
+
+
+# ----- in the simulator and the load generator
+
+
+def test_a_machine_file_carries_the_configuration_file() -> None:
+    from trio_ollama.sim.machine import MachineError, machine_from
+
+    machine = machine_from({
+        "env": {"OLLAMA_NUM_PARALLEL": "2"},
+        "config": {"server": {"num_parallel": 4, "max_loaded_models": 3},
+                   "scheduler": {"fair_queues": True}, "models": {"a": {"pinned": True}}},
+    })  # fmt: skip
+    assert machine.policies.fair_queues and machine.policies.for_model("a").pinned
+    assert machine.env == {"OLLAMA_NUM_PARALLEL": "2", "OLLAMA_MAX_LOADED_MODELS": "3"}
+    with pytest.raises(MachineError, match=r"config\.scheduler\.eviction: 'lru'"):
+        machine_from({"config": {"scheduler": {"eviction": "lru"}}})
+
+
+def test_a_trace_carries_priorities_to_the_server_and_the_simulator(tmp_path: Path) -> None:
+    from trio_ollama.bench.client import request_of
+    from trio_ollama.bench.plan import Planned, read_trace, write_trace
+    from trio_ollama.bench.spec import SpecError
+
+    plans = [Planned(index=0, at=0.0, model="m", prompt="hi", priority=3),
+             Planned(index=1, at=1.0, model="m", prompt="hi")]  # fmt: skip
+    write_trace(plans, tmp_path / "t.jsonl")
+    back = read_trace(tmp_path / "t.jsonl")
+    assert [p.priority for p in back] == [3, None]
+    for api in ("generate", "chat", "openai-chat", "openai-completions"):
+        assert request_of(api, back[0], raw=False)[1]["priority"] == 3  # type: ignore[arg-type]
+        assert "priority" not in request_of(api, back[1], raw=False)[1]  # type: ignore[arg-type]
+    (tmp_path / "bad.jsonl").write_text('{"model": "m", "priority": "high"}\n')
+    with pytest.raises(SpecError, match="priority: an integer"):
+        read_trace(tmp_path / "bad.jsonl")
+
+
+def test_the_simulator_honours_priorities_and_the_configuration() -> None:
+    """A flood of priority-10 requests and a few priority-0 ones, one slot: with priorities
+    the urgent ones wait for one request at most; the same trace without them waits in line."""
+    from trio_ollama.bench import spec_from
+    from trio_ollama.bench.plan import Planned, write_trace
+    from trio_ollama.sim import Machine, ModelProfile, simulate
+
+    def run(urgent_priority: int | None, tmp: Path) -> list[float]:
+        plans = [Planned(index=0, at=i * 0.1, model="m", prompt="x", max_tokens=20,
+                         priority=10 if urgent_priority is not None else None)
+                 for i in range(30)]  # fmt: skip
+        plans += [Planned(index=0, at=1.05 + i, model="m", prompt="urgent", max_tokens=20,
+                          priority=urgent_priority) for i in range(3)]  # fmt: skip
+        plans.sort(key=lambda p: p.at)
+        write_trace(plans, tmp)
+        spec = spec_from({"load": {"mode": "trace", "trace": str(tmp)}, "timeout": 3600})
+        machine = Machine(
+            env={"OLLAMA_NUM_PARALLEL": "1"},
+            models={"m": ModelProfile(tokens_per_second=20.0, load_seconds=0.5)},
+        )
+        (step,) = simulate(spec, machine)
+        urgent = {i for i, p in enumerate(plans) if p.prompt == "urgent"}
+        return [o.ttft for o in step.outcomes if o.index in urgent and o.ttft is not None]
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        honoured = run(0, Path(tmp) / "a.jsonl")
+        equal = run(None, Path(tmp) / "b.jsonl")
+    assert len(honoured) == len(equal) == 3
+    assert max(honoured) < 1.1, "at most one 20-token request (1 s) ahead"
+    assert min(equal) > 5, "in line behind the flood"
+
+
+def test_the_documented_configuration_is_valid() -> None:
+    import re
+    import tomllib
+
+    docs = Path(__file__).resolve().parents[1]
+    for page in ("docs/policies.md", "README.md"):
+        blocks = re.findall(r"```toml\n(.*?)```", (docs / page).read_text(), re.S)
+        assert blocks, page
+        for block in blocks:
+            config_from(tomllib.loads(block))
+    (full,) = re.findall(r"```toml\n(.*?)```", (docs / "docs/policies.md").read_text(), re.S)
+    policy = config_from(tomllib.loads(full)).policies.for_model("qwen3:32b")
+    assert policy == ModelPolicy(num_parallel=1, keep_alive=3600, max_queue=8, pinned=True,
+                                 preload=True, priority=0)  # fmt: skip
