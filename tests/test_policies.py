@@ -581,3 +581,29 @@ def test_the_documented_configuration_is_valid() -> None:
     policy = config_from(tomllib.loads(full)).policies.for_model("qwen3:32b")
     assert policy == ModelPolicy(num_parallel=1, keep_alive=3600, max_queue=8, pinned=True,
                                  preload=True, priority=0)  # fmt: skip
+
+
+async def test_fair_queues_count_the_memory_of_a_model_still_loading(
+    autojump_clock: Any,
+) -> None:
+    """Loads overlap with fair queues, and a runner still loading is not yet in the reported
+    free memory: the next plan must count it, or two models overcommit the machine."""
+    from trio_ollama.gocompat.format import GiB
+    from trio_ollama.scheduler.devices import FakeDevices, SystemMemory
+
+    budget = 3 * GiB
+    devices = FakeDevices(system=SystemMemory(total=budget, free=budget, free_swap=0))
+    rec = FakeRunners(devices)
+    config = Policies(fair_queues=True)
+    async with scheduler(rec, devices=devices, policies=config) as sched, trio.open_nursery() as n:
+        big = await hold(n, sched, fake_model("big", 2 * GiB, load_seconds=5))
+        await trio.sleep(1)  # big is loading
+        small = await hold(n, sched, fake_model("small", GiB, load_seconds=1))
+        for _ in range(20):
+            assert sum(r.size for r in sched.loaded.values()) <= budget
+            await trio.sleep(0.5)
+        assert big.lease is not None and small.lease is None, "small waits for room"
+        big.release.set()
+        await trio.sleep(10)
+        assert small.lease is not None
+        small.release.set()

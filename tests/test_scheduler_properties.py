@@ -7,12 +7,14 @@ import random
 from typing import Any
 
 import attrs
+import pytest
 import trio
 import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from trio_ollama.config import Settings
+from trio_ollama.config_file import ModelPolicy, Policies
 from trio_ollama.gocompat.format import GiB
 from trio_ollama.scheduler import LoadFailed, RunnerOptions, Scheduler, ServerBusy
 from trio_ollama.scheduler.devices import FakeDevices, SystemMemory
@@ -36,6 +38,7 @@ op = st.one_of(
         st.integers(0, len(MODELS) - 1),
         st.integers(0, len(OPTIONS) - 1),
         st.integers(0, len(KEEP_ALIVES) - 1),
+        st.integers(0, 3),  # priority
     ),
     st.tuples(st.just("release"), st.integers(0, 30)),
     st.tuples(st.just("cancel"), st.integers(0, 30)),
@@ -71,19 +74,37 @@ def check_invariants(sched: Scheduler, requests: list[Request], rec: FakeRunners
     assert sched.waiting == waiting
 
 
-async def scenario(ops: list[tuple[Any, ...]], clock: trio.testing.MockClock) -> None:
+# Ollama's rules, then the policies of the configuration file, which must keep every invariant.
+POLICIES = {
+    "ollama": Policies(),
+    "fair": Policies(fair_queues=True, priority_aging=2.0),
+    "cost": Policies(eviction="cost"),
+    "fair+cost+pinned": Policies(
+        fair_queues=True, eviction="cost",
+        models={"c": ModelPolicy(pinned=True), "b": ModelPolicy(num_parallel=1, max_queue=2)},
+    ),
+}  # fmt: skip
+
+
+async def scenario(
+    ops: list[tuple[Any, ...]], clock: trio.testing.MockClock, policies: Policies
+) -> None:
     devices = FakeDevices(system=SystemMemory(total=BUDGET, free=BUDGET, free_swap=0))
     rec = FakeRunners(devices)
     config = attrs.evolve(
-        Settings.from_env({}), max_loaded_models=MAX_LOADED, num_parallel=2, max_queue=6
+        Settings.from_env({}),
+        max_loaded_models=MAX_LOADED,
+        num_parallel=2,
+        max_queue=6,
+        policies=policies,
     )
     sched = Scheduler(config, runner_factory=rec, devices=devices, cores=2)
     requests: list[Request] = []
 
-    async def client(r: Request, model: Any, options: Any, keep_alive: Any) -> None:
+    async def client(r: Request, model: Any, options: Any, keep_alive: Any, priority: int) -> None:
         with r.scope:
             try:
-                async with sched.acquire(model, options, keep_alive) as lease:
+                async with sched.acquire(model, options, keep_alive, priority) as lease:
                     r.client, r.outcome = lease.runner, "served"
                     await r.release.wait()
             except (ServerBusy, LoadFailed) as exc:
@@ -100,7 +121,7 @@ async def scenario(ops: list[tuple[Any, ...]], clock: trio.testing.MockClock) ->
                 r = Request()
                 requests.append(r)
                 nursery.start_soon(
-                    client, r, MODELS[step[1]], OPTIONS[step[2]], KEEP_ALIVES[step[3]]
+                    client, r, MODELS[step[1]], OPTIONS[step[2]], KEEP_ALIVES[step[3]], step[4]
                 )
             elif kind in ("release", "cancel") and requests:
                 r = requests[step[1] % len(requests)]
@@ -131,11 +152,12 @@ async def scenario(ops: list[tuple[Any, ...]], clock: trio.testing.MockClock) ->
     assert all(engine.closed for _, engine in rec.engines), "shutdown ended every runner"
 
 
+@pytest.mark.parametrize("policies", list(POLICIES.values()), ids=list(POLICIES))
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(op, max_size=40))
-def test_invariants_hold_after_every_step(ops: list[tuple[Any, ...]]) -> None:
+def test_invariants_hold_after_every_step(policies: Policies, ops: list[tuple[Any, ...]]) -> None:
     clock = trio.testing.MockClock()
-    trio.run(scenario, ops, clock, clock=clock)
+    trio.run(scenario, ops, clock, policies, clock=clock)
 
 
 async def test_a_thousand_requests_cancelled_at_random_points(autojump_clock: Any) -> None:

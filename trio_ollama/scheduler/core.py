@@ -671,6 +671,11 @@ class Scheduler:
                 await self._gpus(), [r.plan.estimate.vram_by_gpu() for r in self.loaded.values()]
             )
         system = await self._device_call(self.devices.system_memory)
+        # A runner still loading does not show in the reported figure yet; loads overlap only
+        # with fair queues (one lane loads one model at a time).
+        loading = sum(r.size - r.vram_size for r in self.loaded.values() if r.loading)
+        if loading:
+            system = attrs.evolve(system, free=max(0, system.free - loading))
         options = LoadOptions.from_settings(
             self.settings,
             num_ctx=request.options.num_ctx,
