@@ -649,3 +649,40 @@ async def test_request_templates_cannot_exhaust_the_server(
     if error:
         message = (await r.get_json())["error"]
         assert message.startswith("template error: ") and error in message, message
+
+
+async def test_the_priority_field_reaches_the_scheduler_on_every_route(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both slots busy; a generate (priority 10), a chat (5) and an OpenAI chat (0) queue in
+    that order, and get their slots in the opposite one."""
+    from contextlib import asynccontextmanager
+
+    granted: list[int | None] = []
+    real = server.scheduler.acquire
+
+    @asynccontextmanager
+    async def spy(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        async with real(*args, **kwargs) as lease:
+            granted.append(args[3] if len(args) > 3 else kwargs.get("priority"))
+            yield lease
+
+    monkeypatch.setattr(server.scheduler, "acquire", spy)
+    server.engines.config = FakeConfig(tokens_per_second=20)
+    slow = {"model": "tiny", "prompt": "x", "options": {"num_predict": 10}}
+    quick = {"options": {"num_predict": 2}, "stream": False}
+    queued = [
+        ("/api/generate", {"model": "tiny", "prompt": "y", "priority": 10, **quick}),
+        ("/api/chat", {"model": "tiny", "messages": [{"role": "user", "content": "y"}],
+                       "priority": 5, **quick}),
+        ("/v1/chat/completions", {"model": "tiny", "max_tokens": 2, "priority": 0,
+                                  "messages": [{"role": "user", "content": "y"}]}),
+    ]  # fmt: skip
+    async with trio.open_nursery() as nursery:
+        for _ in range(2):
+            nursery.start_soon(post, server, "/api/generate", slow)
+        await until(lambda: len(granted) == 2)
+        for waiting, (path, body) in enumerate(queued, 1):
+            nursery.start_soon(post, server, path, body)
+            await until(lambda n=waiting: server.scheduler.waiting == n)  # type: ignore[misc]
+    assert granted == [None, None, 0, 5, 10]

@@ -57,7 +57,6 @@ def test_config_file_reads_every_key(tmp_path: Path) -> None:
 
         [models."smollm2:135m"]
         num_parallel = 8
-        keep_alive = -1
         max_queue = 16
         pinned = true
         preload = true
@@ -72,9 +71,7 @@ def test_config_file_reads_every_key(tmp_path: Path) -> None:
     p = config.policies
     assert p.fair_queues and p.eviction == "cost" and p.priority_aging == 30
     small = p.for_model("smollm2:135m")
-    assert small == ModelPolicy(
-        num_parallel=8, keep_alive=math.inf, max_queue=16, pinned=True, preload=True, priority=2
-    )
+    assert small == ModelPolicy(num_parallel=8, max_queue=16, pinned=True, preload=True, priority=2)
     # One section per model, however it is spelled.
     assert (
         p.for_model("big:latest")
@@ -85,7 +82,7 @@ def test_config_file_reads_every_key(tmp_path: Path) -> None:
     assert p.preloads == ("smollm2:135m",)
     assert config.variables == {
         "OLLAMA_NUM_PARALLEL": "4",
-        "OLLAMA_KEEP_ALIVE": "600.0s",
+        "OLLAMA_KEEP_ALIVE": "600000000000ns",
         "OLLAMA_MAX_LOADED_MODELS": "2",
     }
 
@@ -96,7 +93,7 @@ def test_config_file_reads_every_key(tmp_path: Path) -> None:
         ("[scheduler]\nfair_queue = true\n", "scheduler.fair_queue: unknown key"),
         ("[scheduler]\neviction = 'lru'\n", "scheduler.eviction: 'lru' is not one of ollama, cost"),
         ("[scheduler]\nfair_queues = 'yes'\n", "scheduler.fair_queues: 'yes' is not true or false"),
-        ("[scheduler]\npriority_aging = 0\n", "scheduler.priority_aging: 0 would make"),
+        ("[scheduler]\npriority_aging = 0\n", "scheduler.priority_aging: 0 is under 1 ms"),
         ("[models.a]\nnum_parallel = 0\n", "models.a.num_parallel: 0 is not an integer >= 1"),
         ("[models.a]\nnum_parallel = 2.5\n", "models.a.num_parallel: 2.5 is not an integer"),
         ("[models.a]\nkeep_alive = 'soon'\n", "models.a.keep_alive: 'soon' is not a duration"),
@@ -106,6 +103,13 @@ def test_config_file_reads_every_key(tmp_path: Path) -> None:
         ("[models.a]\n[models.'a:latest']\n", "models.a:latest: the same model as another"),
         ("[server]\nnum_parallel = -1\n", "server.num_parallel: -1 is not an integer >= 0"),
         ("[server]\nhost = '0.0.0.0'\n", "server.host: unknown key"),
+        ("[server]\ncontext_length = 0\n", "server.context_length: 0 is not an integer >= 1"),
+        ("[server]\nkeep_alive = 1e10\n", "server.keep_alive: 10000000000.0 is longer than"),
+        ("[scheduler]\npriority_aging = 1e-9\n", "scheduler.priority_aging: 1e-09 is under 1 ms"),
+        ("[models.a]\nmax_queue = 0\n", "models.a.max_queue: 0 is not an integer >= 1"),
+        ("[models.a]\npinned = true\nkeep_alive = 5\n", "models.a.keep_alive: a pinned model"),
+        ("[models.'not a name!']\n", "models.not a name!: not a valid model name"),
+        ("[models.llama3.2]\npinned = true\n", 'must be quoted: [models."name.2"]'),
         ("models = 3\n", "models: a table of keys"),
         ("[models\n", "not TOML"),
     ],
@@ -132,6 +136,10 @@ def test_server_settings_from_the_file_yield_to_set_variables(tmp_path: Path) ->
     path = write(tmp_path, "[server]\nnum_parallel = 4\nkeep_alive = '1m'\n")
     settings = Settings.from_env({"TRIO_OLLAMA_CONFIG": str(path)})
     assert settings.num_parallel == 4 and settings.keep_alive == 60
+    for value, seconds in (("1e-5", 1e-5), ("-1", math.inf), ("'1h30m'", 5400.0), ("2.5", 2.5)):
+        tiny = tmp_path / "keep-alive.toml"
+        tiny.write_text(f"[server]\nkeep_alive = {value}\n")
+        assert Settings.from_env({"TRIO_OLLAMA_CONFIG": str(tiny)}).keep_alive == seconds
     settings = Settings.from_env({"TRIO_OLLAMA_CONFIG": str(path), "OLLAMA_NUM_PARALLEL": "2"})
     assert settings.num_parallel == 2 and settings.keep_alive == 60
     assert Settings.from_env({}).policies == Policies(), "no file: Ollama's behaviour"
@@ -484,14 +492,21 @@ def test_reload_cost_weighs_load_time_by_the_odds_of_reuse() -> None:
         last_used: float = 0.0
         uses: int = 1
         refcount: int = 0
+        pinned: bool = False
+        recency: int = 0
 
     often = View(load_seconds=1, uses=50, last_used=99)  # every 2 s, 1 s ago
     rare = View(load_seconds=1, uses=1, last_used=0)  # once, 100 s ago
     assert policy.reload_cost(often, 100) > policy.reload_cost(rare, 100)
-    costly = View(load_seconds=30, uses=1, last_used=0)
-    assert policy.reload_cost(costly, 100) > policy.reload_cost(often, 100) / 2
+    costly = View(load_seconds=30, uses=2, last_used=50)  # twice, 50 s ago
+    assert policy.reload_cost(costly, 100) > policy.reload_cost(often, 100)
     busy = View(load_seconds=5, refcount=1)
     assert policy.reload_cost(busy, 100) == 5
+    # Gone quiet: a dear model used once a day ago is worth less than a cheap one in use.
+    stale = View(load_seconds=30, uses=1, loaded_at=0, last_used=0)
+    hot = View(load_seconds=1, uses=50, loaded_at=100_000, last_used=100_099)
+    assert policy.reload_cost(stale, 100_100) < policy.reload_cost(hot, 100_100)
+    assert policy.find_runner_to_unload_by_cost([hot, stale], 100_100) is stale  # type: ignore[type-var]
 
 
 def test_config_from_accepts_an_empty_file() -> None:
@@ -578,9 +593,11 @@ def test_the_documented_configuration_is_valid() -> None:
         for block in blocks:
             config_from(tomllib.loads(block))
     (full,) = re.findall(r"```toml\n(.*?)```", (docs / "docs/policies.md").read_text(), re.S)
-    policy = config_from(tomllib.loads(full)).policies.for_model("qwen3:32b")
-    assert policy == ModelPolicy(num_parallel=1, keep_alive=3600, max_queue=8, pinned=True,
-                                 preload=True, priority=0)  # fmt: skip
+    policies = config_from(tomllib.loads(full)).policies
+    assert policies.for_model("qwen3:32b") == ModelPolicy(
+        num_parallel=1, max_queue=8, pinned=True, preload=True, priority=0
+    )
+    assert policies.for_model("llama3.2") == ModelPolicy(num_parallel=8, keep_alive=3600)
 
 
 async def test_fair_queues_count_the_memory_of_a_model_still_loading(
@@ -607,3 +624,19 @@ async def test_fair_queues_count_the_memory_of_a_model_still_loading(
         await trio.sleep(10)
         assert small.lease is not None
         small.release.set()
+
+
+def test_client_commands_do_not_read_the_servers_config_file(
+    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.server import free_port
+    from trio_ollama.cli.main import main
+
+    path = write(tmp_path, "[models.a]\nnum_parallel = 'many'\n")
+    monkeypatch.setenv("TRIO_OLLAMA_CONFIG", str(path))
+    monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{free_port()}")  # nothing listens there
+    assert main(["list"]) == 1
+    err = capsys.readouterr().err
+    assert "could not connect" in err.lower() and "num_parallel" not in err
+    assert main(["serve"]) == 1
+    assert "models.a.num_parallel: 'many'" in capsys.readouterr().err

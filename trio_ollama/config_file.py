@@ -24,6 +24,8 @@ Eviction = Literal["ollama", "cost"]
 EVICTIONS: tuple[Eviction, ...] = ("ollama", "cost")
 # Waiting this long is worth one priority level (docs/policies.md has the bound it gives).
 DEFAULT_PRIORITY_AGING = 10.0
+MIN_PRIORITY_AGING = 0.001
+MAX_DURATION_SECONDS = (2**63 - 1) / 1e9
 
 # `[server]` keys that stand for an `OLLAMA_*` variable; a variable that is set wins.
 SERVER_VARIABLES = {
@@ -112,9 +114,13 @@ def config_from(data: Mapping[str, Any], source: str = "") -> ConfigFile:
         where = f"server.{key}"
         if key == "keep_alive":
             seconds = parse_duration(value, where)
-            variables[SERVER_VARIABLES[key]] = "-1" if math.isinf(seconds) else f"{seconds}s"
+            # Whole nanoseconds, which the variable's Go-duration parser reads back exactly.
+            variables[SERVER_VARIABLES[key]] = (
+                "-1" if math.isinf(seconds) else f"{round(seconds * 1e9)}ns"
+            )
         else:
-            variables[SERVER_VARIABLES[key]] = str(_count(value, where, minimum=0))
+            minimum = 1 if key == "context_length" else 0
+            variables[SERVER_VARIABLES[key]] = str(_count(value, where, minimum=minimum))
     sched = _table(data.get("scheduler", {}), "scheduler")
     _known(sched, "scheduler.", {"fair_queues", "eviction", "priority_aging"})
     eviction = sched.get("eviction", "ollama")
@@ -125,13 +131,16 @@ def config_from(data: Mapping[str, Any], source: str = "") -> ConfigFile:
     aging = DEFAULT_PRIORITY_AGING
     if "priority_aging" in sched:
         aging = parse_duration(sched["priority_aging"], "scheduler.priority_aging")
-        if aging == 0:
+        if aging < MIN_PRIORITY_AGING:
             raise ConfigFileError(
-                "scheduler.priority_aging: 0 would make priorities meaningless; "
+                f"scheduler.priority_aging: {sched['priority_aging']!r} is under "
+                f"{MIN_PRIORITY_AGING * 1000:g} ms, which would make priorities meaningless; "
                 "a negative value turns aging off"
             )
     models: dict[str, ModelPolicy] = {}
     for name, section in _table(data.get("models", {}), "models").items():
+        if not parse_name(name).is_valid:
+            raise ConfigFileError(f"models.{name}: not a valid model name")
         key = policy_name(name)
         if key in models:
             raise ConfigFileError(f"models.{name}: the same model as another section")
@@ -150,6 +159,11 @@ def config_from(data: Mapping[str, Any], source: str = "") -> ConfigFile:
 
 def _model(value: Any, where: str) -> ModelPolicy:
     section = _table(value, where)
+    for key, item in section.items():
+        if isinstance(item, Mapping):  # [models.llama3.2] is a table "2" inside "llama3"
+            raise ConfigFileError(
+                f'{where}.{key}: a model name with a dot must be quoted: [models."name.{key}"]'
+            )
     _known(section, where + ".", set(attrs.fields_dict(ModelPolicy)))
     num_parallel, max_queue = section.get("num_parallel"), section.get("max_queue")
     keep_alive = section.get("keep_alive")
@@ -157,10 +171,14 @@ def _model(value: Any, where: str) -> ModelPolicy:
     priority = section.get("priority", 0)
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise ConfigFileError(f"{where}.priority: {priority!r} is not an integer")
+    if keep_alive is not None and section.get("pinned") is True:
+        raise ConfigFileError(
+            f"{where}.keep_alive: a pinned model stays loaded; keep_alive would not apply"
+        )
     return ModelPolicy(
         num_parallel=None if num_parallel is None else _count(num_parallel, w + "num_parallel"),
         keep_alive=None if keep_alive is None else parse_duration(keep_alive, w + "keep_alive"),
-        max_queue=None if max_queue is None else _count(max_queue, w + "max_queue", 0),
+        max_queue=None if max_queue is None else _count(max_queue, w + "max_queue"),
         pinned=_bool(section, "pinned", w),
         preload=_bool(section, "preload", w),
         priority=priority,
@@ -182,6 +200,10 @@ def parse_duration(value: Any, where: str) -> float:
         raise ConfigFileError(f"{where}: {value!r} is not a duration")
     if math.isnan(seconds):
         raise ConfigFileError(f"{where}: {value!r} is not a duration")
+    if seconds > MAX_DURATION_SECONDS:
+        raise ConfigFileError(
+            f"{where}: {value!r} is longer than Go's longest duration (292 years)"
+        )
     return math.inf if seconds < 0 else seconds
 
 

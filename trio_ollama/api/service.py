@@ -46,6 +46,7 @@ from trio_ollama.runner.protocol import Completion, Done, Piece, Sampling
 from trio_ollama.scheduler import (
     Lease,
     ModelSpec,
+    Runner,
     RunnerOptions,
     Scheduler,
     SchedulerError,
@@ -271,6 +272,9 @@ class Service:
             spec = await self.spec(details)
         except APIError as exc:
             log.error("cannot preload model", extra={"model": name, "error": exc.message})
+            return
+        except Exception:  # an unreadable store must not stop the server starting
+            log.exception("cannot preload model", extra={"model": name})
             return
         options = merge_options(details, {}, self.settings.context_length)
         self.scheduler.keep_loaded(spec, runner_options_of(options))
@@ -584,47 +588,28 @@ class Service:
                     "requests_running": runner.refcount,
                     "requests_waiting": self.scheduler.waiting_by_key.get(runner.model.key, 0),
                     "num_parallel": runner.num_parallel,
-                    "policy": self._policy(
-                        runner.model.name,
-                        runner.model.embedding_only,
-                        runner.num_parallel,
-                        runner.keep_alive,
-                    ),
+                    "policy": self._policy(runner.model.name, runner.model.embedding_only, runner),
                 }
             )
         return {"models": models}
 
     def _policy(
-        self,
-        name: str,
-        embedding_only: bool,
-        num_parallel: int | None = None,
-        keep_alive: float | None = None,
+        self, name: str, embedding_only: bool, runner: Runner | None = None
     ) -> dict[str, Any]:
-        """The scheduling settings that apply to model `name` (docs/policies.md): its own from
-        the configuration file, else the server's. Keep-alive in seconds, -1 for forever."""
-        configured = self.scheduler.model_policy(name)
-        if num_parallel is None:
-            num_parallel = 1 if embedding_only else (
-                configured.num_parallel or self.settings.effective_num_parallel
-            )  # fmt: skip
-        if keep_alive is None:
-            keep_alive = configured.keep_alive
-            if keep_alive is None:
-                keep_alive = self.settings.keep_alive
-            if configured.pinned:
-                keep_alive = math.inf
-        max_queue = self.settings.max_queue
-        if configured.max_queue is not None:
-            max_queue = min(max_queue, configured.max_queue)
-        return {
-            "num_parallel": num_parallel,
-            "keep_alive": -1 if math.isinf(keep_alive) else keep_alive,
-            "max_queue": max_queue,
-            "pinned": configured.pinned,
-            "preload": configured.preload,
-            "priority": configured.priority,
-        }
+        """The scheduling settings that apply to model `name` (docs/policies.md), as a loaded
+        `runner` has them. Keep-alive in seconds, -1 for ever."""
+        applies = self.scheduler.effective_policy(name, embedding_only)
+        if runner is not None:
+            applies = attrs.evolve(
+                applies,
+                num_parallel=runner.num_parallel,
+                keep_alive=runner.keep_alive,
+                pinned=runner.pinned,
+            )
+        out = attrs.asdict(applies)
+        if out["keep_alive"] is not None and math.isinf(out["keep_alive"]):
+            out["keep_alive"] = -1
+        return out
 
     async def copy(self, req: CopyRequest) -> None:
         source, destination = req.source, req.destination

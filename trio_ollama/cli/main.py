@@ -232,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.verb == "simulate":
         return sim_cli.main(args)
     env = dict(os.environ)
-    if getattr(args, "config", None):
+    if args.verb not in ("serve", "start"):
+        env.pop(CONFIG_VARIABLE, None)  # the server's file: a client never needs to read it
+    elif args.config:
         env[CONFIG_VARIABLE] = args.config
     try:
         settings = Settings.from_env(env)

@@ -7,9 +7,13 @@ Three concerns, kept apart:
 - policy: pure functions in `policy.py` and `memory.py`.
 
 Requests flow: `acquire` takes a free slot of a loaded, compatible runner at once (the fast path);
-waits in that runner's FIFO for a slot; or queues on `pending`, where one task loads, evicts and
-reloads, one model at a time. Leaving `acquire` sends `finished`; keep-alive deadlines, expiry
-requests and dead runners send `expired`; runner tasks send `unloaded` once their process is gone.
+waits in that runner's queue for a slot; or queues on `pending`, where a lane loads, evicts and
+reloads: one lane, one model at a time, as Ollama; or with fair queues one lane per model, the
+lanes taking turns at each decision. Queues serve by priority (with aging), then arrival; with
+no priorities configured that is arrival order. Leaving `acquire` sends `finished`; keep-alive
+deadlines, expiry requests and dead runners send `expired`; runner tasks send `unloaded` once
+their process is gone. The policies of the configuration file (docs/policies.md) are read
+through `model_policy`; without a file every rule is Ollama's.
 """
 
 from __future__ import annotations
@@ -65,9 +69,11 @@ from trio_ollama.scheduler.types import (
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
-# A preload that failed is tried again after this long, doubling up to the maximum.
+# A preload that failed, or crashed within PRELOAD_STABLE_SECONDS of loading, is tried again
+# after this long, doubling up to the maximum.
 PRELOAD_RETRY_SECONDS = 1.0
 PRELOAD_RETRY_MAX_SECONDS = 60.0
+PRELOAD_STABLE_SECONDS = 60.0
 
 
 class Startable(Protocol):
@@ -146,6 +152,7 @@ class _Request:
     keep_alive: float | None
     reply: trio.MemorySendChannel[Runner | BaseException]
     seq: int
+    priority: int
     key: tuple[float, float]  # its place in a queue: policy.queue_key
     cancelled: bool = False  # answered or gone: no longer counted as waiting
     queue: WaitQueue | None = None  # the queue it waits in, if any
@@ -318,6 +325,21 @@ class Scheduler:
             found = self._model_policies[name] = self.policies.for_model(name)
         return found
 
+    def effective_policy(self, name: str, embedding_only: bool = False) -> ModelPolicy:
+        """What applies to model `name`, every field filled in: its own settings, else the
+        server's. An embedding model has one slot; a pinned one is kept for ever."""
+        own = self.model_policy(name)
+        keep_alive = own.keep_alive if own.keep_alive is not None else self.settings.keep_alive
+        return attrs.evolve(
+            own,
+            num_parallel=1 if embedding_only else (
+                own.num_parallel or self.settings.effective_num_parallel
+            ),
+            keep_alive=math.inf if own.pinned else keep_alive,
+            max_queue=min(own.max_queue, self.settings.max_queue)
+            if own.max_queue is not None else self.settings.max_queue,
+        )  # fmt: skip
+
     async def _get_runner(
         self,
         model: ModelSpec,
@@ -338,8 +360,9 @@ class Scheduler:
         if priority is None:
             priority = self.model_policy(model.name).priority
         send, receive = trio.open_memory_channel[Runner | BaseException](1)
-        key = policy.queue_key(priority, trio.current_time(), self.policies.priority_aging)
-        request = _Request(model, options, keep_alive, send, next(self._seq), key)
+        request = _Request(
+            model, options, keep_alive, send, next(self._seq), priority, self._queue_key(priority)
+        )
         if runner is not None:
             runner.slot_waiters.push(request)
         else:
@@ -421,7 +444,7 @@ class Scheduler:
             pass
 
     def _release(self, runner: Runner) -> None:
-        """A request left: pass its slot on in arrival order, or start the idle clock."""
+        """A request left: pass its slot to the first waiter, or start the idle clock."""
         runner.refcount -= 1
         runner.last_used = trio.current_time()
         runner.recency = next(self._recency)
@@ -463,7 +486,13 @@ class Scheduler:
             for request in runner.slot_waiters.drain():
                 self._requeue(request)
 
+    def _queue_key(self, priority: int) -> tuple[float, float]:
+        return policy.queue_key(priority, trio.current_time(), self.policies.priority_aging)
+
     def _requeue(self, request: _Request) -> None:
+        # Back to the load queue, behind those already there, as Ollama requeues.
+        request.seq = next(self._seq)
+        request.key = self._queue_key(request.priority)
         try:
             self.pending_send.send_nowait(request)
         except trio.WouldBlock:
@@ -532,23 +561,36 @@ class Scheduler:
     async def _keep_loaded(self, model: ModelSpec, options: RunnerOptions) -> None:
         delay = PRELOAD_RETRY_SECONDS
         while True:
-            try:
-                runner = await self._get_runner(model, options, None)
-            except SchedulerError as exc:
-                log.warning(
-                    "could not preload model, trying again",
-                    extra={"model": model.name, "error": str(exc), "retry_in": delay},
-                )
-                await trio.sleep(delay)
-                delay = min(delay * 2, PRELOAD_RETRY_MAX_SECONDS)
+            runner = self.loaded.get(model.key)
+            if runner is not None and runner.unloading:
+                await runner.unloaded.wait()
                 continue
-            delay = PRELOAD_RETRY_SECONDS
-            log.info("model preloaded", extra={"model": model.name})
-            self.finished_send.send_nowait(runner)
+            if runner is None:
+                try:
+                    runner = await self._get_runner(model, options, None)
+                except SchedulerError as exc:
+                    log.warning(
+                        "could not preload model, trying again",
+                        extra={"model": model.name, "error": str(exc), "retry_in": delay},
+                    )
+                    await trio.sleep(delay)
+                    delay = min(delay * 2, PRELOAD_RETRY_MAX_SECONDS)
+                    continue
+                log.info("model preloaded", extra={"model": model.name})
+                self.finished_send.send_nowait(runner)
+            # Else a request loaded it (perhaps with other options): watch that runner as it is.
+            up_since = trio.current_time()
             await runner.unloaded.wait()
+            if runner.unload_reason == "reload":
+                continue  # a request reloaded it with other options: follow the new runner
             if runner.unload_reason != "crashed":
                 return
             log.warning("preloaded model crashed: loading it again", extra={"model": model.name})
+            if trio.current_time() - up_since >= PRELOAD_STABLE_SECONDS:
+                delay = PRELOAD_RETRY_SECONDS
+            else:  # it crashes soon after loading: back off, as after a failed load
+                await trio.sleep(delay)
+                delay = min(delay * 2, PRELOAD_RETRY_MAX_SECONDS)
 
     def running(self) -> list[Runner]:
         """Loaded runners, for `/api/ps`: newest expiry first."""
@@ -617,11 +659,19 @@ class Scheduler:
             return runner.unloaded.wait, True
         if self.max_runners is None:
             self.max_runners = self.settings.max_runners(len(await self._gpus()))
+        pinned = [r for r in self.loaded.values() if r.pinned]
         if len(self.loaded) >= self.max_runners:
+            if len(pinned) >= self.max_runners:
+                self._refuse_beside_pinned(request, "evicted_max_models")
+                return None
             return self._evict(request, "evicted_max_models")
         try:
             plan = await self._plan(request)
         except LoadRequiredFull:
+            if pinned and not await self._fits_beside(request, pinned):
+                # Evicting the others would not make room: unload nothing for nothing.
+                self._refuse_beside_pinned(request, "evicted_memory")
+                return None
             return self._evict(request, "evicted_memory")
         except InsufficientSystemMemory as exc:
             self._refuse(request, LoadFailed(str(exc)))
@@ -651,12 +701,7 @@ class Scheduler:
             r = waiting_on[0]
             return (r.load_done.wait if r.loading else r.unloaded.wait), True
         if victim is None:
-            pinned = sorted(r.model.name for r in runners if r.pinned)
-            why = "does not fit" if reason == "evicted_memory" else "exceeds the loaded-model limit"
-            message = f"model {request.model.name} {why}"
-            if pinned:
-                message += f" beside the pinned models ({', '.join(pinned)}), never unloaded"
-            self._refuse(request, LoadFailed(message))
+            self._refuse_beside_pinned(request, reason)
             return None
         log.info(
             "evicting model to make room", extra={"model": victim.model.name, "reason": reason}
@@ -664,18 +709,46 @@ class Scheduler:
         self._expire(victim, reason)
         return victim.unloaded.wait, True
 
-    async def _plan(self, request: _Request) -> LoadPlan:
+    def _refuse_beside_pinned(self, request: _Request, reason: UnloadReason) -> None:
+        pinned = sorted(r.model.name for r in self.loaded.values() if r.pinned)
+        why = "does not fit" if reason == "evicted_memory" else "exceeds the loaded-model limit"
+        message = f"model {request.model.name} {why}"
+        if pinned:
+            message += f" beside the pinned models ({', '.join(pinned)}), never unloaded"
+        self._refuse(request, LoadFailed(message))
+
+    async def _fits_beside(self, request: _Request, kept: list[Runner]) -> bool:
+        """Whether the model would fit if every loaded runner but `kept` were gone."""
+        try:
+            await self._plan(request, kept)
+        except (LoadRequiredFull, InsufficientSystemMemory):
+            return False
+        return True
+
+    async def _plan(self, request: _Request, kept: list[Runner] | None = None) -> LoadPlan:
+        """Where the model would go now; with `kept`, as if only those runners were loaded
+        (the memory of the others counted as free again)."""
+        others = [r for r in self.loaded.values() if kept is not None and r not in kept]
+        counted = list(self.loaded.values()) if kept is None else kept
         gpus: tuple[GPUInfo, ...] = ()
         if request.options.num_gpu != 0:
+            freed: dict[str, int] = {}
+            for r in others:
+                for gpu_id, nbytes in r.plan.estimate.vram_by_gpu().items():
+                    freed[gpu_id] = freed.get(gpu_id, 0) + nbytes
             gpus = update_free_space(
-                await self._gpus(), [r.plan.estimate.vram_by_gpu() for r in self.loaded.values()]
-            )
+                [g.with_free(min(g.total_memory, g.free_memory + freed.get(g.id, 0)))
+                 for g in await self._gpus()],
+                [r.plan.estimate.vram_by_gpu() for r in counted],
+            )  # fmt: skip
         system = await self._device_call(self.devices.system_memory)
-        # A runner still loading does not show in the reported figure yet; loads overlap only
-        # with fair queues (one lane loads one model at a time).
-        loading = sum(r.size - r.vram_size for r in self.loaded.values() if r.loading)
-        if loading:
-            system = attrs.evolve(system, free=max(0, system.free - loading))
+        # A runner still loading does not show in the reported figure yet (loads overlap only
+        # with fair queues: one lane loads one model at a time); one that would be gone does.
+        loading = sum(r.size - r.vram_size for r in counted if r.loading)
+        gone = sum(r.size - r.vram_size for r in others if not r.loading)
+        if loading or gone:
+            free = min(system.total, max(0, system.free - loading + gone))
+            system = attrs.evolve(system, free=free)
         options = LoadOptions.from_settings(
             self.settings,
             num_ctx=request.options.num_ctx,
@@ -688,34 +761,32 @@ class Scheduler:
             gpus,
             system,
             options,
-            require_full=bool(self.loaded),
+            require_full=bool(counted),
             sched_spread=self.settings.sched_spread,
         )
 
     def _parallel_for(self, model: ModelSpec) -> int:
-        if model.embedding_only:
-            return 1
-        return self.model_policy(model.name).num_parallel or self.settings.effective_num_parallel
+        num_parallel = self.effective_policy(model.name, model.embedding_only).num_parallel
+        assert num_parallel is not None
+        return num_parallel
 
     def _register(self, request: _Request, plan: LoadPlan) -> tuple[Runner, Load]:
         """The runner about to load, in the table from now on (its memory counted)."""
         model = request.model
-        configured = self.model_policy(model.name)
+        applies = self.effective_policy(model.name, model.embedding_only)
+        assert applies.num_parallel is not None and applies.keep_alive is not None
         busy = sum(1 for r in self.loaded.values() if r.refcount > 0)
         threads = request.options.num_thread or max(1, self.cores // (busy + 1))
-        default_keep_alive = (
-            configured.keep_alive if configured.keep_alive is not None else self.settings.keep_alive
-        )
         runner = Runner(
             model=model,
             options=request.options,
-            num_parallel=self._parallel_for(model),
-            keep_alive=math.inf if configured.pinned else policy.resolve_keep_alive(
-                request.keep_alive, None, default_keep_alive
+            num_parallel=applies.num_parallel,
+            keep_alive=math.inf if applies.pinned else policy.resolve_keep_alive(
+                request.keep_alive, None, applies.keep_alive
             ),
             plan=plan,
             threads=threads,
-            pinned=configured.pinned,
+            pinned=applies.pinned,
         )  # fmt: skip
         # The request's load options, with the GPU layers and threads the plan chose.
         chosen = attrs.evolve(request.options, num_gpu=plan.num_gpu, num_thread=threads)
@@ -733,13 +804,18 @@ class Scheduler:
         return runner, load
 
     async def _load(self, request: _Request, runner: Runner, load: Load) -> None:
+        try:
+            await self._start(request, runner, load)
+        finally:
+            runner.load_done.set()  # other lanes may wait for it, whatever happened
+
+    async def _start(self, request: _Request, runner: Runner, load: Load) -> None:
         model = request.model
-        assert self._runners is not None
         started = trio.current_time()
+        assert self._runners is not None
         try:
             runner.client = await self._runners.start(self._run_runner, runner, load)
         except Exception as exc:  # a load error, or the process could not even start
-            runner.load_done.set()
             self.events.loaded(model.name, trio.current_time() - started, ok=False)
             if self.loaded.get(model.key) is runner:
                 del self.loaded[model.key]
@@ -757,7 +833,6 @@ class Scheduler:
         self.events.loaded(model.name, runner.load_seconds, ok=True)
         ready = runner.ready = runner.client.ready
         runner.loading = False
-        runner.load_done.set()
         assert ready is not None  # the handshake is done
         log.info(
             "model loaded",
@@ -880,7 +955,7 @@ def _idle_reason(runner: Runner) -> UnloadReason:
 
 
 def _has_free_slot(runner: Runner) -> bool:
-    # Arrival order: nobody overtakes a request already waiting for this runner.
+    # Nobody overtakes a request already waiting for this runner, whatever its priority.
     return runner.refcount < runner.num_parallel and not runner.slot_waiters
 
 

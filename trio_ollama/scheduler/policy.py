@@ -74,13 +74,14 @@ def find_runner_to_unload(runners: Sequence[_R]) -> _R | None:
 
 
 def find_runner_to_unload_by_cost(runners: Sequence[_R], now: float) -> _R | None:
-    """The runner whose eviction costs least: its load time times the chance it is wanted again.
+    """The runner whose eviction costs least: its load time times the odds it is wanted again.
 
-    The chance is estimated from its own history: a model asked for every `gap` seconds on
-    average, idle for `idle` seconds, is wanted again soon with odds 1 / (1 + idle / gap), so a
-    model used often and lately is kept, and an expensive one outlives cheap ones used as often.
-    Idle runners go before busy ones (evicting a busy one means waiting for it to drain), as in
-    Ollama's rule; recency breaks ties. Pinned runners are never chosen.
+    The odds come from its own history: a model asked for every `gap` seconds on average, idle
+    for `idle` seconds, is wanted again soon with odds 1 / (1 + idle / gap). A model used often
+    and lately is kept; an expensive one outlives cheap ones used as often; one gone quiet for
+    many of its gaps is worth little, however dear its load. Idle runners go before busy ones
+    (evicting a busy one means waiting for it to drain), as in Ollama's rule; recency breaks
+    ties. Pinned runners are never chosen.
     """
     candidates = [r for r in runners if not r.pinned]
     if not candidates:
@@ -90,10 +91,16 @@ def find_runner_to_unload_by_cost(runners: Sequence[_R], now: float) -> _R | Non
     )
 
 
+# What a model's mean gap between requests is taken to be before it has one: one use, one minute.
+PRIOR_GAP_SECONDS = 60.0
+
+
 def reload_cost(runner: RunnerView, now: float) -> float:
-    """Expected seconds of loading that evicting `runner` brings back (see above)."""
-    lifetime = max(now - runner.loaded_at, 1e-9)
-    gap = lifetime / max(runner.uses, 1)
+    """Expected seconds of loading that evicting `runner` brings back (see above). The gap is
+    the time its uses spanned, plus a prior minute, over its uses; the idle time after the last
+    use is not part of it, so the odds fall without bound as it stays idle."""
+    span = max(runner.last_used - runner.loaded_at, 0.0)
+    gap = (span + PRIOR_GAP_SECONDS) / max(runner.uses, 1)
     idle = max(now - runner.last_used, 0.0) if runner.refcount == 0 else 0.0
     return runner.load_seconds / (1.0 + idle / gap)
 
