@@ -640,3 +640,65 @@ def test_client_commands_do_not_read_the_servers_config_file(
     assert "could not connect" in err.lower() and "num_parallel" not in err
     assert main(["serve"]) == 1
     assert "models.a.num_parallel: 'many'" in capsys.readouterr().err
+
+
+async def test_a_load_that_cannot_fit_beside_pinned_models_unloads_nothing(
+    autojump_clock: Any,
+) -> None:
+    """Memory: pinned a takes 2 of 3 GiB; b (0.5) is loaded too. c needs 1.5 GiB: evicting b
+    would not make room, so b stays and c is refused at once."""
+    from trio_ollama.gocompat.format import GiB
+    from trio_ollama.scheduler.devices import FakeDevices, SystemMemory
+
+    budget = 3 * GiB
+    devices = FakeDevices(system=SystemMemory(total=budget, free=budget, free_swap=0))
+    rec = FakeRunners(devices)
+    config = policies(a=ModelPolicy(pinned=True))
+    async with scheduler(rec, devices=devices, policies=config) as sched:
+        for name, size in (("a", 2 * GiB), ("b", GiB // 2)):
+            async with sched.acquire(fake_model(name, size)):
+                pass
+        with pytest.raises(LoadFailed, match=r"does not fit beside the pinned models \(a\)"):
+            async with sched.acquire(fake_model("c", 3 * GiB // 2)):
+                pass  # pragma: no cover
+        assert sorted(sched.loaded) == ["/fake/a", "/fake/b"], "b was not unloaded for nothing"
+        assert rec.loads == ["a", "b"]
+
+
+async def test_preload_follows_a_reload_and_backs_off_a_runner_that_keeps_crashing(
+    autojump_clock: Any,
+) -> None:
+    from trio_ollama.scheduler import RunnerOptions
+
+    rec = FakeRunners()
+    model = fake_model("a", crash_after_tokens=1, tokens_per_second=10, load_seconds=0.1)
+
+    async def crash(options: RunnerOptions | None = None) -> None:
+        with pytest.raises(Exception, match="runner"):
+            async with (
+                sched.acquire(model, options) as lease,
+                lease.runner.completion(Completion(id=0, prompt="x")) as stream,
+            ):
+                async for _ in stream:
+                    pass
+
+    async with scheduler(rec) as sched:
+        sched.keep_loaded(model, RunnerOptions(num_ctx=2048))
+        await trio.sleep(1)
+        assert rec.loads == ["a"]
+        # A request with other options reloads it: the preload follows the new runner.
+        await crash(RunnerOptions(num_ctx=1024))
+        assert rec.loads == ["a", "a"]
+        crashed = trio.current_time()
+        await trio.sleep(0.5)
+        assert rec.loads == ["a", "a"], "a crash right after loading: a second's wait first"
+        await trio.sleep(1)
+        assert rec.loads == ["a", "a", "a"] and model.key in sched.loaded
+        reloaded = trio.current_time()
+        await crash(RunnerOptions(num_ctx=2048))  # the preload's own options: no reload
+        await trio.sleep(1.5)
+        assert len(rec.loads) == 3, "crashing again at once: two seconds now"
+        await trio.sleep(1)
+        assert len(rec.loads) == 4
+        assert reloaded - crashed >= 1
+        sched.expire_model(model)

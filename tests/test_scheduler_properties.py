@@ -143,6 +143,7 @@ async def scenario(
         assert all(r.done.is_set() for r in requests), [r.outcome for r in requests]
         check_invariants(sched, requests, rec)
         assert sched.waiting == 0
+        assert sched._lanes == {}, "every lane ended with its queue"
         assert all(r.refcount == 0 for r in sched.loaded.values())
         forever = [r for r in sched.loaded.values() if math.isinf(r.keep_alive)]
         clock.jump(10_000)

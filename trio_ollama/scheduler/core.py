@@ -74,6 +74,8 @@ _T = TypeVar("_T")
 PRELOAD_RETRY_SECONDS = 1.0
 PRELOAD_RETRY_MAX_SECONDS = 60.0
 PRELOAD_STABLE_SECONDS = 60.0
+# How long a preload waits for the runner a request's reload puts in its place.
+PRELOAD_FOLLOW_SECONDS = 5.0
 
 
 class Startable(Protocol):
@@ -259,6 +261,7 @@ class Scheduler:
         # decisions that read and change the loaded set (`_deciding`) and loading side by side.
         self._lanes: dict[str, WaitQueue] = {}
         self._deciding = trio.Lock()
+        self._table_changed = trio.Event()  # set (and replaced) when a runner is registered
         self.closed = False
 
     # ----- lifetime
@@ -582,13 +585,24 @@ class Scheduler:
             up_since = trio.current_time()
             await runner.unloaded.wait()
             if runner.unload_reason == "reload":
-                continue  # a request reloaded it with other options: follow the new runner
-            if runner.unload_reason != "crashed":
-                return
-            log.warning("preloaded model crashed: loading it again", extra={"model": model.name})
-            if trio.current_time() - up_since >= PRELOAD_STABLE_SECONDS:
+                # A request reloads it with other options: follow its runner once the request's
+                # lane has put it in the table, rather than race it with our own options.
+                with trio.move_on_after(PRELOAD_FOLLOW_SECONDS):
+                    while model.key not in self.loaded:
+                        await self._table_changed.wait()
+                continue
+            if runner.ready is not None and runner.unload_reason != "crashed":
+                return  # its keep-alive, an eviction, a stop: not ours to undo
+            if runner.ready is not None:
+                log.warning(
+                    "preloaded model crashed: loading it again", extra={"model": model.name}
+                )
+            if (
+                runner.ready is not None
+                and trio.current_time() - up_since >= PRELOAD_STABLE_SECONDS
+            ):
                 delay = PRELOAD_RETRY_SECONDS
-            else:  # it crashes soon after loading: back off, as after a failed load
+            else:  # it failed to load, or crashed soon after: back off, as after a failed load
                 await trio.sleep(delay)
                 delay = min(delay * 2, PRELOAD_RETRY_MAX_SECONDS)
 
@@ -801,6 +815,8 @@ class Scheduler:
         )
         self.loaded[model.key] = runner
         self.loads += 1
+        self._table_changed.set()
+        self._table_changed = trio.Event()
         return runner, load
 
     async def _load(self, request: _Request, runner: Runner, load: Load) -> None:
