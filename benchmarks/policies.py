@@ -28,31 +28,23 @@ from trio_ollama.bench.plan import WORDS, Planned, write_trace
 from trio_ollama.bench.report import percentiles
 from trio_ollama.config_file import Policies
 from trio_ollama.scheduler import Scheduler
+from trio_ollama.scheduler.types import NoEvents
 from trio_ollama.sim import Machine, ModelProfile, load_machine, simulate
 
 OUT = Path("docs/experiments/policies")
 MODEL = "smollm2:135m"
 
 
-@attrs.define
-class LoadClock:
+class LoadClock(NoEvents):
     """Scheduler events that add up the time spent loading, by model."""
 
-    seconds: dict[str, float] = attrs.field(factory=dict)
-    loads: int = 0
-
-    def waited(self, model: str, seconds: float) -> None:
-        pass
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.loads = 0
 
     def loaded(self, model: str, seconds: float, ok: bool) -> None:
         self.seconds[model] = self.seconds.get(model, 0.0) + seconds
         self.loads += 1
-
-    def unloaded(self, model: str, reason: str) -> None:
-        pass
-
-    def rejected(self, reason: str) -> None:
-        pass
 
 
 @attrs.frozen

@@ -702,3 +702,30 @@ async def test_preload_follows_a_reload_and_backs_off_a_runner_that_keeps_crashi
         assert len(rec.loads) == 4
         assert reloaded - crashed >= 1
         sched.expire_model(model)
+
+
+def test_the_simulator_reads_policies_from_the_machine_file(tmp_path: Path) -> None:
+    """A slow load, then a fast model asked for a second later: behind it in one lane, beside
+    it with `fair_queues` in the machine file's [config]."""
+    from trio_ollama.bench import spec_from
+    from trio_ollama.bench.plan import Planned, write_trace
+    from trio_ollama.sim import simulate
+    from trio_ollama.sim.machine import machine_from
+
+    trace = tmp_path / "t.jsonl"
+    plans = [
+        Planned(index=0, at=0.0, model="slow", prompt="x", max_tokens=4),
+        Planned(index=1, at=1.0, model="fast", prompt="x", max_tokens=4),
+    ]
+    write_trace(plans, trace)
+    spec = spec_from({"load": {"mode": "trace", "trace": str(trace)}})
+    ttfts = {}
+    for fair in (False, True):
+        machine = machine_from({
+            "models": {"slow": {"load_seconds": 20.0}, "fast": {"load_seconds": 0.1}},
+            "config": {"scheduler": {"fair_queues": fair}},
+        })  # fmt: skip
+        (step,) = simulate(spec, machine)
+        ttfts[fair] = next(o.ttft for o in step.outcomes if o.model == "fast")
+    assert ttfts[False] is not None and ttfts[False] > 18
+    assert ttfts[True] is not None and ttfts[True] < 1
