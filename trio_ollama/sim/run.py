@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
 import trio
 import trio.testing
+from trio._core import _run as trio_run_module
 
 from trio_ollama.bench.client import Outcome
 from trio_ollama.bench.drive import StepResult, dispatch
@@ -29,23 +30,45 @@ from trio_ollama.runner.protocol import Completion, Piece, Sampling
 from trio_ollama.scheduler import ModelSpec, Scheduler, SchedulerError, open_scheduler
 from trio_ollama.scheduler.devices import FakeDevices, SystemMemory
 from trio_ollama.sim.machine import Machine
+from trio_ollama.sim.runner import SimulatedRunners, TimedStream
 from trio_ollama.testing.simulation import FakeRunners, fake_model
 
 
 def simulate(
-    spec: Spec, machine: Machine, *, on_scheduler: Callable[[Scheduler], None] | None = None
-) -> list[StepResult]:
+    spec: Spec, machine: Machine, *, on_scheduler: Callable[[Scheduler], None] | None = None,
+    transport: str = "direct",
+) -> list[StepResult]:  # fmt: skip
     """Every step of `spec` on `machine`, in virtual time; the result is the load generator's.
-    `on_scheduler` is shown the scheduler (tests check it is the server's own class)."""
+    `on_scheduler` is shown the scheduler (tests check it is the server's own class).
+    `transport`: "direct" (`trio_ollama.sim.runner`), or "protocol", the fake engine behind
+    the real runner protocol (every token a frame: slower, for checking the direct one)."""
+    if transport not in ("direct", "protocol"):
+        raise ValueError(f"transport: {transport!r} is not direct or protocol")
     results: list[StepResult] = []
     clock = trio.testing.MockClock(autojump_threshold=0)
-    trio.run(_simulate, spec, machine, results, on_scheduler, clock=clock)
+    with _trio_scheduling_seeded(spec.seed):
+        trio.run(_simulate, spec, machine, results, on_scheduler, transport, clock=clock)
     return results
+
+
+@contextlib.contextmanager
+def _trio_scheduling_seeded(seed: int) -> Iterator[None]:
+    """Trio runs the tasks ready at one moment in an order it draws at random (to shake out
+    code that relies on one), and in virtual time many things happen at the same moment: a
+    slot freed and a request taking it, two requests admitted in one step. Seeding its draw
+    makes a simulation's result a function of its seed (the same private generator that
+    Trio's Hypothesis plugin seeds), and the state is put back after."""
+    state = trio_run_module._r.getstate()
+    trio_run_module._r.seed(f"{seed}:trio")
+    try:
+        yield
+    finally:
+        trio_run_module._r.setstate(state)
 
 
 async def _simulate(
     spec: Spec, machine: Machine, results: list[StepResult],
-    on_scheduler: Callable[[Scheduler], None] | None,
+    on_scheduler: Callable[[Scheduler], None] | None, transport: str,
 ) -> None:  # fmt: skip
     settings = Settings.from_env({"OLLAMA_NOPRUNE": "1", **machine.env})
     settings = attrs.evolve(settings, policies=machine.policies)
@@ -67,8 +90,9 @@ async def _simulate(
         schedulers = []
         for _ in range(machine.servers):
             devices = FakeDevices(system=SystemMemory(total=memory, free=memory, free_swap=0))
+            factory = SimulatedRunners(devices) if transport == "direct" else FakeRunners(devices)
             opened = open_scheduler(
-                settings, runner_factory=FakeRunners(devices), devices=devices, cores=machine.cores
+                settings, runner_factory=factory, devices=devices, cores=machine.cores
             )
             scheduler = await stack.enter_async_context(opened)
             if on_scheduler is not None:
@@ -146,8 +170,14 @@ async def _request(
                     request = Completion(id=0, prompt=plan.prompt or str(plan.messages),
                                          sampling=sampling)  # fmt: skip
                     async with lease.runner.completion(request) as events:
+                        timed = events if isinstance(events, TimedStream) else None
+                        if timed is not None:  # the tokens a hang-up waits for, on time
+                            if hang_up_at < math.inf:
+                                timed.watch(1)
+                            if plan.disconnect == "after_tokens":
+                                timed.watch(d.after_k)
                         async for event in events:
-                            now = trio.current_time()
+                            now = trio.current_time() if timed is None else timed.at
                             if not isinstance(event, Piece):
                                 out.prompt_tokens = event.prompt_eval_count
                                 out.output_tokens = event.eval_count

@@ -6,6 +6,7 @@ can anyone comparing keep-alive, eviction or queue policies (see `benchmarks/sch
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -16,7 +17,7 @@ from trio_ollama.gocompat.format import GiB
 from trio_ollama.runner.client import RunnerClient
 from trio_ollama.runner.fake import FakeConfig, FakeEngine
 from trio_ollama.runner.inprocess import InProcessRunner
-from trio_ollama.runner.protocol import Load
+from trio_ollama.runner.protocol import Load, Ready
 from trio_ollama.scheduler import ModelSpec
 from trio_ollama.scheduler.core import Startable
 from trio_ollama.scheduler.devices import FakeDevices
@@ -75,12 +76,9 @@ class FakeRunners:
     engines: list[tuple[Load, FakeEngine]] = attrs.field(factory=list)
 
     def __call__(self, load: Load, model: ModelSpec) -> Startable:
-        fake = {"weights_bytes": model.info.weights_size, "kv_bytes_per_ctx_token": 0}
-        config = FakeConfig(**{**fake, **dict(model.extra).get("fake", {})})
-        engine = FakeEngine(config, in_process=True)
+        engine = FakeEngine(fake_config(model), in_process=True)
         self.engines.append((load, engine))
-        runner = InProcessRunner(load, engine)
-        return runner if self.devices is None else _Accounted(runner, self.devices)
+        return accounted(InProcessRunner(load, engine), self.devices)
 
     @property
     def loads(self) -> list[str]:
@@ -91,19 +89,42 @@ class FakeRunners:
         return [engine for _, engine in self.engines if engine.loaded and not engine.closed]
 
 
+def fake_config(model: ModelSpec) -> FakeConfig:
+    """The fake engine's settings for a model made by `fake_model`: its size, its `fake`."""
+    fake = {"weights_bytes": model.info.weights_size, "kv_bytes_per_ctx_token": 0}
+    return FakeConfig(**{**fake, **dict(model.extra).get("fake", {})})
+
+
+def accounted(runner: Startable, devices: FakeDevices | None) -> Startable:
+    """`runner`, taking what it reports loaded out of `devices`' free memory until it ends."""
+    return runner if devices is None else _Accounted(runner, devices)
+
+
 @attrs.define
 class _Accounted:
-    inner: InProcessRunner
+    inner: Startable
     devices: FakeDevices
 
     async def run(self, *, task_status: trio.TaskStatus[RunnerClient]) -> None:
-        taken = 0
+        give_back: Callable[[], None] | None = None
         try:
             async with trio.open_nursery() as nursery:
                 client: RunnerClient = await nursery.start(self.inner.run)
                 assert client.ready is not None
-                taken = client.ready.total_bytes
-                self.devices.set_system_free(self.devices.system.free - taken)
+                give_back = take_memory(self.devices, client.ready)
                 task_status.started(client)
         finally:
-            self.devices.set_system_free(self.devices.system.free + taken)
+            if give_back is not None:
+                give_back()
+
+
+def take_memory(devices: FakeDevices, ready: Ready) -> Callable[[], None]:
+    """Take what a loaded runner reports out of the devices' free memory, as a real runner's
+    allocations show in the OS's figures; the function returned gives it back."""
+    taken = ready.total_bytes
+    devices.set_system_free(devices.system.free - taken)
+
+    def give_back() -> None:
+        devices.set_system_free(devices.system.free + taken)
+
+    return give_back
