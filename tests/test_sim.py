@@ -11,9 +11,14 @@ from typing import Any
 import pytest
 
 from trio_ollama.bench import result_json, spec_from
-from trio_ollama.scheduler import Scheduler
+from trio_ollama.config import Settings
+from trio_ollama.gocompat.format import GiB
+from trio_ollama.scheduler import Scheduler, open_scheduler
+from trio_ollama.scheduler.devices import FakeDevices, SystemMemory, fake_gpu
 from trio_ollama.sim import Machine, ModelProfile, simulate
 from trio_ollama.sim.machine import MachineError, machine_from
+from trio_ollama.sim.runner import SimulatedRunners
+from trio_ollama.testing import fake_model
 
 MIX: dict[str, Any] = {
     "seed": 4,
@@ -70,6 +75,10 @@ def test_simulated_requests_follow_the_plan_and_the_schedulers_rules() -> None:
         ({"memory_gib": -1}, "memory_gib: -1 is not a size"),
         ({"models": {"a": {"speed": 3}}}, "models.a.speed: unknown key"),
         ({"default": {"load_seconds": 0}}, "default.load_seconds: 0 is not a positive number"),
+        ({"gpus": {"vram_gib": 8}}, r"gpus: an array of tables \(\[\[gpus\]\]\)"),
+        ({"gpus": [{"vram_gib": 0}]}, r"gpus\[0\].vram_gib: 0 is not a size"),
+        ({"gpus": [{"vram_gib": 8, "library": "opencl"}]}, r"gpus\[0\].library: 'opencl'"),
+        ({"gpus": [{"vram_gib": 8, "vram": 8}]}, r"gpus\[0\].vram: unknown key"),
     ],
 )
 def test_a_bad_machine_is_refused_naming_its_key(data: dict[str, Any], error: str) -> None:
@@ -148,7 +157,7 @@ def summary(spec: Any, results: Any) -> dict[str, Any]:
 
 
 EIGHT: dict[str, Any] = {
-    "seed": 3, "load": {"mode": "open", "rate": [2.0], "requests": 300},
+    "seed": 3, "load": {"mode": "open", "rate": [2.0], "requests": 150},
     "workload": {"models": [f"m{i}" for i in range(8)], "model_dist": "zipf",
                  "output_tokens": {"dist": "uniform", "low": 8, "high": 64},
                  "disconnect": {"queue": 0.05, "after_tokens": 0.1, "after_k": 4}},
@@ -181,7 +190,7 @@ def test_a_crowded_simulation_is_the_same_every_run() -> None:
     """Overloaded, many things happen at one virtual moment (a slot freed and taken, several
     requests admitted in one step), where Trio runs ready tasks in a random order: the
     simulation seeds that order, so the result is still a function of the seed."""
-    spec = spec_from({**EIGHT, "load": {"mode": "open", "rate": [6.0], "requests": 300}})
+    spec = spec_from({**EIGHT, "load": {"mode": "open", "rate": [6.0], "requests": 200}})
     first = outcomes(simulate(spec, CROWDED))
     assert first == outcomes(simulate(spec, CROWDED))
     assert summary(spec, simulate(spec, CROWDED))["ttft_s"]["p50"] > 5  # it was crowded
@@ -201,3 +210,56 @@ def test_the_speed_benchmark_in_small() -> None:
     assert all(o.output_tokens == 32 and len(o.gaps) == 31 for o in step.outcomes)
     assert 30 < step.wall < 40  # it keeps up: the last arrival near 30 s, answered soon after
     assert cpu / 600 < 0.0025, f"{1000 * cpu / 600:.2f} ms of CPU a request"
+
+
+async def test_simulated_gpu_memory_follows_loads_and_unloads_as_the_estimate_places_them(
+    autojump_clock: Any,
+) -> None:
+    """The simulator's runners on the real scheduler: a load takes from each GPU what the
+    scheduler's memory estimate placed there, and from RAM the rest; an unload gives it back.
+    A model bigger than the GPU spills its remaining layers to RAM, as the estimate says."""
+    gpu = fake_gpu(total=8 * GiB)
+    devices = FakeDevices([gpu], system=SystemMemory(total=32 * GiB, free=32 * GiB))
+    runners = SimulatedRunners(devices)
+    async with open_scheduler(Settings.from_env({}), runner_factory=runners,
+                              devices=devices) as sched:  # fmt: skip
+        runners.plans = lambda model: sched.loaded[model.key].plan
+
+        def free() -> tuple[int, int]:
+            return devices.gpus()[0].free_memory, devices.system_memory().free
+
+        for name, size in (("small", 2 * GiB), ("big", 12 * GiB)):
+            model = fake_model(name, size)
+            async with sched.acquire(model, keep_alive=0):
+                runner = sched.loaded[model.key]
+                estimate = runner.plan.estimate
+                vram = estimate.vram_by_gpu()[gpu.id]
+                assert free() == (8 * GiB - vram, 32 * GiB - estimate.system_size)
+                if name == "small":  # all of it, on the GPU
+                    assert estimate.fully_loaded and vram > size
+                    assert estimate.system_size < GiB // 4
+                else:  # as many layers as fit, the others in RAM
+                    assert not estimate.fully_loaded and 0 < estimate.layers < 33
+                    assert 4 * GiB < vram < 8 * GiB and estimate.system_size > 5 * GiB
+            await runner.unloaded.wait()  # keep_alive 0: at once
+            assert free() == (8 * GiB, 32 * GiB)
+
+
+def test_a_machines_gpus_decide_what_stays_loaded() -> None:
+    """Three 3 GiB models asked for in turn at random: one 8 GiB GPU holds two of them, so they
+    keep evicting each other (RAM would hold all three, but with GPUs Ollama's rule is a whole
+    fit on them); two such GPUs hold all three. Every byte is back once the run ends."""
+    spec = spec_from({"seed": 5, "load": {"concurrency": [1], "requests": 30},
+                      "workload": {"models": ["a", "b", "c"], "output_tokens": 4}})  # fmt: skip
+    loads = {}
+    for n in (1, 2):
+        data = {"memory_gib": 64, "default": {"size_gib": 3},
+                "gpus": [{"vram_gib": 8, "name": f"GPU {i}"} for i in range(n)]}  # fmt: skip
+        seen: list[Scheduler] = []
+        [step] = simulate(spec, machine_from(data), on_scheduler=seen.append)
+        assert all(o.ok for o in step.outcomes)
+        [sched] = seen
+        gpus = [(g.name, g.total_memory, g.free_memory) for g in sched.devices.gpus()]
+        assert gpus == [(f"GPU {i}", 8 * GiB, 8 * GiB) for i in range(n)]
+        loads[n] = sched.loads
+    assert loads[2] == 3 and loads[1] > 6, loads  # 30 requests at random over the three

@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 
 from trio_ollama.config_file import ConfigFileError, Policies, config_from
+from trio_ollama.scheduler.devices import LIBRARY_CUDA, LIBRARY_METAL
 
 
 class MachineError(ValueError):
@@ -32,9 +33,20 @@ class ModelProfile:
 
 
 @attrs.frozen
+class GPUProfile:
+    """One simulated GPU: its memory (all free at the start), as discovery would report it."""
+
+    vram_gib: float
+    name: str = "Simulated GPU"
+    library: str = LIBRARY_CUDA  # "cuda", "rocm" or "metal" (Ollama's minimum free differs)
+    integrated: bool = False  # its memory is system RAM (no wait for VRAM after an unload)
+
+
+@attrs.frozen
 class Machine:
-    memory_gib: float = 24.0  # system RAM, all free at the start (GPUs: not simulated yet)
+    memory_gib: float = 24.0  # system RAM, all free at the start
     cores: int = 2
+    gpus: tuple[GPUProfile, ...] = ()  # the scheduler's estimate places layers on them
     # OLLAMA_* settings, as the server reads them (OLLAMA_NUM_PARALLEL, OLLAMA_KEEP_ALIVE...).
     env: Mapping[str, str] = attrs.field(factory=dict)
     models: Mapping[str, ModelProfile] = attrs.field(factory=dict)
@@ -55,8 +67,9 @@ _PROFILE_KEYS = set(attrs.fields_dict(ModelProfile))
 
 
 def load_machine(path: Path) -> Machine:
-    """A machine from TOML: `memory_gib`, `cores`, `[env]`, `[default]`, `[models."name"]`
-    tables of profile keys, and `[config]`, the server's configuration file as a table."""
+    """A machine from TOML: `memory_gib`, `cores`, `[[gpus]]` (`vram_gib`, `name`, `library`,
+    `integrated`), `[env]`, `[default]`, `[models."name"]` tables of profile keys, and
+    `[config]`, the server's configuration file as a table."""
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -68,7 +81,8 @@ def load_machine(path: Path) -> Machine:
 
 
 def machine_from(data: Mapping[str, Any]) -> Machine:
-    keys = {"memory_gib", "cores", "env", "models", "default", "servers", "routing", "config"}
+    keys = {"memory_gib", "cores", "gpus", "env", "models", "default", "servers", "routing",
+            "config"}  # fmt: skip
     unknown = sorted(set(data) - keys)
     if unknown:
         raise MachineError(f"{unknown[0]}: unknown key")
@@ -94,9 +108,13 @@ def machine_from(data: Mapping[str, Any]) -> Machine:
         config = config_from(data.get("config", {}))
     except ConfigFileError as exc:
         raise MachineError(f"config.{exc}") from None
+    gpus = data.get("gpus", [])
+    if not isinstance(gpus, list):
+        raise MachineError("gpus: an array of tables ([[gpus]])")
     return Machine(
         memory_gib=float(memory),
         cores=cores,
+        gpus=tuple(_gpu(value, f"gpus[{i}]") for i, value in enumerate(gpus)),
         # The file's [server] settings, unless [env] sets the variable, as on a real server.
         env={**config.variables, **{str(k): str(v) for k, v in env.items()}},
         policies=config.policies,
@@ -109,6 +127,32 @@ def machine_from(data: Mapping[str, Any]) -> Machine:
 
 def _positive(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def _gpu(value: Any, where: str) -> GPUProfile:
+    if not isinstance(value, Mapping):
+        raise MachineError(f"{where}: a table")
+    unknown = sorted(set(value) - set(attrs.fields_dict(GPUProfile)))
+    if unknown:
+        raise MachineError(f"{where}.{unknown[0]}: unknown key")
+    vram: Any = value.get("vram_gib")
+    if not _positive(vram):
+        raise MachineError(f"{where}.vram_gib: {vram!r} is not a size")
+    name = value.get("name", "Simulated GPU")
+    if not isinstance(name, str):
+        raise MachineError(f"{where}.name: {name!r} is not a name")
+    library = value.get("library", LIBRARY_CUDA)
+    if library not in _GPU_LIBRARIES:
+        raise MachineError(
+            f"{where}.library: {library!r} is not one of {', '.join(_GPU_LIBRARIES)}"
+        )
+    integrated = value.get("integrated", False)
+    if not isinstance(integrated, bool):
+        raise MachineError(f"{where}.integrated: {integrated!r} is not true or false")
+    return GPUProfile(float(vram), name, library, integrated)
+
+
+_GPU_LIBRARIES = (LIBRARY_CUDA, "rocm", LIBRARY_METAL)
 
 
 def _profile(value: Any, where: str) -> ModelProfile:

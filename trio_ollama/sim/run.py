@@ -12,6 +12,7 @@ import contextlib
 import math
 import random
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import attrs
@@ -28,8 +29,14 @@ from trio_ollama.gocompat.format import GiB
 from trio_ollama.runner.client import RunnerError
 from trio_ollama.runner.protocol import Completion, Piece, Sampling
 from trio_ollama.scheduler import ModelSpec, Scheduler, SchedulerError, open_scheduler
-from trio_ollama.scheduler.devices import FakeDevices, SystemMemory
-from trio_ollama.sim.machine import Machine
+from trio_ollama.scheduler.devices import (
+    FakeDevices,
+    GPUInfo,
+    SystemMemory,
+    fake_gpu,
+)
+from trio_ollama.scheduler.memory import LoadPlan
+from trio_ollama.sim.machine import GPUProfile, Machine
 from trio_ollama.sim.runner import SimulatedRunners, TimedStream
 from trio_ollama.testing.simulation import FakeRunners, fake_model
 
@@ -89,12 +96,17 @@ async def _simulate(
     async with contextlib.AsyncExitStack() as stack:
         schedulers = []
         for _ in range(machine.servers):
-            devices = FakeDevices(system=SystemMemory(total=memory, free=memory, free_swap=0))
+            devices = FakeDevices(
+                gpu_list=[_gpu(i, gpu) for i, gpu in enumerate(machine.gpus)],
+                system=SystemMemory(total=memory, free=memory, free_swap=0),
+            )
             factory = SimulatedRunners(devices) if transport == "direct" else FakeRunners(devices)
             opened = open_scheduler(
                 settings, runner_factory=factory, devices=devices, cores=machine.cores
             )
             scheduler = await stack.enter_async_context(opened)
+            # A runner takes its memory where this scheduler's estimate placed it.
+            factory.plans = partial(_plan_of, scheduler)
             if on_scheduler is not None:
                 on_scheduler(scheduler)
             schedulers.append(scheduler)
@@ -103,6 +115,18 @@ async def _simulate(
             result = StepResult(step.label, step.concurrency, len(step.requests))
             results.append(result)
             await _run_step(route, spec, step, result, model)
+
+
+def _gpu(index: int, gpu: GPUProfile) -> GPUInfo:
+    size = int(gpu.vram_gib * GiB)
+    return fake_gpu(
+        index, total=size, name=gpu.name, library=gpu.library, integrated=gpu.integrated
+    )
+
+
+def _plan_of(scheduler: Scheduler, model: ModelSpec) -> LoadPlan | None:
+    runner = scheduler.loaded.get(model.key)
+    return runner.plan if runner is not None else None
 
 
 def _router(

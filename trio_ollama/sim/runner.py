@@ -20,7 +20,7 @@ import bisect
 import logging
 import math
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import attrs
@@ -40,6 +40,7 @@ from trio_ollama.runner.protocol import Completion, Done, Embedding, Load, Piece
 from trio_ollama.scheduler import ModelSpec
 from trio_ollama.scheduler.core import Startable
 from trio_ollama.scheduler.devices import FakeDevices
+from trio_ollama.scheduler.memory import LoadPlan
 from trio_ollama.testing.simulation import fake_config, take_memory
 
 log = logging.getLogger(__name__)
@@ -291,6 +292,7 @@ class DirectRunner:
     load: Load
     config: FakeConfig
     devices: FakeDevices | None = None
+    plan: LoadPlan | None = None  # the scheduler's placement, for the devices' accounting
 
     async def run(self, *, task_status: trio.TaskStatus[RunnerClient]) -> None:
         engine = SimulatedEngine(self.config)
@@ -298,8 +300,12 @@ class DirectRunner:
             ready = await engine.load(self.load)
         except Exception as exc:  # the message the runner's Fatal would carry
             raise LoadError(f"failed to load model: {exc}") from None
+        if self.plan is not None and self.plan.gpus:
+            ready = attrs.evolve(ready, gpu_layers=self.plan.estimate.layers)
         client = DirectClient(engine, ready)
-        give_back = take_memory(self.devices, ready) if self.devices is not None else None
+        give_back = None
+        if self.devices is not None:
+            give_back = take_memory(self.devices, ready, self.plan)
         try:
             task_status.started(client)
             with client.stop:
@@ -317,6 +323,8 @@ class SimulatedRunners:
     """A runner factory for the scheduler: models made by `fake_model`, run directly."""
 
     devices: FakeDevices | None = None
+    plans: Callable[[ModelSpec], LoadPlan | None] | None = None  # as `FakeRunners.plans`
 
     def __call__(self, load: Load, model: ModelSpec) -> Startable:
-        return DirectRunner(load, fake_config(model), self.devices)
+        plan = self.plans(model) if self.plans is not None else None
+        return DirectRunner(load, fake_config(model), self.devices, plan)

@@ -21,6 +21,7 @@ from trio_ollama.runner.protocol import Load, Ready
 from trio_ollama.scheduler import ModelSpec
 from trio_ollama.scheduler.core import Startable
 from trio_ollama.scheduler.devices import FakeDevices
+from trio_ollama.scheduler.memory import LoadPlan
 
 
 def fake_info(size: int, *, layers: int = 32, context_length: int = 8192) -> GGUFInfo:
@@ -68,17 +69,23 @@ def fake_model(
 class FakeRunners:
     """A runner factory that serves fake engines in-process and remembers what it made.
 
-    With `devices`, a loaded fake takes its reported size out of free system RAM until it
-    unloads, as a real runner's allocations show in the OS's figure.
+    With `devices`, a loaded fake takes its memory out of their free memory until it unloads,
+    as a real runner's allocations show in the OS's and the driver's figures.
     """
 
     devices: FakeDevices | None = None
     engines: list[tuple[Load, FakeEngine]] = attrs.field(factory=list)
+    # Where the scheduler placed each load (its `loaded[model.key].plan`): with it, a load on GPUs
+    # takes their memory as the estimate placed it; without, all of it comes out of RAM.
+    plans: Callable[[ModelSpec], LoadPlan | None] | None = None
 
     def __call__(self, load: Load, model: ModelSpec) -> Startable:
         engine = FakeEngine(fake_config(model), in_process=True)
         self.engines.append((load, engine))
-        return accounted(InProcessRunner(load, engine), self.devices)
+        if self.devices is None:
+            return InProcessRunner(load, engine)
+        plan = self.plans(model) if self.plans is not None else None
+        return _Accounted(InProcessRunner(load, engine), self.devices, plan)
 
     @property
     def loads(self) -> list[str]:
@@ -95,15 +102,11 @@ def fake_config(model: ModelSpec) -> FakeConfig:
     return FakeConfig(**{**fake, **dict(model.extra).get("fake", {})})
 
 
-def accounted(runner: Startable, devices: FakeDevices | None) -> Startable:
-    """`runner`, taking what it reports loaded out of `devices`' free memory until it ends."""
-    return runner if devices is None else _Accounted(runner, devices)
-
-
 @attrs.define
 class _Accounted:
     inner: Startable
     devices: FakeDevices
+    plan: LoadPlan | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[RunnerClient]) -> None:
         give_back: Callable[[], None] | None = None
@@ -111,20 +114,30 @@ class _Accounted:
             async with trio.open_nursery() as nursery:
                 client: RunnerClient = await nursery.start(self.inner.run)
                 assert client.ready is not None
-                give_back = take_memory(self.devices, client.ready)
+                give_back = take_memory(self.devices, client.ready, self.plan)
                 task_status.started(client)
         finally:
             if give_back is not None:
                 give_back()
 
 
-def take_memory(devices: FakeDevices, ready: Ready) -> Callable[[], None]:
-    """Take what a loaded runner reports out of the devices' free memory, as a real runner's
-    allocations show in the OS's figures; the function returned gives it back."""
-    taken = ready.total_bytes
-    devices.set_system_free(devices.system.free - taken)
+def take_memory(
+    devices: FakeDevices, ready: Ready, plan: LoadPlan | None = None
+) -> Callable[[], None]:
+    """Take what a loaded runner holds out of the devices' free memory, as a real runner's
+    allocations show in the driver's and the OS's figures; the function returned gives it back.
+
+    With the scheduler's `plan` for a load on GPUs, each GPU gives what the memory estimate
+    placed on it, and system RAM what it left there; else RAM gives what the runner reports."""
+    on_gpus = plan.estimate.vram_by_gpu() if plan is not None and plan.gpus else {}
+    in_ram = plan.estimate.system_size if on_gpus and plan is not None else ready.total_bytes
+    for gpu, nbytes in on_gpus.items():
+        devices.allocate(gpu, nbytes)
+    devices.set_system_free(devices.system.free - in_ram)
 
     def give_back() -> None:
-        devices.set_system_free(devices.system.free + taken)
+        for gpu, nbytes in on_gpus.items():
+            devices.release(gpu, nbytes)
+        devices.set_system_free(devices.system.free + in_ram)
 
     return give_back
