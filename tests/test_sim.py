@@ -10,14 +10,18 @@ from typing import Any
 
 import pytest
 
+from tests.ggufs import write_tiny_gguf
 from trio_ollama.bench import result_json, spec_from
 from trio_ollama.config import Settings
+from trio_ollama.gguf_info import read_gguf_info
 from trio_ollama.gocompat.format import GiB
 from trio_ollama.scheduler import Scheduler, open_scheduler
 from trio_ollama.scheduler.devices import FakeDevices, SystemMemory, fake_gpu
 from trio_ollama.sim import Machine, ModelProfile, simulate
-from trio_ollama.sim.machine import MachineError, machine_from
+from trio_ollama.sim.machine import MachineError, load_machine, machine_from
+from trio_ollama.sim.run import model_of
 from trio_ollama.sim.runner import SimulatedRunners
+from trio_ollama.store import CreateRequest, Store
 from trio_ollama.testing import fake_model
 
 MIX: dict[str, Any] = {
@@ -263,3 +267,68 @@ def test_a_machines_gpus_decide_what_stays_loaded() -> None:
         assert gpus == [(f"GPU {i}", 8 * GiB, 8 * GiB) for i in range(n)]
         loads[n] = sched.loads
     assert loads[2] == 3 and loads[1] > 6, loads  # 30 requests at random over the three
+
+
+@pytest.mark.parametrize(("vram_mib", "layers"), [(24 * 1024, 31), (700, 22)])
+async def test_a_profile_sized_by_a_real_gguf_header(
+    autojump_clock: Any, tmp_path: Path, default_gguf: Path, vram_mib: int, layers: int
+) -> None:
+    """A machine file's profile names the real SmolLM2 GGUF (relative to the file): its header,
+    not a synthetic size, is what the scheduler's estimate places. On a big GPU all 30 layers
+    and the output go there; on 700 MiB, 22 do and the rest stays in RAM, and the runner takes
+    that from each."""
+    (tmp_path / "smol.gguf").symlink_to(default_gguf)
+    (tmp_path / "machine.toml").write_text('[models.smol]\ngguf = "smol.gguf"\n')
+    profile = load_machine(tmp_path / "machine.toml").profile("smol")
+    real = read_gguf_info(default_gguf)
+    assert profile.info is not None and profile.info.block_count == real.block_count == 30
+    assert profile.info.weights_size == real.weights_size
+    gpu = fake_gpu(total=vram_mib * 2**20)
+    devices = FakeDevices([gpu], system=SystemMemory(total=32 * GiB, free=32 * GiB))
+    runners = SimulatedRunners(devices)
+    async with open_scheduler(Settings.from_env({}), runner_factory=runners,
+                              devices=devices) as sched:  # fmt: skip
+        runners.plans = lambda model: sched.loaded[model.key].plan
+        model = model_of("smol", profile)
+        async with sched.acquire(model, keep_alive=0) as lease:
+            runner = sched.loaded[model.key]
+            estimate = runner.plan.estimate
+            assert estimate.block_count == 30 and estimate.layers == layers
+            assert estimate.fully_loaded == (layers == 31)
+            assert (estimate.system_size > 0) == (layers < 31)
+            assert lease.runner.ready is not None
+            assert lease.runner.ready.weights_bytes == real.weights_size
+            assert lease.runner.ready.gpu_layers == layers
+            taken = (
+                gpu.total_memory - devices.gpus()[0].free_memory,
+                32 * GiB - devices.system.free,
+            )
+            assert taken == (estimate.vram_size, estimate.system_size)
+        await runner.unloaded.wait()
+        assert devices.gpus()[0].free_memory == gpu.total_memory
+
+
+def test_a_profile_sized_by_a_stored_model_and_bad_ones_refused(tmp_path: Path) -> None:
+    store = Store(tmp_path / "models")
+    digest, _ = store.write_blob_bytes(write_tiny_gguf(tmp_path / "tiny.gguf").read_bytes())
+    store.create("tiny", CreateRequest(files={"tiny.gguf": digest}))
+    env = {"OLLAMA_MODELS": str(tmp_path / "models")}
+    machine = machine_from({"env": env, "models": {"t": {"model": "tiny"}}})
+    info = machine.profile("t").info
+    assert (
+        info is not None
+        and info.weights_size == read_gguf_info(tmp_path / "tiny.gguf").weights_size
+    )
+    spec = spec_from({"seed": 1, "load": {"concurrency": [2], "requests": 6},
+                      "workload": {"models": ["t"], "output_tokens": 4}})  # fmt: skip
+    [step] = simulate(spec, machine)
+    assert all(o.ok and o.output_tokens == 4 for o in step.outcomes)
+    for profile, error in [
+        ({"model": "nowhere"}, "models.t.model: .*nowhere"),
+        ({"gguf": str(tmp_path / "missing.gguf")}, "models.t.gguf: cannot read"),
+        ({"gguf": str(tmp_path / "models")}, "models.t.gguf: "),
+        ({"gguf": "a.gguf", "size_gib": 2}, "models.t: gguf and size_gib both give the size"),
+        ({"model": ""}, "models.t.model: '' is not a model name"),
+    ]:
+        with pytest.raises(MachineError, match=error):
+            machine_from({"env": env, "models": {"t": profile}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -9,8 +10,11 @@ from typing import Any
 
 import attrs
 
+from trio_ollama.config import ConfigError, Settings
 from trio_ollama.config_file import ConfigFileError, Policies, config_from
+from trio_ollama.gguf_info import GGUFError, GGUFInfo, read_gguf_info
 from trio_ollama.scheduler.devices import LIBRARY_CUDA, LIBRARY_METAL
+from trio_ollama.store import Store, StoreError
 
 
 class MachineError(ValueError):
@@ -30,6 +34,12 @@ class ModelProfile:
     # many tokens in all (0: never), as a process that dies would.
     fail_load: str = ""
     crash_after_tokens: int = 0
+    # Sizes from a real model instead of `size_gib`: a GGUF file (relative to the machine file),
+    # or a stored model by name (the store at OLLAMA_MODELS); its header's tensors, layers and
+    # context feed the scheduler's memory estimate. `info` holds the header once read.
+    gguf: str = ""
+    model: str = ""
+    info: GGUFInfo | None = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen
@@ -63,24 +73,26 @@ class Machine:
         return self.models.get(name, self.default)
 
 
-_PROFILE_KEYS = set(attrs.fields_dict(ModelProfile))
+_PROFILE_KEYS = set(attrs.fields_dict(ModelProfile)) - {"info"}
 
 
 def load_machine(path: Path) -> Machine:
     """A machine from TOML: `memory_gib`, `cores`, `[[gpus]]` (`vram_gib`, `name`, `library`,
-    `integrated`), `[env]`, `[default]`, `[models."name"]` tables of profile keys, and
-    `[config]`, the server's configuration file as a table."""
+    `integrated`), `[env]`, `[default]`, `[models."name"]` tables of profile keys (`gguf` paths
+    relative to the file), and `[config]`, the server's configuration file as a table."""
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise MachineError(f"{path}: {exc}") from None
     try:
-        return machine_from(data)
+        return machine_from(data, base=path.parent)
     except MachineError as exc:
         raise MachineError(f"{path}: {exc}") from None
 
 
-def machine_from(data: Mapping[str, Any]) -> Machine:
+def machine_from(data: Mapping[str, Any], base: Path | None = None) -> Machine:
+    """A machine from a TOML table; GGUF paths are taken relative to `base`, and every header
+    a profile names is read now, so that a missing or broken file is refused here."""
     keys = {"memory_gib", "cores", "gpus", "env", "models", "default", "servers", "routing",
             "config"}  # fmt: skip
     unknown = sorted(set(data) - keys)
@@ -111,7 +123,7 @@ def machine_from(data: Mapping[str, Any]) -> Machine:
     gpus = data.get("gpus", [])
     if not isinstance(gpus, list):
         raise MachineError("gpus: an array of tables ([[gpus]])")
-    return Machine(
+    machine = Machine(
         memory_gib=float(memory),
         cores=cores,
         gpus=tuple(_gpu(value, f"gpus[{i}]") for i, value in enumerate(gpus)),
@@ -123,6 +135,45 @@ def machine_from(data: Mapping[str, Any]) -> Machine:
         servers=servers,
         routing=routing,
     )
+    return with_headers(machine, base)
+
+
+def with_headers(machine: Machine, base: Path | None = None) -> Machine:
+    """`machine` with the header of each GGUF file or stored model its profiles name read into
+    the profile (`info`); `MachineError` naming the profile if one cannot be read."""
+    models_dir: Path | None = None
+
+    def read(profile: ModelProfile, where: str) -> ModelProfile:
+        nonlocal models_dir
+        if profile.info is not None or not (profile.gguf or profile.model):
+            return profile
+        try:
+            if profile.gguf:
+                path = Path(profile.gguf).expanduser()
+                if base is not None and not path.is_absolute():
+                    path = base / path
+                return attrs.evolve(profile, info=read_gguf_info(path))
+            if models_dir is None:
+                models_dir = _models_dir(machine.env)
+            details = Store(models_dir).show(profile.model)
+            if details.gguf is None:
+                raise StoreError(f"{profile.model} has no model weights")
+            return attrs.evolve(profile, info=details.gguf)
+        except (GGUFError, StoreError, ConfigError, OSError) as exc:
+            key = "gguf" if profile.gguf else "model"
+            raise MachineError(f"{where}.{key}: {exc}") from None
+
+    models = {name: read(p, f"models.{name}") for name, p in machine.models.items()}
+    return attrs.evolve(machine, models=models, default=read(machine.default, "default"))
+
+
+def _models_dir(env: Mapping[str, str]) -> Path:
+    """The store a stored model is looked up in: OLLAMA_MODELS from the machine's [env], else
+    the process's, else the default, as the server would find it."""
+    wanted = ("OLLAMA_MODELS", "HOME")
+    merged = {k: v for k, v in os.environ.items() if k in wanted}
+    merged.update({k: v for k, v in env.items() if k in wanted})
+    return Settings.from_env(merged).models_dir
 
 
 def _positive(value: Any) -> bool:
@@ -167,6 +218,10 @@ def _profile(value: Any, where: str) -> ModelProfile:
             if not isinstance(item, str):
                 raise MachineError(f"{where}.fail_load: {item!r} is not a message")
             fields[key] = item
+        elif key in ("gguf", "model"):
+            if not isinstance(item, str) or not item:
+                raise MachineError(f"{where}.{key}: {item!r} is not a {_NAMES[key]}")
+            fields[key] = item
         elif key == "crash_after_tokens":
             if not isinstance(item, int) or isinstance(item, bool) or item < 0:
                 raise MachineError(f"{where}.crash_after_tokens: {item!r} is not a count")
@@ -175,4 +230,10 @@ def _profile(value: Any, where: str) -> ModelProfile:
             fields[key] = float(item)
         else:
             raise MachineError(f"{where}.{key}: {item!r} is not a positive number")
+    named = [key for key in ("gguf", "model", "size_gib") if key in fields]
+    if len(named) > 1:
+        raise MachineError(f"{where}: {' and '.join(named)} both give the size: one of them")
     return ModelProfile(**fields)
+
+
+_NAMES = {"gguf": "path", "model": "model name"}

@@ -36,7 +36,7 @@ from trio_ollama.scheduler.devices import (
     fake_gpu,
 )
 from trio_ollama.scheduler.memory import LoadPlan
-from trio_ollama.sim.machine import GPUProfile, Machine
+from trio_ollama.sim.machine import GPUProfile, Machine, ModelProfile, with_headers
 from trio_ollama.sim.runner import SimulatedRunners, TimedStream
 from trio_ollama.testing.simulation import FakeRunners, fake_model
 
@@ -51,6 +51,7 @@ def simulate(
     the real runner protocol (every token a frame: slower, for checking the direct one)."""
     if transport not in ("direct", "protocol"):
         raise ValueError(f"transport: {transport!r} is not direct or protocol")
+    machine = with_headers(machine)  # a profile made in code may name a GGUF too
     results: list[StepResult] = []
     clock = trio.testing.MockClock(autojump_threshold=0)
     with _trio_scheduling_seeded(spec.seed):
@@ -84,13 +85,7 @@ async def _simulate(
 
     def model(name: str) -> ModelSpec:
         if name not in models:
-            p = machine.profile(name)
-            models[name] = fake_model(
-                name, int(p.size_gib * GiB), load_seconds=p.load_seconds,
-                tokens_per_second=p.tokens_per_second, prompt_per_second=p.prompt_per_second,
-                batch_slowdown=p.batch_slowdown, fail_load=p.fail_load,
-                crash_after_tokens=p.crash_after_tokens,
-            )  # fmt: skip
+            models[name] = model_of(name, machine.profile(name))
         return models[name]
 
     async with contextlib.AsyncExitStack() as stack:
@@ -115,6 +110,17 @@ async def _simulate(
             result = StepResult(step.label, step.concurrency, len(step.requests))
             results.append(result)
             await _run_step(route, spec, step, result, model)
+
+
+def model_of(name: str, p: ModelProfile) -> ModelSpec:
+    """The model the scheduler is asked for: the profile's real GGUF header when it names one,
+    else a synthetic one of its size; the fake engine runs it at the profile's costs."""
+    return fake_model(
+        name, int(p.size_gib * GiB), info=p.info, load_seconds=p.load_seconds,
+        tokens_per_second=p.tokens_per_second, prompt_per_second=p.prompt_per_second,
+        batch_slowdown=p.batch_slowdown, fail_load=p.fail_load,
+        crash_after_tokens=p.crash_after_tokens,
+    )  # fmt: skip
 
 
 def _gpu(index: int, gpu: GPUProfile) -> GPUInfo:

@@ -52,13 +52,15 @@ def fake_model(
     *,
     adapters: tuple[str, ...] = (),
     embedding_only: bool = False,
+    info: GGUFInfo | None = None,
     **fake: Any,
 ) -> ModelSpec:
-    """A model the fake engine serves; `fake` goes to `FakeConfig` (fail_load, load_seconds...)."""
+    """A model the fake engine serves; `fake` goes to `FakeConfig` (fail_load, load_seconds...).
+    Its GGUF facts are `info` (a real header, say), else a llama shape weighing `size`."""
     return ModelSpec(
         name=name,
         model_path=f"/fake/{name}",
-        info=fake_info(size),
+        info=info if info is not None else fake_info(size),
         adapters=adapters,
         embedding_only=embedding_only,
         extra=(("fake", fake),),
