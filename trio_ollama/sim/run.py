@@ -9,6 +9,7 @@ task waits, so a simulated hour costs only the scheduler's and the fake runners'
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import random
 from collections.abc import Callable, Iterator
@@ -40,6 +41,8 @@ from trio_ollama.sim.machine import GPUProfile, Machine, ModelProfile, with_head
 from trio_ollama.sim.runner import SimulatedRunners, TimedStream
 from trio_ollama.testing.simulation import FakeRunners, fake_model
 
+log = logging.getLogger(__name__)
+
 
 def simulate(
     spec: Spec, machine: Machine, *, on_scheduler: Callable[[Scheduler], None] | None = None,
@@ -65,13 +68,19 @@ def _trio_scheduling_seeded(seed: int) -> Iterator[None]:
     code that relies on one), and in virtual time many things happen at the same moment: a
     slot freed and a request taking it, two requests admitted in one step. Seeding its draw
     makes a simulation's result a function of its seed (the same private generator that
-    Trio's Hypothesis plugin seeds), and the state is put back after."""
-    state = trio_run_module._r.getstate()
-    trio_run_module._r.seed(f"{seed}:trio")
+    Trio's Hypothesis plugin seeds), and the state is put back after. A Trio without it runs
+    unseeded: `tests/test_sim.py` would see the difference."""
+    draw = getattr(trio_run_module, "_r", None)
+    if not isinstance(draw, random.Random):
+        log.warning("cannot seed Trio's task order: simulations may differ run to run")
+        yield
+        return
+    state = draw.getstate()
+    draw.seed(f"{seed}:trio")
     try:
         yield
     finally:
-        trio_run_module._r.setstate(state)
+        draw.setstate(state)
 
 
 async def _simulate(
