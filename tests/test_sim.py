@@ -20,9 +20,9 @@ from trio_ollama.scheduler.devices import FakeDevices, SystemMemory, fake_gpu
 from trio_ollama.sim import Machine, ModelProfile, simulate
 from trio_ollama.sim.machine import MachineError, load_machine, machine_from
 from trio_ollama.sim.run import model_of
-from trio_ollama.sim.runner import SimulatedRunners
 from trio_ollama.store import CreateRequest, Store
 from trio_ollama.testing import fake_model
+from trio_ollama.testing.direct import SimulatedRunners
 
 MIX: dict[str, Any] = {
     "seed": 4,

@@ -38,7 +38,7 @@ from trio_ollama.scheduler.devices import (
 )
 from trio_ollama.scheduler.memory import LoadPlan
 from trio_ollama.sim.machine import GPUProfile, Machine, ModelProfile, with_headers
-from trio_ollama.sim.runner import SimulatedRunners, TimedStream
+from trio_ollama.testing.direct import SimulatedRunners, TimedStream
 from trio_ollama.testing.simulation import FakeRunners, fake_model
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def simulate(
 ) -> list[StepResult]:  # fmt: skip
     """Every step of `spec` on `machine`, in virtual time; the result is the load generator's.
     `on_scheduler` is shown the scheduler (tests check it is the server's own class).
-    `transport`: "direct" (`trio_ollama.sim.runner`), or "protocol", the fake engine behind
+    `transport`: "direct" (`trio_ollama.testing.direct`), or "protocol", the fake engine behind
     the real runner protocol (every token a frame: slower, for checking the direct one)."""
     if transport not in ("direct", "protocol"):
         raise ValueError(f"transport: {transport!r} is not direct or protocol")
