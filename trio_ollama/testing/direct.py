@@ -12,6 +12,8 @@ stream hands it out as `TimedStream.at`; a consumer is woken on time only for th
 before it), the others come with the next of those.
 
 The client is a `RunnerClient` (what the scheduler and requests hold), answering in-process.
+It generates only (the load generator's APIs all do): no embeddings, and none of the fake
+engine's test hooks (a prompt with "fail" in it, `hang_after_tokens`).
 """
 
 from __future__ import annotations
