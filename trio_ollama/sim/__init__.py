@@ -8,8 +8,8 @@ generator's schema, so `trio-ollama bench compare` plots real and simulated runs
 
 What is simulated (docs/simulation.md): each model's size (the scheduler's real memory estimate
 plans it), load time, decode speed, how a step slows with the batch, prompt processing, and
-system RAM whose free memory follows loads and unloads. Not yet: GPUs, and a calibration of
-these figures from the real model on this machine.
+system RAM and GPUs whose free memory follows loads and unloads. `--calibrate` measures a
+model's figures through the real runner on this machine.
 """
 
 from trio_ollama.sim.machine import Machine, ModelProfile, load_machine

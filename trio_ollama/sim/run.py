@@ -9,14 +9,17 @@ task waits, so a simulated hour costs only the scheduler's and the fake runners'
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import attrs
 import trio
 import trio.testing
+from trio._core import _run as trio_run_module
 
 from trio_ollama.bench.client import Outcome
 from trio_ollama.bench.drive import StepResult, dispatch
@@ -27,25 +30,62 @@ from trio_ollama.gocompat.format import GiB
 from trio_ollama.runner.client import RunnerError
 from trio_ollama.runner.protocol import Completion, Piece, Sampling
 from trio_ollama.scheduler import ModelSpec, Scheduler, SchedulerError, open_scheduler
-from trio_ollama.scheduler.devices import FakeDevices, SystemMemory
-from trio_ollama.sim.machine import Machine
+from trio_ollama.scheduler.devices import (
+    FakeDevices,
+    GPUInfo,
+    SystemMemory,
+    fake_gpu,
+)
+from trio_ollama.scheduler.memory import LoadPlan
+from trio_ollama.sim.machine import GPUProfile, Machine, ModelProfile, with_headers
+from trio_ollama.testing.direct import SimulatedRunners, TimedStream
 from trio_ollama.testing.simulation import FakeRunners, fake_model
+
+log = logging.getLogger(__name__)
 
 
 def simulate(
-    spec: Spec, machine: Machine, *, on_scheduler: Callable[[Scheduler], None] | None = None
-) -> list[StepResult]:
+    spec: Spec, machine: Machine, *, on_scheduler: Callable[[Scheduler], None] | None = None,
+    transport: str = "direct",
+) -> list[StepResult]:  # fmt: skip
     """Every step of `spec` on `machine`, in virtual time; the result is the load generator's.
-    `on_scheduler` is shown the scheduler (tests check it is the server's own class)."""
+    `on_scheduler` is shown the scheduler (tests check it is the server's own class).
+    `transport`: "direct" (`trio_ollama.testing.direct`), or "protocol", the fake engine behind
+    the real runner protocol (every token a frame: slower, for checking the direct one)."""
+    if transport not in ("direct", "protocol"):
+        raise ValueError(f"transport: {transport!r} is not direct or protocol")
+    machine = with_headers(machine)  # a profile made in code may name a GGUF too
     results: list[StepResult] = []
     clock = trio.testing.MockClock(autojump_threshold=0)
-    trio.run(_simulate, spec, machine, results, on_scheduler, clock=clock)
+    with _trio_scheduling_seeded(spec.seed):
+        trio.run(_simulate, spec, machine, results, on_scheduler, transport, clock=clock)
     return results
+
+
+@contextlib.contextmanager
+def _trio_scheduling_seeded(seed: int) -> Iterator[None]:
+    """Trio runs the tasks ready at one moment in an order it draws at random (to shake out
+    code that relies on one), and in virtual time many things happen at the same moment: a
+    slot freed and a request taking it, two requests admitted in one step. Seeding its draw
+    makes a simulation's result a function of its seed (the same private generator that
+    Trio's Hypothesis plugin seeds), and the state is put back after. A Trio without it runs
+    unseeded: `tests/test_sim.py` would see the difference."""
+    draw = getattr(trio_run_module, "_r", None)
+    if not isinstance(draw, random.Random):
+        log.warning("cannot seed Trio's task order: simulations may differ run to run")
+        yield
+        return
+    state = draw.getstate()
+    draw.seed(f"{seed}:trio")
+    try:
+        yield
+    finally:
+        draw.setstate(state)
 
 
 async def _simulate(
     spec: Spec, machine: Machine, results: list[StepResult],
-    on_scheduler: Callable[[Scheduler], None] | None,
+    on_scheduler: Callable[[Scheduler], None] | None, transport: str,
 ) -> None:  # fmt: skip
     settings = Settings.from_env({"OLLAMA_NOPRUNE": "1", **machine.env})
     settings = attrs.evolve(settings, policies=machine.policies)
@@ -54,23 +94,23 @@ async def _simulate(
 
     def model(name: str) -> ModelSpec:
         if name not in models:
-            p = machine.profile(name)
-            models[name] = fake_model(
-                name, int(p.size_gib * GiB), load_seconds=p.load_seconds,
-                tokens_per_second=p.tokens_per_second, prompt_per_second=p.prompt_per_second,
-                batch_slowdown=p.batch_slowdown, fail_load=p.fail_load,
-                crash_after_tokens=p.crash_after_tokens,
-            )  # fmt: skip
+            models[name] = model_of(name, machine.profile(name))
         return models[name]
 
     async with contextlib.AsyncExitStack() as stack:
         schedulers = []
         for _ in range(machine.servers):
-            devices = FakeDevices(system=SystemMemory(total=memory, free=memory, free_swap=0))
+            devices = FakeDevices(
+                gpu_list=[_gpu(i, gpu) for i, gpu in enumerate(machine.gpus)],
+                system=SystemMemory(total=memory, free=memory, free_swap=0),
+            )
+            factory = SimulatedRunners(devices) if transport == "direct" else FakeRunners(devices)
             opened = open_scheduler(
-                settings, runner_factory=FakeRunners(devices), devices=devices, cores=machine.cores
+                settings, runner_factory=factory, devices=devices, cores=machine.cores
             )
             scheduler = await stack.enter_async_context(opened)
+            # A runner takes its memory where this scheduler's estimate placed it.
+            factory.plans = partial(_plan_of, scheduler)
             if on_scheduler is not None:
                 on_scheduler(scheduler)
             schedulers.append(scheduler)
@@ -79,6 +119,29 @@ async def _simulate(
             result = StepResult(step.label, step.concurrency, len(step.requests))
             results.append(result)
             await _run_step(route, spec, step, result, model)
+
+
+def model_of(name: str, p: ModelProfile) -> ModelSpec:
+    """The model the scheduler is asked for: the profile's real GGUF header when it names one,
+    else a synthetic one of its size; the fake engine runs it at the profile's costs."""
+    return fake_model(
+        name, int(p.size_gib * GiB), info=p.info, load_seconds=p.load_seconds,
+        tokens_per_second=p.tokens_per_second, prompt_per_second=p.prompt_per_second,
+        batch_slowdown=p.batch_slowdown, fail_load=p.fail_load,
+        crash_after_tokens=p.crash_after_tokens,
+    )  # fmt: skip
+
+
+def _gpu(index: int, gpu: GPUProfile) -> GPUInfo:
+    size = int(gpu.vram_gib * GiB)
+    return fake_gpu(
+        index, total=size, name=gpu.name, library=gpu.library, integrated=gpu.integrated
+    )
+
+
+def _plan_of(scheduler: Scheduler, model: ModelSpec) -> LoadPlan | None:
+    runner = scheduler.loaded.get(model.key)
+    return runner.plan if runner is not None else None
 
 
 def _router(
@@ -146,8 +209,14 @@ async def _request(
                     request = Completion(id=0, prompt=plan.prompt or str(plan.messages),
                                          sampling=sampling)  # fmt: skip
                     async with lease.runner.completion(request) as events:
+                        timed = events if isinstance(events, TimedStream) else None
+                        if timed is not None:  # the tokens a hang-up waits for, on time
+                            if hang_up_at < math.inf:
+                                timed.watch(1)
+                            if plan.disconnect == "after_tokens":
+                                timed.watch(d.after_k)
                         async for event in events:
-                            now = trio.current_time()
+                            now = trio.current_time() if timed is None else timed.at
                             if not isinstance(event, Piece):
                                 out.prompt_tokens = event.prompt_eval_count
                                 out.output_tokens = event.eval_count

@@ -6,6 +6,7 @@ can anyone comparing keep-alive, eviction or queue policies (see `benchmarks/sch
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -16,10 +17,11 @@ from trio_ollama.gocompat.format import GiB
 from trio_ollama.runner.client import RunnerClient
 from trio_ollama.runner.fake import FakeConfig, FakeEngine
 from trio_ollama.runner.inprocess import InProcessRunner
-from trio_ollama.runner.protocol import Load
+from trio_ollama.runner.protocol import Load, Ready
 from trio_ollama.scheduler import ModelSpec
 from trio_ollama.scheduler.core import Startable
 from trio_ollama.scheduler.devices import FakeDevices
+from trio_ollama.scheduler.memory import LoadPlan
 
 
 def fake_info(size: int, *, layers: int = 32, context_length: int = 8192) -> GGUFInfo:
@@ -50,13 +52,15 @@ def fake_model(
     *,
     adapters: tuple[str, ...] = (),
     embedding_only: bool = False,
+    info: GGUFInfo | None = None,
     **fake: Any,
 ) -> ModelSpec:
-    """A model the fake engine serves; `fake` goes to `FakeConfig` (fail_load, load_seconds...)."""
+    """A model the fake engine serves; `fake` goes to `FakeConfig` (fail_load, load_seconds...).
+    Its GGUF facts are `info` (a real header, say), else a llama shape weighing `size`."""
     return ModelSpec(
         name=name,
         model_path=f"/fake/{name}",
-        info=fake_info(size),
+        info=info if info is not None else fake_info(size),
         adapters=adapters,
         embedding_only=embedding_only,
         extra=(("fake", fake),),
@@ -67,20 +71,23 @@ def fake_model(
 class FakeRunners:
     """A runner factory that serves fake engines in-process and remembers what it made.
 
-    With `devices`, a loaded fake takes its reported size out of free system RAM until it
-    unloads, as a real runner's allocations show in the OS's figure.
+    With `devices`, a loaded fake takes its memory out of their free memory until it unloads,
+    as a real runner's allocations show in the OS's and the driver's figures.
     """
 
     devices: FakeDevices | None = None
     engines: list[tuple[Load, FakeEngine]] = attrs.field(factory=list)
+    # Where the scheduler placed each load (its `loaded[model.key].plan`): with it, a load on GPUs
+    # takes their memory as the estimate placed it; without, all of it comes out of RAM.
+    plans: Callable[[ModelSpec], LoadPlan | None] | None = None
 
     def __call__(self, load: Load, model: ModelSpec) -> Startable:
-        fake = {"weights_bytes": model.info.weights_size, "kv_bytes_per_ctx_token": 0}
-        config = FakeConfig(**{**fake, **dict(model.extra).get("fake", {})})
-        engine = FakeEngine(config, in_process=True)
+        engine = FakeEngine(fake_config(model), in_process=True)
         self.engines.append((load, engine))
-        runner = InProcessRunner(load, engine)
-        return runner if self.devices is None else _Accounted(runner, self.devices)
+        if self.devices is None:
+            return InProcessRunner(load, engine)
+        plan = self.plans(model) if self.plans is not None else None
+        return _Accounted(InProcessRunner(load, engine), self.devices, plan)
 
     @property
     def loads(self) -> list[str]:
@@ -91,19 +98,48 @@ class FakeRunners:
         return [engine for _, engine in self.engines if engine.loaded and not engine.closed]
 
 
+def fake_config(model: ModelSpec) -> FakeConfig:
+    """The fake engine's settings for a model made by `fake_model`: its size, its `fake`."""
+    fake = {"weights_bytes": model.info.weights_size, "kv_bytes_per_ctx_token": 0}
+    return FakeConfig(**{**fake, **dict(model.extra).get("fake", {})})
+
+
 @attrs.define
 class _Accounted:
-    inner: InProcessRunner
+    inner: Startable
     devices: FakeDevices
+    plan: LoadPlan | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[RunnerClient]) -> None:
-        taken = 0
+        give_back: Callable[[], None] | None = None
         try:
             async with trio.open_nursery() as nursery:
                 client: RunnerClient = await nursery.start(self.inner.run)
                 assert client.ready is not None
-                taken = client.ready.total_bytes
-                self.devices.set_system_free(self.devices.system.free - taken)
+                give_back = take_memory(self.devices, client.ready, self.plan)
                 task_status.started(client)
         finally:
-            self.devices.set_system_free(self.devices.system.free + taken)
+            if give_back is not None:
+                give_back()
+
+
+def take_memory(
+    devices: FakeDevices, ready: Ready, plan: LoadPlan | None = None
+) -> Callable[[], None]:
+    """Take what a loaded runner holds out of the devices' free memory, as a real runner's
+    allocations show in the driver's and the OS's figures; the function returned gives it back.
+
+    With the scheduler's `plan` for a load on GPUs, each GPU gives what the memory estimate
+    placed on it, and system RAM what it left there; else RAM gives what the runner reports."""
+    on_gpus = plan.estimate.vram_by_gpu() if plan is not None and plan.gpus else {}
+    in_ram = plan.estimate.system_size if on_gpus and plan is not None else ready.total_bytes
+    for gpu, nbytes in on_gpus.items():
+        devices.allocate(gpu, nbytes)
+    devices.set_system_free(devices.system.free - in_ram)
+
+    def give_back() -> None:
+        for gpu, nbytes in on_gpus.items():
+            devices.release(gpu, nbytes)
+        devices.set_system_free(devices.system.free + in_ram)
+
+    return give_back
