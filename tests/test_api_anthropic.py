@@ -757,8 +757,10 @@ def url(tmp_path_factory: pytest.TempPathFactory, default_gguf: Path) -> Iterato
 
 
 @pytest.fixture(scope="module")
-def client(url: str) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+def client(url: str) -> Iterator[anthropic.Anthropic]:
+    # Closed before the server stops: an idle kept-alive connection holds its shutdown.
+    with anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0) as client:
+        yield client
 
 
 @pytest.mark.slow

@@ -737,8 +737,10 @@ def url(tmp_path_factory: pytest.TempPathFactory, default_gguf: Path) -> Iterato
 
 
 @pytest.fixture(scope="module")
-def client(url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+def client(url: str) -> Iterator[openai.OpenAI]:
+    # Closed before the server stops: an idle kept-alive connection holds its shutdown.
+    with openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0) as client:
+        yield client
 
 
 @pytest.mark.slow

@@ -104,11 +104,11 @@ def test_requests_carry_a_priority(server: ServerProcess) -> None:
         "error": "json: cannot unmarshal string into Go struct field "
         "GenerateRequest.priority of type int"
     }
-    client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused")
-    answer = client.chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=2,
-        extra_body={"priority": 3},
-    )  # fmt: skip
+    with openai.OpenAI(base_url=server.url + "/v1", api_key="unused") as client:
+        answer = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=2,
+            extra_body={"priority": 3},
+        )  # fmt: skip
     assert answer.usage is not None and answer.usage.completion_tokens == 2
 
 
