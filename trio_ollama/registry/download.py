@@ -1,0 +1,312 @@
+"""Blob downloads: ranged parts fetched in parallel into one partial file, resumable after a
+cut connection (the part goes on from its last byte) or a restart (the parts' progress is kept
+beside the file), and one download per blob however many pulls want it.
+
+The partial file and its progress live in the blobs folder under the store's temporary prefix
+(`sha256-partial-download-<hex>` and `.json`), so start-up pruning removes stale ones (after the
+store's grace period) and a reader of the store never mistakes them for blobs. The progress file
+is only ever a lower bound: the bytes it counts were written (and fsynced) before it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import trio
+
+from trio_ollama.registry.client import RegistryError, Repository, TransportError
+from trio_ollama.registry.transfer import Send, Transfer, report_until_done
+from trio_ollama.store import DigestMismatchError, Store
+from trio_ollama.store.layout import TEMP_PREFIX
+
+log = logging.getLogger(__name__)
+
+# Ollama's download.go: up to 16 parts per blob, each 100 MB to 1000 MB.
+NUM_PARTS = 16
+MAX_PART_SIZE = 1000 * 1000 * 1000
+MAX_RETRIES = 6
+WRITE_SIZE = 1 << 20
+# How often a part's progress is saved: what a crash may cost each part, at most.
+SAVE_EVERY = 4 << 20
+
+
+def part_size(total: int, smallest: int) -> int:
+    return max(min(total // NUM_PARTS, MAX_PART_SIZE), smallest, 1)
+
+
+def digest_mismatch(exc: DigestMismatchError) -> RegistryError:
+    return RegistryError(
+        f"digest mismatch, file must be downloaded again: want {exc.expected}, got {exc.actual}"
+    )
+
+
+@attrs.define
+class PartialState:
+    """What is on disk of one download: bytes written at the start of each part."""
+
+    total: int
+    part_size: int
+    completed: list[int]
+
+    @classmethod
+    def fresh(cls, total: int, size: int) -> PartialState:
+        return cls(total, size, [0] * (-(-total // size)))
+
+    def bounds(self, index: int) -> tuple[int, int]:
+        start = index * self.part_size
+        return start, min(start + self.part_size, self.total)
+
+    def to_bytes(self) -> bytes:
+        data = {"total": self.total, "part_size": self.part_size, "completed": self.completed}
+        return json.dumps(data).encode()
+
+    @classmethod
+    def load(cls, raw: bytes, total: int, size: int) -> PartialState | None:
+        """The saved progress, if it is for this blob's size and parts and makes sense."""
+        try:
+            data = json.loads(raw)
+            state = cls(int(data["total"]), int(data["part_size"]), list(data["completed"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+        if (state.total, state.part_size) != (total, size):
+            return None
+        if len(state.completed) != len(cls.fresh(total, size).completed):
+            return None
+        for index, done in enumerate(state.completed):
+            start, end = state.bounds(index)
+            if not isinstance(done, int) or not 0 <= done <= end - start:
+                return None
+        return state
+
+    @property
+    def written(self) -> int:
+        return sum(self.completed)
+
+
+@attrs.define
+class Downloads:
+    """The blob downloads in flight in this server, by digest (Ollama's blobDownloadManager)."""
+
+    active: dict[str, Transfer] = attrs.field(factory=dict)
+
+    @contextlib.contextmanager
+    def claim(self, digest: str, total: int) -> Iterator[Transfer]:
+        """This task downloads `digest`; others wait for it until the claim ends."""
+        transfer = Transfer(digest, total)
+        self.active[digest] = transfer
+        try:
+            yield transfer
+        except RegistryError as exc:
+            transfer.failure = exc
+            raise
+        finally:
+            del self.active[digest]
+            transfer.done.set()
+
+
+@attrs.define
+class BlobDownload:
+    """One blob of one pull, from the registry into the store."""
+
+    repo: Repository
+    store: Store
+    downloads: Downloads
+    digest: str
+    total: int
+    streams: int
+    smallest_part: int
+
+    @property
+    def hex(self) -> str:
+        return self.digest.removeprefix("sha256:")
+
+    @property
+    def partial(self) -> Path:
+        return self.store.layout.blobs / f"{TEMP_PREFIX}download-{self.hex}"
+
+    @property
+    def progress_file(self) -> Path:
+        return self.partial.with_name(self.partial.name + ".json")
+
+    # ----- the whole of it
+
+    async def run(self, send: Send, claims: contextlib.ExitStack) -> Transfer | None:
+        """Bring the blob in: None if it is in the store (here already, or fetched by another
+        pull), else this pull's claim on a complete partial file, for `verify` to publish."""
+        while True:
+            if await trio.to_thread.run_sync(self.store.has_blob, self.digest):
+                size = self.store.blob_path(self.digest).stat().st_size
+                await send.send(Transfer(self.digest, size, size).status("pulling"))
+                return None
+            other = self.downloads.active.get(self.digest)
+            if other is None:
+                break
+            await report_until_done(other, "pulling", send)
+            if other.failure is not None:
+                raise other.failure
+            # Cancelled (its client left): if the blob is not in, this pull takes over.
+        transfer = claims.enter_context(self.downloads.claim(self.digest, self.total))
+        async with trio.open_nursery() as nursery:
+            progress = Transfer(self.digest, self.total)
+            nursery.start_soon(report_until_done, progress, "pulling", send)
+            try:
+                await self._fetch(transfer)
+            finally:
+                progress.completed = transfer.completed
+                progress.done.set()
+        await send.send(transfer.status("pulling"))
+        return transfer
+
+    async def verify(self) -> None:
+        """Hash the finished file; publish it as the blob, or discard it on a mismatch."""
+        try:
+            await trio.to_thread.run_sync(self.store.adopt_blob, self.partial, self.digest)
+        except DigestMismatchError as exc:
+            await trio.to_thread.run_sync(self._discard)
+            raise digest_mismatch(exc) from None
+        await trio.to_thread.run_sync(lambda: self.progress_file.unlink(missing_ok=True))
+
+    def _discard(self) -> None:
+        self.partial.unlink(missing_ok=True)
+        self.progress_file.unlink(missing_ok=True)
+
+    # ----- the parts
+
+    async def _fetch(self, transfer: Transfer) -> None:
+        fd = await trio.to_thread.run_sync(self._open)
+        try:
+            # Another process sharing the store may be fetching the same blob: wait for it
+            # (in a worker thread, cancellable: the thread's flock ends when the file closes).
+            await trio.to_thread.run_sync(fcntl.flock, fd, fcntl.LOCK_EX, abandon_on_cancel=True)
+            size = part_size(self.total, self.smallest_part)
+            state = await trio.to_thread.run_sync(self._load, fd, size)
+            transfer.completed = state.written
+            if state.written:
+                log.info(
+                    "resuming a download",
+                    extra={"digest": self.digest, "have": state.written, "total": self.total},
+                )
+            saver = _Saver(self, fd, state)
+            limit = trio.CapacityLimiter(self.streams)
+            try:
+                async with trio.open_nursery() as nursery:
+                    for index in range(len(state.completed)):
+                        nursery.start_soon(self._part, index, state, fd, transfer, saver, limit)
+            finally:
+                # However it ended (done, failed, cancelled), the next try starts from here.
+                with trio.CancelScope(shield=True):
+                    await saver.save()
+        finally:
+            os.close(fd)
+
+    def _open(self) -> int:
+        self.partial.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(self.partial, os.O_RDWR | os.O_CREAT, 0o644)
+
+    def _load(self, fd: int, size: int) -> PartialState:
+        state = None
+        if os.fstat(fd).st_size == self.total:
+            with contextlib.suppress(OSError):
+                state = PartialState.load(self.progress_file.read_bytes(), self.total, size)
+        if state is None:
+            os.ftruncate(fd, self.total)
+            state = PartialState.fresh(self.total, size)
+        return state
+
+    async def _part(
+        self,
+        index: int,
+        state: PartialState,
+        fd: int,
+        transfer: Transfer,
+        saver: _Saver,
+        limit: trio.CapacityLimiter,
+    ) -> None:
+        start, end = state.bounds(index)
+        tries = 0
+        async with limit:
+            while start + state.completed[index] < end:
+                try:
+                    await self._stream_part(index, state, fd, transfer, saver)
+                except TransportError as exc:
+                    tries += 1
+                    if tries >= MAX_RETRIES:
+                        raise RegistryError(f"max retries exceeded: {exc.message}") from exc
+                    log.info("part %d of %s failed, retrying: %s", index, self.digest[7:19], exc)
+                    await trio.sleep(min(0.25 * 2**tries, 8.0))
+
+    async def _stream_part(
+        self, index: int, state: PartialState, fd: int, transfer: Transfer, saver: _Saver
+    ) -> None:
+        start, end = state.bounds(index)
+        offset = start + state.completed[index]
+        headers = {"Range": f"bytes={offset}-{end - 1}"}
+        buffer = bytearray()
+
+        async def flush() -> None:
+            nonlocal offset
+            if not buffer:
+                return
+            data = bytes(buffer)
+            buffer.clear()
+            await trio.to_thread.run_sync(os.pwrite, fd, data, offset)
+            offset += len(data)
+            state.completed[index] += len(data)
+            transfer.completed += len(data)
+            await saver.wrote(len(data))
+
+        async with self.repo.stream("GET", self.repo.blob_url(self.digest), headers) as resp:
+            whole = resp.status_code == 200 and offset == 0 and end == self.total
+            if resp.status_code != 206 and not whole:
+                raise RegistryError(f"unexpected status code {resp.status_code}")
+            try:
+                async for chunk in resp.aiter_bytes():
+                    buffer += chunk[: end - offset - len(buffer)]
+                    if len(buffer) >= WRITE_SIZE:
+                        await flush()
+                    if offset + len(buffer) >= end:
+                        break
+            except Exception:
+                # Keep what arrived before the cut: the retry (or the next pull) starts there.
+                with trio.CancelScope(shield=True):
+                    await flush()
+                raise
+            await flush()
+        if offset < end:
+            raise TransportError(f"the registry ended part {index} early")
+
+
+@attrs.define
+class _Saver:
+    """Saves the parts' progress every few megabytes: data fsynced first, then the record."""
+
+    download: BlobDownload
+    fd: int
+    state: PartialState
+    unsaved: int = 0
+    lock: trio.Lock = attrs.field(factory=trio.Lock)
+
+    async def wrote(self, n: int) -> None:
+        self.unsaved += n
+        if self.unsaved >= SAVE_EVERY and not self.lock.locked():
+            await self.save()
+
+    async def save(self) -> None:
+        async with self.lock:
+            self.unsaved = 0
+            record = self.state.to_bytes()  # taken now: a lower bound of what is written
+            layout = self.download.store.layout
+            target = self.download.progress_file
+
+            def write() -> None:
+                os.fsync(self.fd)
+                layout.write_bytes(target, record)
+
+            await trio.to_thread.run_sync(write)
