@@ -113,7 +113,8 @@ def running_registry(folder: Path) -> Iterator[Registry]:
 
 class CuttingProxy:
     """A TCP proxy on loopback that counts the bytes it passes back to clients and, when armed,
-    cuts every connection once that count reaches `cut_at` (then lets new ones through)."""
+    cuts every connection once that count reaches `cut_at` (then lets new ones through), or
+    holds every answer still from `stall_at` on until `release()`."""
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream = ("127.0.0.1", upstream_port)
@@ -122,6 +123,9 @@ class CuttingProxy:
         self.host = f"127.0.0.1:{self.port}"
         self.downstream_bytes = 0
         self.cut_at: int | None = None
+        self.stall_at: int | None = None
+        self.flowing = threading.Event()
+        self.flowing.set()
         self.cuts = 0
         self.lock = threading.Lock()
         self.sockets: set[socket.socket] = set()
@@ -129,10 +133,16 @@ class CuttingProxy:
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
 
-    def arm(self, cut_at: int) -> None:
+    def arm(self, cut_at: int | None = None, stall_at: int | None = None) -> None:
+        """Count from zero; cut (or stall) once the count reaches the mark."""
         with self.lock:
             self.downstream_bytes = 0
             self.cut_at = cut_at
+            self.stall_at = stall_at
+
+    def release(self) -> None:
+        self.stall_at = None
+        self.flowing.set()
 
     def _accept(self) -> None:
         while not self.closing:
@@ -149,8 +159,12 @@ class CuttingProxy:
     def _pipe(self, source: socket.socket, target: socket.socket, downstream: bool) -> None:
         try:
             while data := source.recv(65536):
+                if downstream:
+                    self.flowing.wait()
+                # Counted before it is sent: bytes half-sent when a cut lands are counted too.
+                cut = downstream and self._count(len(data))
                 target.sendall(data)
-                if downstream and self._count(len(data)):
+                if cut:
                     self._cut_all()
                     return
         except OSError:
@@ -162,6 +176,8 @@ class CuttingProxy:
     def _count(self, n: int) -> bool:
         with self.lock:
             self.downstream_bytes += n
+            if self.stall_at is not None and self.downstream_bytes >= self.stall_at:
+                self.flowing.clear()
             if self.cut_at is not None and self.downstream_bytes >= self.cut_at:
                 self.cut_at = None
                 self.cuts += 1
@@ -178,6 +194,7 @@ class CuttingProxy:
 
     def close(self) -> None:
         self.closing = True
+        self.flowing.set()
         self.listener.close()
         self._cut_all()
 
