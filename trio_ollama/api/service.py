@@ -678,14 +678,17 @@ class Service:
         answer is not streamed)."""
         name = await self._registry_name(req)
         send, receive = trio.open_memory_channel[dict[str, Any]](16)
-        failure: list[RegistryError] = []
+        failure: list[str] = []
 
         async def run() -> None:
             async with send:
                 try:
                     await work(name, send)
                 except RegistryError as exc:
-                    failure.append(exc)
+                    failure.append(exc.message)
+                except OSError as exc:  # the store's disk: full, read-only, ...
+                    log.warning("a pull or push failed on the store", exc_info=True)
+                    failure.append(str(exc))
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(run)
@@ -693,7 +696,7 @@ class Service:
                 async for status in receive:
                     yield status
         if failure:
-            raise APIError(500, failure[0].message)
+            raise APIError(500, failure[0])
 
     def version(self) -> dict[str, str]:
         return {"version": __version__}

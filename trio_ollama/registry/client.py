@@ -35,6 +35,7 @@ USER_AGENT = f"trio-ollama/{__version__}"
 # Connecting is quick or hopeless; a read that stalls this long is a dead connection (Ollama
 # calls a part that sends nothing for 30 s stalled and retries it).
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+MAX_MANIFEST = 4 << 20
 
 # A body to send again after an auth challenge: bytes, or a factory of a fresh stream.
 Body = bytes | Callable[[], AsyncIterable[bytes]] | None
@@ -226,10 +227,16 @@ class Repository:
     # ----- the protocol
 
     async def manifest(self, tag: str) -> bytes:
-        response = await self.request(
-            "GET", self.url("manifests", tag), {"Accept": MANIFEST_ACCEPT}
-        )
-        return response.content
+        """The manifest's bytes as sent (they are what its digest is of), within a bound: a
+        registry cannot make the server hold an endless answer in memory."""
+        data = bytearray()
+        url = self.url("manifests", tag)
+        async with self.stream("GET", url, {"Accept": MANIFEST_ACCEPT}) as response:
+            async for chunk in response.aiter_bytes():
+                data += chunk
+                if len(data) > MAX_MANIFEST:
+                    raise RegistryError(f"manifest is larger than {MAX_MANIFEST} bytes")
+        return bytes(data)
 
     async def put_manifest(self, tag: str, raw: bytes, media_type: str) -> None:
         await self.request("PUT", self.url("manifests", tag), {"Content-Type": media_type}, raw)

@@ -16,6 +16,9 @@ from trio_ollama.store import Store, StoreError
 from trio_ollama.store.layout import InvalidDigestError, normalize_digest
 from trio_ollama.store.manifest import Layer, Manifest, ManifestError
 
+# A layer's size sizes a file before its first byte comes: no registry gets to ask for more.
+MAX_BLOB_SIZE = 1 << 42
+
 
 @attrs.frozen
 class TransferOptions:
@@ -34,9 +37,13 @@ def manifest_layers(raw: bytes) -> list[Layer]:
         layers = [*manifest.layers]
         if manifest.config.digest:
             layers.append(manifest.config)
-        return [attrs.evolve(layer, digest=normalize_digest(layer.digest)) for layer in layers]
+        checked = [attrs.evolve(x, digest=normalize_digest(x.digest)) for x in layers]
     except (ManifestError, InvalidDigestError) as exc:
         raise RegistryError(f"pull model manifest: {exc}") from None
+    for layer in checked:
+        if not 0 <= layer.size <= MAX_BLOB_SIZE:
+            raise RegistryError(f"pull model manifest: layer {layer.digest} has size {layer.size}")
+    return checked
 
 
 async def pull_model(
