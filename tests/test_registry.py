@@ -298,6 +298,49 @@ def test_two_pulls_at_once_fetch_each_blob_once(
         delete(url, name)
 
 
+@pytest.mark.slow
+def test_two_servers_on_one_store_fetch_each_blob_once(
+    registry: Registry, tmp_path: Path, pushed_default: dict[str, Any]
+) -> None:
+    """Server A's download is held still half-way; server B, on the same store, pulls the same
+    blob meanwhile (under another name, through its own counting proxy): B waits for A's lock,
+    then finds the blob published, and fetches none of it."""
+    models = tmp_path / "models"
+    proxies = [CuttingProxy(registry.port) for _ in range(2)]
+    servers = [ServerProcess(models, SERVER_ENV) for _ in range(2)]
+    size = pushed_default["size"]
+    results: dict[int, list[dict[str, Any]]] = {}
+
+    def pull(i: int) -> None:
+        name = f"{proxies[i].host}/test/smollm2:135m"
+        results[i] = stream(servers[i].url, "/api/pull", {"model": name, "insecure": True})
+
+    try:
+        proxies[0].arm(stall_at=size // 2)
+        proxies[1].arm()
+        threads = [threading.Thread(target=pull, args=(i,)) for i in range(2)]
+        threads[0].start()
+        deadline = time.monotonic() + 60
+        while proxies[0].flowing.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        threads[1].start()
+        time.sleep(2.0)
+        assert threads[1].is_alive(), "B waits for A"
+        proxies[0].release()
+        for thread in threads:
+            thread.join(120)
+        assert [results[i][-1] for i in range(2)] == [{"status": "success"}] * 2
+        assert size < proxies[0].downstream_bytes < size * 1.1
+        assert proxies[1].downstream_bytes < 1 << 20, "B fetched none of the model"
+        assert partial_files(models) == []
+    finally:
+        proxies[0].release()
+        for server in servers:
+            server.stop()
+        for proxy in proxies:
+            proxy.close()
+
+
 # ----- faults
 
 

@@ -140,11 +140,11 @@ class BlobDownload:
 
     async def run(self, send: Send, claims: contextlib.ExitStack) -> Transfer | None:
         """Bring the blob in: None if it is in the store (here already, or fetched by another
-        pull), else this pull's claim on a complete partial file, for `verify` to publish."""
+        pull), else this pull's claim on a complete partial file, for `verify` to publish.
+        The claim, and the lock on the partial file, last as long as `claims`."""
         while True:
             if await trio.to_thread.run_sync(self.store.has_blob, self.digest):
-                size = self.store.blob_path(self.digest).stat().st_size
-                await send.send(Transfer(self.digest, size, size).status("pulling"))
+                await self._here(send)
                 return None
             other = self.downloads.active.get(self.digest)
             if other is None:
@@ -154,16 +154,25 @@ class BlobDownload:
                 raise other.failure
             # Cancelled (its client left): if the blob is not in, this pull takes over.
         transfer = claims.enter_context(self.downloads.claim(self.digest, self.total))
+        fd = await self._lock_partial()
+        if fd is None:
+            await self._here(send)
+            return None
+        claims.callback(os.close, fd)
         async with trio.open_nursery() as nursery:
             progress = Transfer(self.digest, self.total)
             nursery.start_soon(report_until_done, progress, "pulling", send)
             try:
-                await self._fetch(transfer)
+                await self._fetch(fd, transfer)
             finally:
                 progress.completed = transfer.completed
                 progress.done.set()
         await send.send(transfer.status("pulling"))
         return transfer
+
+    async def _here(self, send: Send) -> None:
+        size = (await trio.to_thread.run_sync(self.store.blob_path(self.digest).stat)).st_size
+        await send.send(Transfer(self.digest, size, size).status("pulling"))
 
     async def verify(self) -> None:
         """Hash the finished file; publish it as the blob, or discard it on a mismatch."""
@@ -178,37 +187,61 @@ class BlobDownload:
         self.partial.unlink(missing_ok=True)
         self.progress_file.unlink(missing_ok=True)
 
+    # ----- the partial file
+
+    async def _lock_partial(self) -> int | None:
+        """The partial file, open and locked against other processes sharing the store (held
+        until the blob is published or the pull ends); None if the blob arrived meanwhile."""
+        while True:
+            fd = await trio.to_thread.run_sync(self._open)
+            try:
+                # Cancellable: an abandoned thread's lock goes when its file is closed.
+                await trio.to_thread.run_sync(
+                    fcntl.flock, fd, fcntl.LOCK_EX, abandon_on_cancel=True
+                )
+                current = await trio.to_thread.run_sync(self._is_the_partial, fd)
+            except BaseException:
+                os.close(fd)
+                raise
+            if current:
+                return fd
+            # The holder published the file (or discarded it) while this one waited.
+            os.close(fd)
+            if await trio.to_thread.run_sync(self.store.has_blob, self.digest):
+                return None
+
+    def _is_the_partial(self, fd: int) -> bool:
+        try:
+            path = os.stat(self.partial)
+        except FileNotFoundError:
+            return False
+        mine = os.fstat(fd)
+        return (path.st_dev, path.st_ino) == (mine.st_dev, mine.st_ino)
+
     # ----- the parts
 
-    async def _fetch(self, transfer: Transfer) -> None:
-        fd = await trio.to_thread.run_sync(self._open)
+    async def _fetch(self, fd: int, transfer: Transfer) -> None:
+        size = part_size(self.total, self.smallest_part)
+        state = await trio.to_thread.run_sync(self._load, fd, size)
+        transfer.completed = state.written
+        if state.written:
+            log.info(
+                "resuming a download",
+                extra={"digest": self.digest, "have": state.written, "total": self.total},
+            )
+        saver = _Saver(self, fd, state)
+        limit = trio.CapacityLimiter(self.streams)
         try:
-            # Another process sharing the store may be fetching the same blob: wait for it
-            # (in a worker thread, cancellable: the thread's flock ends when the file closes).
-            await trio.to_thread.run_sync(fcntl.flock, fd, fcntl.LOCK_EX, abandon_on_cancel=True)
-            size = part_size(self.total, self.smallest_part)
-            state = await trio.to_thread.run_sync(self._load, fd, size)
-            transfer.completed = state.written
-            if state.written:
-                log.info(
-                    "resuming a download",
-                    extra={"digest": self.digest, "have": state.written, "total": self.total},
-                )
-            saver = _Saver(self, fd, state)
-            limit = trio.CapacityLimiter(self.streams)
-            try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(saver.every_while)
-                    async with trio.open_nursery() as parts:
-                        for index in range(len(state.completed)):
-                            parts.start_soon(self._part, index, state, fd, transfer, limit)
-                    nursery.cancel_scope.cancel()
-            finally:
-                # However it ended (done, failed, cancelled), the next try starts from here.
-                with trio.CancelScope(shield=True):
-                    await saver.save()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(saver.every_while)
+                async with trio.open_nursery() as parts:
+                    for index in range(len(state.completed)):
+                        parts.start_soon(self._part, index, state, fd, transfer, limit)
+                nursery.cancel_scope.cancel()
         finally:
-            os.close(fd)
+            # However it ended (done, failed, cancelled), the next try starts from here.
+            with trio.CancelScope(shield=True):
+                await saver.save()
 
     def _open(self) -> int:
         self.partial.parent.mkdir(parents=True, exist_ok=True)
