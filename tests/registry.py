@@ -112,7 +112,7 @@ def running_registry(folder: Path) -> Iterator[Registry]:
 
 
 class CuttingProxy:
-    """A TCP proxy on loopback that counts the bytes it passes back to clients and, when armed,
+    """A TCP proxy on loopback that counts the bytes it passes each way and, when armed,
     cuts every connection once that count reaches `cut_at` (then lets new ones through), or
     holds every answer still from `stall_at` on until `release()`."""
 
@@ -122,6 +122,7 @@ class CuttingProxy:
         self.port = self.listener.getsockname()[1]
         self.host = f"127.0.0.1:{self.port}"
         self.downstream_bytes = 0
+        self.upstream_bytes = 0
         self.cut_at: int | None = None
         self.stall_at: int | None = None
         self.flowing = threading.Event()
@@ -136,7 +137,7 @@ class CuttingProxy:
     def arm(self, cut_at: int | None = None, stall_at: int | None = None) -> None:
         """Count from zero; cut (or stall) once the count reaches the mark."""
         with self.lock:
-            self.downstream_bytes = 0
+            self.downstream_bytes = self.upstream_bytes = 0
             self.cut_at = cut_at
             self.stall_at = stall_at
 
@@ -163,6 +164,9 @@ class CuttingProxy:
                     self.flowing.wait()
                 # Counted before it is sent: bytes half-sent when a cut lands are counted too.
                 cut = downstream and self._count(len(data))
+                if not downstream:
+                    with self.lock:
+                        self.upstream_bytes += len(data)
                 target.sendall(data)
                 if cut:
                     self._cut_all()

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import httpx
 import ollama
 import pytest
@@ -339,6 +340,69 @@ def test_two_servers_on_one_store_fetch_each_blob_once(
             server.stop()
         for proxy in proxies:
             proxy.close()
+
+
+def test_a_blob_from_another_repository_is_mounted_not_sent(
+    url: str, registry: Registry, models: Path, tmp_path: Path
+) -> None:
+    """A layer whose `from` names another repository of the same registry is mounted there
+    (cross-repository blob mount): the registry answers 201 and no byte of it is sent."""
+    proxy = CuttingProxy(registry.port)  # counts what is sent to the registry
+    source = f"{proxy.host}/test/source:v1"
+    target = f"{proxy.host}/test/target:v1"
+    store = Store(models)
+    gguf = write_tiny_gguf(tmp_path / "two-mb.gguf", embd=512)  # 2 MiB of weights
+    store.create(source, CreateRequest(files={"m.gguf": store.import_file(gguf)}))
+    try:
+        assert stream(url, "/api/push", {"model": source, "insecure": True})[-1] == {
+            "status": "success"
+        }
+        manifest, _, _ = store.read_manifest(store.resolve(source))
+        model = manifest.layers[0]
+        from_source = attrs.evolve(model, from_=source)
+        mounted = attrs.evolve(manifest, layers=(from_source, *manifest.layers[1:]))
+        store.write_manifest(store.name_for_write(target), mounted)
+        proxy.arm()
+        lines = stream(url, "/api/push", {"model": target, "insecure": True})
+        assert lines[-1] == {"status": "success"}
+        assert [x.get("completed") for x in lines if x.get("digest") == model.digest][-1] == (
+            model.size
+        )
+        assert model.size > 2 << 20 and proxy.upstream_bytes < 64 << 10
+        mounted_there = httpx.head(f"{registry.url}/v2/test/target/blobs/{model.digest}")
+        assert mounted_there.status_code == 200
+    finally:
+        proxy.close()
+        delete(url, target)
+        delete(url, source)
+
+
+@pytest.mark.slow
+def test_a_pull_that_replaces_a_model_removes_its_unused_layers(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """With pruning on (no OLLAMA_NOPRUNE), a pull over an older version of the same name says
+    `removing unused layers` and removes the blobs only the older version used."""
+    models = tmp_path / "models"
+    store = Store(models)
+    name = f"{registry.host}/test/versions:latest"
+    one = store.import_file(write_tiny_gguf(tmp_path / "1.gguf", extra={"general.name": "one"}))
+    store.create(name, CreateRequest(files={"m.gguf": one}))
+    manifest_one = store.read_manifest(store.resolve(name))[1]
+    two = store.import_file(write_tiny_gguf(tmp_path / "2.gguf", extra={"general.name": "two"}))
+    store.create(name, CreateRequest(files={"m.gguf": two}), prune=False)
+    server = ServerProcess(models, {"OLLAMA_NOPRUNE": ""})
+    try:
+        pushed = stream(server.url, "/api/push", {"model": name, "insecure": True})
+        assert pushed[-1] == {"status": "success"}
+        store.write_manifest(store.resolve(name), manifest_one)  # version one here again
+        lines = stream(server.url, "/api/pull", {"model": name, "insecure": True})
+        assert statuses(lines)[-3:] == ["writing manifest", "removing unused layers", "success"]
+        assert not store.has_blob(one) and store.has_blob(two)
+        again = stream(server.url, "/api/pull", {"model": name, "insecure": True})
+        assert "removing unused layers" not in statuses(again)
+    finally:
+        server.stop()
 
 
 # ----- faults
