@@ -214,9 +214,10 @@ class AuthProxy:
 
     TOKEN = "token-for-trio-ollama"
 
-    def __init__(self, upstream: str, scheme: str) -> None:
+    def __init__(self, upstream: str, scheme: str, realm_host: str = "") -> None:
         self.upstream = upstream
         self.scheme = scheme
+        self.realm_host = realm_host  # a token service elsewhere, else this proxy
         self.seen_auth: list[str] = []
         self.token_requests: list[str] = []
         proxy = self
@@ -241,7 +242,7 @@ class AuthProxy:
                     return self._send(200, payload, {"Content-Type": "application/json"})
                 wanted = good_basic if proxy.scheme == "basic" else f"Bearer {proxy.TOKEN}"
                 if auth != wanted:
-                    host = self.headers.get("Host", "")
+                    host = proxy.realm_host or self.headers.get("Host", "")
                     challenge = (
                         'Basic realm="registry"' if proxy.scheme == "basic" else
                         f'Bearer realm="http://{host}/token",service="registry",'

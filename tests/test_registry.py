@@ -521,6 +521,26 @@ def test_auth_challenges_are_answered_with_netrc_credentials(
         proxy.close()
 
 
+def test_a_token_service_elsewhere_never_gets_the_registrys_credentials(
+    url: str, registry: Registry, netrc: Path, tiny: str
+) -> None:
+    tokens = AuthProxy(registry.url, "bearer")  # only its /token is used
+    proxy = AuthProxy(registry.url, "bearer", realm_host=tokens.host)
+    name = f"{proxy.host}/test/elsewhere:v1"
+    try:
+        copy(url, tiny, name)
+        netrc.write_text("machine 127.0.0.1 login user password secret\n")
+        lines = stream(url, "/api/push", {"model": name, "insecure": True})
+        # Over plain http, to another host: asked with no credentials, and refused.
+        assert lines[-1]["error"].startswith("401: ")
+        assert tokens.token_requests and tokens.seen_auth == [""] * len(tokens.seen_auth)
+    finally:
+        netrc.write_text("")
+        delete(url, name)
+        proxy.close()
+        tokens.close()
+
+
 # ----- clients
 
 

@@ -4,8 +4,8 @@ blobs and uploads, with Ollama's error texts and the registry's auth challenges 
 Auth: a 401 carries `WWW-Authenticate`. `Basic` is answered with the credentials `~/.netrc`
 (or `$NETRC`) holds for the registry's host; `Bearer realm=...,service=...,scope=...` by asking
 the realm for a token (with those credentials, if any) and retrying once, as Ollama's
-`makeRequestWithRetry` does. A realm on another host is refused: credentials never leave the
-registry they were written for.
+`makeRequestWithRetry` does. A realm on another host (a separate token service) gets only
+the credentials written for its own host, and only over https.
 """
 
 from __future__ import annotations
@@ -197,18 +197,21 @@ class Repository:
         if challenge.scheme != "bearer" or not challenge.params.get("realm"):
             raise UnauthorizedError()
         realm = httpx.URL(challenge.params["realm"])
-        if realm.netloc.decode() != urlsplit(url).netloc:
-            raise RegistryError(
-                f"realm host {realm.netloc.decode()!r} does not match original host "
-                f"{urlsplit(url).netloc!r}"
-            )
+        realm_host = realm.netloc.decode()
+        credentials = self.credentials
+        if realm_host != urlsplit(url).netloc:
+            # A token service of its own (Docker Hub's, GitLab's): it gets the credentials
+            # written for its host, and only over https, never the registry's.
+            credentials = None
+            if realm.scheme == "https":
+                credentials = await trio.to_thread.run_sync(read_netrc, realm_host)
         params: list[tuple[str, str | int | float | bool | None]] = [
             ("service", challenge.params.get("service", ""))
         ]
         params += [("scope", s) for s in challenge.params.get("scope", "").split(" ") if s]
         headers = {"User-Agent": USER_AGENT}
-        if self.credentials is not None:
-            headers["Authorization"] = basic(self.credentials)
+        if credentials is not None:
+            headers["Authorization"] = basic(credentials)
         try:
             response = await self.http.get(realm.copy_merge_params(params), headers=headers)
         except httpx.HTTPError as exc:

@@ -269,10 +269,12 @@ class BlobDownload:
         tries = 0
         async with limit:
             while start + state.completed[index] < end:
+                before = state.completed[index]
                 try:
                     await self._stream_part(index, state, fd, transfer)
                 except TransportError as exc:
-                    tries += 1
+                    # Tries count cuts in a row: a flaky link that makes progress goes on.
+                    tries = 1 if state.completed[index] > before else tries + 1
                     if tries >= MAX_RETRIES:
                         raise RegistryError(f"max retries exceeded: {exc.message}") from exc
                     log.info("part %d of %s failed, retrying: %s", index, self.digest[7:19], exc)
@@ -301,6 +303,9 @@ class BlobDownload:
             whole = resp.status_code == 200 and offset == 0 and end == self.total
             if resp.status_code != 206 and not whole:
                 raise RegistryError(f"unexpected status code {resp.status_code}")
+            sent = resp.headers.get("Content-Range", "")
+            if resp.status_code == 206 and not sent.startswith(f"bytes {offset}-"):
+                raise RegistryError(f"asked for bytes {offset}-{end - 1}, got {sent!r}")
             try:
                 async for chunk in resp.aiter_bytes():
                     buffer += chunk[: end - offset - len(buffer)]
