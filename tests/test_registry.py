@@ -186,7 +186,9 @@ def test_push_then_pull_gives_back_the_same_model(
     layer_lines_are_well_formed(pull, "pulling")
     model_lines = [x for x in pull if x.get("digest") == pushed_default["blob"]]
     assert model_lines[-1]["completed"] == model_lines[-1]["total"] == pushed_default["size"]
-    assert len(model_lines) > 2, "progress is reported while the blob arrives"
+    between = [x["completed"] for x in model_lines if 0 < x.get("completed", 0) < x["total"]]
+    assert between, "progress is reported while the blob arrives"
+    assert between == sorted(between)
 
     assert tags(url)[name] == pushed_default["manifest"]
     assert digest_file(Store(models).blob_path(pushed_default["blob"])) == digest_file(default_gguf)
@@ -270,6 +272,39 @@ def test_a_pull_killed_with_the_server_resumes_after_a_restart(
         assert partial_files(models) == []
     finally:
         proxy.close()
+
+
+@pytest.mark.slow
+def test_a_pull_whose_client_leaves_resumes_at_the_next_pull(
+    url: str, registry: Registry, models: Path, pushed_default: dict[str, Any]
+) -> None:
+    forget(url, models, pushed_default)
+    proxy = CuttingProxy(registry.port)
+    name = f"{proxy.host}/test/smollm2:135m"
+    size = pushed_default["size"]
+    body = {"model": name, "insecure": True}
+    try:
+        proxy.arm(stall_at=size // 2)
+        with httpx.stream("POST", url + "/api/pull", json=body, timeout=60) as response:
+            lines = response.iter_lines()  # kept: a dropped iterator closes the connection
+            assert json.loads(next(lines)) == {"status": "pulling manifest"}
+            deadline = time.monotonic() + 60
+            while proxy.flowing.is_set() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not proxy.flowing.is_set(), "the pull reached half-way"
+            time.sleep(1.5)  # the progress is saved every second
+        sent_before = proxy.downstream_bytes  # the client hung up: the server stops the pull
+        assert sent_before >= size // 2
+        proxy.release()
+        proxy.arm()
+        again = stream(url, "/api/pull", body)
+        assert again[-1] == {"status": "success"}
+        assert proxy.downstream_bytes < size - sent_before + 16 * (1 << 20)
+        assert tags(url)[name] == pushed_default["manifest"]
+        assert partial_files(models) == []
+    finally:
+        proxy.close()
+        delete(url, name)
 
 
 @pytest.mark.slow

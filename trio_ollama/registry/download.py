@@ -160,13 +160,10 @@ class BlobDownload:
             return None
         claims.callback(os.close, fd)
         async with trio.open_nursery() as nursery:
-            progress = Transfer(self.digest, self.total)
-            nursery.start_soon(report_until_done, progress, "pulling", send)
-            try:
-                await self._fetch(fd, transfer)
-            finally:
-                progress.completed = transfer.completed
-                progress.done.set()
+            # The claim is done only once the blob is published: the ticker is cancelled.
+            nursery.start_soon(report_until_done, transfer, "pulling", send)
+            await self._fetch(fd, transfer)
+            nursery.cancel_scope.cancel()
         await send.send(transfer.status("pulling"))
         return transfer
 
