@@ -582,22 +582,22 @@ def test_a_token_service_elsewhere_never_gets_the_registrys_credentials(
 def test_the_ollama_client_parses_every_status(url: str, registry: Registry, tiny: str) -> None:
     name = f"{registry.host}/test/client:v1"
     copy(url, tiny, name)
-    client = ollama.Client(host=url)
-    pushed = list(client.push(name, insecure=True, stream=True))
-    assert next(p.status for p in pushed) == "retrieving manifest"
-    assert pushed[-1].status == "success"
-    layers = [p for p in pushed if p.digest]
-    assert layers and all(p.status == f"pushing {p.digest[7:19]}" and p.total for p in layers)
-    client.delete(name)
-    pulled = list(client.pull(name, insecure=True, stream=True))
-    assert pulled[0].status == "pulling manifest" and pulled[-1].status == "success"
-    layers = [p for p in pulled if p.digest]
-    assert layers and all(p.status == f"pulling {p.digest[7:19]}" for p in layers)
-    assert layers[-1].completed == layers[-1].total
-    assert client.pull(name, insecure=True).status == "success"  # stream=False: one object
-    with pytest.raises(ollama.ResponseError, match="file does not exist"):
-        list(client.pull(f"{registry.host}/test/absent", insecure=True, stream=True))
-    client.delete(name)
+    with ollama.Client(host=url) as client:  # closed: an idle connection delays shutdown
+        pushed = list(client.push(name, insecure=True, stream=True))
+        assert next(p.status for p in pushed) == "retrieving manifest"
+        assert pushed[-1].status == "success"
+        layers = [p for p in pushed if p.digest]
+        assert layers and all(p.status == f"pushing {p.digest[7:19]}" and p.total for p in layers)
+        client.delete(name)
+        pulled = list(client.pull(name, insecure=True, stream=True))
+        assert pulled[0].status == "pulling manifest" and pulled[-1].status == "success"
+        layers = [p for p in pulled if p.digest]
+        assert layers and all(p.status == f"pulling {p.digest[7:19]}" for p in layers)
+        assert layers[-1].completed == layers[-1].total
+        assert client.pull(name, insecure=True).status == "success"  # stream=False: one object
+        with pytest.raises(ollama.ResponseError, match="file does not exist"):
+            list(client.pull(f"{registry.host}/test/absent", insecure=True, stream=True))
+        client.delete(name)
 
 
 def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
