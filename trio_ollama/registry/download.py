@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,6 +115,23 @@ class Downloads:
 
 
 @attrs.define
+class _Prefix:
+    """The sha256 of the file's first `upto` bytes, fed as they are written (the part at the
+    front streams in order), so that the check at the end reads only the rest."""
+
+    h: hashlib._Hash = attrs.field(factory=hashlib.sha256)
+    upto: int = 0
+    lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+    def wrote(self, data: bytes, offset: int) -> None:
+        """Called from the writing thread, after the bytes are in the file."""
+        with self.lock:
+            if offset == self.upto:
+                self.h.update(data)
+                self.upto += len(data)
+
+
+@attrs.define
 class BlobDownload:
     """One blob of one pull, from the registry into the store."""
 
@@ -123,6 +142,7 @@ class BlobDownload:
     total: int
     streams: int
     smallest_part: int
+    prefix: _Prefix = attrs.field(factory=_Prefix)
 
     @property
     def hex(self) -> str:
@@ -174,7 +194,8 @@ class BlobDownload:
     async def verify(self) -> None:
         """Hash the finished file; publish it as the blob, or discard it on a mismatch."""
         try:
-            await trio.to_thread.run_sync(self.store.adopt_blob, self.partial, self.digest)
+            prefix = (self.prefix.h, self.prefix.upto)
+            await trio.to_thread.run_sync(self.store.adopt_blob, self.partial, self.digest, prefix)
         except DigestMismatchError as exc:
             await trio.to_thread.run_sync(self._discard)
             raise digest_mismatch(exc) from None
@@ -240,6 +261,14 @@ class BlobDownload:
             with trio.CancelScope(shield=True):
                 await saver.save()
 
+    def _write(self, fd: int, data: bytes, offset: int) -> None:
+        view = memoryview(data)
+        at = offset
+        while view:
+            written = os.pwrite(fd, view, at)
+            view, at = view[written:], at + written
+        self.prefix.wrote(data, offset)
+
     def _open(self) -> int:
         self.partial.parent.mkdir(parents=True, exist_ok=True)
         return os.open(self.partial, os.O_RDWR | os.O_CREAT, 0o644)
@@ -291,7 +320,7 @@ class BlobDownload:
                 return
             data = bytes(buffer)
             buffer.clear()
-            await trio.to_thread.run_sync(os.pwrite, fd, data, offset)
+            await trio.to_thread.run_sync(self._write, fd, data, offset)
             offset += len(data)
             state.completed[index] += len(data)
             transfer.completed += len(data)

@@ -186,16 +186,24 @@ class Store:
             publish(fd, tmp, target)
         return True
 
-    def adopt_blob(self, path: Path, expected: str) -> bool:
+    def adopt_blob(
+        self, path: Path, expected: str, prefix: tuple[hashlib._Hash, int] | None = None
+    ) -> bool:
         """Publish a finished file of the blobs folder (a download) as blob `expected`, only if
         its content hashes to it: a mismatch raises `DigestMismatchError` and leaves the file
-        where it is for the caller to discard. Returns True if created."""
+        where it is for the caller to discard. Returns True if created. `prefix` is a hash of
+        the file's first bytes taken as they were written, and how many: the rest is read."""
         expected = normalize_digest(expected)
         target = self.blob_path(expected)
         if target.is_file():
             path.unlink(missing_ok=True)
             return False
-        actual = digest_file(path)
+        h, start = prefix if prefix is not None else (hashlib.sha256(), 0)
+        with path.open("rb") as f:
+            f.seek(start)
+            while chunk := f.read(CHUNK):
+                h.update(chunk)
+        actual = "sha256:" + h.hexdigest()
         if actual != expected:
             raise DigestMismatchError(expected, actual)
         fd = os.open(path, os.O_RDONLY)
