@@ -662,12 +662,20 @@ class Service:
             smallest_part=self.settings.transfer_part_size,
             prune=not self.settings.noprune,
         )
-        work = functools.partial(pull_model, self.store, self.downloads)
-        return self._transfer(req, lambda name, send: work(name, req.insecure, options, send))
+        store, downloads = self.store, self.downloads
+
+        async def work(name: ModelName, send: Progress) -> None:
+            await pull_model(store, downloads, name, req.insecure, options, send)
+
+        return self._transfer(req, work)
 
     def push(self, req: PushRequest) -> AbstractAsyncContextManager[Chunks]:
         store = self.store
-        return self._transfer(req, lambda name, send: push_model(store, name, req.insecure, send))
+
+        async def work(name: ModelName, send: Progress) -> None:
+            await push_model(store, name, req.insecure, send)
+
+        return self._transfer(req, work)
 
     @trio.as_safe_channel
     async def _transfer(
