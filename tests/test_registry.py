@@ -311,27 +311,46 @@ def test_a_pull_whose_client_leaves_resumes_at_the_next_pull(
 def test_two_pulls_at_once_fetch_each_blob_once(
     url: str, registry: Registry, models: Path, pushed_default: dict[str, Any]
 ) -> None:
+    """Pull A is held still half-way; pull B of the same blob (under another name, through its
+    own counting proxy) waits for A's download, shows its progress, and fetches none of it."""
     forget(url, models, pushed_default)
-    proxy = CuttingProxy(registry.port)
-    name = f"{proxy.host}/test/smollm2:135m"
+    proxies = [CuttingProxy(registry.port) for _ in range(2)]
+    names = [f"{p.host}/test/smollm2:135m" for p in proxies]
+    size = pushed_default["size"]
+    results: dict[int, list[dict[str, Any]]] = {}
+
+    def pull(i: int) -> None:
+        results[i] = stream(url, "/api/pull", {"model": names[i], "insecure": True})
+
     try:
-        proxy.arm()
-        results: list[list[dict[str, Any]]] = []
-        body = {"model": name, "insecure": True}
-        threads = [
-            threading.Thread(target=lambda: results.append(stream(url, "/api/pull", body)))
-            for _ in range(2)
-        ]
-        for thread in threads:
-            thread.start()
+        proxies[0].arm(stall_at=size // 2)
+        proxies[1].arm()
+        threads = [threading.Thread(target=pull, args=(i,)) for i in range(2)]
+        threads[0].start()
+        deadline = time.monotonic() + 60
+        while proxies[0].flowing.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not proxies[0].flowing.is_set(), "pull A reached half-way"
+        threads[1].start()
+        time.sleep(1.0)
+        assert threads[1].is_alive(), "B waits for A"
+        proxies[0].release()
         for thread in threads:
             thread.join(120)
-        assert [r[-1] for r in results] == [{"status": "success"}] * 2
-        size = pushed_default["size"]
-        assert size < proxy.downstream_bytes < size * 1.1
+        assert [results[i][-1] for i in range(2)] == [{"status": "success"}] * 2
+        assert size < proxies[0].downstream_bytes < size * 1.1
+        assert proxies[1].downstream_bytes < 1 << 20, "B fetched none of the model"
+        shown = [
+            x.get("completed", 0) for x in results[1] if x.get("digest") == pushed_default["blob"]
+        ]
+        assert any(size // 4 < c < size for c in shown), "B showed A's progress"
     finally:
-        proxy.close()
-        delete(url, name)
+        proxies[0].release()
+        for proxy in proxies:
+            proxy.close()
+        for name in names:
+            if name in tags(url):
+                delete(url, name)
 
 
 @pytest.mark.slow
