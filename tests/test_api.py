@@ -22,7 +22,7 @@ import openai
 import pytest
 
 from tests.procs import alive
-from tests.server import running_server
+from tests.server import free_port, running_server
 from trio_ollama.store import Store
 from trio_ollama.store.default_model import ensure_default_model
 
@@ -348,8 +348,10 @@ def test_http_level_errors(url: str) -> None:
     assert cors.headers["access-control-allow-origin"] == "http://localhost:3000"
     no_cors = httpx.get(url + "/api/tags", headers={"Origin": "https://evil.example.com"})
     assert no_cors.status_code == 403 and "access-control-allow-origin" not in no_cors.headers
-    pull = post(url, "/api/pull", {"model": "llama3.2", "stream": False})
-    assert pull.status_code == 502 and "registry" in pull.json()["error"]
+    nowhere = f"127.0.0.1:{free_port()}/library/llama3.2"  # never registry.ollama.ai
+    pull = post(url, "/api/pull", {"model": nowhere, "insecure": True, "stream": False})
+    assert pull.status_code == 500
+    assert pull.json()["error"].startswith("pull model manifest: ")
 
 
 def test_error_after_output_is_a_final_line(url: str) -> None:

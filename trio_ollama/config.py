@@ -33,6 +33,9 @@ DEFAULT_MAX_QUEUE = 512
 DEFAULT_NUM_PARALLEL = 1
 DEFAULT_CONTEXT_LENGTH = 4096
 DEFAULT_MODELS_PER_GPU = 3
+DEFAULT_TRANSFER_STREAMS = 4
+# Ollama's smallest download part: a blob under 1.6 GB is fetched in parts of this size.
+DEFAULT_TRANSFER_PART_SIZE = 100 * 1000 * 1000
 KV_CACHE_TYPES = ("", "f16", "q8_0", "q4_0")
 
 
@@ -224,6 +227,10 @@ class Settings:
     metrics: bool = True
     # From the configuration file (`TRIO_OLLAMA_CONFIG`); Ollama's behaviour without one.
     policies: Policies = attrs.field(factory=Policies)
+    # Pull and push: parallel part transfers per blob, and the smallest part (a test or a slow
+    # link may want smaller parts: TRIO_OLLAMA_TRANSFER_PART_SIZE, in bytes).
+    max_transfer_streams: int = DEFAULT_TRANSFER_STREAMS
+    transfer_part_size: int = DEFAULT_TRANSFER_PART_SIZE
 
     @property
     def effective_num_parallel(self) -> int:
@@ -288,4 +295,20 @@ class Settings:
             nohistory=parse_bool(var("OLLAMA_NOHISTORY")),
             metrics=var("TRIO_OLLAMA_METRICS").strip().lower() not in ("0", "false", "off"),
             policies=policies,
+            max_transfer_streams=max(
+                1,
+                parse_uint(
+                    "OLLAMA_MAX_TRANSFER_STREAMS",
+                    var("OLLAMA_MAX_TRANSFER_STREAMS"),
+                    DEFAULT_TRANSFER_STREAMS,
+                ),
+            ),
+            transfer_part_size=max(
+                1,
+                parse_uint(
+                    "TRIO_OLLAMA_TRANSFER_PART_SIZE",
+                    var("TRIO_OLLAMA_TRANSFER_PART_SIZE"),
+                    DEFAULT_TRANSFER_PART_SIZE,
+                ),
+            ),
         )

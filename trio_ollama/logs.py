@@ -97,3 +97,7 @@ def configure(
     else:
         handler.setFormatter(TextFormatter(text))
     logging.basicConfig(level=level, handlers=[handler])
+    if level > logging.DEBUG:
+        # httpx logs each request at INFO: a pull is dozens of ranged GETs, and an upload's
+        # URLs carry the registry's signed upload state. With OLLAMA_DEBUG they show.
+        logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -7,8 +7,7 @@ import fnmatch
 import ipaddress
 import logging
 import socket
-from collections.abc import AsyncGenerator, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import trio
 from quart import Response, request
@@ -33,7 +32,6 @@ from trio_ollama.api.responses import (
 )
 from trio_ollama.api.service import Service
 from trio_ollama.concurrency import unwrap_single
-from trio_ollama.names import parse_name
 from trio_ollama.store.errors import DigestMismatchError
 from trio_ollama.store.layout import CHUNK, InvalidDigestError, normalize_digest
 
@@ -187,14 +185,12 @@ def create_app(service: Service, drain: Drain | None = None) -> QuartTrio:
     @app.route("/api/pull", methods=["POST", "OPTIONS"])
     async def pull() -> Response:
         req = await parsed(schemas.PullRequest)
-        return await stream_or_collect(registry_unreachable("pulling manifest", req.model),
-                                       req.stream, combine_progress)  # fmt: skip
+        return await stream_or_collect(service.pull(req), req.stream, combine_progress)
 
     @app.route("/api/push", methods=["POST", "OPTIONS"])
     async def push() -> Response:
         req = await parsed(schemas.PushRequest)
-        return await stream_or_collect(registry_unreachable("retrieving manifest", req.model),
-                                       req.stream, combine_progress)  # fmt: skip
+        return await stream_or_collect(service.push(req), req.stream, combine_progress)
 
     @app.route("/api/blobs/<digest>", methods=["HEAD", "POST", "OPTIONS"])
     async def blobs(digest: str) -> Response:
@@ -215,18 +211,6 @@ def create_app(service: Service, drain: Drain | None = None) -> QuartTrio:
         app.asgi_app, drain or Drain(), service.metrics
     )
     return app
-
-
-@trio.as_safe_channel
-async def registry_unreachable(first: str, model: str) -> AsyncGenerator[dict[str, Any], None]:
-    if not parse_name(model).is_valid:
-        raise APIError(400, "invalid model name")
-    yield {"status": first}
-    raise APIError(
-        502,
-        "the model registry is not reachable from trio-ollama yet: pull and push are not "
-        "implemented; import a GGUF with `trio-ollama create` instead",
-    )
 
 
 async def upload_blob(service: Service, digest: str) -> None:

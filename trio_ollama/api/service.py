@@ -13,8 +13,15 @@ import functools
 import logging
 import math
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Sequence,
+)
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 import attrs
@@ -32,6 +39,8 @@ from trio_ollama.api.schemas import (
     EmbeddingsRequest,
     EmbedRequest,
     GenerateRequest,
+    PullRequest,
+    PushRequest,
     ShowRequest,
 )
 from trio_ollama.api.timefmt import FOREVER_SECONDS, local_time, utc_now
@@ -41,6 +50,14 @@ from trio_ollama.gocompat.gojson import quote as go_quote
 from trio_ollama.names import InvalidNameError, ModelName, parse_name
 from trio_ollama.options import LOAD_OPTIONS, PREDICT_OPTIONS, check_option, defaults
 from trio_ollama.prompt import ModelPrompt, PromptError, fit_history
+from trio_ollama.registry import (
+    Downloads,
+    RegistryError,
+    TransferOptions,
+    pull_model,
+    push_model,
+)
+from trio_ollama.registry.client import InsecureProtocolError
 from trio_ollama.runner.client import CompletionStream, RunnerClient, RunnerError
 from trio_ollama.runner.protocol import Completion, Done, Piece, Sampling
 from trio_ollama.scheduler import (
@@ -65,6 +82,8 @@ from trio_ollama.version import __version__
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+Chunks = trio.abc.ReceiveChannel[dict[str, Any]]
+Progress = trio.MemorySendChannel[dict[str, Any]]
 
 
 @contextmanager
@@ -205,6 +224,8 @@ class Service:
     scheduler: Scheduler
     # Off unless the server gives it one (`serve` does, and watches the scheduler with it).
     metrics: Metrics = attrs.field(factory=lambda: Metrics(enabled=False))
+    # The blob downloads in flight, shared by every pull (one download per blob).
+    downloads: Downloads = attrs.field(factory=Downloads)
 
     # ----- helpers
 
@@ -667,6 +688,67 @@ class Service:
             yield {"status": status}
         if failure is not None:
             raise failure
+
+    # ----- registry
+
+    async def _registry_name(self, req: PullRequest) -> ModelName:
+        name = parse_name(req.model)
+        if not name.is_valid:
+            raise APIError(400, "invalid model name")
+        if req.model.lower().startswith("http://") and not req.insecure:
+            raise APIError(500, InsecureProtocolError().message)
+        # A model already here keeps its casing (Ollama's getExistingName).
+        return await self._thread(self.store.name_for_write, name)
+
+    def pull(self, req: PullRequest) -> AbstractAsyncContextManager[Chunks]:
+        options = TransferOptions(
+            streams=self.settings.max_transfer_streams,
+            smallest_part=self.settings.transfer_part_size,
+            prune=not self.settings.noprune,
+        )
+        store, downloads = self.store, self.downloads
+
+        async def work(name: ModelName, send: Progress) -> None:
+            await pull_model(store, downloads, name, req.insecure, options, send)
+
+        return self._transfer(req, work)
+
+    def push(self, req: PushRequest) -> AbstractAsyncContextManager[Chunks]:
+        store = self.store
+
+        async def work(name: ModelName, send: Progress) -> None:
+            await push_model(store, name, req.insecure, send)
+
+        return self._transfer(req, work)
+
+    @trio.as_safe_channel
+    async def _transfer(
+        self, req: PullRequest, work: Callable[[ModelName, Progress], Awaitable[None]]
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """Run a pull or push beside its reader, passing its statuses on as they come; its
+        failure ends the stream as Ollama's does, with the error's text (a 500 when the
+        answer is not streamed)."""
+        name = await self._registry_name(req)
+        send, receive = trio.open_memory_channel[dict[str, Any]](16)
+        failure: list[str] = []
+
+        async def run() -> None:
+            async with send:
+                try:
+                    await work(name, send)
+                except RegistryError as exc:
+                    failure.append(exc.message)
+                except OSError as exc:  # the store's disk: full, read-only, ...
+                    log.warning("a pull or push failed on the store", exc_info=True)
+                    failure.append(str(exc))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run)
+            async with receive:
+                async for status in receive:
+                    yield status
+        if failure:
+            raise APIError(500, failure[0])
 
     def version(self) -> dict[str, str]:
         return {"version": __version__}

@@ -153,7 +153,7 @@ def follow(items: Iterator[dict[str, Any]], progress: Progress, verb: str) -> No
 
 
 def transfer(client: Client, verb: str, model: str, insecure: bool) -> None:
-    """pull or push; until the registry work lands the server answers with a clear error."""
+    """pull or push, drawn as Ollama draws them: a bar per layer, a spinner per step."""
     body = {"model": model, "insecure": insecure} if insecure else {"model": model}
     with Progress() as progress:
         follow(client.stream(f"/api/{verb}", body), progress, f"{verb}ing")

@@ -16,8 +16,6 @@ from trio_ollama.cli.commands import transfer
 from trio_ollama.cli.interactive import Session
 from trio_ollama.gocompat.durations import DurationError, format_go_duration, parse_go_duration_ns
 
-_REGISTRY_UNREACHABLE = 502
-
 
 def parse_format(value: str | None) -> Any:
     """`--format json`, or a JSON schema given inline, as the API's `format` field."""
@@ -53,15 +51,7 @@ def show_or_pull(client: Client, model: str) -> dict[str, Any]:
     except APIError as missing:
         if missing.status != 404:
             raise
-        try:
-            transfer(client, "pull", model, insecure=False)
-        except APIError as pull_error:
-            # Without a registry the pull can only fail; "not found" is the useful answer. The
-            # error arrives in the stream, after a status line, so its 502 is not visible.
-            unreachable = pull_error.status == _REGISTRY_UNREACHABLE or (
-                "registry is not reachable" in pull_error.message
-            )
-            raise (missing if unreachable else pull_error) from None
+        transfer(client, "pull", model, insecure=False)
         shown: dict[str, Any] = client.json("POST", "/api/show", {"model": model})
         return shown
 

@@ -22,6 +22,8 @@ class BlobNotFoundError(StoreError):
 class DigestMismatchError(StoreError):
     def __init__(self, expected: str, actual: str) -> None:
         super().__init__(f'digest mismatch, expected "{expected}", got "{actual}"')
+        self.expected = expected
+        self.actual = actual
 
 
 class CreateError(StoreError):

@@ -186,6 +186,33 @@ class Store:
             publish(fd, tmp, target)
         return True
 
+    def adopt_blob(
+        self, path: Path, expected: str, prefix: tuple[hashlib._Hash, int] | None = None
+    ) -> bool:
+        """Publish a finished file of the blobs folder (a download) as blob `expected`, only if
+        its content hashes to it: a mismatch raises `DigestMismatchError` and leaves the file
+        where it is for the caller to discard. Returns True if created. `prefix` is a hash of
+        the file's first bytes taken as they were written, and how many: the rest is read."""
+        expected = normalize_digest(expected)
+        target = self.blob_path(expected)
+        if target.is_file():
+            path.unlink(missing_ok=True)
+            return False
+        h, start = prefix if prefix is not None else (hashlib.sha256(), 0)
+        with path.open("rb") as f:
+            f.seek(start)
+            while chunk := f.read(CHUNK):
+                h.update(chunk)
+        actual = "sha256:" + h.hexdigest()
+        if actual != expected:
+            raise DigestMismatchError(expected, actual)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            publish(fd, path, target)
+        finally:
+            os.close(fd)
+        return True
+
     def write_blob_bytes(self, data: bytes) -> tuple[str, bool]:
         digest = digest_bytes(data)
         return digest, self.write_blob_stream([data], digest)
@@ -448,6 +475,28 @@ class Store:
                         directory.rmdir()
         reason = "" if used is not None else "a manifest is unreadable"
         return PruneReport(len(unused), temp, reason)
+
+    def write_pulled_manifest(self, name: ModelName, raw: bytes, prune: bool) -> bool:
+        """Write a manifest as a registry sent it (byte for byte: its digest is the model's),
+        once every blob it names is here; then remove the blobs only the manifest it replaced
+        used, unless `prune` is off. Returns whether there were such layers to remove."""
+        try:
+            manifest = Manifest.from_bytes(raw)
+        except ManifestError as exc:
+            raise CorruptModelError(f"{name.display_shortest}: {exc}") from exc
+        with self.layout.lock():
+            missing = [d for d in sorted(manifest.digests()) if not self.has_blob(d)]
+            if missing:
+                raise BlobNotFoundError(missing[0])
+            try:
+                previous = self.read_manifest(name)[0].digests()
+            except (ModelNotFoundError, CorruptModelError):
+                previous = set()
+            self.write_manifest(name, raw)
+            unused = previous - manifest.digests()
+            if prune and unused:
+                self._remove_unused(unused)
+            return prune and bool(unused)
 
     def create(
         self,

@@ -1,0 +1,263 @@
+"""The OCI distribution protocol's HTTP side, over httpx on Trio: one repository's manifests,
+blobs and uploads, with Ollama's error texts and the registry's auth challenges answered.
+
+Auth: a 401 carries `WWW-Authenticate`. `Basic` is answered with the credentials `~/.netrc`
+(or `$NETRC`) holds for the registry's host; `Bearer realm=...,service=...,scope=...` by asking
+the realm for a token (with those credentials, if any) and retrying once, as Ollama's
+`makeRequestWithRetry` does. A realm on another host (a separate token service) gets only
+the credentials written for its own host, and only over https.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import netrc
+import os
+import re
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+import httpx
+import trio
+
+from trio_ollama.names import ModelName
+from trio_ollama.version import __version__
+
+log = logging.getLogger(__name__)
+
+MANIFEST_ACCEPT = "application/vnd.docker.distribution.manifest.v2+json"
+USER_AGENT = f"trio-ollama/{__version__}"
+# Connecting is quick or hopeless; a read that stalls this long is a dead connection (Ollama
+# calls a part that sends nothing for 30 s stalled and retries it).
+TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+MAX_MANIFEST = 4 << 20
+
+# A body to send again after an auth challenge: bytes, or a factory of a fresh stream.
+Body = bytes | Callable[[], AsyncIterable[bytes]] | None
+
+
+class RegistryError(Exception):
+    """A pull or push that failed; the message is Ollama's text for the same failure."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFoundError(RegistryError):
+    """A 404: Go's `os.ErrNotExist`, which is what Ollama reports."""
+
+    def __init__(self) -> None:
+        super().__init__("file does not exist")
+
+
+class UnauthorizedError(RegistryError):
+    def __init__(self) -> None:
+        super().__init__("unauthorized: access denied")
+
+
+class InsecureProtocolError(RegistryError):
+    def __init__(self) -> None:
+        super().__init__("insecure protocol http")
+
+
+class TransportError(RegistryError):
+    """The connection failed or was cut: worth another try, from where it stopped."""
+
+
+def transport_error(exc: httpx.HTTPError) -> RegistryError:
+    return TransportError(str(exc) or type(exc).__name__)
+
+
+@attrs.frozen
+class Challenge:
+    """One `WWW-Authenticate` header: its scheme and parameters."""
+
+    scheme: str
+    params: dict[str, str]
+
+    @classmethod
+    def parse(cls, header: str) -> Challenge:
+        scheme, _, rest = header.strip().partition(" ")
+        params = {
+            m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
+            for m in re.finditer(r'([A-Za-z_]+)\s*=\s*(?:"([^"]*)"|([^\s,]+))', rest)
+        }
+        return cls(scheme.lower(), params)
+
+
+def read_netrc(host: str) -> tuple[str, str] | None:
+    """The login and password `~/.netrc` (or `$NETRC`) gives `host` (`host:port` first)."""
+    path = Path(os.environ.get("NETRC") or Path.home() / ".netrc")
+    try:
+        entries = netrc.netrc(str(path))
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return None
+    for machine in (host, host.rsplit(":", 1)[0]):
+        found = entries.authenticators(machine)
+        if found is not None:
+            login, _, password = found
+            return login, password or ""
+    return None
+
+
+def basic(credentials: tuple[str, str]) -> str:
+    return "Basic " + base64.b64encode(":".join(credentials).encode()).decode()
+
+
+@attrs.define
+class Repository:
+    """One `host/namespace/model` on its registry: `https`, or `http` when `insecure`."""
+
+    name: ModelName
+    http: httpx.AsyncClient
+    insecure: bool = False
+    credentials: tuple[str, str] | None = None
+    authorization: str = ""
+
+    @property
+    def base(self) -> str:
+        return f"{'http' if self.insecure else 'https'}://{self.name.host}"
+
+    @property
+    def path(self) -> str:
+        return f"/v2/{self.name.namespace}/{self.name.model}"
+
+    def url(self, *parts: str) -> str:
+        return "/".join([self.base + self.path, *parts])
+
+    def absolute(self, location: str) -> str:
+        """A `Location` header, which may be relative to the registry."""
+        return str(httpx.URL(self.base).join(location))
+
+    # ----- requests
+
+    async def request(
+        self, method: str, url: str, headers: dict[str, str] | None = None, body: Body = None
+    ) -> httpx.Response:
+        """One request, its body read; errors mapped as `makeRequestWithRetry` maps them."""
+        async with self.stream(method, url, headers, body) as response:
+            await response.aread()
+            return response
+
+    @asynccontextmanager
+    async def stream(
+        self, method: str, url: str, headers: dict[str, str] | None = None, body: Body = None
+    ) -> AsyncIterator[httpx.Response]:
+        """A request whose answer is read by the caller; a 401 is answered once, then retried."""
+        for attempt in range(2):
+            request = self._build(method, url, headers, body)
+            try:
+                response = await self.http.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                raise transport_error(exc) from exc
+            try:
+                if response.status_code == 401:
+                    challenge = response.headers.get("WWW-Authenticate", "")
+                    await response.aclose()
+                    if attempt == 0:
+                        await self._authenticate(Challenge.parse(challenge), url)
+                        continue
+                    raise UnauthorizedError()
+                if response.status_code == 404:
+                    raise NotFoundError()
+                if response.status_code >= 400:
+                    text = (await response.aread()).decode(errors="replace")
+                    raise RegistryError(f"{response.status_code}: {text}")
+                yield response
+                return
+            except httpx.HTTPError as exc:
+                raise transport_error(exc) from exc
+            finally:
+                await response.aclose()
+        raise UnauthorizedError()  # pragma: no cover - the loop returns or raises
+
+    def _build(
+        self, method: str, url: str, headers: dict[str, str] | None, body: Body
+    ) -> httpx.Request:
+        all_headers = {"User-Agent": USER_AGENT, **(headers or {})}
+        if self.authorization:
+            all_headers["Authorization"] = self.authorization
+        content: Any = body() if callable(body) else body
+        return self.http.build_request(method, url, headers=all_headers, content=content)
+
+    async def _authenticate(self, challenge: Challenge, url: str) -> None:
+        if self.credentials is None:
+            self.credentials = await trio.to_thread.run_sync(read_netrc, self.name.host)
+        if challenge.scheme == "basic":
+            if self.credentials is None:
+                raise UnauthorizedError()
+            self.authorization = basic(self.credentials)
+            return
+        if challenge.scheme != "bearer" or not challenge.params.get("realm"):
+            raise UnauthorizedError()
+        realm = httpx.URL(challenge.params["realm"])
+        realm_host = realm.netloc.decode()
+        credentials = self.credentials
+        if realm_host != urlsplit(url).netloc:
+            # A token service of its own (Docker Hub's, GitLab's): it gets the credentials
+            # written for its host, and only over https, never the registry's.
+            credentials = None
+            if realm.scheme == "https":
+                credentials = await trio.to_thread.run_sync(read_netrc, realm_host)
+        params: list[tuple[str, str | int | float | bool | None]] = [
+            ("service", challenge.params.get("service", ""))
+        ]
+        params += [("scope", s) for s in challenge.params.get("scope", "").split(" ") if s]
+        headers = {"User-Agent": USER_AGENT}
+        if credentials is not None:
+            headers["Authorization"] = basic(credentials)
+        try:
+            response = await self.http.get(realm.copy_merge_params(params), headers=headers)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc) from exc
+        if response.status_code >= 400:
+            raise RegistryError(f"{response.status_code}: {response.text}".rstrip(": "))
+        try:
+            answer = response.json()
+            token = str(answer.get("token") or answer.get("access_token") or "")
+        except (ValueError, AttributeError):
+            token = ""
+        if not token:
+            raise RegistryError("the registry's token service answered without a token")
+        self.authorization = f"Bearer {token}"
+
+    # ----- the protocol
+
+    async def manifest(self, tag: str) -> bytes:
+        """The manifest's bytes as sent (they are what its digest is of), within a bound: a
+        registry cannot make the server hold an endless answer in memory."""
+        data = bytearray()
+        url = self.url("manifests", tag)
+        async with self.stream("GET", url, {"Accept": MANIFEST_ACCEPT}) as response:
+            async for chunk in response.aiter_bytes():
+                data += chunk
+                if len(data) > MAX_MANIFEST:
+                    raise RegistryError(f"manifest is larger than {MAX_MANIFEST} bytes")
+        return bytes(data)
+
+    async def put_manifest(self, tag: str, raw: bytes, media_type: str) -> None:
+        await self.request("PUT", self.url("manifests", tag), {"Content-Type": media_type}, raw)
+
+    async def has_blob(self, digest: str) -> bool:
+        try:
+            await self.request("HEAD", self.url("blobs", digest))
+        except NotFoundError:
+            return False
+        return True
+
+    def blob_url(self, digest: str) -> str:
+        return self.url("blobs", digest)
+
+
+@asynccontextmanager
+async def open_repository(name: ModelName, insecure: bool) -> AsyncIterator[Repository]:
+    # Redirects: a registry may send blobs from a storage host; httpx drops the Authorization
+    # header when a redirect leaves the registry's origin.
+    async with httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=True) as http:
+        yield Repository(name, http, insecure)
