@@ -65,11 +65,14 @@ ALLOWED: dict[str, set[str]] = {
         RUNNER_CHILD,
         "trio_ollama.scheduler",
     },
+    # Pull and push: the OCI distribution protocol, writing into the store.
+    "trio_ollama.registry": _FACTS | {"trio_ollama.store"},
     "trio_ollama.api": _FACTS
     | {
         "trio_ollama.options",
         "trio_ollama.templates",
         "trio_ollama.store",
+        "trio_ollama.registry",
         "trio_ollama.runner",
         "trio_ollama.runner.protocol",
         "trio_ollama.scheduler",
