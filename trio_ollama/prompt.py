@@ -17,6 +17,7 @@ import jinja2
 import trio
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from trio_ollama.parsers import OutputParser, infer_thinking_tags
 from trio_ollama.store import ModelDetails
 from trio_ollama.templates import (
     Message,
@@ -118,13 +119,27 @@ class ModelPrompt:
                 caps.append("tools")
             if "suffix" in self.go.vars:
                 caps.append("insert")
-            if "thinking" in self.go.vars or "think" in self.go.vars:
+            # Ollama's rule: a template that wraps `.Thinking` in tags can think.
+            opening, closing = infer_thinking_tags(self.go.template)
+            if opening and closing:
                 caps.append("thinking")
         elif self.jinja is not None and "tools" in self.jinja:
             caps.append("tools")
         if self.has_projector:
             caps.append("vision")
         return caps
+
+    def output_parser(
+        self, prompt: str, *, think: bool | str | None, tools: Sequence[Mapping[str, Any]] = ()
+    ) -> OutputParser:
+        """How to read this model's answer to `prompt`: thinking and tool calls as its
+        template writes them."""
+        return OutputParser.for_request(
+            self.go.template if self.go is not None else None,
+            prompt,
+            think=bool(think),
+            tools=tools,
+        )
 
     def render(
         self,

@@ -40,6 +40,7 @@ from trio_ollama.gguf_info import ArraySummary, GGUFError, read_gguf_info
 from trio_ollama.gocompat.gojson import quote as go_quote
 from trio_ollama.names import InvalidNameError, ModelName, parse_name
 from trio_ollama.options import LOAD_OPTIONS, PREDICT_OPTIONS, check_option, defaults
+from trio_ollama.parsers import OutputParser, Parsed
 from trio_ollama.prompt import ModelPrompt, PromptError, fit_history
 from trio_ollama.runner.client import CompletionStream, RunnerClient, RunnerError
 from trio_ollama.runner.protocol import Completion, Done, Piece, Sampling
@@ -280,7 +281,8 @@ class Service:
             raise APIError(400, f'"{req.model}" does not support generate')
         if req.suffix and "insert" not in caps:
             raise APIError(400, f"{details.name} does not support insert")
-        self._check_think(req.model, req.think, caps)
+        think = self._check_think(req.model, req.think, caps)
+        req = attrs.evolve(req, think=think)
         if req.debug_render_only:
             with _prompt_errors():
                 text = await trio.to_thread.run_sync(self._generate_text, req, model)
@@ -307,6 +309,8 @@ class Service:
                     )  # fmt: skip
             prompt = prefix + prompt
             text = ""
+            # Generate parses thinking only (tool calls are for chat), and nothing when raw.
+            parser = model.output_parser(prompt, think=think) if not req.raw else OutputParser()
             completion = self._completion(
                 runner, prompt, options, req.format, req.truncate, req.shift
             )
@@ -316,8 +320,10 @@ class Service:
                     if isinstance(chunk, Piece):
                         clock.piece()
                         text += chunk.text
-                        yield {"model": req.model, "created_at": utc_now(), "response": chunk.text,
-                               "done": False}  # fmt: skip
+                        pieces = parser.add(chunk.text) if parser.active else [Parsed(chunk.text)]
+                        for parsed in pieces:
+                            yield {"model": req.model, "created_at": utc_now(),
+                                   **_generate_text_fields(parsed), "done": False}  # fmt: skip
                     else:
                         final: dict[str, Any] = {
                             "model": req.model, "created_at": utc_now(), "response": "",
@@ -349,12 +355,12 @@ class Service:
             raise APIError(400, f'"{req.model}" does not support chat')
         if req.tools and "tools" not in caps:
             raise APIError(400, f"{details.name} does not support tools")
-        self._check_think(req.model, req.think, caps)
+        think = self._check_think(req.model, req.think, caps)
         msgs = model.conversation([_message(m) for m in req.messages], with_model_messages=True)
         if req.debug_render_only:
             with _prompt_errors():
                 text = await trio.to_thread.run_sync(
-                    functools.partial(model.render, msgs, tools=req.tools or None, think=req.think)
+                    functools.partial(model.render, msgs, tools=req.tools or None, think=think)
                 )
             yield _debug_render(req.model, text)
             return
@@ -369,8 +375,9 @@ class Service:
             with _prompt_errors():
                 prompt = await fit_history(
                     model, msgs, num_ctx=lease.num_ctx, tokenize=runner.count_tokens,
-                    truncate=req.truncate, tools=req.tools or None, think=req.think,
+                    truncate=req.truncate, tools=req.tools or None, think=think,
                 )  # fmt: skip
+            parser = model.output_parser(prompt, think=think, tools=req.tools)
             completion = self._completion(
                 runner, prompt, options, req.format, req.truncate, req.shift
             )
@@ -379,13 +386,19 @@ class Service:
                 async for chunk in events:
                     if isinstance(chunk, Piece):
                         clock.piece()
-                        yield {"model": req.model, "created_at": utc_now(),
-                               "message": {"role": "assistant", "content": chunk.text},
-                               "done": False}  # fmt: skip
+                        for parsed in parser.add(chunk.text):
+                            yield {"model": req.model, "created_at": utc_now(),
+                                   "message": _chat_message(parsed), "done": False}  # fmt: skip
                     else:
                         clock.done(chunk)
-                        final = {"model": req.model, "created_at": utc_now(), "message": empty,
-                                 "done": True, "done_reason": chunk.done_reason}  # fmt: skip
+                        # What the parsers held back that was no call after all ends the answer.
+                        *rest, last = [*parser.add("", done=True), Parsed()]
+                        for parsed in rest:
+                            yield {"model": req.model, "created_at": utc_now(),
+                                   "message": _chat_message(parsed), "done": False}  # fmt: skip
+                        final = {"model": req.model, "created_at": utc_now(),
+                                 "message": _chat_message(last), "done": True,
+                                 "done_reason": chunk.done_reason}  # fmt: skip
                         final.update(metrics(chunk, trio.current_time() - started,
                                              lease.load_duration))  # fmt: skip
                         yield final
@@ -408,11 +421,16 @@ class Service:
             return model.render_suffix(req.prompt, req.suffix)
         return model.render(self._generate_messages(req, model), think=req.think)
 
-    def _check_think(self, model: str, think: bool | str | None, caps: list[str]) -> None:
-        if think is True and "thinking" not in caps:
+    def _check_think(
+        self, model: str, think: bool | str | None, caps: list[str]
+    ) -> bool | str | None:
+        """The request's `think` as Ollama reads it: a thinking model thinks unless told not
+        to; any other refuses a request to think (a level asks to think too)."""
+        if "thinking" in caps:
+            return True if think is None else think
+        if think is True or isinstance(think, str):
             raise APIError(400, f'"{model}" does not support thinking')
-        if isinstance(think, str):
-            raise APIError(400, f'think value "{think}" is not supported for this model')
+        return think
 
     @asynccontextmanager
     async def _completion(
@@ -637,6 +655,23 @@ def _debug_render(model: str, prompt: str) -> dict[str, Any]:
         "done": True,
         "_debug_info": {"rendered_template": prompt, "image_count": 0},
     }
+
+
+def _chat_message(parsed: Parsed) -> dict[str, Any]:
+    """A chunk's `message`, in the field order of Ollama's `api.Message`."""
+    out: dict[str, Any] = {"role": "assistant", "content": parsed.content}
+    if parsed.thinking:
+        out["thinking"] = parsed.thinking
+    if parsed.tool_calls:
+        out["tool_calls"] = [c.go_json() for c in parsed.tool_calls]
+    return out
+
+
+def _generate_text_fields(parsed: Parsed) -> dict[str, Any]:
+    out: dict[str, Any] = {"response": parsed.content}
+    if parsed.thinking:
+        out["thinking"] = parsed.thinking
+    return out
 
 
 def _message(m: ChatMessage) -> Message:

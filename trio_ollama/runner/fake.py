@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -27,6 +28,10 @@ from trio_ollama.runner.protocol import (
 )
 
 
+def _pieces(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 @attrs.frozen(kw_only=True)
 class FakeConfig:
     load_seconds: float = 0.0
@@ -39,6 +44,9 @@ class FakeConfig:
     hang_after_tokens: int = 0  # the engine stops making progress after this many tokens
     embedding_length: int = 8
     reply: str = "fake"
+    # Scripted output: when set, these pieces are the answer (one a step), then "stop"; for
+    # tests of what is made of a model's text (tool calls, thinking).
+    script: tuple[str, ...] = attrs.field(default=(), converter=_pieces)
     # A cost model for simulations (0: off, the tests' plain timing): prompt bytes processed a
     # second when a request is admitted, and how much longer a decode step takes for each
     # sequence beyond the first (0.1: 8 sequences make a step 1.7 times one sequence's).
@@ -146,17 +154,20 @@ class FakeEngine:
                     raise EngineCrashed(f"crashed after {self.total_tokens} tokens")
                 os._exit(17)
             limit = job.request.sampling.num_predict
-            limit = 10 if limit < 0 else limit
+            limit = (len(cfg.script) or 10) if limit < 0 else limit
             if "fail" in job.request.prompt:
                 out.append(RequestFailed(id=job.request.id, message="fake failure"))
                 del self.active[job.request.id]
                 continue
-            out.append(Piece(job.request.id, f"{cfg.reply}{job.produced} "))
-            if job.produced >= limit:
+            scripted = bool(cfg.script)
+            text = cfg.script[job.produced - 1] if scripted else f"{cfg.reply}{job.produced} "
+            out.append(Piece(job.request.id, text))
+            stopped = scripted and job.produced >= len(cfg.script)
+            if job.produced >= limit or stopped:
                 out.append(
                     Done(
                         id=job.request.id,
-                        done_reason="length",
+                        done_reason="stop" if stopped else "length",
                         prompt_eval_count=len(job.request.prompt),
                         eval_count=job.produced,
                         eval_duration=int((trio.current_time() - job.started) * 1e9),

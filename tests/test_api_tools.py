@@ -1,0 +1,192 @@
+"""Tool calls and thinking through the HTTP API: the real app, service and scheduler over the
+fake engine, whose scripted output stands for what a model of each family writes. Native
+`/api/chat` and `/api/generate`, and the OpenAI layer over them, streaming and not."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from tests import test_api_inprocess
+from tests.templates_with_tools import DEEPSEEK_R1, LLAMA32, MISTRAL, QWEN, TIME_TOOL, WEATHER_TOOL
+from tests.test_api_inprocess import Server, ndjson, post
+from trio_ollama.runner.fake import FakeConfig
+
+server = test_api_inprocess.server  # the in-process server fixture
+
+CALL_ID = re.compile(r"call_[a-z0-9]{8}")
+USER = [{"role": "user", "content": "Weather in Oslo?"}]
+
+QWEN_CALL = [
+    "<think>", "\n", "The user", " wants weather.", "</think>", "\n\n",
+    "<tool_call>", "\n", '{"name": "get_weather", ', '"arguments": {"city": ', '"Oslo"}}',
+    "\n", "</tool_call>",
+]  # fmt: skip
+
+
+async def model(server: Server, name: str, template: str, script: list[str]) -> str:
+    """A model of the tiny GGUF with `template`, whose runner will answer `script` (models of
+    one GGUF share a runner: a test scripts one answer)."""
+    r = await post(server, "/api/create", {"model": name, "from": "tiny", "template": template,
+                                           "stream": False})  # fmt: skip
+    assert r.status_code == 200, await r.get_data()
+    server.engines.config = FakeConfig(script=tuple(script))
+    return name
+
+
+def sse(text: str) -> list[dict[str, Any]]:
+    events = [e.removeprefix("data: ") for e in text.split("\n\n") if e]
+    assert events[-1] == "[DONE]"
+    return [json.loads(e) for e in events[:-1]]
+
+
+async def test_native_chat_streams_thinking_then_one_call(server: Server) -> None:
+    name = await model(server, "qwen", QWEN, QWEN_CALL)
+    r = await post(server, "/api/chat", {"model": name, "messages": USER, "tools": [WEATHER_TOOL]})
+    chunks = await ndjson(r)
+    messages = [c["message"] for c in chunks]
+    assert "".join(m.get("thinking", "") for m in messages) == "The user wants weather."
+    assert "".join(m["content"] for m in messages) == ""
+    [with_calls] = [m for m in messages if "tool_calls" in m]
+    assert list(with_calls) == ["role", "content", "tool_calls"]  # Ollama's field order
+    assert with_calls["content"] == ""
+    [call] = with_calls["tool_calls"]
+    assert CALL_ID.fullmatch(call["id"])
+    assert call["function"] == {"index": 0, "name": "get_weather", "arguments": {"city": "Oslo"}}
+    final = chunks[-1]
+    assert final["done"] and final["done_reason"] == "stop"
+    assert final["message"] == {"role": "assistant", "content": ""}
+
+
+async def test_native_chat_without_streaming_gathers_calls(server: Server) -> None:
+    script = ["Checking both.\n", *QWEN_CALL[6:], "\n<tool_call>\n",
+              '{"name": "get_time", "arguments": {}}', "\n</tool_call>"]  # fmt: skip
+    name = await model(server, "qwen", QWEN, script)
+    body = {"model": name, "messages": USER, "tools": [WEATHER_TOOL, TIME_TOOL], "stream": False,
+            "think": False}  # fmt: skip
+    reply = await (await post(server, "/api/chat", body)).get_json()
+    message = reply["message"]
+    assert message["content"] == "Checking both.\n" and "thinking" not in message
+    assert [c["function"] for c in message["tool_calls"]] == [
+        {"index": 0, "name": "get_weather", "arguments": {"city": "Oslo"}},
+        {"index": 1, "name": "get_time", "arguments": {}},
+    ]
+    assert len({c["id"] for c in message["tool_calls"]}) == 2
+
+
+async def test_think_false_leaves_the_text_alone_and_tells_the_template(server: Server) -> None:
+    name = await model(server, "qwen", QWEN, ["<think>", "hm", "</think>", "Hi"])
+    body = {"model": name, "messages": USER, "think": False, "stream": False}
+    reply = await (await post(server, "/api/chat", body)).get_json()
+    assert reply["message"] == {"role": "assistant", "content": "<think>hm</think>Hi"}
+    rendered = await (
+        await post(server, "/api/chat", {**body, "_debug_render_only": True})
+    ).get_json()
+    assert rendered["_debug_info"]["rendered_template"].endswith("<think>\n\n</think>\n\n")
+
+
+async def test_llama_bare_json_call_and_plain_answers(server: Server) -> None:
+    call = '{"name": "get_weather", "parameters": {"city": "Oslo"}}'
+    name = await model(server, "llama", LLAMA32, [call[:10], call[10:30], call[30:]])
+    body = {"model": name, "messages": USER, "tools": [WEATHER_TOOL], "stream": False}
+    reply = await (await post(server, "/api/chat", body)).get_json()
+    assert reply["message"]["content"] == ""
+    assert reply["message"]["tool_calls"][0]["function"]["arguments"] == {"city": "Oslo"}
+
+
+async def test_an_answer_that_is_no_call_streams_as_text(server: Server) -> None:
+    """With a bare `{` tag, an answer that does not open with `{` is text from its first piece."""
+    name = await model(server, "llama", LLAMA32, ["It is ", "sunny {", "}"])
+    body = {"model": name, "messages": USER, "tools": [WEATHER_TOOL]}
+    chunks = await ndjson(await post(server, "/api/chat", body))
+    assert [c["message"]["content"] for c in chunks] == ["It is ", "sunny {", "}", ""]
+
+
+async def test_mistral_calls(server: Server) -> None:
+    name = await model(server, "mistral", MISTRAL, [
+        "[TOOL_CALLS] [", '{"name": "get_time", "arguments": {}}', "]"])  # fmt: skip
+    body = {"model": name, "messages": USER, "tools": [TIME_TOOL], "stream": False}
+    reply = await (await post(server, "/api/chat", body)).get_json()
+    assert reply["message"]["tool_calls"][0]["function"]["name"] == "get_time"
+    assert reply["message"]["content"] == ""
+
+
+async def test_generate_splits_thinking(server: Server) -> None:
+    name = await model(server, "r1", DEEPSEEK_R1, ["<think>", "2+2", " is 4", "</think>", "4"])
+    chunks = await ndjson(await post(server, "/api/generate", {"model": name, "prompt": "2+2?"}))
+    assert "".join(c.get("thinking", "") for c in chunks) == "2+2 is 4"
+    assert "".join(c["response"] for c in chunks) == "4"
+    reply = await (await post(server, "/api/generate", {"model": name, "prompt": "2+2?",
+                                                         "stream": False})).get_json()  # fmt: skip
+    assert list(reply)[:5] == ["model", "created_at", "response", "thinking", "done"]
+    assert (reply["response"], reply["thinking"]) == ("4", "2+2 is 4")
+
+
+async def test_capabilities_and_their_refusals(server: Server) -> None:
+    await model(server, "qwen", QWEN, ["x"])
+    await model(server, "r1", DEEPSEEK_R1, ["x"])
+    caps = {}
+    for name in ("tiny", "qwen", "r1"):
+        caps[name] = (await (await post(server, "/api/show", {"model": name})).get_json())[
+            "capabilities"]  # fmt: skip
+    assert caps == {"tiny": ["completion"], "qwen": ["completion", "tools", "thinking"],
+                    "r1": ["completion", "thinking"]}  # fmt: skip
+    for think in (True, "high"):
+        r = await post(server, "/api/chat", {"model": "tiny", "messages": USER, "think": think})
+        assert r.status_code == 400
+        assert await r.get_json() == {"error": '"tiny" does not support thinking'}
+    r = await post(server, "/api/chat", {"model": "r1", "messages": USER, "tools": [TIME_TOOL]})
+    assert r.status_code == 400
+    assert await r.get_json() == {
+        "error": "registry.ollama.ai/library/r1:latest does not support tools"
+    }
+
+
+# ----- the OpenAI layer over the same parsing
+
+
+async def test_openai_chat_tool_calls(server: Server) -> None:
+    name = await model(server, "qwen", QWEN, QWEN_CALL)
+    body = {"model": name, "messages": USER, "tools": [WEATHER_TOOL]}
+    reply = await (await post(server, "/v1/chat/completions", body)).get_json()
+    choice = reply["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    assert choice["message"]["reasoning"] == "The user wants weather."
+    [call] = choice["message"]["tool_calls"]
+    assert CALL_ID.fullmatch(call["id"]) and call["type"] == "function" and call["index"] == 0
+    assert call["function"] == {"name": "get_weather", "arguments": '{"city":"Oslo"}'}
+
+
+async def test_openai_chat_streams_tool_call_deltas(server: Server) -> None:
+    name = await model(server, "qwen", QWEN, QWEN_CALL)
+    body = {"model": name, "messages": USER, "tools": [WEATHER_TOOL], "stream": True,
+            "reasoning_effort": "none"}  # fmt: skip
+    events = sse((await (await post(server, "/v1/chat/completions", body)).get_data()).decode())
+    deltas = [e["choices"][0]["delta"] for e in events]
+    calls = [d["tool_calls"] for d in deltas if "tool_calls" in d]
+    assert len(calls) == 1
+    assert calls[0][0]["function"] == {"name": "get_weather", "arguments": '{"city":"Oslo"}'}
+    assert events[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    # reasoning_effort "none" is think: false: the thinking comes through as text.
+    assert "".join(d["content"] for d in deltas).startswith("<think>\nThe user")
+
+
+async def test_openai_reasoning_streamed(server: Server) -> None:
+    name = await model(server, "r1", DEEPSEEK_R1, ["<think>", "hm", "</think>", "Hi"])
+    body = {"model": name, "messages": USER, "stream": True, "reasoning_effort": "high"}
+    events = sse((await (await post(server, "/v1/chat/completions", body)).get_data()).decode())
+    deltas = [e["choices"][0]["delta"] for e in events]
+    assert "".join(d.get("reasoning", "") for d in deltas) == "hm"
+    assert "".join(d["content"] for d in deltas) == "Hi"
+    assert events[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize("effort", ["high", "low"])
+async def test_openai_reasoning_refused_without_the_capability(server: Server, effort: str) -> None:
+    body = {"model": "tiny", "messages": USER, "reasoning_effort": effort}
+    r = await post(server, "/v1/chat/completions", body)
+    assert r.status_code == 400
+    assert (await r.get_json())["error"]["message"] == '"tiny" does not support thinking'
