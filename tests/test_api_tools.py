@@ -190,3 +190,70 @@ async def test_openai_reasoning_refused_without_the_capability(server: Server, e
     r = await post(server, "/v1/chat/completions", body)
     assert r.status_code == 400
     assert (await r.get_json())["error"]["message"] == '"tiny" does not support thinking'
+
+
+# ----- logprobs (the values' truth is tested on the real model in test_logprobs.py)
+
+
+async def test_native_logprobs_streamed_with_their_tokens(server: Server) -> None:
+    body = {"model": "tiny", "prompt": "hi", "logprobs": True, "options": {"num_predict": 3}}
+    chunks = await ndjson(await post(server, "/api/generate", body))
+    pieces = [c for c in chunks if not c["done"]]
+    assert all(c["logprobs"][0]["token"] == c["response"] for c in pieces)
+    assert all("top_logprobs" not in c["logprobs"][0] for c in pieces)
+    assert "logprobs" not in chunks[-1]
+    reply = await (await post(server, "/api/generate", {**body, "stream": False,
+                                                         "top_logprobs": 2})).get_json()  # fmt: skip
+    assert [e["token"] for e in reply["logprobs"]] == ["fake1 ", "fake2 ", "fake3 "]
+    first = reply["logprobs"][0]
+    assert first["bytes"] == list(b"fake1 ")
+    assert [t["token"] for t in first["top_logprobs"]] == ["fake1 ", "alt1"]
+    # Not asked for: none at all.
+    reply = await (await post(server, "/api/generate", {**body, "logprobs": False,
+                                                         "stream": False})).get_json()  # fmt: skip
+    assert "logprobs" not in reply
+
+
+async def test_chat_logprobs_and_a_held_back_piece(server: Server) -> None:
+    """A piece the tool parser holds back still sends its logprobs, in a chunk of no text."""
+    name = await model(server, "qwen", QWEN, ["Hi ", "<tool_call>", '{"name": "get_time", '
+                                              '"arguments": {}}', "</tool_call>"])  # fmt: skip
+    body = {"model": name, "messages": USER, "tools": [TIME_TOOL], "logprobs": True,
+            "think": False}  # fmt: skip
+    chunks = await ndjson(await post(server, "/api/chat", body))
+    assert sum(len(c.get("logprobs", ())) for c in chunks) == 4
+    held = [c for c in chunks if c.get("logprobs") and c["logprobs"][0]["token"] == "<tool_call>"]
+    assert held[0]["message"] == {"role": "assistant", "content": ""}
+    reply = await (await post(server, "/api/chat", {**body, "stream": False})).get_json()
+    assert len(reply["logprobs"]) == 4 and reply["message"]["tool_calls"]
+
+
+@pytest.mark.parametrize("top", [-1, 21])
+async def test_top_logprobs_out_of_range(server: Server, top: int) -> None:
+    for path, extra in (("/api/generate", {"prompt": "x"}), ("/api/chat", {"messages": USER})):
+        r = await post(server, path, {"model": "tiny", "logprobs": True, "top_logprobs": top,
+                                      **extra})  # fmt: skip
+        assert r.status_code == 400
+        assert await r.get_json() == {"error": "top_logprobs must be between 0 and 20"}
+
+
+async def test_openai_logprobs(server: Server) -> None:
+    body = {"model": "tiny", "messages": USER, "max_tokens": 2, "logprobs": True,
+            "top_logprobs": 2}  # fmt: skip
+    reply = await (await post(server, "/v1/chat/completions", body)).get_json()
+    content = reply["choices"][0]["logprobs"]["content"]
+    assert [e["token"] for e in content] == ["fake1 ", "fake2 "]
+    assert content[0]["top_logprobs"][1] == {"token": "alt1", "logprob": -2.0,
+                                             "bytes": list(b"alt1")}  # fmt: skip
+    events = sse((await (await post(server, "/v1/chat/completions",
+                                    {**body, "stream": True})).get_data()).decode())  # fmt: skip
+    streamed = [e for ev in events for e in (ev["choices"][0].get("logprobs") or {}).get(
+        "content", ())]  # fmt: skip
+    assert [e["token"] for e in streamed] == ["fake1 ", "fake2 "]
+    # Completions: the legacy `logprobs: n` asks for n alternatives.
+    body = {"model": "tiny", "prompt": "hi", "max_tokens": 2, "logprobs": 3}
+    reply = await (await post(server, "/v1/completions", body)).get_json()
+    content = reply["choices"][0]["logprobs"]["content"]
+    assert len(content) == 2 and len(content[0]["top_logprobs"]) == 3
+    reply = await (await post(server, "/v1/completions", {**body, "logprobs": 0})).get_json()
+    assert "logprobs" not in reply["choices"][0]

@@ -187,6 +187,7 @@ def chat_completion(native: Mapping[str, Any], *, id: str, created: int) -> dict
                     tool_calls,
                 ),
                 "finish_reason": finish,
+                **_choice_logprobs(native),
             }
         ],
         "usage": _usage(native),
@@ -194,6 +195,13 @@ def chat_completion(native: Mapping[str, Any], *, id: str, created: int) -> dict
     if native.get("_debug_info") is not None:
         out["_debug_info"] = native["_debug_info"]
     return out
+
+
+def _choice_logprobs(native: Mapping[str, Any]) -> dict[str, Any]:
+    """A choice's `logprobs` as Ollama writes them: `{"content": [...]}` holding its native
+    entries (token, logprob, bytes, top_logprobs), left out when there are none."""
+    entries = native.get("logprobs")
+    return {"logprobs": {"content": list(entries)}} if entries else {}
 
 
 def _chat_chunk(
@@ -205,6 +213,7 @@ def _chat_chunk(
     thinking: str,
     tool_calls: list[dict[str, Any]],
     finish_reason: str | None,
+    logprobs: bool = True,
 ) -> dict[str, Any]:
     return {
         "id": id,
@@ -217,6 +226,7 @@ def _chat_chunk(
                 "index": 0,
                 "delta": _message("assistant", content, thinking, tool_calls),
                 "finish_reason": finish_reason,
+                **(_choice_logprobs(native) if logprobs else {}),
             }
         ],
     }
@@ -259,6 +269,7 @@ def chat_chunks(
                 thinking="",
                 tool_calls=tool_calls,
                 finish_reason=finish,
+                logprobs=False,  # they went with the reasoning chunk, as in Ollama
             ),
         ]
     return [
@@ -340,6 +351,7 @@ def completion(native: Mapping[str, Any], *, id: str, created: int) -> dict[str,
                 "text": native.get("response") or "",
                 "index": 0,
                 "finish_reason": native.get("done_reason") or None,
+                **_choice_logprobs(native),
             }
         ],
         "usage": _usage(native),
@@ -363,6 +375,7 @@ def completion_chunk(
                 "text": native.get("response") or "",
                 "index": 0,
                 "finish_reason": native.get("done_reason") or None,
+                **_choice_logprobs(native),
             }
         ],
         "model": native.get("model") or "",

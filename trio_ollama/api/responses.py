@@ -311,6 +311,14 @@ def combine_generate(chunks: list[dict[str, Any]]) -> dict[str, Any]:
             final[key] = "".join(c.get("response", "") for c in chunks)
             if thinking:
                 final["thinking"] = thinking
+    return _all_logprobs(final, chunks)
+
+
+def _all_logprobs(final: dict[str, Any], chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    logprobs = [entry for c in chunks for entry in c.get("logprobs", ())]
+    final.pop("logprobs", None)
+    if logprobs:
+        final["logprobs"] = logprobs
     return final
 
 
@@ -328,7 +336,7 @@ def combine_chat(chunks: list[dict[str, Any]]) -> dict[str, Any]:
     if calls:
         message["tool_calls"] = calls
     final["message"] = message
-    return final
+    return _all_logprobs(final, chunks)
 
 
 def combine_progress(chunks: list[dict[str, Any]]) -> dict[str, Any]:

@@ -313,6 +313,8 @@ class GenerateRequest(Request):
     truncate: bool = go_field(BOOL, default=True)
     shift: bool = go_field(BOOL, default=True)
     debug_render_only: bool = go_field(BOOL, default=False, json="_debug_render_only")
+    logprobs: bool = go_field(BOOL, default=False)
+    top_logprobs: int = go_field(INT, default=0)
 
 
 @attrs.frozen(kw_only=True)
@@ -454,6 +456,8 @@ class ChatRequest(Request):
     truncate: bool = go_field(BOOL, default=True)
     shift: bool = go_field(BOOL, default=True)
     debug_render_only: bool = go_field(BOOL, default=False, json="_debug_render_only")
+    logprobs: bool = go_field(BOOL, default=False)
+    top_logprobs: int = go_field(INT, default=0)
 
 
 def _embed_input(value: Any, path: str) -> tuple[str, ...]:

@@ -272,6 +272,7 @@ class Service:
             yield {"model": req.model, "created_at": utc_now(), "response": "", "done": True,
                    "done_reason": "unload"}  # fmt: skip
             return
+        _check_top_logprobs(req.top_logprobs)
         if req.raw and (req.template is not None or req.system is not None or req.context):
             raise APIError(400, "raw mode does not support template, system, or context")
         with _prompt_errors():  # a request's template is parsed off the event loop
@@ -311,9 +312,7 @@ class Service:
             text = ""
             # Generate parses thinking only (tool calls are for chat), and nothing when raw.
             parser = model.output_parser(prompt, think=think) if not req.raw else OutputParser()
-            completion = self._completion(
-                runner, prompt, options, req.format, req.truncate, req.shift
-            )
+            completion = self._completion(runner, prompt, options, req)
             clock = _TokenClock.start(self.metrics, spec.name, started)
             async with completion as events:
                 async for chunk in events:
@@ -321,9 +320,10 @@ class Service:
                         clock.piece()
                         text += chunk.text
                         pieces = parser.add(chunk.text) if parser.active else [Parsed(chunk.text)]
-                        for parsed in pieces:
+                        for parsed, logprobs in _with_logprobs(pieces, chunk.logprobs):
                             yield {"model": req.model, "created_at": utc_now(),
-                                   **_generate_text_fields(parsed), "done": False}  # fmt: skip
+                                   **_generate_text_fields(parsed), "done": False,
+                                   **logprobs}  # fmt: skip
                     else:
                         final: dict[str, Any] = {
                             "model": req.model, "created_at": utc_now(), "response": "",
@@ -342,6 +342,7 @@ class Service:
         if not req.model or not parse_name(req.model).is_valid:
             raise APIError(400, "model is required")
         details = await self.details(req.model, not_found="model '{name}' not found")
+        _check_top_logprobs(req.top_logprobs)
         empty = {"role": "assistant", "content": ""}
         if not req.messages and req.keep_alive == 0:
             self.scheduler.expire_model(await self.spec(details))
@@ -378,17 +379,17 @@ class Service:
                     truncate=req.truncate, tools=req.tools or None, think=think,
                 )  # fmt: skip
             parser = model.output_parser(prompt, think=think, tools=req.tools)
-            completion = self._completion(
-                runner, prompt, options, req.format, req.truncate, req.shift
-            )
+            completion = self._completion(runner, prompt, options, req)
             clock = _TokenClock.start(self.metrics, spec.name, started)
             async with completion as events:
                 async for chunk in events:
                     if isinstance(chunk, Piece):
                         clock.piece()
-                        for parsed in parser.add(chunk.text):
+                        pieces = parser.add(chunk.text) if parser.active else [Parsed(chunk.text)]
+                        for parsed, logprobs in _with_logprobs(pieces, chunk.logprobs):
                             yield {"model": req.model, "created_at": utc_now(),
-                                   "message": _chat_message(parsed), "done": False}  # fmt: skip
+                                   "message": _chat_message(parsed), "done": False,
+                                   **logprobs}  # fmt: skip
                     else:
                         clock.done(chunk)
                         # What the parsers held back that was no call after all ends the answer.
@@ -438,14 +439,13 @@ class Service:
         runner: RunnerClient,
         prompt: str,
         options: dict[str, Any],
-        fmt: str,
-        truncate: bool,
-        shift: bool,
+        req: GenerateRequest | ChatRequest,
     ) -> AsyncIterator[CompletionStream]:
         """The runner's stream for one completion (its refusals become API errors in `_leased`)."""
         request = Completion(
-            id=0, prompt=prompt, sampling=sampling_of(options), format=fmt,
-            truncate=truncate, shift=shift,
+            id=0, prompt=prompt, sampling=sampling_of(options), format=req.format,
+            truncate=req.truncate, shift=req.shift, logprobs=req.logprobs,
+            top_logprobs=req.top_logprobs if req.logprobs else 0,
         )  # fmt: skip
         async with runner.completion(request) as stream:
             yield stream
@@ -646,6 +646,11 @@ class Service:
         return {"version": __version__}
 
 
+def _check_top_logprobs(top: int) -> None:
+    if not 0 <= top <= 20:
+        raise APIError(400, "top_logprobs must be between 0 and 20")
+
+
 def _debug_render(model: str, prompt: str) -> dict[str, Any]:
     """`_debug_render_only`: the prompt the model would have read, and nothing run."""
     return {
@@ -665,6 +670,17 @@ def _chat_message(parsed: Parsed) -> dict[str, Any]:
     if parsed.tool_calls:
         out["tool_calls"] = [c.go_json() for c in parsed.tool_calls]
     return out
+
+
+def _with_logprobs(
+    pieces: list[Parsed], logprobs: list[dict[str, Any]]
+) -> Iterator[tuple[Parsed, dict[str, Any]]]:
+    """Each chunk a runner piece became, the first with the piece's logprobs; a piece the
+    parsers hold back still sends its logprobs, in a chunk of no text (as Ollama does)."""
+    if logprobs and not pieces:
+        pieces = [Parsed()]
+    for i, parsed in enumerate(pieces):
+        yield parsed, {"logprobs": logprobs} if logprobs and i == 0 else {}
 
 
 def _generate_text_fields(parsed: Parsed) -> dict[str, Any]:

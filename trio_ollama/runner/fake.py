@@ -161,7 +161,7 @@ class FakeEngine:
                 continue
             scripted = bool(cfg.script)
             text = cfg.script[job.produced - 1] if scripted else f"{cfg.reply}{job.produced} "
-            out.append(Piece(job.request.id, text))
+            out.append(Piece(job.request.id, text, _fake_logprobs(job.request, text)))
             stopped = scripted and job.produced >= len(cfg.script)
             if job.produced >= limit or stopped:
                 out.append(
@@ -175,3 +175,19 @@ class FakeEngine:
                 )
                 del self.active[job.request.id]
         return out
+
+
+def _fake_logprobs(request: Completion, text: str) -> list[dict[str, Any]]:
+    """One made-up entry per piece, in the runner's shape: the piece is the likeliest token."""
+    if not request.logprobs:
+        return []
+
+    def entry(token: str, logprob: float) -> dict[str, Any]:
+        return {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+
+    out = entry(text, -0.25)
+    if request.top_logprobs:
+        out["top_logprobs"] = [entry(text, -0.25)] + [
+            entry(f"alt{i}", -1.0 - i) for i in range(1, request.top_logprobs)
+        ]
+    return [out]
