@@ -202,8 +202,8 @@ async def test_native_logprobs_streamed_with_their_tokens(server: Server) -> Non
     assert all(c["logprobs"][0]["token"] == c["response"] for c in pieces)
     assert all("top_logprobs" not in c["logprobs"][0] for c in pieces)
     assert "logprobs" not in chunks[-1]
-    reply = await (await post(server, "/api/generate", {**body, "stream": False,
-                                                         "top_logprobs": 2})).get_json()  # fmt: skip
+    with_top = {**body, "stream": False, "top_logprobs": 2}
+    reply = await (await post(server, "/api/generate", with_top)).get_json()
     assert [e["token"] for e in reply["logprobs"]] == ["fake1 ", "fake2 ", "fake3 "]
     first = reply["logprobs"][0]
     assert first["bytes"] == list(b"fake1 ")
