@@ -10,7 +10,7 @@ QWEN = (
     '{{- range .Tools }}\n{"type": "function", "function": {{ .Function }}}{{- end }}\n'
     "</tools><|im_end|>\n{{ end }}"
     "{{- range $i, $_ := .Messages }}<|im_start|>{{ .Role }}\n"
-    '{{- if and .Thinking (eq .Role "assistant") }}<think>{{ .Thinking }}</think>{{ end }}'
+    '{{ if and .Thinking (eq .Role "assistant") }}<think>{{ .Thinking }}</think>{{ end }}'
     "{{ .Content }}"
     "{{- if .ToolCalls }}<tool_call>\n"
     '{{ range .ToolCalls }}{"name": "{{ .Function.Name }}", '

@@ -257,3 +257,27 @@ async def test_openai_logprobs(server: Server) -> None:
     assert len(content) == 2 and len(content[0]["top_logprobs"]) == 3
     reply = await (await post(server, "/v1/completions", {**body, "logprobs": 0})).get_json()
     assert "logprobs" not in reply["choices"][0]
+
+
+# ----- a model whose PARSER is one of Ollama's built-in ones
+
+
+async def test_builtin_qwen3_parser_through_chat_and_show(server: Server) -> None:
+    create = {"model": "q3", "from": "tiny", "template": QWEN, "parser": "qwen3-thinking",
+              "stream": False}  # fmt: skip
+    r = await post(server, "/api/create", create)
+    assert r.status_code == 200, await r.get_data()
+    server.engines.config = FakeConfig(script=(
+        "Oslo", " it is.", "</think>", "\n\n", "<tool_call>",
+        '{"name": "get_weather", "arguments": {"city": "Oslo"}}', "</tool_call>"))  # fmt: skip
+    show = await (await post(server, "/api/show", {"model": "q3"})).get_json()
+    assert show["capabilities"] == ["completion", "tools", "thinking"]
+    body = {"model": "q3", "messages": USER, "tools": [WEATHER_TOOL], "stream": False}
+    message = (await (await post(server, "/api/chat", body)).get_json())["message"]
+    assert message["thinking"] == "Oslo it is." and message["content"] == ""
+    [call] = message["tool_calls"]
+    assert CALL_ID.fullmatch(call["id"]) and call["function"]["arguments"] == {"city": "Oslo"}
+    # Generate: the parser reads thinking too; its calls come only with the final chunk.
+    reply = await (await post(server, "/api/generate", {"model": "q3", "prompt": "w?",
+                                                         "stream": False})).get_json()  # fmt: skip
+    assert reply["thinking"] == "Oslo it is." and reply["response"] == ""

@@ -4,6 +4,7 @@ and `thinking/` packages read them, over real templates and streamed in awkward 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -12,8 +13,10 @@ from trio_ollama.gocompat.template import GoTemplate
 from trio_ollama.parsers import (
     OutputParser,
     Parsed,
+    ParseError,
     ThinkingParser,
     ToolCallParser,
+    builtin_parser,
     infer_thinking_tags,
     new_tool_call_id,
     tool_call_tag,
@@ -193,3 +196,66 @@ def test_output_parser_off_when_not_asked() -> None:
     parser = OutputParser.for_request(tmpl(QWEN), "", think=False)
     assert not parser.active
     assert parser.add("<think>x</think>y") == [Parsed("<think>x</think>y")]
+
+
+# ----- built-in family parsers (chosen by a model's PARSER)
+
+
+def run_builtin(name: str, pieces: list[str], *, tools: list[Any], think: bool | None) -> tuple[
+    str, str, list[ToolCall]
+]:  # fmt: skip
+    parser = builtin_parser(name)
+    assert parser is not None
+    parser.init(tools, think)
+    content = thinking = ""
+    calls: list[ToolCall] = []
+    for i, piece in enumerate(pieces):
+        c, t, k = parser.add(piece, i == len(pieces) - 1)
+        content, thinking, calls = content + c, thinking + t, calls + k
+    return content, thinking, calls
+
+
+@pytest.mark.parametrize("split", [1, 4, 1000])
+def test_qwen3_thinking_parser(split: int) -> None:
+    # The prompt ended with <think>: the output starts inside the thinking.
+    text = (
+        "The user wants weather.\n</think>\n\nLet me look.\n<tool_call>\n"
+        '{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'
+    )
+    pieces = [text[i : i + split] for i in range(0, len(text), split)]
+    content, thinking, calls = run_builtin("qwen3-thinking", pieces, tools=TOOLS, think=True)
+    assert thinking == "The user wants weather."
+    assert content == "Let me look."
+    assert [(c.function.name, dict(c.function.arguments), c.function.index) for c in calls] == [
+        ("get_weather", {"city": "Oslo"}, 0)]  # fmt: skip
+
+
+def test_qwen3_without_thinking_and_a_broken_call() -> None:
+    content, thinking, calls = run_builtin("qwen3", ["<think>x</think>Hi"], tools=[], think=True)
+    assert (content, thinking, calls) == ("<think>x</think>Hi", "", [])
+    with pytest.raises(ParseError):
+        run_builtin("qwen3", ["<tool_call>{nope</tool_call>"], tools=[], think=None)
+
+
+def test_qwen3_coder_xml_calls_typed_by_the_schema() -> None:
+    tool = {"type": "function", "function": {"name": "book", "parameters": {
+        "type": "object", "properties": {
+            "seats": {"type": "integer"}, "window": {"type": "boolean"},
+            "price": {"type": "number"}, "tags": {"type": "array"},
+            "note": {"type": "string"}}}}}  # fmt: skip
+    text = (
+        "Booking now.\n<tool_call>\n<function=book>\n<parameter=seats>\n2\n</parameter>\n"
+        "<parameter=window>\ntrue\n</parameter>\n<parameter=price>\n12.5\n</parameter>\n"
+        '<parameter=tags>\n["a", "b"]\n</parameter>\n<parameter=note>\n1 < 2 & "x"\n'
+        "</parameter>\n</function>\n</tool_call>"
+    )
+    content, _, calls = run_builtin("qwen3-coder", list(text), tools=[tool], think=None)
+    assert content == "Booking now."
+    [call] = calls
+    assert call.function.name == "book"
+    want = {"seats": 2, "window": True, "price": 12.5, "tags": ["a", "b"], "note": '1 < 2 & "x"'}
+    assert dict(call.function.arguments) == want
+
+
+def test_unknown_parser_names_fall_back_to_the_template() -> None:
+    assert builtin_parser("harmony-someday") is None

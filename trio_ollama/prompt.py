@@ -17,7 +17,7 @@ import jinja2
 import trio
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from trio_ollama.parsers import OutputParser, infer_thinking_tags
+from trio_ollama.parsers import OutputParser, builtin_parser, infer_thinking_tags
 from trio_ollama.store import ModelDetails
 from trio_ollama.templates import (
     Message,
@@ -81,6 +81,11 @@ class ModelPrompt:
     has_projector: bool
     # The template came with the request: its failures are the client's (400), not the model's.
     from_request: bool = False
+    # The model's built-in output parser (its PARSER), its family, and whether its own weights
+    # see images (a `vision.block_count` key), as Ollama's capabilities read them.
+    parser: str = ""
+    family: str = ""
+    vision_weights: bool = False
 
     @classmethod
     def of(cls, details: ModelDetails, template_override: str | None = None) -> ModelPrompt:
@@ -106,27 +111,34 @@ class ModelPrompt:
             embedding=info is not None and info.pooling_type is not None,
             has_projector=bool(details.projectors),
             from_request=template_override is not None,
+            parser=details.config.parser,
+            family=details.config.model_family,
+            vision_weights=info is not None and info.get("vision.block_count") is not None,
         )
 
     @property
     def capabilities(self) -> list[str]:
-        """Ollama's capability names, from the model kind and what its template mentions."""
-        if self.embedding:
-            return ["embedding"]
-        caps = ["completion"]
+        """Ollama's capability names, in its order: what the weights are (an embedding model,
+        or one that completes; vision built in), then what the template mentions (`.Tools`,
+        `.Suffix`), a projector, and thinking (tags around `.Thinking`, the gpt-oss family);
+        a built-in parser adds the tools and thinking it reads."""
+        caps = ["embedding" if self.embedding else "completion"]
+        if self.vision_weights:
+            caps.append("vision")
+        builtin = builtin_parser(self.parser) if self.parser else None
         if self.go is not None:
-            if "tools" in self.go.vars:
+            if "tools" in self.go.vars or (builtin is not None and builtin.has_tool_support):
                 caps.append("tools")
             if "suffix" in self.go.vars:
                 caps.append("insert")
-            # Ollama's rule: a template that wraps `.Thinking` in tags can think.
-            opening, closing = infer_thinking_tags(self.go.template)
-            if opening and closing:
-                caps.append("thinking")
         elif self.jinja is not None and "tools" in self.jinja:
             caps.append("tools")
-        if self.has_projector:
+        if self.has_projector and "vision" not in caps:
             caps.append("vision")
+        opening, closing = infer_thinking_tags(self.go.template if self.go else None)
+        thinks = builtin is not None and builtin.has_thinking_support
+        if (opening and closing) or thinks or self.family in ("gptoss", "gpt-oss"):
+            caps.append("thinking")
         return caps
 
     def output_parser(
@@ -137,8 +149,9 @@ class ModelPrompt:
         return OutputParser.for_request(
             self.go.template if self.go is not None else None,
             prompt,
-            think=bool(think),
+            think=None if think is None else bool(think),
             tools=tools,
+            builtin=self.parser,
         )
 
     def render(

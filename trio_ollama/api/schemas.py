@@ -624,4 +624,6 @@ class CreateJSON(Request):
             license=self.license,
             parameters=dict(self.parameters),
             messages=self.messages,
+            renderer=self.renderer,
+            parser=self.parser,
         )

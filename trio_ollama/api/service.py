@@ -40,7 +40,7 @@ from trio_ollama.gguf_info import ArraySummary, GGUFError, read_gguf_info
 from trio_ollama.gocompat.gojson import quote as go_quote
 from trio_ollama.names import InvalidNameError, ModelName, parse_name
 from trio_ollama.options import LOAD_OPTIONS, PREDICT_OPTIONS, check_option, defaults
-from trio_ollama.parsers import OutputParser, Parsed
+from trio_ollama.parsers import OutputParser, Parsed, ParseError
 from trio_ollama.prompt import ModelPrompt, PromptError, fit_history
 from trio_ollama.runner.client import CompletionStream, RunnerClient, RunnerError
 from trio_ollama.runner.protocol import Completion, Done, Piece, Sampling
@@ -319,14 +319,19 @@ class Service:
                     if isinstance(chunk, Piece):
                         clock.piece()
                         text += chunk.text
-                        pieces = parser.add(chunk.text) if parser.active else [Parsed(chunk.text)]
-                        for parsed, logprobs in _with_logprobs(pieces, chunk.logprobs):
+                        for parsed, logprobs in _with_logprobs(
+                            _parse(parser, chunk.text), chunk.logprobs
+                        ):
                             yield {"model": req.model, "created_at": utc_now(),
                                    **_generate_text_fields(parsed), "done": False,
                                    **logprobs}  # fmt: skip
                     else:
+                        # A built-in parser's calls reach generate only at the end (Ollama's).
+                        flushed = _parse(parser, "", done=True) if parser.builtin else []
+                        last = flushed[-1] if flushed else Parsed()
                         final: dict[str, Any] = {
-                            "model": req.model, "created_at": utc_now(), "response": "",
+                            "model": req.model, "created_at": utc_now(),
+                            **_generate_text_fields(last),
                             "done": True, "done_reason": chunk.done_reason,
                         }  # fmt: skip
                         clock.done(chunk)
@@ -334,6 +339,8 @@ class Service:
                             final["context"] = await runner.tokenize(prompt + text)
                         final.update(metrics(chunk, trio.current_time() - started,
                                              lease.load_duration))  # fmt: skip
+                        if last.tool_calls:
+                            final["tool_calls"] = [c.go_json() for c in last.tool_calls]
                         yield final
 
     @trio.as_safe_channel
@@ -385,15 +392,16 @@ class Service:
                 async for chunk in events:
                     if isinstance(chunk, Piece):
                         clock.piece()
-                        pieces = parser.add(chunk.text) if parser.active else [Parsed(chunk.text)]
-                        for parsed, logprobs in _with_logprobs(pieces, chunk.logprobs):
+                        for parsed, logprobs in _with_logprobs(
+                            _parse(parser, chunk.text), chunk.logprobs
+                        ):
                             yield {"model": req.model, "created_at": utc_now(),
                                    "message": _chat_message(parsed), "done": False,
                                    **logprobs}  # fmt: skip
                     else:
                         clock.done(chunk)
                         # What the parsers held back that was no call after all ends the answer.
-                        *rest, last = [*parser.add("", done=True), Parsed()]
+                        *rest, last = [*_parse(parser, "", done=True), Parsed()]
                         for parsed in rest:
                             yield {"model": req.model, "created_at": utc_now(),
                                    "message": _chat_message(parsed), "done": False}  # fmt: skip
@@ -670,6 +678,17 @@ def _chat_message(parsed: Parsed) -> dict[str, Any]:
     if parsed.tool_calls:
         out["tool_calls"] = [c.go_json() for c in parsed.tool_calls]
     return out
+
+
+def _parse(parser: OutputParser, text: str, *, done: bool = False) -> list[Parsed]:
+    """The chunks a piece of output makes; a call a built-in parser cannot read ends the
+    stream with an error, as in Ollama."""
+    if not parser.active:
+        return [Parsed(text)] if text else []
+    try:
+        return parser.add(text, done=done)
+    except ParseError as exc:
+        raise APIError(500, str(exc)) from exc
 
 
 def _with_logprobs(

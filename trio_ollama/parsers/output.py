@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from trio_ollama.gocompat.template import GoTemplate
+from trio_ollama.parsers.builtin import BuiltinParser, builtin_parser
 from trio_ollama.parsers.thinking import ThinkingParser, infer_thinking_tags
 from trio_ollama.parsers.tools import ToolCallParser, tool_call_tag
 from trio_ollama.templates import ToolCall
@@ -41,6 +42,7 @@ class Parsed:
 class OutputParser:
     thinking: ThinkingParser | None = None
     tools: ToolCallParser | None = None
+    builtin: BuiltinParser | None = None
 
     @classmethod
     def for_request(
@@ -48,11 +50,17 @@ class OutputParser:
         template: GoTemplate | None,
         prompt: str,
         *,
-        think: bool,
+        think: bool | None,
         tools: Sequence[Mapping[str, Any]] = (),
+        builtin: str = "",
     ) -> OutputParser:
-        """The parsers a request needs: thinking when it thinks and the template names tags
-        (the prompt may already have opened the thinking), tool calls when it offers tools."""
+        """The parsers a request needs. A model with a built-in parser (its PARSER) is read by
+        that alone. Otherwise: thinking when it thinks and the template names tags (the prompt
+        may already have opened the thinking), tool calls when it offers tools."""
+        family = builtin_parser(builtin) if builtin else None
+        if family is not None:
+            family.init(tools, think)
+            return cls(builtin=family)
         thinking = None
         opening, closing = infer_thinking_tags(template)
         if think and opening and closing:
@@ -64,11 +72,18 @@ class OutputParser:
 
     @property
     def active(self) -> bool:
-        return self.thinking is not None or self.tools is not None
+        return self.thinking is not None or self.tools is not None or self.builtin is not None
 
     def add(self, text: str, *, done: bool = False) -> list[Parsed]:
         """The chunks `text` makes ready (none while it is held back). `done` marks the end
-        of the output: what the tool parser held that was no call after all comes out."""
+        of the output: what the tool parser held that was no call after all comes out.
+        Raises `ParseError` where a built-in parser does (a malformed call)."""
+        if self.builtin is not None:
+            content, thinking, calls = self.builtin.add(text, done)
+            if not (content or thinking or calls):
+                return []
+            named = tuple(attrs.evolve(c, id=new_tool_call_id()) for c in calls)
+            return [Parsed(content, thinking, named)]
         content, thinking = text, ""
         if self.thinking is not None:
             thinking, content = self.thinking.add(text)
