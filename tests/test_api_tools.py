@@ -281,3 +281,30 @@ async def test_builtin_qwen3_parser_through_chat_and_show(server: Server) -> Non
     reply = await (await post(server, "/api/generate", {"model": "q3", "prompt": "w?",
                                                          "stream": False})).get_json()  # fmt: skip
     assert reply["thinking"] == "Oslo it is." and reply["response"] == ""
+
+
+# ----- images
+
+
+async def test_images_for_a_model_without_vision(server: Server) -> None:
+    png = "iVBORw0KGgo="
+    no_vision = (
+        "image input is not supported - hint: if this is unexpected, you may need to provide "
+        "the mmproj"
+    )
+    message = {"role": "user", "content": "?", "images": [png]}
+    requests = [
+        ("/api/generate", {"model": "tiny", "prompt": "what is it?", "images": [png]}),
+        ("/api/chat", {"model": "tiny", "messages": [message]}),
+    ]
+    for path, body in requests:
+        r = await post(server, path, body)
+        assert r.status_code == 400
+        assert await r.get_json() == {"error": no_vision}
+    r = await post(server, "/v1/chat/completions", {"model": "tiny", "messages": [
+        {"role": "user", "content": [{"type": "image_url", "image_url": {
+            "url": "data:image/png;base64," + png}}]}]})  # fmt: skip
+    assert r.status_code == 400
+    assert (await r.get_json())["error"]["message"] == no_vision
+    show = await (await post(server, "/api/show", {"model": "tiny"})).get_json()
+    assert "vision" not in show["capabilities"]

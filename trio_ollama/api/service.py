@@ -283,6 +283,7 @@ class Service:
         if req.suffix and "insert" not in caps:
             raise APIError(400, f"{details.name} does not support insert")
         think = self._check_think(req.model, req.think, caps)
+        _check_images(bool(req.images), caps)
         req = attrs.evolve(req, think=think)
         if req.debug_render_only:
             with _prompt_errors():
@@ -364,6 +365,7 @@ class Service:
         if req.tools and "tools" not in caps:
             raise APIError(400, f"{details.name} does not support tools")
         think = self._check_think(req.model, req.think, caps)
+        _check_images(any(m.images for m in req.messages), caps)
         msgs = model.conversation([_message(m) for m in req.messages], with_model_messages=True)
         if req.debug_render_only:
             with _prompt_errors():
@@ -652,6 +654,21 @@ class Service:
 
     def version(self) -> dict[str, str]:
         return {"version": __version__}
+
+
+# What a model without vision answers an image with, in llama.cpp's words (Ollama's current
+# runner passes them on; v0.12.10 dropped the image without a word). A 400 here, not a 500:
+# the request is at fault.
+NO_VISION = (
+    "image input is not supported - hint: if this is unexpected, you may need to provide the mmproj"
+)
+# A model with a projector could see, but the runner does not load projectors yet.
+VISION_NOT_SERVED = "image input is not supported by this server yet (docs/vision.md)"
+
+
+def _check_images(has_images: bool, caps: list[str]) -> None:
+    if has_images:
+        raise APIError(400, NO_VISION if "vision" not in caps else VISION_NOT_SERVED)
 
 
 def _check_top_logprobs(top: int) -> None:
