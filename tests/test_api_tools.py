@@ -308,3 +308,21 @@ async def test_images_for_a_model_without_vision(server: Server) -> None:
     assert (await r.get_json())["error"]["message"] == no_vision
     show = await (await post(server, "/api/show", {"model": "tiny"})).get_json()
     assert "vision" not in show["capabilities"]
+
+
+async def test_old_thinking_left_out_of_deepseek_r1_prompts(server: Server) -> None:
+    await model(server, "deepseek-r1", DEEPSEEK_R1, ["x"])
+    history = [
+        {"role": "user", "content": "2+2?"},
+        {"role": "assistant", "content": "<think>sum it</think>4"},
+        {"role": "user", "content": "and 3+3?"},
+    ]
+    for name, kept in (("deepseek-r1", False), ("tiny", True)):
+        body = {"model": name, "messages": history, "_debug_render_only": True, "think": False,
+                "stream": False}  # fmt: skip
+        if name == "tiny":
+            body.pop("think")
+        reply = await (await post(server, "/api/chat", body)).get_json()
+        rendered = reply["_debug_info"]["rendered_template"]
+        assert ("sum it" in rendered) == kept, rendered
+        assert "4" in rendered

@@ -17,7 +17,12 @@ import jinja2
 import trio
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from trio_ollama.parsers import OutputParser, builtin_parser, infer_thinking_tags
+from trio_ollama.parsers import (
+    OutputParser,
+    ThinkingParser,
+    builtin_parser,
+    infer_thinking_tags,
+)
 from trio_ollama.store import ModelDetails
 from trio_ollama.templates import (
     Message,
@@ -153,6 +158,20 @@ class ModelPrompt:
             tools=tools,
             builtin=self.parser,
         )
+
+    def drop_old_thinking(self, messages: Sequence[Message], model_name: str) -> list[Message]:
+        """Ollama's `filterThinkTags`: for Qwen 3 and DeepSeek R1, the `<think>` part of each
+        assistant answer before the last user message is left out of the prompt (it only
+        costs tokens there)."""
+        msgs = list(messages)
+        if self.family != "qwen3" and model_name != "deepseek-r1":
+            return msgs
+        last_user = max((i for i, m in enumerate(msgs) if m.role == "user"), default=-1)
+        for i, msg in enumerate(msgs[:last_user]):
+            if msg.role == "assistant":
+                _, content = ThinkingParser("<think>", "</think>").add(msg.content)
+                msgs[i] = attrs.evolve(msg, content=content)
+        return msgs
 
     def render(
         self,

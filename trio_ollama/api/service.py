@@ -367,6 +367,7 @@ class Service:
         think = self._check_think(req.model, req.think, caps)
         _check_images(any(m.images for m in req.messages), caps)
         msgs = model.conversation([_message(m) for m in req.messages], with_model_messages=True)
+        msgs = model.drop_old_thinking(msgs, details.name.model)
         if req.debug_render_only:
             with _prompt_errors():
                 text = await trio.to_thread.run_sync(
