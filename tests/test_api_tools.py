@@ -8,6 +8,7 @@ import json
 import re
 from typing import Any
 
+import attrs
 import pytest
 
 from tests import test_api_inprocess
@@ -326,3 +327,25 @@ async def test_old_thinking_left_out_of_deepseek_r1_prompts(server: Server) -> N
         rendered = reply["_debug_info"]["rendered_template"]
         assert ("sum it" in rendered) == kept, rendered
         assert "4" in rendered
+
+
+async def test_structured_output_for_a_thinking_model_runs_twice(server: Server) -> None:
+    """As Ollama: the model thinks free of the format; where its answer begins, a second run
+    answers under the format, its thinking handed back in the prompt."""
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    name = await model(server, "r1", DEEPSEEK_R1, ["<think>", "Oslo is cold", "</think>", "Hm"])
+    server.engines.config = attrs.evolve(server.engines.config,
+                                         format_script=('{"city": ', '"Oslo"}'))  # fmt: skip
+    body = {"model": name, "messages": USER, "format": schema, "stream": False}
+    reply = await (await post(server, "/api/chat", body)).get_json()
+    assert reply["message"] == {"role": "assistant", "content": '{"city": "Oslo"}',
+                                "thinking": "Oslo is cold"}  # fmt: skip
+    [engine] = server.engines.made
+    first, second = engine.requests
+    assert first.format == "" and json.loads(second.format) == schema
+    assert "Oslo is cold" in second.prompt and "Oslo is cold" not in first.prompt
+    # Without thinking there is one run, under the format from the start.
+    body["think"] = False
+    reply = await (await post(server, "/api/chat", body)).get_json()
+    assert reply["message"]["content"] == '{"city": "Oslo"}'
+    assert len(engine.requests) == 3 and engine.requests[2].format

@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import aclosing, asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 import attrs
@@ -196,6 +196,17 @@ class _TokenClock:
         if record is not None:
             record.prompt_tokens = done.prompt_eval_count
             record.generated_tokens = done.eval_count
+
+
+@attrs.define
+class _ChatRun:
+    """One chat answer across its runs: two when a thinking model answers under a format."""
+
+    parser: OutputParser
+    two_pass: bool
+    clock: _TokenClock
+    thought: str = ""
+    restart: bool = False
 
 
 @attrs.define
@@ -389,31 +400,74 @@ class Service:
                     truncate=req.truncate, tools=req.tools or None, think=think,
                 )  # fmt: skip
             parser = model.output_parser(prompt, think=think, tools=req.tools)
-            completion = self._completion(runner, prompt, options, req)
-            clock = _TokenClock.start(self.metrics, spec.name, started)
-            async with completion as events:
-                async for chunk in events:
-                    if isinstance(chunk, Piece):
-                        clock.piece()
-                        for parsed, logprobs in _with_logprobs(
-                            _parse(parser, chunk.text), chunk.logprobs
-                        ):
-                            yield {"model": req.model, "created_at": utc_now(),
-                                   "message": _chat_message(parsed), "done": False,
-                                   **logprobs}  # fmt: skip
-                    else:
-                        clock.done(chunk)
-                        # What the parsers held back that was no call after all ends the answer.
-                        *rest, last = [*_parse(parser, "", done=True), Parsed()]
-                        for parsed in rest:
-                            yield {"model": req.model, "created_at": utc_now(),
-                                   "message": _chat_message(parsed), "done": False}  # fmt: skip
-                        final = {"model": req.model, "created_at": utc_now(),
-                                 "message": _chat_message(last), "done": True,
-                                 "done_reason": chunk.done_reason}  # fmt: skip
-                        final.update(metrics(chunk, trio.current_time() - started,
-                                             lease.load_duration))  # fmt: skip
-                        yield final
+            # Ollama's structured output for a model that thinks: it thinks free of the format;
+            # when its answer begins, that run stops and a second one answers under the format,
+            # the thinking so far handed back as an assistant message.
+            run = _ChatRun(
+                parser, bool(req.format) and "thinking" in caps
+                and (parser.thinking is not None or parser.builtin is not None),
+                _TokenClock.start(self.metrics, spec.name, started),
+            )  # fmt: skip
+            while True:
+                one_run = self._chat_run(run, runner, prompt, options, req, lease, started)
+                async with aclosing(one_run) as chunks:
+                    async for out in chunks:
+                        yield out
+                if not run.restart:
+                    return
+                msgs = [*msgs, Message(role="assistant", thinking=run.thought)]
+                with _prompt_errors():
+                    prompt = await fit_history(
+                        model, msgs, num_ctx=lease.num_ctx, tokenize=runner.count_tokens,
+                        truncate=req.truncate, tools=req.tools or None, think=think,
+                    )  # fmt: skip
+
+    async def _chat_run(
+        self,
+        run: _ChatRun,
+        runner: RunnerClient,
+        prompt: str,
+        options: dict[str, Any],
+        req: ChatRequest,
+        lease: Lease,
+        started: float,
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """One completion's chunks. In the first run of two it stops where the answer begins
+        (`run.restart`); the next runs under the format."""
+        first_of_two = run.two_pass and not run.restart
+        fmt = "" if first_of_two else req.format
+        run.restart = False
+        async with (
+            self._completion(runner, prompt, options, req, fmt) as events,
+            aclosing(aiter(events)) as stream,
+        ):
+            async for chunk in stream:
+                if isinstance(chunk, Done):
+                    run.clock.done(chunk)
+                    # What the parsers held back that was no call after all ends the answer.
+                    *rest, last = [*_parse(run.parser, "", done=True), Parsed()]
+                    for parsed in rest:
+                        yield {"model": req.model, "created_at": utc_now(),
+                               "message": _chat_message(parsed), "done": False}  # fmt: skip
+                    final = {"model": req.model, "created_at": utc_now(),
+                             "message": _chat_message(last), "done": True,
+                             "done_reason": chunk.done_reason}  # fmt: skip
+                    final.update(metrics(chunk, trio.current_time() - started,
+                                         lease.load_duration))  # fmt: skip
+                    yield final
+                    return
+                run.clock.piece()
+                for parsed, logprobs in _with_logprobs(
+                    _parse(run.parser, chunk.text), chunk.logprobs
+                ):
+                    if first_of_two and run.thought + parsed.thinking and parsed.content:
+                        parsed, run.restart = Parsed(thinking=parsed.thinking), True
+                    run.thought += parsed.thinking
+                    yield {"model": req.model, "created_at": utc_now(),
+                           "message": _chat_message(parsed), "done": False,
+                           **logprobs}  # fmt: skip
+                    if run.restart:
+                        return
 
     @staticmethod
     def _generate_messages(req: GenerateRequest, model: ModelPrompt) -> list[Message]:
@@ -451,10 +505,13 @@ class Service:
         prompt: str,
         options: dict[str, Any],
         req: GenerateRequest | ChatRequest,
+        fmt: str | None = None,
     ) -> AsyncIterator[CompletionStream]:
-        """The runner's stream for one completion (its refusals become API errors in `_leased`)."""
+        """The runner's stream for one completion (its refusals become API errors in `_leased`);
+        `fmt` stands in for the request's `format` when given."""
         request = Completion(
-            id=0, prompt=prompt, sampling=sampling_of(options), format=req.format,
+            id=0, prompt=prompt, sampling=sampling_of(options),
+            format=req.format if fmt is None else fmt,
             truncate=req.truncate, shift=req.shift, logprobs=req.logprobs,
             top_logprobs=req.top_logprobs if req.logprobs else 0,
         )  # fmt: skip

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 
 import attrs
@@ -74,10 +74,11 @@ class CompletionStream:
         self._receive = receive
         self.done: Done | None = None
 
-    def __aiter__(self) -> AsyncIterator[Piece | Done]:
+    def __aiter__(self) -> AsyncGenerator[Piece | Done, None]:
+        # A generator, so a reader that stops early can close it (`contextlib.aclosing`).
         return self._iterate()
 
-    async def _iterate(self) -> AsyncIterator[Piece | Done]:
+    async def _iterate(self) -> AsyncGenerator[Piece | Done, None]:
         async for item in self._receive:
             if isinstance(item, RunnerError):
                 raise item

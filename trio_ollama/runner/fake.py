@@ -47,6 +47,8 @@ class FakeConfig:
     # Scripted output: when set, these pieces are the answer (one a step), then "stop"; for
     # tests of what is made of a model's text (tool calls, thinking).
     script: tuple[str, ...] = attrs.field(default=(), converter=_pieces)
+    # The answer to a request with a `format`, when set (what a grammar would have allowed).
+    format_script: tuple[str, ...] = attrs.field(default=(), converter=_pieces)
     # A cost model for simulations (0: off, the tests' plain timing): prompt bytes processed a
     # second when a request is admitted, and how much longer a decode step takes for each
     # sequence beyond the first (0.1: 8 sequences make a step 1.7 times one sequence's).
@@ -74,6 +76,7 @@ class FakeEngine:
         self.active: dict[int, _Job] = {}
         self.waiting: deque[Completion] = deque()
         self.embeds: deque[Embed] = deque()
+        self.requests: list[Completion] = []  # every completion asked for, for tests to read
         self.total_tokens = 0
         self.n_threads = 1
         self.loaded = False
@@ -100,6 +103,7 @@ class FakeEngine:
         )
 
     def submit(self, request: Completion) -> None:
+        self.requests.append(request)
         self.waiting.append(request)
 
     def submit_embed(self, request: Embed) -> None:
@@ -154,15 +158,16 @@ class FakeEngine:
                     raise EngineCrashed(f"crashed after {self.total_tokens} tokens")
                 os._exit(17)
             limit = job.request.sampling.num_predict
-            limit = (len(cfg.script) or 10) if limit < 0 else limit
+            script = cfg.format_script if job.request.format and cfg.format_script else cfg.script
+            limit = (len(script) or 10) if limit < 0 else limit
             if "fail" in job.request.prompt:
                 out.append(RequestFailed(id=job.request.id, message="fake failure"))
                 del self.active[job.request.id]
                 continue
-            scripted = bool(cfg.script)
-            text = cfg.script[job.produced - 1] if scripted else f"{cfg.reply}{job.produced} "
+            scripted = bool(script)
+            text = script[job.produced - 1] if scripted else f"{cfg.reply}{job.produced} "
             out.append(Piece(job.request.id, text, _fake_logprobs(job.request, text)))
-            stopped = scripted and job.produced >= len(cfg.script)
+            stopped = scripted and job.produced >= len(script)
             if job.produced >= limit or stopped:
                 out.append(
                     Done(
