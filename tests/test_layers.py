@@ -55,7 +55,10 @@ ALLOWED: dict[str, set[str]] = {
     | {"trio_ollama.runner", "trio_ollama.runner.protocol", RUNNER_CHILD},
     "trio_ollama.scheduler": _FACTS
     | {"trio_ollama.options", "trio_ollama.runner", "trio_ollama.runner.protocol"},
-    "trio_ollama.prompt": _FACTS | {"trio_ollama.store", "trio_ollama.templates"},
+    # Reading model output (tool calls, thinking): below the API layers, beside the prompt.
+    "trio_ollama.parsers": _FACTS | {"trio_ollama.templates"},
+    "trio_ollama.prompt": _FACTS
+    | {"trio_ollama.store", "trio_ollama.templates", "trio_ollama.parsers"},
     "trio_ollama.specs": _FACTS | {"trio_ollama.store", "trio_ollama.scheduler"},
     "trio_ollama.testing": _FACTS
     | {
@@ -77,6 +80,7 @@ ALLOWED: dict[str, set[str]] = {
         "trio_ollama.runner.protocol",
         "trio_ollama.scheduler",
         "trio_ollama.prompt",
+        "trio_ollama.parsers",
         "trio_ollama.specs",
     },
     # The command line is a client of the HTTP API; it starts the server (`serve`) and sets up

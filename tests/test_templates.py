@@ -637,3 +637,43 @@ def test_command_r_with_tools() -> None:
     assert "        city (string): The city\n" in out
     assert '"tool_name": "get_weather",\n        "parameters": {"city":"Paris"}' in out
     assert "<|SYSTEM_TOKEN|><results>\nconsole_output: sunny\n</results>" in out
+
+
+def test_tool_structs_print_as_json() -> None:
+    """Ollama's `ToolFunction`, `ToolFunctionParameters` and the call arguments print as JSON
+    (their `String()` methods), which templates such as Qwen's depend on."""
+    source = (
+        "{{ range .Tools }}"
+        '{"type": "function", "function": {{ .Function }}}\n'
+        "{{ .Function.Parameters }}\n"
+        "{{ end }}"
+        "{{ range .Messages }}{{ range .ToolCalls }}"
+        '{"name": "{{ .Function.Name }}", "arguments": {{ .Function.Arguments }}}'
+        "{{ end }}{{ end }}"
+    )
+    params = (
+        '{"type":"object","required":["city"],"properties":{'
+        '"city":{"type":"string","description":"The city"},'
+        '"unit":{"type":"string","enum":["c","f"]}}}'
+    )
+    msgs: list[dict[str, Any]] = [
+        {"role": "user", "content": "weather?"},
+        {
+            "role": "assistant",
+            "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}],
+        },
+    ]
+    out = render_chat(source, msgs, tools=[WEATHER_TOOL])
+    assert out == (
+        '{"type": "function", "function": {"name":"get_weather",'
+        f'"description":"Get the weather","parameters":{params}}}}}\n'
+        f"{params}\n"
+        '{"name": "get_weather", "arguments": {"city":"Paris"}}'
+    )
+    # A function without a description leaves it out (omitempty), as Go's JSON does.
+    bare = {"type": "function", "function": {"name": "now"}}
+    assert render_chat(
+        "{{ if .Messages }}{{ end }}{{ range .Tools }}{{ .Function }}{{ end }}",
+        [HELLO],
+        tools=[bare],
+    ) == ('{"name":"now","parameters":{"type":"","properties":null}}')

@@ -17,6 +17,12 @@ import jinja2
 import trio
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from trio_ollama.parsers import (
+    OutputParser,
+    ThinkingParser,
+    builtin_parser,
+    infer_thinking_tags,
+)
 from trio_ollama.store import ModelDetails
 from trio_ollama.templates import (
     Message,
@@ -80,6 +86,11 @@ class ModelPrompt:
     has_projector: bool
     # The template came with the request: its failures are the client's (400), not the model's.
     from_request: bool = False
+    # The model's built-in output parser (its PARSER), its family, and whether its own weights
+    # see images (a `vision.block_count` key), as Ollama's capabilities read them.
+    parser: str = ""
+    family: str = ""
+    vision_weights: bool = False
 
     @classmethod
     def of(cls, details: ModelDetails, template_override: str | None = None) -> ModelPrompt:
@@ -105,26 +116,62 @@ class ModelPrompt:
             embedding=info is not None and info.pooling_type is not None,
             has_projector=bool(details.projectors),
             from_request=template_override is not None,
+            parser=details.config.parser,
+            family=details.config.model_family,
+            vision_weights=info is not None and info.get("vision.block_count") is not None,
         )
 
     @property
     def capabilities(self) -> list[str]:
-        """Ollama's capability names, from the model kind and what its template mentions."""
-        if self.embedding:
-            return ["embedding"]
-        caps = ["completion"]
+        """Ollama's capability names, in its order: what the weights are (an embedding model,
+        or one that completes; vision built in), then what the template mentions (`.Tools`,
+        `.Suffix`), a projector, and thinking (tags around `.Thinking`, the gpt-oss family);
+        a built-in parser adds the tools and thinking it reads."""
+        caps = ["embedding" if self.embedding else "completion"]
+        if self.vision_weights:
+            caps.append("vision")
+        builtin = builtin_parser(self.parser) if self.parser else None
         if self.go is not None:
-            if "tools" in self.go.vars:
+            if "tools" in self.go.vars or (builtin is not None and builtin.has_tool_support):
                 caps.append("tools")
             if "suffix" in self.go.vars:
                 caps.append("insert")
-            if "thinking" in self.go.vars or "think" in self.go.vars:
-                caps.append("thinking")
         elif self.jinja is not None and "tools" in self.jinja:
             caps.append("tools")
-        if self.has_projector:
+        if self.has_projector and "vision" not in caps:
             caps.append("vision")
+        opening, closing = infer_thinking_tags(self.go.template if self.go else None)
+        thinks = builtin is not None and builtin.has_thinking_support
+        if (opening and closing) or thinks or self.family in ("gptoss", "gpt-oss"):
+            caps.append("thinking")
         return caps
+
+    def output_parser(
+        self, prompt: str, *, think: bool | str | None, tools: Sequence[Mapping[str, Any]] = ()
+    ) -> OutputParser:
+        """How to read this model's answer to `prompt`: thinking and tool calls as its
+        template writes them."""
+        return OutputParser.for_request(
+            self.go.template if self.go is not None else None,
+            prompt,
+            think=None if think is None else bool(think),
+            tools=tools,
+            builtin=self.parser,
+        )
+
+    def drop_old_thinking(self, messages: Sequence[Message], model_name: str) -> list[Message]:
+        """Ollama's `filterThinkTags`: for Qwen 3 and DeepSeek R1, the `<think>` part of each
+        assistant answer before the last user message is left out of the prompt (it only
+        costs tokens there)."""
+        msgs = list(messages)
+        if self.family != "qwen3" and model_name != "deepseek-r1":
+            return msgs
+        last_user = max((i for i, m in enumerate(msgs) if m.role == "user"), default=-1)
+        for i, msg in enumerate(msgs[:last_user]):
+            if msg.role == "assistant":
+                _, content = ThinkingParser("<think>", "</think>").add(msg.content)
+                msgs[i] = attrs.evolve(msg, content=content)
+        return msgs
 
     def render(
         self,

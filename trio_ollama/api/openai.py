@@ -189,6 +189,7 @@ def chat_completion(native: Mapping[str, Any], *, id: str, created: int) -> dict
                     tool_calls,
                 ),
                 "finish_reason": finish,
+                **_choice_logprobs(native),
             }
         ],
         "usage": _usage(native),
@@ -196,6 +197,13 @@ def chat_completion(native: Mapping[str, Any], *, id: str, created: int) -> dict
     if native.get("_debug_info") is not None:
         out["_debug_info"] = native["_debug_info"]
     return out
+
+
+def _choice_logprobs(native: Mapping[str, Any]) -> dict[str, Any]:
+    """A choice's `logprobs` as Ollama writes them: `{"content": [...]}` holding its native
+    entries (token, logprob, bytes, top_logprobs), left out when there are none."""
+    entries = native.get("logprobs")
+    return {"logprobs": {"content": list(entries)}} if entries else {}
 
 
 def _chat_chunk(
@@ -207,6 +215,7 @@ def _chat_chunk(
     thinking: str,
     tool_calls: list[dict[str, Any]],
     finish_reason: str | None,
+    logprobs: bool = True,
 ) -> dict[str, Any]:
     return {
         "id": id,
@@ -219,6 +228,7 @@ def _chat_chunk(
                 "index": 0,
                 "delta": _message("assistant", content, thinking, tool_calls),
                 "finish_reason": finish_reason,
+                **(_choice_logprobs(native) if logprobs else {}),
             }
         ],
     }
@@ -261,6 +271,7 @@ def chat_chunks(
                 thinking="",
                 tool_calls=tool_calls,
                 finish_reason=finish,
+                logprobs=False,  # they went with the reasoning chunk, as in Ollama
             ),
         ]
     return [
@@ -342,6 +353,7 @@ def completion(native: Mapping[str, Any], *, id: str, created: int) -> dict[str,
                 "text": native.get("response") or "",
                 "index": 0,
                 "finish_reason": native.get("done_reason") or None,
+                **_choice_logprobs(native),
             }
         ],
         "usage": _usage(native),
@@ -365,6 +377,7 @@ def completion_chunk(
                 "text": native.get("response") or "",
                 "index": 0,
                 "finish_reason": native.get("done_reason") or None,
+                **_choice_logprobs(native),
             }
         ],
         "model": native.get("model") or "",

@@ -234,6 +234,8 @@ class ChatCompletionRequest:
         struct_type(Reasoning), default=None, convert=_nested(Reasoning)
     )
     reasoning_effort: str = go_field(STRING, default="")
+    logprobs: bool | None = go_field(BOOL, default=None)
+    top_logprobs: int = go_field(INT, default=0)
     debug_render_only: bool = go_field(BOOL, default=False, json="_debug_render_only")
     priority: int | None = go_field(INT, default=None)  # vLLM's extension, passed on
 
@@ -259,6 +261,8 @@ class CompletionRequest:
     temperature: float | None = go_field(FLOAT32, default=None)
     top_p: float = go_field(FLOAT32, default=0.0)
     suffix: str = go_field(STRING, default="")
+    # The legacy API's logprobs: how many alternatives per token (more than 0 turns them on).
+    logprobs: int | None = go_field(INT, default=None)
     debug_render_only: bool = go_field(BOOL, default=False, json="_debug_render_only")
     priority: int | None = go_field(INT, default=None)  # vLLM's extension, passed on
 
@@ -299,6 +303,10 @@ def chat_request(body: Any) -> tuple[dict[str, Any], ReplyOptions]:
     think = _think(req)
     if think is not None:
         native["think"] = think
+    if req.logprobs:
+        native["logprobs"] = True
+    if req.top_logprobs:
+        native["top_logprobs"] = req.top_logprobs
     if req.debug_render_only:
         native["_debug_render_only"] = True
     if req.priority is not None:
@@ -518,6 +526,9 @@ def completion_request(body: Any) -> tuple[dict[str, Any], ReplyOptions]:
     }
     if req.suffix:
         native["suffix"] = req.suffix
+    if req.logprobs is not None and req.logprobs > 0:
+        native["logprobs"] = True
+        native["top_logprobs"] = req.logprobs
     if req.debug_render_only:
         native["_debug_render_only"] = True
     if req.priority is not None:

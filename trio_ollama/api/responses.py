@@ -298,17 +298,45 @@ async def stream_or_collect(
 
 
 def combine_generate(chunks: list[dict[str, Any]]) -> dict[str, Any]:
-    final = dict(chunks[-1])
-    final["response"] = "".join(c.get("response", "") for c in chunks)
+    """Ollama's non-streamed generate: `response` and `thinking` (after it, as Go's field order
+    has it) are every chunk's joined; the rest is the final chunk's."""
+    last = chunks[-1]
+    thinking = "".join(c.get("thinking", "") for c in chunks)
+    final: dict[str, Any] = {}
+    for key, value in last.items():
+        if key == "thinking":
+            continue
+        final[key] = value
+        if key == "response":
+            final[key] = "".join(c.get("response", "") for c in chunks)
+            if thinking:
+                final["thinking"] = thinking
+    return _all_logprobs(final, chunks)
+
+
+def _all_logprobs(final: dict[str, Any], chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    logprobs = [entry for c in chunks for entry in c.get("logprobs", ())]
+    final.pop("logprobs", None)
+    if logprobs:
+        final["logprobs"] = logprobs
     return final
 
 
 def combine_chat(chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Ollama's non-streamed chat: the message's `content` and `thinking` joined, its
+    `tool_calls` gathered from every chunk; the rest is the final chunk's."""
     final = dict(chunks[-1])
-    message = dict(final.get("message") or {"role": "assistant"})
-    message["content"] = "".join(c.get("message", {}).get("content", "") for c in chunks)
+    messages = [c.get("message") or {} for c in chunks]
+    message: dict[str, Any] = {"role": (final.get("message") or {}).get("role", "assistant")}
+    message["content"] = "".join(m.get("content", "") for m in messages)
+    thinking = "".join(m.get("thinking", "") for m in messages)
+    if thinking:
+        message["thinking"] = thinking
+    calls = [call for m in messages for call in m.get("tool_calls", ())]
+    if calls:
+        message["tool_calls"] = calls
     final["message"] = message
-    return final
+    return _all_logprobs(final, chunks)
 
 
 def combine_progress(chunks: list[dict[str, Any]]) -> dict[str, Any]:

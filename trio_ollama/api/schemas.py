@@ -313,6 +313,8 @@ class GenerateRequest(Request):
     truncate: bool = go_field(BOOL, default=True)
     shift: bool = go_field(BOOL, default=True)
     debug_render_only: bool = go_field(BOOL, default=False, json="_debug_render_only")
+    logprobs: bool = go_field(BOOL, default=False)
+    top_logprobs: int = go_field(INT, default=0)
     # Beyond Ollama (as vLLM's): lower runs first while requests wait (docs/policies.md).
     priority: int | None = go_field(INT, default=None)
 
@@ -456,6 +458,8 @@ class ChatRequest(Request):
     truncate: bool = go_field(BOOL, default=True)
     shift: bool = go_field(BOOL, default=True)
     debug_render_only: bool = go_field(BOOL, default=False, json="_debug_render_only")
+    logprobs: bool = go_field(BOOL, default=False)
+    top_logprobs: int = go_field(INT, default=0)
     # Beyond Ollama (as vLLM's): lower runs first while requests wait (docs/policies.md).
     priority: int | None = go_field(INT, default=None)
 
@@ -624,4 +628,6 @@ class CreateJSON(Request):
             license=self.license,
             parameters=dict(self.parameters),
             messages=self.messages,
+            renderer=self.renderer,
+            parser=self.parser,
         )

@@ -21,7 +21,7 @@ from collections.abc import (
     Iterator,
     Sequence,
 )
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 import attrs
@@ -49,6 +49,7 @@ from trio_ollama.gguf_info import ArraySummary, GGUFError, read_gguf_info
 from trio_ollama.gocompat.gojson import quote as go_quote
 from trio_ollama.names import InvalidNameError, ModelName, parse_name
 from trio_ollama.options import LOAD_OPTIONS, PREDICT_OPTIONS, check_option, defaults
+from trio_ollama.parsers import OutputParser, Parsed, ParseError
 from trio_ollama.prompt import ModelPrompt, PromptError, fit_history
 from trio_ollama.registry import (
     Downloads,
@@ -218,6 +219,17 @@ class _TokenClock:
 
 
 @attrs.define
+class _ChatRun:
+    """One chat answer across its runs: two when a thinking model answers under a format."""
+
+    parser: OutputParser
+    two_pass: bool
+    clock: _TokenClock
+    thought: str = ""
+    restart: bool = False
+
+
+@attrs.define
 class Service:
     settings: Settings
     store: Store
@@ -313,6 +325,7 @@ class Service:
             yield {"model": req.model, "created_at": utc_now(), "response": "", "done": True,
                    "done_reason": "unload"}  # fmt: skip
             return
+        _check_top_logprobs(req.top_logprobs)
         if req.raw and (req.template is not None or req.system is not None or req.context):
             raise APIError(400, "raw mode does not support template, system, or context")
         with _prompt_errors():  # a request's template is parsed off the event loop
@@ -322,7 +335,9 @@ class Service:
             raise APIError(400, f'"{req.model}" does not support generate')
         if req.suffix and "insert" not in caps:
             raise APIError(400, f"{details.name} does not support insert")
-        self._check_think(req.model, req.think, caps)
+        think = self._check_think(req.model, req.think, caps)
+        _check_images(bool(req.images), caps)
+        req = attrs.evolve(req, think=think)
         if req.debug_render_only:
             with _prompt_errors():
                 text = await trio.to_thread.run_sync(self._generate_text, req, model)
@@ -349,20 +364,28 @@ class Service:
                     )  # fmt: skip
             prompt = prefix + prompt
             text = ""
-            completion = self._completion(
-                runner, prompt, options, req.format, req.truncate, req.shift
-            )
+            # Generate parses thinking only (tool calls are for chat), and nothing when raw.
+            parser = model.output_parser(prompt, think=think) if not req.raw else OutputParser()
+            completion = self._completion(runner, prompt, options, req)
             clock = _TokenClock.start(self.metrics, spec.name, started)
             async with completion as events:
                 async for chunk in events:
                     if isinstance(chunk, Piece):
                         clock.piece()
                         text += chunk.text
-                        yield {"model": req.model, "created_at": utc_now(), "response": chunk.text,
-                               "done": False}  # fmt: skip
+                        for parsed, logprobs in _with_logprobs(
+                            _parse(parser, chunk.text), chunk.logprobs
+                        ):
+                            yield {"model": req.model, "created_at": utc_now(),
+                                   **_generate_text_fields(parsed), "done": False,
+                                   **logprobs}  # fmt: skip
                     else:
+                        # A built-in parser's calls reach generate only at the end (Ollama's).
+                        flushed = _parse(parser, "", done=True) if parser.builtin else []
+                        last = flushed[-1] if flushed else Parsed()
                         final: dict[str, Any] = {
-                            "model": req.model, "created_at": utc_now(), "response": "",
+                            "model": req.model, "created_at": utc_now(),
+                            **_generate_text_fields(last),
                             "done": True, "done_reason": chunk.done_reason,
                         }  # fmt: skip
                         clock.done(chunk)
@@ -370,6 +393,8 @@ class Service:
                             final["context"] = await runner.tokenize(prompt + text)
                         final.update(metrics(chunk, trio.current_time() - started,
                                              lease.load_duration))  # fmt: skip
+                        if last.tool_calls:
+                            final["tool_calls"] = [c.go_json() for c in last.tool_calls]
                         yield final
 
     @trio.as_safe_channel
@@ -378,6 +403,7 @@ class Service:
         if not req.model or not parse_name(req.model).is_valid:
             raise APIError(400, "model is required")
         details = await self.details(req.model, not_found="model '{name}' not found")
+        _check_top_logprobs(req.top_logprobs)
         empty = {"role": "assistant", "content": ""}
         if not req.messages and req.keep_alive == 0:
             self.scheduler.expire_model(await self.spec(details))
@@ -391,12 +417,14 @@ class Service:
             raise APIError(400, f'"{req.model}" does not support chat')
         if req.tools and "tools" not in caps:
             raise APIError(400, f"{details.name} does not support tools")
-        self._check_think(req.model, req.think, caps)
+        think = self._check_think(req.model, req.think, caps)
+        _check_images(any(m.images for m in req.messages), caps)
         msgs = model.conversation([_message(m) for m in req.messages], with_model_messages=True)
+        msgs = model.drop_old_thinking(msgs, details.name.model)
         if req.debug_render_only:
             with _prompt_errors():
                 text = await trio.to_thread.run_sync(
-                    functools.partial(model.render, msgs, tools=req.tools or None, think=req.think)
+                    functools.partial(model.render, msgs, tools=req.tools or None, think=think)
                 )
             yield _debug_render(req.model, text)
             return
@@ -411,26 +439,77 @@ class Service:
             with _prompt_errors():
                 prompt = await fit_history(
                     model, msgs, num_ctx=lease.num_ctx, tokenize=runner.count_tokens,
-                    truncate=req.truncate, tools=req.tools or None, think=req.think,
+                    truncate=req.truncate, tools=req.tools or None, think=think,
                 )  # fmt: skip
-            completion = self._completion(
-                runner, prompt, options, req.format, req.truncate, req.shift
-            )
-            clock = _TokenClock.start(self.metrics, spec.name, started)
-            async with completion as events:
-                async for chunk in events:
-                    if isinstance(chunk, Piece):
-                        clock.piece()
+            parser = model.output_parser(prompt, think=think, tools=req.tools)
+            # Ollama's structured output for a model that thinks: it thinks free of the format;
+            # when its answer begins, that run stops and a second one answers under the format,
+            # the thinking so far handed back as an assistant message.
+            run = _ChatRun(
+                parser, bool(req.format) and "thinking" in caps
+                and (parser.thinking is not None or parser.builtin is not None),
+                _TokenClock.start(self.metrics, spec.name, started),
+            )  # fmt: skip
+            while True:
+                one_run = self._chat_run(run, runner, prompt, options, req, lease, started)
+                async with aclosing(one_run) as chunks:
+                    async for out in chunks:
+                        yield out
+                if not run.restart:
+                    return
+                msgs = [*msgs, Message(role="assistant", thinking=run.thought)]
+                with _prompt_errors():
+                    prompt = await fit_history(
+                        model, msgs, num_ctx=lease.num_ctx, tokenize=runner.count_tokens,
+                        truncate=req.truncate, tools=req.tools or None, think=think,
+                    )  # fmt: skip
+
+    async def _chat_run(
+        self,
+        run: _ChatRun,
+        runner: RunnerClient,
+        prompt: str,
+        options: dict[str, Any],
+        req: ChatRequest,
+        lease: Lease,
+        started: float,
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """One completion's chunks. In the first run of two it stops where the answer begins
+        (`run.restart`); the next runs under the format."""
+        first_of_two = run.two_pass and not run.restart
+        fmt = "" if first_of_two else req.format
+        run.restart = False
+        async with (
+            self._completion(runner, prompt, options, req, fmt) as events,
+            aclosing(events) as stream,
+        ):
+            async for chunk in stream:
+                if isinstance(chunk, Done):
+                    run.clock.done(chunk)
+                    # What the parsers held back that was no call after all ends the answer.
+                    *rest, last = [*_parse(run.parser, "", done=True), Parsed()]
+                    for parsed in rest:
                         yield {"model": req.model, "created_at": utc_now(),
-                               "message": {"role": "assistant", "content": chunk.text},
-                               "done": False}  # fmt: skip
-                    else:
-                        clock.done(chunk)
-                        final = {"model": req.model, "created_at": utc_now(), "message": empty,
-                                 "done": True, "done_reason": chunk.done_reason}  # fmt: skip
-                        final.update(metrics(chunk, trio.current_time() - started,
-                                             lease.load_duration))  # fmt: skip
-                        yield final
+                               "message": _chat_message(parsed), "done": False}  # fmt: skip
+                    final = {"model": req.model, "created_at": utc_now(),
+                             "message": _chat_message(last), "done": True,
+                             "done_reason": chunk.done_reason}  # fmt: skip
+                    final.update(metrics(chunk, trio.current_time() - started,
+                                         lease.load_duration))  # fmt: skip
+                    yield final
+                    return
+                run.clock.piece()
+                for parsed, logprobs in _with_logprobs(
+                    _parse(run.parser, chunk.text), chunk.logprobs
+                ):
+                    if first_of_two and run.thought + parsed.thinking and parsed.content:
+                        parsed, run.restart = Parsed(thinking=parsed.thinking), True
+                    run.thought += parsed.thinking
+                    yield {"model": req.model, "created_at": utc_now(),
+                           "message": _chat_message(parsed), "done": False,
+                           **logprobs}  # fmt: skip
+                    if run.restart:
+                        return
 
     @staticmethod
     def _generate_messages(req: GenerateRequest, model: ModelPrompt) -> list[Message]:
@@ -450,11 +529,16 @@ class Service:
             return model.render_suffix(req.prompt, req.suffix)
         return model.render(self._generate_messages(req, model), think=req.think)
 
-    def _check_think(self, model: str, think: bool | str | None, caps: list[str]) -> None:
-        if think is True and "thinking" not in caps:
+    def _check_think(
+        self, model: str, think: bool | str | None, caps: list[str]
+    ) -> bool | str | None:
+        """The request's `think` as Ollama reads it: a thinking model thinks unless told not
+        to; any other refuses a request to think (a level asks to think too)."""
+        if "thinking" in caps:
+            return True if think is None else think
+        if think is True or isinstance(think, str):
             raise APIError(400, f'"{model}" does not support thinking')
-        if isinstance(think, str):
-            raise APIError(400, f'think value "{think}" is not supported for this model')
+        return think
 
     @asynccontextmanager
     async def _completion(
@@ -462,14 +546,16 @@ class Service:
         runner: RunnerClient,
         prompt: str,
         options: dict[str, Any],
-        fmt: str,
-        truncate: bool,
-        shift: bool,
+        req: GenerateRequest | ChatRequest,
+        fmt: str | None = None,
     ) -> AsyncIterator[CompletionStream]:
-        """The runner's stream for one completion (its refusals become API errors in `_leased`)."""
+        """The runner's stream for one completion (its refusals become API errors in `_leased`);
+        `fmt` stands in for the request's `format` when given."""
         request = Completion(
-            id=0, prompt=prompt, sampling=sampling_of(options), format=fmt,
-            truncate=truncate, shift=shift,
+            id=0, prompt=prompt, sampling=sampling_of(options),
+            format=req.format if fmt is None else fmt,
+            truncate=req.truncate, shift=req.shift, logprobs=req.logprobs,
+            top_logprobs=req.top_logprobs if req.logprobs else 0,
         )  # fmt: skip
         async with runner.completion(request) as stream:
             yield stream
@@ -754,6 +840,26 @@ class Service:
         return {"version": __version__}
 
 
+# What a model without vision answers an image with, in llama.cpp's words (Ollama's current
+# runner passes them on; v0.12.10 dropped the image without a word). A 400 here, not a 500:
+# the request is at fault.
+NO_VISION = (
+    "image input is not supported - hint: if this is unexpected, you may need to provide the mmproj"
+)
+# A model with a projector could see, but the runner does not load projectors yet.
+VISION_NOT_SERVED = "image input is not supported by this server yet (docs/vision.md)"
+
+
+def _check_images(has_images: bool, caps: list[str]) -> None:
+    if has_images:
+        raise APIError(400, NO_VISION if "vision" not in caps else VISION_NOT_SERVED)
+
+
+def _check_top_logprobs(top: int) -> None:
+    if not 0 <= top <= 20:
+        raise APIError(400, "top_logprobs must be between 0 and 20")
+
+
 def _debug_render(model: str, prompt: str) -> dict[str, Any]:
     """`_debug_render_only`: the prompt the model would have read, and nothing run."""
     return {
@@ -763,6 +869,45 @@ def _debug_render(model: str, prompt: str) -> dict[str, Any]:
         "done": True,
         "_debug_info": {"rendered_template": prompt, "image_count": 0},
     }
+
+
+def _chat_message(parsed: Parsed) -> dict[str, Any]:
+    """A chunk's `message`, in the field order of Ollama's `api.Message`."""
+    out: dict[str, Any] = {"role": "assistant", "content": parsed.content}
+    if parsed.thinking:
+        out["thinking"] = parsed.thinking
+    if parsed.tool_calls:
+        out["tool_calls"] = [c.go_json() for c in parsed.tool_calls]
+    return out
+
+
+def _parse(parser: OutputParser, text: str, *, done: bool = False) -> list[Parsed]:
+    """The chunks a piece of output makes; a call a built-in parser cannot read ends the
+    stream with an error, as in Ollama."""
+    if not parser.active:
+        return [Parsed(text)] if text else []
+    try:
+        return parser.add(text, done=done)
+    except ParseError as exc:
+        raise APIError(500, str(exc)) from exc
+
+
+def _with_logprobs(
+    pieces: list[Parsed], logprobs: list[dict[str, Any]]
+) -> Iterator[tuple[Parsed, dict[str, Any]]]:
+    """Each chunk a runner piece became, the first with the piece's logprobs; a piece the
+    parsers hold back still sends its logprobs, in a chunk of no text (as Ollama does)."""
+    if logprobs and not pieces:
+        pieces = [Parsed()]
+    for i, parsed in enumerate(pieces):
+        yield parsed, {"logprobs": logprobs} if logprobs and i == 0 else {}
+
+
+def _generate_text_fields(parsed: Parsed) -> dict[str, Any]:
+    out: dict[str, Any] = {"response": parsed.content}
+    if parsed.thinking:
+        out["thinking"] = parsed.thinking
+    return out
 
 
 def _message(m: ChatMessage) -> Message:

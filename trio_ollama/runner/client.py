@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 
 import attrs
@@ -73,11 +73,20 @@ class CompletionStream:
     def __init__(self, receive: trio.MemoryReceiveChannel[object]) -> None:
         self._receive = receive
         self.done: Done | None = None
+        self._generator: AsyncGenerator[Piece | Done, None] | None = None
 
     def __aiter__(self) -> AsyncIterator[Piece | Done]:
-        return self._iterate()
+        if self._generator is None:
+            self._generator = self._iterate()
+        return self._generator
 
-    async def _iterate(self) -> AsyncIterator[Piece | Done]:
+    async def aclose(self) -> None:
+        """Close the iteration, so that a reader that stops early leaves no generator for the
+        garbage collector to finalize (`contextlib.aclosing(stream)`)."""
+        if self._generator is not None:
+            await self._generator.aclose()
+
+    async def _iterate(self) -> AsyncGenerator[Piece | Done, None]:
         async for item in self._receive:
             if isinstance(item, RunnerError):
                 raise item

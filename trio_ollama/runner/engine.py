@@ -46,6 +46,8 @@ PROMPT_CHUNK = 128
 INPUT_TOO_LONG = "the input length exceeds the context length"
 LLAMA_DEFAULT_SEED = 0xFFFFFFFF
 _GGML_LEVELS = {3: logging.WARNING, 4: logging.ERROR}  # ggml's WARN and ERROR; the rest is debug
+# llama.cpp's `llama_token_data`, for a whole vocabulary's logits in one numpy array.
+_TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
 _BUFFER_RE = re.compile(r"(\S+)\s+(model|KV|compute|output|RS) buffer size\s*=\s*([\d.]+) MiB")
 
 
@@ -97,6 +99,10 @@ class _Active:
     first_token_at: float = 0.0
     next_token: int | None = None
     generated: int = 0
+    # Only when logprobs are asked for: the sampler's grammar and penalties, kept in step with
+    # it, to see the logits as it saw them; and the entries of tokens not yet sent.
+    probe: Any = None
+    logprobs: list[dict[str, Any]] = attrs.field(factory=list)
 
 
 class _LogCapture:
@@ -240,6 +246,8 @@ class LlamaEngine:
         L = self.L
         for slot_active in list(self.active.values()):
             L.llama_sampler_free(slot_active.sampler)
+            if slot_active.probe is not None:
+                L.llama_sampler_free(slot_active.probe)
         self.active.clear()
         if self.batch is not None:
             L.llama_batch_free(self.batch)
@@ -330,6 +338,8 @@ class LlamaEngine:
 
     def _release(self, active: _Active) -> None:
         self.L.llama_sampler_free(active.sampler)
+        if active.probe is not None:
+            self.L.llama_sampler_free(active.probe)
         active.slot.busy = False
         active.slot.last_used = time.monotonic()
 
@@ -372,6 +382,7 @@ class LlamaEngine:
                 tokens = tokens[:num_keep] + tokens[num_keep + discard :]
             try:
                 sampler = self._make_sampler(request)
+                probe = self._make_probe(request) if request.logprobs else None
             except FormatError as exc:
                 out.append(RequestFailed(id=request.id, message=str(exc), invalid=True))
                 continue
@@ -393,6 +404,7 @@ class LlamaEngine:
                 prompt_count=len(tokens),
                 cached=common,
                 started=time.monotonic(),
+                probe=probe,
             )
 
     def _make_sampler(self, request: Completion) -> Any:
@@ -437,10 +449,72 @@ class LlamaEngine:
         L.llama_sampler_chain_add(chain, L.llama_sampler_init_dist(seed & 0xFFFFFFFF))
         return chain
 
+    def _make_probe(self, request: Completion) -> Any:
+        """For logprobs: a chain of what the sampler does to the logits before it picks
+        (grammar, penalties), never the picking itself, so the figures are the sampler's."""
+        L = self.L
+        s = request.sampling
+        chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
+        if request.format:
+            grammar = L.llama_sampler_init_grammar(
+                self.vocab, format_grammar(request.format).encode(), b"root"
+            )
+            L.llama_sampler_chain_add(chain, grammar)
+        if s.repeat_last_n != 0 and (
+            s.repeat_penalty != 1.0 or s.frequency_penalty or s.presence_penalty
+        ):
+            last_n = self.n_ctx_seq if s.repeat_last_n < 0 else s.repeat_last_n
+            L.llama_sampler_chain_add(
+                chain,
+                L.llama_sampler_init_penalties(
+                    self.n_vocab, last_n, s.repeat_penalty, s.frequency_penalty,
+                    s.presence_penalty,
+                ),
+            )  # fmt: skip
+        return chain
+
+    def _token_logprobs(self, active: _Active, index: int, token: int) -> dict[str, Any]:
+        """Log-softmax over the vocabulary at batch row `index`, after the grammar and penalties
+        (as the sampler saw it): the picked token's entry, and its likeliest rivals."""
+        L = self.L
+        logits = np.ctypeslib.as_array(L.llama_get_logits_ith(self.ctx, index), (self.n_vocab,))
+        data = np.empty(self.n_vocab, dtype=_TOKEN_DATA)
+        data["id"] = np.arange(self.n_vocab, dtype=np.int32)
+        data["logit"] = logits
+        data["p"] = 0.0
+        view = L.llama_token_data_array(
+            data.ctypes.data_as(ctypes.POINTER(L.llama_token_data)), self.n_vocab, -1, False
+        )
+        L.llama_sampler_apply(active.probe, ctypes.byref(view))
+        ids = data["id"][: view.size]
+        values = data["logit"][: view.size].astype(np.float64)
+        top = float(values.max())
+        logprobs = values - (top + math.log(float(np.exp(values - top).sum())))
+        where = np.flatnonzero(ids == token)
+        entry = self._logprob_entry(token, float(logprobs[where[0]]) if where.size else -math.inf)
+        k = active.request.top_logprobs
+        if k > 0:
+            k = min(k, len(ids))
+            best = np.argpartition(-logprobs, k - 1)[:k]
+            best = best[np.argsort(-logprobs[best], kind="stable")]
+            entry["top_logprobs"] = [
+                self._logprob_entry(int(ids[i]), float(logprobs[i]))
+                for i in best
+                if math.isfinite(logprobs[i])  # a grammar's excluded tokens are no rivals
+            ]
+        return entry
+
+    def _logprob_entry(self, token: int, logprob: float) -> dict[str, Any]:
+        # `bytes` are the token text's, as Ollama writes them (and its tests check): a token
+        # that is part of a character reads as U+FFFD, and so do its bytes.
+        text = self.piece(token).decode("utf-8", errors="replace")
+        return {"token": text, "logprob": logprob, "bytes": list(text.encode())}
+
     def _finish(self, active: _Active, reason: str, out: list[Message]) -> None:
         tail = active.stream.flush()
-        if tail:
-            out.append(Piece(active.request.id, tail))
+        if tail or active.logprobs:
+            out.append(Piece(active.request.id, tail, active.logprobs))
+            active.logprobs = []
         now = time.monotonic()
         first = active.first_token_at or now
         out.append(
@@ -532,9 +606,13 @@ class LlamaEngine:
                 self._finish(active, "stop", out)
                 continue
             active.generated += 1
+            if active.probe is not None:
+                active.logprobs.append(self._token_logprobs(active, index, token))
+                L.llama_sampler_accept(active.probe, token)
             text, stopped = active.stream.push(self.piece(token))
             if text:
-                out.append(Piece(active.request.id, text))
+                out.append(Piece(active.request.id, text, active.logprobs))
+                active.logprobs = []
             if stopped:
                 self._finish(active, "stop", out)
                 continue

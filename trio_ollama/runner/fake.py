@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -27,6 +28,10 @@ from trio_ollama.runner.protocol import (
 )
 
 
+def _pieces(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 @attrs.frozen(kw_only=True)
 class FakeConfig:
     load_seconds: float = 0.0
@@ -39,6 +44,11 @@ class FakeConfig:
     hang_after_tokens: int = 0  # the engine stops making progress after this many tokens
     embedding_length: int = 8
     reply: str = "fake"
+    # Scripted output: when set, these pieces are the answer (one a step), then "stop"; for
+    # tests of what is made of a model's text (tool calls, thinking).
+    script: tuple[str, ...] = attrs.field(default=(), converter=_pieces)
+    # The answer to a request with a `format`, when set (what a grammar would have allowed).
+    format_script: tuple[str, ...] = attrs.field(default=(), converter=_pieces)
     # A cost model for simulations (0: off, the tests' plain timing): prompt bytes processed a
     # second when a request is admitted, and how much longer a decode step takes for each
     # sequence beyond the first (0.1: 8 sequences make a step 1.7 times one sequence's).
@@ -66,6 +76,7 @@ class FakeEngine:
         self.active: dict[int, _Job] = {}
         self.waiting: deque[Completion] = deque()
         self.embeds: deque[Embed] = deque()
+        self.requests: list[Completion] = []  # every completion asked for, for tests to read
         self.total_tokens = 0
         self.n_threads = 1
         self.loaded = False
@@ -92,6 +103,7 @@ class FakeEngine:
         )
 
     def submit(self, request: Completion) -> None:
+        self.requests.append(request)
         self.waiting.append(request)
 
     def submit_embed(self, request: Embed) -> None:
@@ -146,17 +158,21 @@ class FakeEngine:
                     raise EngineCrashed(f"crashed after {self.total_tokens} tokens")
                 os._exit(17)
             limit = job.request.sampling.num_predict
-            limit = 10 if limit < 0 else limit
+            script = cfg.format_script if job.request.format and cfg.format_script else cfg.script
+            limit = (len(script) or 10) if limit < 0 else limit
             if "fail" in job.request.prompt:
                 out.append(RequestFailed(id=job.request.id, message="fake failure"))
                 del self.active[job.request.id]
                 continue
-            out.append(Piece(job.request.id, f"{cfg.reply}{job.produced} "))
-            if job.produced >= limit:
+            scripted = bool(script)
+            text = script[job.produced - 1] if scripted else f"{cfg.reply}{job.produced} "
+            out.append(Piece(job.request.id, text, _fake_logprobs(job.request, text)))
+            stopped = scripted and job.produced >= len(script)
+            if job.produced >= limit or stopped:
                 out.append(
                     Done(
                         id=job.request.id,
-                        done_reason="length",
+                        done_reason="stop" if stopped else "length",
                         prompt_eval_count=len(job.request.prompt),
                         eval_count=job.produced,
                         eval_duration=int((trio.current_time() - job.started) * 1e9),
@@ -164,3 +180,19 @@ class FakeEngine:
                 )
                 del self.active[job.request.id]
         return out
+
+
+def _fake_logprobs(request: Completion, text: str) -> list[dict[str, Any]]:
+    """One made-up entry per piece, in the runner's shape: the piece is the likeliest token."""
+    if not request.logprobs:
+        return []
+
+    def entry(token: str, logprob: float) -> dict[str, Any]:
+        return {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+
+    out = entry(text, -0.25)
+    if request.top_logprobs:
+        out["top_logprobs"] = [entry(text, -0.25)] + [
+            entry(f"alt{i}", -1.0 - i) for i in range(1, request.top_logprobs)
+        ]
+    return [out]

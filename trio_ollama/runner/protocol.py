@@ -156,6 +156,9 @@ class Completion(Request):
     format: str = ""
     truncate: bool = True
     shift: bool = True
+    # Log-probabilities of each generated token, and of its `top_logprobs` likeliest rivals.
+    logprobs: bool = False
+    top_logprobs: int = 0
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Completion:
@@ -167,9 +170,22 @@ class Completion(Request):
 @message("piece")
 @attrs.frozen
 class Piece(Reply):
-    """Generated text for one request: complete UTF-8, with stop strings already removed."""
+    """Generated text for one request: complete UTF-8, with stop strings already removed.
+
+    With `logprobs` asked for, one entry per token generated since the last piece, in Ollama's
+    shape: `{"token", "logprob", "bytes", "top_logprobs": [{"token", "logprob", "bytes"}]}`
+    (`top_logprobs` only when asked for). Text held back (a possible stop string, a partial
+    character) keeps its tokens' entries until it goes out.
+    """
 
     text: str
+    logprobs: list[dict[str, Any]] = attrs.field(factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"type": self.kind, "id": self.id, "text": self.text}
+        if self.logprobs:  # pieces go by the thousand: nothing for what was not asked
+            data["logprobs"] = self.logprobs
+        return data
 
 
 @message("done")

@@ -191,6 +191,11 @@ def plan_model(
     for digest in request.adapters.values():
         builder.gguf_layer(digest, adapter=True)
 
+    # As Ollama: a create names a built-in renderer or parser, or keeps the base model's.
+    if request.renderer:
+        builder.config = attrs.evolve(builder.config, renderer=request.renderer)
+    if request.parser:
+        builder.config = attrs.evolve(builder.config, parser=request.parser)
     params = dict(request.parameters)
     has_template = bool(builder.layers_of(MEDIA_TEMPLATE, MEDIA_PROMPT))
     if request.template is None and not has_template and builder.chat_template:

@@ -168,6 +168,9 @@ class CreateRequest:
     license: tuple[str, ...] = ()
     parameters: dict[str, Any] = attrs.field(factory=dict)
     messages: tuple[Message, ...] | None = None
+    # Ollama's built-in prompt renderer and output parser, by name ("" keeps the base's).
+    renderer: str = ""
+    parser: str = ""
 
 
 HashFile = Callable[[Path], str]
@@ -191,6 +194,7 @@ def to_create_request(
     files: dict[str, str] = {}
     adapters: dict[str, str] = {}
     template = system = None
+    renderer = parser = ""
     licenses: list[str] = []
     messages: list[Message] = []
     params: dict[str, list[str]] = {}
@@ -212,8 +216,10 @@ def to_create_request(
         elif c.name == "message":
             role, _, content = c.args.partition(": ")
             messages.append(Message(role, content))
-        elif c.name in ("renderer", "parser"):
-            continue
+        elif c.name == "renderer":
+            renderer = c.args
+        elif c.name == "parser":
+            parser = c.args
         else:
             params.setdefault(c.name, []).append(c.args)
     return CreateRequest(
@@ -225,4 +231,6 @@ def to_create_request(
         license=tuple(licenses),
         parameters=format_params(params),
         messages=tuple(messages) if messages else None,
+        renderer=renderer,
+        parser=parser,
     )

@@ -405,6 +405,11 @@ class ToolFunctionParameters:
         out["properties"] = None if self.properties is None else self.properties.go_json()
         return out
 
+    def go_string(self) -> str:
+        # Ollama's `String()` is JSON, and Go's template printer uses it: templates rely on
+        # `{{ .Function.Parameters }}` printing the schema the model is meant to read.
+        return _json_text(self.go_json())
+
 
 @attrs.frozen
 class ToolFunction:
@@ -413,11 +418,15 @@ class ToolFunction:
     parameters: ToolFunctionParameters = attrs.field(factory=ToolFunctionParameters)
 
     def go_json(self) -> Any:
-        return {
-            "name": self.name,
-            "description": self.description,
-            "parameters": self.parameters.go_json(),
-        }
+        out: dict[str, Any] = {"name": self.name}
+        if self.description:  # omitempty in Ollama's struct
+            out["description"] = self.description
+        out["parameters"] = self.parameters.go_json()
+        return out
+
+    def go_string(self) -> str:
+        # What Qwen's `{"type": "function", "function": {{ .Function }}}` relies on.
+        return _json_text(self.go_json())
 
 
 @attrs.frozen

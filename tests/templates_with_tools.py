@@ -1,0 +1,69 @@
+"""Chat templates with tool-call and thinking sections, in the shapes of the families Ollama's
+library serves (written for these tests; the 19 templates in `tests/data` have one such section
+between them, command-r's). Each says how its model writes tool calls and thinking."""
+
+from __future__ import annotations
+
+# Qwen 2.5 / Qwen 3: tools as JSON lines, calls in <tool_call> tags, thinking in <think>.
+QWEN = (
+    "{{- if .Tools }}<|im_start|>system\n# Tools\n<tools>\n"
+    '{{- range .Tools }}\n{"type": "function", "function": {{ .Function }}}{{- end }}\n'
+    "</tools><|im_end|>\n{{ end }}"
+    "{{- range $i, $_ := .Messages }}<|im_start|>{{ .Role }}\n"
+    '{{ if and .Thinking (eq .Role "assistant") }}<think>{{ .Thinking }}</think>{{ end }}'
+    "{{ .Content }}"
+    "{{- if .ToolCalls }}<tool_call>\n"
+    '{{ range .ToolCalls }}{"name": "{{ .Function.Name }}", '
+    '"arguments": {{ .Function.Arguments }}}\n'
+    "{{ end }}</tool_call>{{ end }}<|im_end|>\n"
+    "{{ end }}<|im_start|>assistant\n"
+    "{{- if and $.IsThinkSet (not $.Think) }}<think>\n\n</think>\n\n{{ end }}"
+)
+
+# Llama 3.2: a call is a bare JSON object with `parameters`.
+LLAMA32 = (
+    "{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n"
+    "{{- if .ToolCalls }}"
+    '{{ range .ToolCalls }}{"name": "{{ .Function.Name }}", "parameters": '
+    "{{ .Function.Arguments }}}{{ end }}"
+    "{{- else }}{{ .Content }}{{ end }}<|eot_id|>{{ end }}"
+    "{{ if .Tools }}{{ json .Tools }}{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n"
+)
+
+# Mistral: [TOOL_CALLS] then a JSON list of calls.
+MISTRAL = (
+    "{{- range .Messages }}"
+    '{{- if eq .Role "user" }}[INST] {{ .Content }}[/INST]'
+    "{{- else if .ToolCalls }}[TOOL_CALLS] ["
+    '{{- range .ToolCalls }}{"name": "{{ .Function.Name }}", "arguments": '
+    "{{ .Function.Arguments }}}{{ end }}]</s>"
+    "{{- else }}{{ .Content }}</s>{{ end }}{{ end }}"
+    "{{- if .Tools }}[AVAILABLE_TOOLS] {{ json .Tools }}[/AVAILABLE_TOOLS]{{ end }}"
+)
+
+# DeepSeek R1: thinks in <think>, no tools.
+DEEPSEEK_R1 = (
+    "{{- range .Messages }}"
+    '{{- if eq .Role "user" }}<｜User｜>{{ .Content }}'
+    '{{- else if eq .Role "assistant" }}<｜Assistant｜>'
+    "{{- if .Thinking }}<think>{{ .Thinking }}</think>{{ end }}{{ .Content }}<｜end▁of▁sentence｜>"
+    "{{- end }}{{ end }}<｜Assistant｜>"
+)
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather in a city",
+        "parameters": {
+            "type": "object",
+            "required": ["city"],
+            "properties": {"city": {"type": "string", "description": "The city"}},
+        },
+    },
+}
+
+TIME_TOOL = {
+    "type": "function",
+    "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}},
+}

@@ -1,0 +1,126 @@
+"""Logprobs on the real model, through the real runner subprocess: the values are a log-softmax
+computed here, independently, from the same model's logits; the greedy token is always the top
+alternative, penalties or not; and they cost nothing when not asked for."""
+
+from __future__ import annotations
+
+import ctypes
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from trio_ollama.runner.process import open_runner
+from trio_ollama.runner.protocol import Completion, Done, Load, Piece, Sampling
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("no_orphan_processes")]
+
+PROMPT = "<|im_start|>user\nWhy is the sky blue?<|im_end|>\n<|im_start|>assistant\n"
+
+
+async def logprobs_of(gguf: Path, **fields: Any) -> tuple[str, list[dict[str, Any]], Done]:
+    text = ""
+    entries: list[dict[str, Any]] = []
+    async with open_runner(Load(model_path=str(gguf), num_ctx=512)) as runner:
+        async with runner.completion(Completion(id=0, prompt=PROMPT, **fields)) as stream:
+            async for event in stream:
+                if isinstance(event, Piece):
+                    text += event.text
+                    entries += event.logprobs
+        assert stream.done is not None
+        return text, entries, stream.done
+
+
+def reference_logprobs(gguf: Path, n: int) -> list[tuple[bytes, np.ndarray]]:
+    """Greedy decoding straight on llama.cpp (one sequence, the prompt in one batch), and the
+    log-softmax of each position's raw logits in float64: what the runner's figures must equal
+    without penalties."""
+    import llama_cpp as L
+
+    mparams = L.llama_model_default_params()
+    mparams.use_extra_bufts = False  # the runner's setting: no AMX repacking (SIGILL here)
+    model = L.llama_model_load_from_file(str(gguf).encode(), mparams)
+    cparams = L.llama_context_default_params()
+    cparams.n_ctx = cparams.n_batch = cparams.n_ubatch = 512
+    # The runner's settings, so that both compute the same logits the same way.
+    cparams.kv_unified = False
+    cparams.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    ctx = L.llama_init_from_model(model, cparams)
+    vocab = L.llama_model_get_vocab(model)
+    n_vocab = L.llama_vocab_n_tokens(vocab)
+    data = PROMPT.encode()
+    buf = (L.llama_token * 512)()
+    count = L.llama_tokenize(vocab, data, len(data), buf, 512, True, True)
+    tokens = list(buf[:count])
+    batch = L.llama_batch_init(512, 0, 1)
+    piece = ctypes.create_string_buffer(64)
+    out: list[tuple[bytes, np.ndarray]] = []
+    try:
+        pos = 0
+        for _ in range(n):
+            for i, token in enumerate(tokens):
+                batch.token[i], batch.pos[i], batch.n_seq_id[i] = token, pos + i, 1
+                batch.seq_id[i][0] = 0
+                batch.logits[i] = i == len(tokens) - 1
+            batch.n_tokens = len(tokens)
+            assert L.llama_decode(ctx, batch) == 0
+            pos += len(tokens)
+            logits = np.ctypeslib.as_array(L.llama_get_logits_ith(ctx, -1), (n_vocab,))
+            logits = logits.astype(np.float64)
+            top = logits.max()
+            logprobs = logits - (top + math.log(np.exp(logits - top).sum()))
+            token = int(np.argmax(logits))
+            size = L.llama_token_to_piece(vocab, token, piece, 64, 0, False)
+            out.append((piece.raw[:size], logprobs))
+            tokens = [token]
+    finally:
+        L.llama_batch_free(batch)
+        L.llama_free(ctx)
+        L.llama_model_free(model)
+    return out
+
+
+async def test_values_equal_an_independent_log_softmax(default_gguf: Path) -> None:
+    sampling = Sampling(temperature=0, num_predict=10, repeat_penalty=1.0)
+    text, entries, done = await logprobs_of(
+        default_gguf, sampling=sampling, logprobs=True, top_logprobs=5
+    )
+    assert done.eval_count == len(entries) == 10  # Ollama's basic_test: one entry a token
+    reference = reference_logprobs(default_gguf, 10)
+    for entry, (token, logprobs) in zip(entries, reference, strict=True):
+        assert entry["token"] == token.decode("utf-8", errors="replace")
+        assert entry["bytes"] == list(entry["token"].encode())
+        best = np.argsort(-logprobs)[:5]
+        assert entry["logprob"] == pytest.approx(logprobs[best[0]], abs=1e-5)
+        tops = entry["top_logprobs"]
+        assert [t["logprob"] for t in tops] == pytest.approx(list(logprobs[best]), abs=1e-5)
+        assert tops[0]["token"] == entry["token"]  # greedy: the pick is the likeliest
+        assert all(t["logprob"] <= 0 for t in tops)
+    assert "".join(e["token"] for e in entries) == text
+
+
+async def test_greedy_token_is_the_top_alternative_after_penalties(default_gguf: Path) -> None:
+    """With strong penalties the raw logits' favourite is often not the pick; the figures are
+    the ones the sampler chose from, so the pick still leads its alternatives."""
+    sampling = Sampling(temperature=0, num_predict=24, repeat_penalty=1.8, repeat_last_n=64,
+                        presence_penalty=0.5)  # fmt: skip
+    _, entries, _ = await logprobs_of(
+        default_gguf, sampling=sampling, logprobs=True, top_logprobs=20
+    )
+    assert len(entries) == 24
+    for entry in entries:
+        tops = entry["top_logprobs"]
+        assert len(tops) == 20
+        assert tops[0]["token"] == entry["token"]
+        assert tops[0]["logprob"] == entry["logprob"] == max(t["logprob"] for t in tops)
+        assert sum(math.exp(t["logprob"]) for t in tops) <= 1 + 1e-6
+
+
+async def test_none_unless_asked(default_gguf: Path) -> None:
+    sampling = Sampling(temperature=0, num_predict=10)
+    _, entries, _ = await logprobs_of(default_gguf, sampling=sampling)
+    assert entries == []
+    _, entries, _ = await logprobs_of(default_gguf, sampling=sampling, logprobs=True)
+    assert len(entries) == 10 and all("top_logprobs" not in e for e in entries)

@@ -1,0 +1,268 @@
+"""The Qwen 3 family's output, as Ollama's built-in `qwen3`, `qwen3-thinking` and `qwen3-coder`
+parsers read it: `<think>...</think>` (the prompt may already have opened it), then answer text
+and `<tool_call>` sections: JSON `{"name", "arguments"}` for Qwen 3, and XML-like
+`<function=NAME><parameter=P>value</parameter></function>` for Qwen 3 Coder, whose values are
+typed by the tool's schema.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from trio_ollama.templates import ToolCall, ToolCallFunction
+
+__all__ = ["ParseError", "Qwen3CoderParser", "Qwen3Parser"]
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+TOOL_OPEN, TOOL_CLOSE = "<tool_call>", "</tool_call>"
+
+
+def _overlap(text: str, tag: str) -> int:
+    for n in range(min(len(tag), len(text)), 0, -1):
+        if text.endswith(tag[:n]):
+            return n
+    return 0
+
+
+def _trailing_space(text: str) -> int:
+    return len(text) - len(text.rstrip())
+
+
+def _release(acc: str, *tags: str) -> tuple[str, str]:
+    """(text safe to emit, text to hold): hold what may begin one of `tags`, and the blanks
+    before it or at the end (they may precede a tag, which eats them)."""
+    n = max((_overlap(acc, t) for t in tags), default=0)
+    before = acc[: len(acc) - n]
+    cut = len(before) - _trailing_space(before)
+    return acc[:cut], acc[cut:]
+
+
+def _split_at(acc: str, tag: str, trim_after: bool) -> tuple[str, str]:
+    before, _, after = acc.partition(tag)
+    return before.rstrip(), after.lstrip() if trim_after else after
+
+
+class ParseError(ValueError):
+    """Output a built-in parser cannot read (a tool call that is not JSON)."""
+
+
+class Qwen3Parser:
+    has_tool_support = True
+
+    def __init__(self, *, thinking_support: bool, default_thinking: bool) -> None:
+        self.has_thinking_support = thinking_support
+        self._default_thinking = default_thinking
+        self._state = "content"
+        self._buffer = ""
+        self._index = 0
+        self._maybe_open = False
+
+    def init(self, tools: Sequence[Mapping[str, Any]], think: bool | None) -> None:
+        thinking = self._default_thinking if think is None else think
+        # Qwen 3 prompts end with <think> when it thinks: the output starts inside it.
+        self._state = "thinking" if self.has_thinking_support and thinking else "content"
+        self._maybe_open = self._state == "thinking"
+        self._buffer = ""
+        self._index = 0
+
+    def add(self, text: str, done: bool) -> tuple[str, str, list[ToolCall]]:
+        self._buffer += text
+        content: list[str] = []
+        thinking: list[str] = []
+        calls: list[ToolCall] = []
+        again = True
+        while again:
+            again = self._eat(content, thinking, calls)
+        return "".join(content), "".join(thinking), calls
+
+    def _eat(self, content: list[str], thinking: list[str], calls: list[ToolCall]) -> bool:
+        acc = self._buffer
+        if self._state in ("think_start", "think_done", "tool_start"):
+            trimmed = acc.lstrip()
+            self._buffer = trimmed
+            if not trimmed:
+                return False
+            self._state = {"think_start": "thinking", "think_done": "content",
+                           "tool_start": "tool"}[self._state]  # fmt: skip
+            return True
+        if self._state == "thinking":
+            if self._maybe_open:
+                # Some checkpoints open <think> again although the prompt did: drop one.
+                trimmed = acc.lstrip()
+                if trimmed.startswith(THINK_OPEN):
+                    self._buffer = trimmed[len(THINK_OPEN) :].lstrip()
+                    if not self._buffer:
+                        return False
+                    self._maybe_open = False
+                    return True
+                if THINK_OPEN.startswith(trimmed):
+                    return False
+                self._maybe_open = False
+            close, tool = acc.find(THINK_CLOSE), acc.find(TOOL_OPEN)
+            if tool != -1 and (close == -1 or tool < close):
+                # A call before </think> ends the thinking.
+                before, self._buffer = _split_at(acc, TOOL_OPEN, True)
+                if before:
+                    thinking.append(before)
+                self._state = "tool" if self._buffer else "tool_start"
+                return True
+            if close != -1:
+                before, self._buffer = _split_at(acc, THINK_CLOSE, True)
+                if before:
+                    thinking.append(before)
+                self._state = "content" if self._buffer else "think_done"
+                return True
+            out, self._buffer = _release(acc, THINK_CLOSE, TOOL_OPEN)
+            if out:
+                thinking.append(out)
+            return False
+        if self._state == "content":
+            if TOOL_OPEN in acc:
+                before, self._buffer = _split_at(acc, TOOL_OPEN, True)
+                if before:
+                    content.append(before)
+                self._state = "tool" if self._buffer else "tool_start"
+                return True
+            out, self._buffer = _release(acc, TOOL_OPEN)
+            if out:
+                content.append(out)
+            return False
+        # "tool": a call's text, up to its closing tag
+        if TOOL_CLOSE not in acc:
+            return False
+        raw, self._buffer = _split_at(acc, TOOL_CLOSE, True)
+        calls.append(self._call(raw))
+        self._state = "content"
+        return True
+
+    def _call(self, raw: str) -> ToolCall:
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise ParseError(f"failed to parse JSON: {exc}") from exc
+        name = data.get("name") if isinstance(data, dict) else None
+        if not name:
+            raise ParseError("empty function name")
+        args = data.get("arguments") or {}
+        if not isinstance(args, dict):
+            raise ParseError("failed to parse JSON: arguments is not an object")
+        call = ToolCall(ToolCallFunction(name=str(name), arguments=args, index=self._index))
+        self._index += 1
+        return call
+
+
+_FUNCTION = re.compile(r"<function=([^>]+)>(.*?)(?:</function>|$)", re.DOTALL)
+_PARAMETER = re.compile(r"<parameter=([^>]+)>(.*?)(?:</parameter>|(?=<parameter=)|$)", re.DOTALL)
+
+
+def _types(tools: Sequence[Mapping[str, Any]], function: str, parameter: str) -> list[str]:
+    for tool in tools:
+        fn = tool.get("function") or {}
+        if fn.get("name") != function:
+            continue
+        prop = ((fn.get("parameters") or {}).get("properties") or {}).get(parameter) or {}
+        if prop.get("anyOf"):
+            out: list[str] = []
+            for option in prop["anyOf"]:
+                kind = option.get("type")
+                out += [kind] if isinstance(kind, str) else list(kind or ())
+            return out
+        kind = prop.get("type")
+        return [kind] if isinstance(kind, str) else list(kind or ())
+    return []
+
+
+def _typed(raw: str, types: Sequence[str]) -> Any:
+    """Ollama's reading of a Qwen 3 Coder value: by the schema's types, in its order of
+    preference, falling back to the text itself."""
+    if raw.lower() == "null":
+        return None
+    if not types:
+        return raw
+    only = len(types) == 1
+    if "boolean" in types:
+        if raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+        if only:
+            return False
+    if "integer" in types:
+        try:
+            return int(raw, 10)
+        except ValueError:
+            if only:
+                return raw
+    if "number" in types:
+        try:
+            number = float(raw)
+        except ValueError:
+            if only:
+                return raw
+        else:
+            return int(number) if number.is_integer() else number
+    for kind, want in (("array", list), ("object", dict)):
+        if kind in types:
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                value = None
+            if isinstance(value, want):
+                return value
+            if only:
+                return raw
+    return raw
+
+
+class Qwen3CoderParser:
+    has_tool_support = True
+    has_thinking_support = False
+
+    def __init__(self) -> None:
+        self._tools: Sequence[Mapping[str, Any]] = ()
+        self._buffer = ""
+        self._in_call = False
+        self._index = 0
+
+    def init(self, tools: Sequence[Mapping[str, Any]], think: bool | None) -> None:
+        self._tools = tools
+        self._index = 0
+
+    def add(self, text: str, done: bool) -> tuple[str, str, list[ToolCall]]:
+        self._buffer += text
+        content: list[str] = []
+        calls: list[ToolCall] = []
+        while True:
+            acc = self._buffer
+            if not self._in_call:
+                if TOOL_OPEN in acc:
+                    before, _, self._buffer = acc.partition(TOOL_OPEN)
+                    if before.rstrip():
+                        content.append(before.rstrip())
+                    self._in_call = True
+                    continue
+                out, self._buffer = _release(acc, TOOL_OPEN)
+                if out:
+                    content.append(out)
+                break
+            if TOOL_CLOSE not in acc:
+                break
+            raw, _, rest = acc.partition(TOOL_CLOSE)
+            self._buffer = rest.lstrip()
+            self._in_call = False
+            calls.append(self._call(raw))
+        return "".join(content), "", calls
+
+    def _call(self, raw: str) -> ToolCall:
+        match = _FUNCTION.search(raw)
+        if match is None:
+            raise ParseError("no <function=...> in the tool call")
+        name = match.group(1)
+        args: dict[str, Any] = {}
+        for param, value in _PARAMETER.findall(match.group(2)):
+            value = value.removeprefix("\n").removesuffix("\n")
+            args[param] = _typed(value, _types(self._tools, name, param))
+        call = ToolCall(ToolCallFunction(name=name, arguments=args, index=self._index))
+        self._index += 1
+        return call
