@@ -15,7 +15,7 @@ import os
 import re
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import attrs
@@ -43,6 +43,11 @@ log = logging.getLogger(__name__)
 # leaves within one step (~0.6 s at 220 tok/s here) and decoding sequences keep streaming while
 # a long prompt is processed; large enough that matrix kernels stay efficient.
 PROMPT_CHUNK = 128
+# With a KV cache per sequence, llama.cpp batches together only sequences whose ids run
+# consecutively (`split_equal(sequential=true)`): each gap in the busy slots costs every step
+# another pass over the weights. A slot that adds a gap is worth taking only for a prompt cache
+# this many tokens longer.
+RUN_COST_TOKENS = 64
 INPUT_TOO_LONG = "the input length exceeds the context length"
 LLAMA_DEFAULT_SEED = 0xFFFFFFFF
 _GGML_LEVELS = {3: logging.WARNING, 4: logging.ERROR}  # ggml's WARN and ERROR; the rest is debug
@@ -344,7 +349,7 @@ class LlamaEngine:
         active.slot.last_used = time.monotonic()
 
     def _pick_slot(self, tokens: list[int]) -> tuple[_Slot, int] | None:
-        best: tuple[int, float, _Slot] | None = None
+        free: list[tuple[_Slot, int]] = []
         for slot in self.slots:
             if slot.busy:
                 continue
@@ -353,10 +358,12 @@ class LlamaEngine:
                 if a != b:
                     break
                 common += 1
-            key = (common, -slot.last_used)
-            if best is None or key > best[:2]:
-                best = (common, -slot.last_used, slot)
-        return None if best is None else (best[2], best[0])
+            free.append((slot, common))
+        if not free:
+            return None
+        busy = {slot.seq for slot in self.slots if slot.busy}
+        k = choose_slot([(slot.seq, common, slot.last_used) for slot, common in free], busy)
+        return free[k]
 
     def _admit(self, out: list[Message]) -> None:
         while self.waiting and any(not s.busy for s in self.slots):
@@ -547,7 +554,8 @@ class LlamaEngine:
         batch = self.batch
         n = 0
         budget = PROMPT_CHUNK
-        sample_at: list[tuple[_Active, int]] = []
+        # What each sequence puts in this step: (active, its tokens, whether to sample after).
+        parts: list[tuple[_Active, list[int], bool]] = []
         # Sequences already generating go first: one token each keeps every stream moving.
         for active in list(self.active.values()):
             if active.next_token is None:
@@ -563,27 +571,29 @@ class LlamaEngine:
                     self._finish(active, "length", out)
                     continue
                 self._shift(active)
-            self._put(batch, n, active.next_token, len(slot.tokens), slot.seq, True)
-            slot.tokens.append(active.next_token)
+            parts.append((active, [active.next_token], True))
             active.next_token = None
-            sample_at.append((active, n))
             n += 1
         for active in list(self.active.values()):
             if not active.pending or n >= self.n_batch or budget <= 0:
                 continue
             take = min(len(active.pending), budget, self.n_batch - n)
             chunk, active.pending = active.pending[:take], active.pending[take:]
-            slot = active.slot
-            for i, token in enumerate(chunk):
-                last = not active.pending and i == take - 1
-                self._put(batch, n, token, len(slot.tokens), slot.seq, last)
-                slot.tokens.append(token)
-                if last:
-                    sample_at.append((active, n))
-                n += 1
+            parts.append((active, chunk, not active.pending))
+            n += take
             budget -= take
         if n == 0:
             return
+        sample_at: list[tuple[_Active, int]] = []
+        where = batch_layout([(active.slot.seq, len(tokens)) for active, tokens, _ in parts])
+        for (active, tokens, sample), indices in zip(parts, where, strict=True):
+            slot = active.slot
+            for token, index in zip(tokens, indices, strict=True):
+                self._put(batch, index, token, len(slot.tokens), slot.seq, False)
+                slot.tokens.append(token)
+            if sample:
+                batch.logits[indices[-1]] = True
+                sample_at.append((active, indices[-1]))
         batch.n_tokens = n
         rc = L.llama_decode(self.ctx, batch)
         if rc != 0:
@@ -676,3 +686,42 @@ class LlamaEngine:
             out.append(RequestFailed(id=request.id, message="embedding is not finite"))
             return
         out.append(Embedding(id=request.id, embedding=vector, prompt_eval_count=len(tokens)))
+
+
+def runs(seqs: Collection[int]) -> int:
+    """How many runs of consecutive ids `seqs` has: the passes llama.cpp makes over a step."""
+    return sum(1 for seq in seqs if seq - 1 not in seqs)
+
+
+def choose_slot(free: Sequence[tuple[int, int, float]], busy: Collection[int]) -> int:
+    """Which free slot takes a new request: `free` holds (sequence id, tokens of prompt cache
+    it shares with the request, when it was last used). The longest shared prompt wins, less
+    `RUN_COST_TOKENS` for each run of busy sequences the slot would add (a slot that fills a
+    gap gains as much); then the least recently used."""
+    base = runs(busy)
+
+    def score(k: int) -> tuple[int, float]:
+        seq, common, last_used = free[k]
+        extra = runs({*busy, seq}) - base
+        return common - RUN_COST_TOKENS * extra, -last_used
+
+    return max(range(len(free)), key=score)
+
+
+def batch_layout(parts: Sequence[tuple[int, int]]) -> list[list[int]]:
+    """Where each part's tokens go in a step's batch, for parts of (sequence id, token count):
+    the first token of every part in increasing sequence order, then the rest of each part.
+    llama.cpp's split for per-sequence caches takes one token of each sequence into a pass
+    while the ids ascend without a gap, so this order puts every decode and the head of every
+    prompt into as few passes as the busy slots allow."""
+    order = sorted(range(len(parts)), key=lambda k: parts[k][0])
+    where: list[list[int]] = [[] for _ in parts]
+    index = 0
+    for k in order:
+        where[k].append(index)
+        index += 1
+    for k in order:
+        for _ in range(parts[k][1] - 1):
+            where[k].append(index)
+            index += 1
+    return where
