@@ -5,6 +5,10 @@ two sequences 18.7 ms a step together, 22.1 ms out of order, 21.6 ms with a gap)
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from trio_ollama.runner.engine import RUN_COST_TOKENS, batch_layout, choose_slot, runs
 
 
@@ -45,3 +49,59 @@ def test_with_nothing_busy_the_longest_prompt_then_the_least_recently_used() -> 
     free = [(0, 0, 3.0), (1, 0, 1.0), (2, 4, 9.0)]
     assert choose_slot(free, set()) == 2
     assert choose_slot(free[:2], set()) == 1
+
+
+@pytest.mark.slow
+def test_greedy_in_numpy_picks_what_llamas_penalties_and_greedy_chain_picks(
+    default_gguf: Path,
+) -> None:
+    """The real model, a real context: at every step the chain `penalties → greedy` and
+    `Greedy` see the same logits and the same history, and must pick the same token."""
+    import llama_cpp as L
+    import numpy as np
+
+    from trio_ollama.runner.engine import Greedy
+    from trio_ollama.runner.protocol import Completion, Sampling
+
+    L.llama_backend_init()
+    params = L.llama_model_default_params()
+    params.use_extra_bufts = False  # as the engine loads it (AMX here)
+    model = L.llama_model_load_from_file(str(default_gguf).encode(), params)
+    cparams = L.llama_context_default_params()
+    cparams.n_ctx, cparams.n_batch, cparams.n_threads, cparams.n_threads_batch = 512, 512, 2, 2
+    ctx = L.llama_init_from_model(model, cparams)
+    vocab = L.llama_model_get_vocab(model)
+    n_vocab = L.llama_vocab_n_tokens(vocab)
+    try:
+        for penalties in ((1.3, 0.2, 0.1, 8), (1.0, 0.5, 1.5, 16), (1.1, 0.0, 0.0, 64),
+                          (1.0, 0.0, 0.0, 64)):  # fmt: skip
+            repeat, frequency, presence, last_n = penalties
+            chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_penalties(
+                n_vocab, last_n, repeat, frequency, presence))  # fmt: skip
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_greedy())
+            sampling = Sampling(temperature=0, repeat_penalty=repeat, frequency_penalty=frequency,
+                                presence_penalty=presence, repeat_last_n=last_n)  # fmt: skip
+            greedy = Greedy.of(Completion(id=0, prompt="", sampling=sampling), 512)
+            assert greedy is not None
+            L.llama_memory_clear(L.llama_get_memory(ctx), True)
+            prompt = b"one, two, three, one, two, three, one, two,"
+            buf = (L.llama_token * 64)()
+            n = L.llama_tokenize(vocab, prompt, len(prompt), buf, 64, True, False)
+            batch = L.llama_batch_get_one(buf, n)
+            picked: list[tuple[int, int]] = []
+            for _ in range(40):
+                assert L.llama_decode(ctx, batch) == 0
+                logits = np.ctypeslib.as_array(L.llama_get_logits_ith(ctx, -1), (n_vocab,))
+                mine = greedy.pick(logits.copy())
+                theirs = L.llama_sampler_sample(chain, ctx, -1)
+                picked.append((mine, theirs))
+                token = (L.llama_token * 1)(theirs)
+                batch = L.llama_batch_get_one(token, 1)
+            L.llama_sampler_free(chain)
+            assert [m for m, _ in picked] == [t for _, t in picked], penalties
+            if penalties != (1.0, 0.0, 0.0, 64):
+                assert len({t for _, t in picked}) > 3, "the penalties steered the text"
+    finally:
+        L.llama_free(ctx)
+        L.llama_model_free(model)

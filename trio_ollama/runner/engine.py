@@ -108,6 +108,8 @@ class _Active:
     # it, to see the logits as it saw them; and the entries of tokens not yet sent.
     probe: Any = None
     logprobs: list[dict[str, Any]] = attrs.field(factory=list)
+    # Greedy without a grammar: picked here from the logits, as the chain would pick.
+    greedy: Greedy | None = None
 
 
 class _LogCapture:
@@ -412,6 +414,7 @@ class LlamaEngine:
                 cached=common,
                 started=time.monotonic(),
                 probe=probe,
+                greedy=Greedy.of(request, self.n_ctx_seq),
             )
 
     def _make_sampler(self, request: Completion) -> Any:
@@ -609,7 +612,11 @@ class LlamaEngine:
             return
         now = time.monotonic()
         for active, index in sample_at:
-            token = L.llama_sampler_sample(active.sampler, self.ctx, index)
+            if active.greedy is not None:
+                logits = L.llama_get_logits_ith(self.ctx, index)
+                token = active.greedy.pick(np.ctypeslib.as_array(logits, (self.n_vocab,)))
+            else:
+                token = L.llama_sampler_sample(active.sampler, self.ctx, index)
             if not active.first_token_at:
                 active.first_token_at = now
             if L.llama_vocab_is_eog(self.vocab, token):
@@ -725,3 +732,52 @@ def batch_layout(parts: Sequence[tuple[int, int]]) -> list[list[int]]:
             where[k].append(index)
             index += 1
     return where
+
+
+@attrs.define
+class Greedy:
+    """Greedy decoding with llama.cpp's penalties, done on the logits in NumPy: the same token
+    as the chain `penalties → greedy` picks, for a fraction of its cost. The chain copies all
+    the vocabulary's logits into candidates and looks each one up in its history (510 µs a
+    token here, 153 without penalties); this touches only the tokens in the history (about
+    30 µs). The history is what the chain's would be: the tokens this request generated."""
+
+    last_n: int
+    repeat: np.float32
+    frequency: np.float32
+    presence: np.float32
+    history: deque[int] = attrs.field(factory=deque)
+
+    @classmethod
+    def of(cls, request: Completion, n_ctx_seq: int) -> Greedy | None:
+        s = request.sampling
+        if s.temperature > 0 or request.format:
+            return None
+        last_n = n_ctx_seq if s.repeat_last_n < 0 else s.repeat_last_n
+        if not (s.repeat_penalty != 1.0 or s.frequency_penalty or s.presence_penalty):
+            last_n = 0
+        return cls(
+            last_n,
+            np.float32(s.repeat_penalty),
+            np.float32(s.frequency_penalty),
+            np.float32(s.presence_penalty),
+        )
+
+    def pick(self, logits: np.ndarray[Any, np.dtype[np.float32]]) -> int:
+        if not self.history:
+            token = int(np.argmax(logits))
+        else:
+            ids, counts = np.unique(np.fromiter(self.history, np.int32), return_counts=True)
+            seen = logits[ids]
+            # llama.cpp's order of operations, in float32: scale by the repeat penalty (up
+            # for negative logits), then subtract count × frequency + presence.
+            seen = np.where(seen <= 0, seen * self.repeat, seen / self.repeat)
+            seen = seen - (counts.astype(np.float32) * self.frequency + self.presence)
+            adjusted = logits.copy()
+            adjusted[ids] = seen
+            token = int(np.argmax(adjusted))
+        if self.last_n > 0:
+            self.history.append(token)
+            if len(self.history) > self.last_n:
+                self.history.popleft()
+        return token
