@@ -19,7 +19,6 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import attrs
 import httpx
@@ -67,7 +66,21 @@ class InsecureProtocolError(RegistryError):
 
 
 class TransportError(RegistryError):
-    """The connection failed or was cut: worth another try, from where it stopped."""
+    """The connection failed or was cut, or the server failed for now (5xx, 408, 429): worth
+    another try, from where it stopped."""
+
+
+# An error's body is for a message: a registry cannot make the server hold an endless one.
+MAX_ERROR_BODY = 64 << 10
+
+
+async def _bounded_body(response: httpx.Response) -> bytes:
+    data = bytearray()
+    async for chunk in response.aiter_bytes():
+        data += chunk
+        if len(data) >= MAX_ERROR_BODY:
+            break
+    return bytes(data[:MAX_ERROR_BODY])
 
 
 def transport_error(exc: httpx.HTTPError) -> RegistryError:
@@ -135,6 +148,13 @@ class Repository:
         """A `Location` header, which may be relative to the registry."""
         return str(httpx.URL(self.base).join(location))
 
+    def is_registry(self, url: str) -> bool:
+        """Whether `url` is the registry itself (its scheme and host): only it gets the
+        registry's credentials, never an upload or storage host a `Location` names."""
+        target = httpx.URL(url)
+        mine = httpx.URL(self.base)
+        return (target.scheme, target.netloc) == (mine.scheme, mine.netloc)
+
     # ----- requests
 
     async def request(
@@ -167,8 +187,11 @@ class Repository:
                 if response.status_code == 404:
                     raise NotFoundError()
                 if response.status_code >= 400:
-                    text = (await response.aread()).decode(errors="replace")
-                    raise RegistryError(f"{response.status_code}: {text}")
+                    text = (await _bounded_body(response)).decode(errors="replace")
+                    error = f"{response.status_code}: {text}"
+                    if response.status_code >= 500 or response.status_code in (408, 429):
+                        raise TransportError(error)  # worth another try, as Ollama retries
+                    raise RegistryError(error)
                 yield response
                 return
             except httpx.HTTPError as exc:
@@ -181,12 +204,14 @@ class Repository:
         self, method: str, url: str, headers: dict[str, str] | None, body: Body
     ) -> httpx.Request:
         all_headers = {"User-Agent": USER_AGENT, **(headers or {})}
-        if self.authorization:
+        if self.authorization and self.is_registry(url):
             all_headers["Authorization"] = self.authorization
         content: Any = body() if callable(body) else body
         return self.http.build_request(method, url, headers=all_headers, content=content)
 
     async def _authenticate(self, challenge: Challenge, url: str) -> None:
+        if not self.is_registry(url):
+            raise UnauthorizedError()  # an upload or storage host asks: it gets nothing of ours
         if self.credentials is None:
             self.credentials = await trio.to_thread.run_sync(read_netrc, self.name.host)
         if challenge.scheme == "basic":
@@ -199,7 +224,7 @@ class Repository:
         realm = httpx.URL(challenge.params["realm"])
         realm_host = realm.netloc.decode()
         credentials = self.credentials
-        if realm_host != urlsplit(url).netloc:
+        if realm_host != self.name.host or (realm.scheme != "https" and not self.insecure):
             # A token service of its own (Docker Hub's, GitLab's): it gets the credentials
             # written for its host, and only over https, never the registry's.
             credentials = None

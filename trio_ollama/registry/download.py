@@ -23,6 +23,7 @@ from pathlib import Path
 import attrs
 import trio
 
+from trio_ollama.concurrency import unwrap_single
 from trio_ollama.registry.client import RegistryError, Repository, TransportError
 from trio_ollama.registry.transfer import Send, Transfer, report_until_done
 from trio_ollama.store import DigestMismatchError, Store
@@ -44,8 +45,12 @@ def part_size(total: int, smallest: int) -> int:
     return max(min(total // NUM_PARTS, MAX_PART_SIZE), smallest, 1)
 
 
-def digest_mismatch(exc: DigestMismatchError) -> RegistryError:
-    return RegistryError(
+class DigestMismatch(RegistryError):
+    """A downloaded blob is not what its digest says: discarded."""
+
+
+def digest_mismatch(exc: DigestMismatchError) -> DigestMismatch:
+    return DigestMismatch(
         f"digest mismatch, file must be downloaded again: want {exc.expected}, got {exc.actual}"
     )
 
@@ -91,6 +96,24 @@ class PartialState:
     @property
     def written(self) -> int:
         return sum(self.completed)
+
+
+@contextlib.contextmanager
+def first_failure() -> Iterator[None]:
+    """A download's parts fail together (one registry, one disk): their first failure is the
+    pull's answer, as itself, not inside the nurseries' exception groups, so that callers'
+    `except RegistryError` and `except OSError` see it."""
+    try:
+        with unwrap_single():
+            yield
+    except BaseExceptionGroup as group:
+        failures = group.subgroup(lambda e: isinstance(e, RegistryError | OSError))
+        if failures is None:
+            raise
+        first: BaseException = failures
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from first.__cause__
 
 
 @attrs.define
@@ -158,14 +181,15 @@ class BlobDownload:
 
     # ----- the whole of it
 
-    async def run(self, send: Send, claims: contextlib.ExitStack) -> Transfer | None:
-        """Bring the blob in: None if it is in the store (here already, or fetched by another
-        pull), else this pull's claim on a complete partial file, for `verify` to publish.
-        The claim, and the lock on the partial file, last as long as `claims`."""
+    async def run(self, send: Send) -> None:
+        """Bring the blob into the store: here already, fetched by another pull (which this one
+        waits for), or fetched, verified and published by this one. The claim, and the lock on
+        the partial file, end with this blob: a pull never holds one blob while it waits for
+        another (two pulls wanting the same blobs in other orders would wait for each other)."""
         while True:
             if await trio.to_thread.run_sync(self.store.has_blob, self.digest):
                 await self._here(send)
-                return None
+                return
             other = self.downloads.active.get(self.digest)
             if other is None:
                 break
@@ -173,19 +197,27 @@ class BlobDownload:
             if other.failure is not None:
                 raise other.failure
             # Cancelled (its client left): if the blob is not in, this pull takes over.
-        transfer = claims.enter_context(self.downloads.claim(self.digest, self.total))
-        fd = await self._lock_partial()
-        if fd is None:
-            await self._here(send)
-            return None
-        claims.callback(os.close, fd)
-        async with trio.open_nursery() as nursery:
-            # The claim is done only once the blob is published: the ticker is cancelled.
-            nursery.start_soon(report_until_done, transfer, "pulling", send)
-            await self._fetch(fd, transfer)
-            nursery.cancel_scope.cancel()
-        await send.send(transfer.status("pulling"))
-        return transfer
+        with self.downloads.claim(self.digest, self.total) as transfer:
+            fd = await self._lock_partial()
+            if fd is None:
+                await self._here(send)
+                return
+            try:
+                if await trio.to_thread.run_sync(self.store.has_blob, self.digest):
+                    # Published by another process between the check above and the lock.
+                    await trio.to_thread.run_sync(self._discard)
+                    await self._here(send)
+                    return
+                with first_failure():
+                    async with trio.open_nursery() as nursery:
+                        # The ticker reports until the parts are in; then the last status.
+                        nursery.start_soon(report_until_done, transfer, "pulling", send)
+                        await self._fetch(fd, transfer)
+                        nursery.cancel_scope.cancel()
+                await send.send(transfer.status("pulling"))
+                await self.verify()
+            finally:
+                os.close(fd)
 
     async def _here(self, send: Send) -> None:
         size = (await trio.to_thread.run_sync(self.store.blob_path(self.digest).stat)).st_size
@@ -311,7 +343,8 @@ class BlobDownload:
     ) -> None:
         start, end = state.bounds(index)
         offset = start + state.completed[index]
-        headers = {"Range": f"bytes={offset}-{end - 1}"}
+        # Identity: the byte offsets are of the blob itself, never of a compressed copy of it.
+        headers = {"Range": f"bytes={offset}-{end - 1}", "Accept-Encoding": "identity"}
         buffer = bytearray()
 
         async def flush() -> None:

@@ -3,14 +3,12 @@ last, with Ollama's statuses (`server/images.go` `PullModel`)."""
 
 from __future__ import annotations
 
-import contextlib
-
 import attrs
 import trio
 
 from trio_ollama.names import ModelName
 from trio_ollama.registry.client import RegistryError, open_repository
-from trio_ollama.registry.download import BlobDownload, Downloads
+from trio_ollama.registry.download import BlobDownload, DigestMismatch, Downloads
 from trio_ollama.registry.transfer import Send
 from trio_ollama.store import Store, StoreError
 from trio_ollama.store.layout import InvalidDigestError, normalize_digest
@@ -61,22 +59,23 @@ async def pull_model(
         except RegistryError as exc:
             raise RegistryError(f"pull model manifest: {exc.message}") from None
         layers = manifest_layers(raw)
-        with contextlib.ExitStack() as claims:
-            fetched: list[BlobDownload] = []
-            seen: set[str] = set()
-            for layer in layers:
-                if layer.digest in seen:
-                    continue
-                seen.add(layer.digest)
-                blob = BlobDownload(
-                    repo, store, downloads, layer.digest, layer.size,
-                    options.streams, options.smallest_part,
-                )  # fmt: skip
-                if await blob.run(send, claims) is not None:
-                    fetched.append(blob)
-            await send.send({"status": "verifying sha256 digest"})
-            for blob in fetched:
-                await blob.verify()
+        seen: set[str] = set()
+        for layer in layers:
+            if layer.digest in seen:
+                continue
+            seen.add(layer.digest)
+            blob = BlobDownload(
+                repo, store, downloads, layer.digest, layer.size,
+                options.streams, options.smallest_part,
+            )  # fmt: skip
+            # Each blob is verified and published as it arrives (`BlobDownload.run`), so that
+            # no pull holds a blob while it waits for another; Ollama's statuses stay in order.
+            try:
+                await blob.run(send)
+            except DigestMismatch:
+                await send.send({"status": "verifying sha256 digest"})
+                raise
+        await send.send({"status": "verifying sha256 digest"})
     await send.send({"status": "writing manifest"})
     try:
         pruned = await trio.to_thread.run_sync(

@@ -1,0 +1,125 @@
+"""Registry downloads against an in-process mock registry (httpx's MockTransport): the failure
+paths and races that a real registry rarely shows on demand. The real registry's tests are in
+tests/test_registry.py."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from trio_ollama.names import parse_name
+from trio_ollama.registry.client import NotFoundError, RegistryError, Repository
+from trio_ollama.registry.download import BlobDownload, Downloads
+from trio_ollama.store import Store
+
+BLOBS = {name: (name * 4096).encode() for name in ("a", "b")}
+DIGESTS = {name: "sha256:" + hashlib.sha256(data).hexdigest() for name, data in BLOBS.items()}
+BY_DIGEST = {DIGESTS[name]: data for name, data in BLOBS.items()}
+
+Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
+
+
+def ranged(delay: float = 0.0, status: int | None = None) -> Handler:
+    """A registry that serves the blobs' byte ranges, slowly if asked, or fails with `status`."""
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        await trio.sleep(delay)
+        if status is not None:
+            return httpx.Response(status, text="boom")
+        data = BY_DIGEST[request.url.path.rsplit("/", 1)[1]]
+        start, end = (int(x) for x in request.headers["Range"].removeprefix("bytes=").split("-"))
+        headers = {"Content-Range": f"bytes {start}-{end}/{len(data)}"}
+        return httpx.Response(206, content=data[start : end + 1], headers=headers)
+
+    return handle
+
+
+async def pull(store: Store, downloads: Downloads, handler: Handler, order: list[str]) -> None:
+    send, receive = trio.open_memory_channel[dict[str, Any]](math.inf)
+    name = parse_name("127.0.0.1:1/test/m:v1")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        repo = Repository(name, http, insecure=True)
+        for blob in order:
+            size = len(BLOBS[blob])
+            await BlobDownload(repo, store, downloads, DIGESTS[blob], size, 4, 1 << 20).run(send)
+    send.close()
+    receive.close()
+
+
+async def test_two_pulls_wanting_the_same_blobs_in_other_orders_both_finish(
+    tmp_path: Path,
+) -> None:
+    """Each pull held every blob it had until the end: [a, b] and [b, a] waited for each other
+    for ever. A blob's claim now ends with that blob."""
+    store = Store(tmp_path / "models")
+    downloads = Downloads()
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pull, store, downloads, ranged(delay=0.2), ["a", "b"])
+            nursery.start_soon(pull, store, downloads, ranged(delay=0.2), ["b", "a"])
+    for blob in ("a", "b"):
+        assert store.blob_path(DIGESTS[blob]).read_bytes() == BLOBS[blob]
+    assert downloads.active == {}
+
+
+@pytest.mark.parametrize(("status", "error"), [(404, NotFoundError), (403, RegistryError)])
+async def test_a_failed_blob_download_raises_the_registrys_error_as_itself(
+    tmp_path: Path, status: int, error: type[Exception]
+) -> None:
+    """Not inside the parts' exception groups: the API answers its text, not an internal
+    error, and waiting pulls see it as this blob's failure."""
+    store = Store(tmp_path / "models")
+    downloads = Downloads()
+    with pytest.raises(error) as caught:
+        await pull(store, downloads, ranged(status=status), ["a"])
+    assert type(caught.value) is error
+    assert str(caught.value) == ("file does not exist" if status == 404 else "403: boom")
+    assert downloads.active == {}
+    assert not store.has_blob(DIGESTS["a"])
+
+
+async def test_a_server_error_on_a_part_is_retried(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    store = Store(tmp_path / "models")
+    calls = []
+    good = ranged()
+
+    async def flaky(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) <= 2:
+            return httpx.Response(503, text="try later")
+        return await good(request)
+
+    await pull(store, Downloads(), flaky, ["a"])
+    assert len(calls) == 3
+    assert store.blob_path(DIGESTS["a"]).read_bytes() == BLOBS["a"]
+
+
+async def test_blob_requests_ask_for_the_bytes_themselves(tmp_path: Path) -> None:
+    seen: list[httpx.Request] = []
+    good = ranged()
+
+    async def spy(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return await good(request)
+
+    await pull(Store(tmp_path / "models"), Downloads(), spy, ["a"])
+    assert [r.headers["Accept-Encoding"] for r in seen] == ["identity"]
+
+
+def test_the_registrys_credentials_go_to_the_registry_only() -> None:
+    name = parse_name("registry.test/ns/m:v1")
+    repo = Repository(name, httpx.AsyncClient(), authorization="Bearer secret")
+    inside = repo._build("GET", repo.blob_url(DIGESTS["a"]), None, None)
+    assert inside.headers["Authorization"] == "Bearer secret"
+    for elsewhere in ("https://uploads.storage.test/x?state=1", "http://registry.test/v2/ns/m"):
+        request = repo._build("PATCH", elsewhere, None, None)
+        assert "Authorization" not in request.headers, elsewhere
