@@ -259,3 +259,20 @@ def test_qwen3_coder_xml_calls_typed_by_the_schema() -> None:
 
 def test_unknown_parser_names_fall_back_to_the_template() -> None:
     assert builtin_parser("harmony-someday") is None
+
+
+def test_qwen3_coder_values_read_as_go_reads_them() -> None:
+    """Go's ParseInt and ParseFloat, not Python's int() and float(): what they refuse, and
+    numbers out of range, stay text (and never become NaN or Infinity, which JSON lacks)."""
+    from trio_ollama.parsers.qwen3 import _typed
+
+    assert _typed("12", ["integer"]) == 12
+    assert _typed("-3", ["integer"]) == -3
+    for raw in (" 12 ", "1_000", "١٢"):
+        assert _typed(raw, ["integer"]) == raw
+        assert _typed(raw, ["number"]) == raw
+    assert _typed("2.5", ["number"]) == 2.5
+    assert _typed("4.0", ["number"]) == 4
+    assert _typed("1e400", ["number"]) == "1e400"
+    for raw in ("nan", "inf", "-Infinity"):
+        assert _typed(raw, ["number"]) == raw

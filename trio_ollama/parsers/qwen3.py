@@ -8,6 +8,7 @@ typed by the tool's schema.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -175,6 +176,10 @@ def _types(tools: Sequence[Mapping[str, Any]], function: str, parameter: str) ->
     return []
 
 
+_GO_INT = re.compile(r"[+-]?[0-9]+")
+_GO_FLOAT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def _typed(raw: str, types: Sequence[str]) -> Any:
     """Ollama's reading of a Qwen 3 Coder value: by the schema's types, in its order of
     preference, falling back to the text itself."""
@@ -189,19 +194,18 @@ def _typed(raw: str, types: Sequence[str]) -> Any:
         if only:
             return False
     if "integer" in types:
-        try:
+        # Go's ParseInt: ASCII digits with a sign, nothing around them (Python's int() also
+        # takes spaces, underscores and other scripts' digits).
+        if _GO_INT.fullmatch(raw):
             return int(raw, 10)
-        except ValueError:
-            if only:
-                return raw
+        if only:
+            return raw
     if "number" in types:
-        try:
-            number = float(raw)
-        except ValueError:
-            if only:
-                return raw
-        else:
+        number = float(raw) if _GO_FLOAT.fullmatch(raw) else math.nan
+        if math.isfinite(number):  # out of range, as Go's: the text itself
             return int(number) if number.is_integer() else number
+        if only:
+            return raw
     for kind, want in (("array", list), ("object", dict)):
         if kind in types:
             try:

@@ -216,6 +216,11 @@ class ToolCallParser:
             if not found:
                 return [], content
             self._state = "calling"
+        elif "}" not in text and "]" not in text:
+            # A call's JSON, or the opening bracket, can only close on a closing bracket: the
+            # buffer is not scanned again for pieces without one (it may be long: a file
+            # written through a tool call).
+            return [], content
         calls: list[ToolCall] = []
         while (call := self._next_call()) is not None:
             calls.append(call)
