@@ -11,6 +11,7 @@ the credentials written for its own host, and only over https.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import netrc
 import os
@@ -70,7 +71,8 @@ class TransportError(RegistryError):
     another try, from where it stopped."""
 
 
-# An error's body is for a message: a registry cannot make the server hold an endless one.
+# An error's body is for a message, a token service's for a token: a registry cannot make the
+# server hold an endless one.
 MAX_ERROR_BODY = 64 << 10
 
 
@@ -238,13 +240,16 @@ class Repository:
         if credentials is not None:
             headers["Authorization"] = basic(credentials)
         try:
-            response = await self.http.get(realm.copy_merge_params(params), headers=headers)
+            token_url = realm.copy_merge_params(params)
+            async with self.http.stream("GET", token_url, headers=headers) as response:
+                body = await _bounded_body(response)
         except httpx.HTTPError as exc:
             raise transport_error(exc) from exc
         if response.status_code >= 400:
-            raise RegistryError(f"{response.status_code}: {response.text}".rstrip(": "))
+            # As Ollama words it, an empty body too ("401: ").
+            raise RegistryError(f"{response.status_code}: {body.decode(errors='replace')}")
         try:
-            answer = response.json()
+            answer = json.loads(body)
             token = str(answer.get("token") or answer.get("access_token") or "")
         except (ValueError, AttributeError):
             token = ""
