@@ -124,3 +124,34 @@ async def test_none_unless_asked(default_gguf: Path) -> None:
     assert entries == []
     _, entries, _ = await logprobs_of(default_gguf, sampling=sampling, logprobs=True)
     assert len(entries) == 10 and all("top_logprobs" not in e for e in entries)
+
+
+async def test_a_stop_strings_tokens_get_no_logprobs(default_gguf: Path) -> None:
+    """Cut at a stop string, the answer carries logprobs for the tokens shown and none for the
+    stop string's, as Ollama trims its pending logprobs after the cut."""
+    sampling = Sampling(temperature=0, num_predict=12, repeat_penalty=1.0)
+    text, entries, _ = await logprobs_of(default_gguf, sampling=sampling, logprobs=True)
+    shown = "".join(e["token"] for e in entries)
+    assert shown == text and len(entries) == 12
+    # A stop string that is the 6th token's text, where it first occurs.
+    starts = [len("".join(x["token"] for x in entries[:i])) for i in range(len(entries))]
+    k = next(
+        i for i, e in enumerate(entries)
+        if i >= 5 and e["token"].strip() and shown.find(e["token"]) == starts[i]
+    )  # fmt: skip
+    stop = entries[k]["token"]
+    cut = Sampling(temperature=0, num_predict=12, repeat_penalty=1.0, stop=[stop])
+    cut_text, cut_entries, done = await logprobs_of(default_gguf, sampling=cut, logprobs=True)
+    assert cut_text == text[: text.index(stop)]
+    assert [e["token"] for e in cut_entries] == [e["token"] for e in entries[:k]]
+    assert done.done_reason == "stop"
+
+
+def test_tokens_covering_counts_the_tokens_a_cut_text_shows() -> None:
+    from trio_ollama.runner.engine import tokens_covering
+
+    assert tokens_covering([b"Hi", b" there"], 0) == 0
+    assert tokens_covering([b"Hi", b" there"], 2) == 1
+    assert tokens_covering([b"Hi", b" there"], 3) == 2
+    # A character split over two tokens shows only with the second.
+    assert tokens_covering([b"a", "é".encode()[:1], "é".encode()[1:]], 2) == 3

@@ -8,6 +8,7 @@ between steps, so no lock is needed.
 
 from __future__ import annotations
 
+import codecs
 import ctypes
 import logging
 import math
@@ -108,6 +109,7 @@ class _Active:
     # it, to see the logits as it saw them; and the entries of tokens not yet sent.
     probe: Any = None
     logprobs: list[dict[str, Any]] = attrs.field(factory=list)
+    pieces: list[bytes] = attrs.field(factory=list)  # the bytes of those tokens, in step
     # Greedy without a grammar: picked here from the logits, as the chain would pick.
     greedy: Greedy | None = None
 
@@ -623,13 +625,20 @@ class LlamaEngine:
                 self._finish(active, "stop", out)
                 continue
             active.generated += 1
+            piece = self.piece(token)
             if active.probe is not None:
                 active.logprobs.append(self._token_logprobs(active, index, token))
+                active.pieces.append(piece)
                 L.llama_sampler_accept(active.probe, token)
-            text, stopped = active.stream.push(self.piece(token))
+            text, stopped = active.stream.push(piece)
+            if stopped and active.probe is not None:
+                # The tokens of the stop string were never shown: neither are their logprobs
+                # (Ollama trims its pending logprobs to the pieces left after the cut).
+                del active.logprobs[tokens_covering(active.pieces, len(text)) :]
             if text:
                 out.append(Piece(active.request.id, text, active.logprobs))
                 active.logprobs = []
+                active.pieces = []
             if stopped:
                 self._finish(active, "stop", out)
                 continue
@@ -781,3 +790,17 @@ class Greedy:
             if len(self.history) > self.last_n:
                 self.history.popleft()
         return token
+
+
+def tokens_covering(pieces: Sequence[bytes], chars: int) -> int:
+    """How many of the tokens whose bytes are `pieces` it takes to make the first `chars`
+    characters of their text: the tokens shown when a stop string cuts the text there."""
+    if chars <= 0:
+        return 0
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    made = 0
+    for count, piece in enumerate(pieces, 1):
+        made += len(decoder.decode(piece))
+        if made >= chars:
+            return count
+    return len(pieces)
