@@ -126,6 +126,15 @@ async def test_generate_splits_thinking(server: Server) -> None:
     assert (reply["response"], reply["thinking"]) == ("4", "2+2 is 4")
 
 
+async def test_raw_generate_still_splits_thinking_by_the_templates_tags(server: Server) -> None:
+    """Ollama skips only the built-in parser for a raw prompt: the template's thinking tags
+    still split the answer."""
+    name = await model(server, "r1raw", DEEPSEEK_R1, ["<think>", "hm", "</think>", "4"])
+    body = {"model": name, "prompt": "2+2?", "raw": True, "stream": False}
+    reply = await (await post(server, "/api/generate", body)).get_json()
+    assert (reply["response"], reply["thinking"]) == ("4", "hm")
+
+
 async def test_capabilities_and_their_refusals(server: Server) -> None:
     await model(server, "qwen", QWEN, ["x"])
     await model(server, "r1", DEEPSEEK_R1, ["x"])

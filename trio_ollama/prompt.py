@@ -147,16 +147,22 @@ class ModelPrompt:
         return caps
 
     def output_parser(
-        self, prompt: str, *, think: bool | str | None, tools: Sequence[Mapping[str, Any]] = ()
+        self,
+        prompt: str,
+        *,
+        think: bool | str | None,
+        tools: Sequence[Mapping[str, Any]] = (),
+        raw: bool = False,
     ) -> OutputParser:
         """How to read this model's answer to `prompt`: thinking and tool calls as its
-        template writes them."""
+        template writes them. A raw prompt skips the built-in parser, as Ollama's does, but
+        its thinking is still split by the template's tags."""
         return OutputParser.for_request(
             self.go.template if self.go is not None else None,
             prompt,
             think=None if think is None else bool(think),
             tools=tools,
-            builtin=self.parser,
+            builtin="" if raw else self.parser,
         )
 
     def drop_old_thinking(self, messages: Sequence[Message], model_name: str) -> list[Message]:

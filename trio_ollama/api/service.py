@@ -364,8 +364,9 @@ class Service:
                     )  # fmt: skip
             prompt = prefix + prompt
             text = ""
-            # Generate parses thinking only (tool calls are for chat), and nothing when raw.
-            parser = model.output_parser(prompt, think=think) if not req.raw else OutputParser()
+            # Generate parses thinking only (tool calls are for chat); a raw prompt skips the
+            # model's built-in parser but not the template's thinking tags (Ollama's rule).
+            parser = model.output_parser(prompt, think=think, raw=req.raw)
             completion = self._completion(runner, prompt, options, req)
             clock = _TokenClock.start(self.metrics, spec.name, started)
             async with completion as events:
