@@ -123,3 +123,62 @@ def test_the_registrys_credentials_go_to_the_registry_only() -> None:
     for elsewhere in ("https://uploads.storage.test/x?state=1", "http://registry.test/v2/ns/m"):
         request = repo._build("PATCH", elsewhere, None, None)
         assert "Authorization" not in request.headers, elsewhere
+
+
+async def _push_blob(tmp_path: Path, handler: Handler) -> list[dict[str, Any]]:
+    """Upload blob "a" from a store to the mock registry; the statuses it sent."""
+    from trio_ollama.registry.push import upload_blob
+    from trio_ollama.store.manifest import Layer
+
+    store = Store(tmp_path / "models")
+    store.write_blob_bytes(BLOBS["a"])
+    layer = Layer(media_type="application/vnd.ollama.image.model", digest=DIGESTS["a"],
+                  size=len(BLOBS["a"]))  # fmt: skip
+    send, receive = trio.open_memory_channel[dict[str, Any]](math.inf)
+    name = parse_name("127.0.0.1:1/test/m:v1")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        try:
+            await upload_blob(Repository(name, http, insecure=True), store, layer, send)
+        finally:
+            send.close()
+    return [status async for status in receive]
+
+
+def uploads(fail_patch: int | None = None, challenge_first: bool = False) -> Handler:
+    """A registry's upload endpoints: HEAD says the blob is missing, POST starts, PATCH takes
+    the bytes (failing with `fail_patch`, or asking once for a token), PUT ends."""
+    asked = []
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        if request.method == "HEAD":
+            return httpx.Response(404)
+        if request.url.path == "/token":
+            return httpx.Response(200, json={"token": "t"})
+        if request.method == "POST":
+            return httpx.Response(202, headers={"Location": "/v2/test/m/blobs/uploads/1"})
+        if request.method == "PATCH":
+            await request.aread()
+            if fail_patch is not None:
+                return httpx.Response(fail_patch, text="no")
+            if challenge_first and not asked:
+                asked.append(request)
+                realm = 'Bearer realm="http://127.0.0.1:1/token",service="r"'
+                return httpx.Response(401, headers={"WWW-Authenticate": realm})
+            await trio.sleep(0.2)  # the progress ticker reports what was counted meanwhile
+            return httpx.Response(202, headers={"Location": "/v2/test/m/blobs/uploads/1"})
+        return httpx.Response(201)
+
+    return handle
+
+
+async def test_a_failed_upload_raises_the_registrys_error_as_itself(tmp_path: Path) -> None:
+    with pytest.raises(RegistryError) as caught:
+        await _push_blob(tmp_path, uploads(fail_patch=403))
+    assert type(caught.value) is RegistryError and str(caught.value) == "403: no"
+
+
+async def test_a_chunk_sent_again_after_a_401_counts_once(tmp_path: Path) -> None:
+    statuses = await _push_blob(tmp_path, uploads(challenge_first=True))
+    total = len(BLOBS["a"])
+    assert all(s.get("completed", 0) <= total for s in statuses), statuses
+    assert statuses[-1]["completed"] == total

@@ -13,6 +13,7 @@ import trio
 
 from trio_ollama.names import ModelName, parse_name
 from trio_ollama.registry.client import RegistryError, Repository, open_repository
+from trio_ollama.registry.download import first_failure
 from trio_ollama.registry.transfer import Send, Transfer, report_until_done
 from trio_ollama.store import Store, StoreError
 from trio_ollama.store.manifest import Layer
@@ -51,12 +52,13 @@ async def upload_blob(repo: Repository, store: Store, layer: Layer, send: Send) 
     except FileNotFoundError:
         raise RegistryError(f'blob "{layer.digest}" not found') from None
     transfer = Transfer(layer.digest, size)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(report_until_done, transfer, "pushing", send)
-        try:
-            await _upload(repo, path, layer, transfer)
-        finally:
-            transfer.done.set()
+    with first_failure():  # the registry's error as itself, not inside the nursery's group
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(report_until_done, transfer, "pushing", send)
+            try:
+                await _upload(repo, path, layer, transfer)
+            finally:
+                transfer.done.set()
     transfer.completed = size
     await send.send(transfer.status("pushing"))
 
@@ -91,6 +93,7 @@ async def _upload(repo: Repository, path: Path, layer: Layer, transfer: Transfer
         chunk_start = offset
 
         def body(at: int = chunk_start, n: int = length) -> AsyncIterator[bytes]:
+            transfer.completed = at  # a chunk sent again (after a 401) counts once
             return _read(path, at, n, transfer)
 
         try:
