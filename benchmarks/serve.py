@@ -372,9 +372,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
 
 
-def long_prompt(round_: int) -> str:
-    """About 1,000 tokens (a digit is a token), new every round."""
-    return f"Round {round_}. " + counting(1000 * (round_ + 1), 165)
+# Prompt-processing samples per round and target: one 1,000-token prompt takes about 5 s here,
+# and this machine's noise between two such runs is larger than the differences measured.
+PP_SAMPLES = 3
+
+
+def long_prompt(k: int) -> str:
+    """About 1,000 tokens (a digit is a token): four-digit numbers, so every k gives the same
+    count, and a new first line, so no server serves it from its prompt cache."""
+    return f"Round {k}. " + counting(1000 + 1000 * (k % 8), 165)
 
 
 def main() -> None:
@@ -424,10 +430,13 @@ def main() -> None:
                     streams = run_plain(n, args.tokens, prompts)
                     wall = max(s.stamps[-1] for s in streams) - min(s.sent for s in streams)
                     results.append(Level("plain loop", n, wall, streams, args.tokens))
-            for server in servers:
-                level = trio.run(run_level, server, [long_prompt(round_)], 1)
-                ttft_long.setdefault(server.name, []).append(level.streams[0].ttft)
-                prompt_counts.setdefault(server.name, set()).add(level.streams[0].prompt_tokens)
+            for sample in range(PP_SAMPLES):
+                # Alternating targets on the same prompt: each pair is measured seconds apart.
+                prompt = long_prompt(round_ * PP_SAMPLES + sample)
+                for server in servers:
+                    level = trio.run(run_level, server, [prompt], 1)
+                    ttft_long.setdefault(server.name, []).append(level.streams[0].ttft)
+                    prompt_counts.setdefault(server.name, set()).add(level.streams[0].prompt_tokens)
         report(results, levels, args, ttft_long, prompt_counts, servers)
     finally:
         for server in servers:
@@ -473,10 +482,14 @@ def report(
             ms = [percentile(v, q) * 1e3 for v in (ttfts, gaps) for q in (0.5, 0.99)]
             print(f"{name:<13}{n:>8}{tok:>9.1f}{ratio}"
                   f"{ms[0]:>10.1f}{ms[1]:>8.1f}{ms[2]:>9.1f}{ms[3]:>8.1f}")  # fmt: skip
-    print("\nprompt processing: one client, a prompt of about 1,000 tokens, 1 token out")
-    ref = med(ttft_long[reference]) if reference in ttft_long else None
+    print(f"\nprompt processing: one client, a prompt of about 1,000 tokens, 1 token out "
+          f"({len(next(iter(ttft_long.values()), []))} samples a target, paired)")  # fmt: skip
+    ref = ttft_long.get(reference) if reference else None
     for name, values in ttft_long.items():
-        ratio = f"  ({ref / med(values):.2f}x llama-server's speed)" if ref else ""
+        # The median of the pairs' ratios: each pair ran back to back, so the machine's slow
+        # minutes fall on both of its halves.
+        pairs = [r / v for r, v in zip(ref, values, strict=True)] if ref else []
+        ratio = f"  ({med(pairs):.2f}x llama-server's speed)" if pairs else ""
         print(f"  {name:<13} TTFT {med(values) * 1e3:7.1f} ms, prompt tokens "
               f"{sorted(prompt_counts[name])}{ratio}")  # fmt: skip
     print("\nmemory (the process holding the model):")

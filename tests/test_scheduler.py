@@ -30,7 +30,7 @@ from trio_ollama.scheduler import (
 )
 from trio_ollama.scheduler.devices import FakeDevices, SystemMemory, fake_gpu
 from trio_ollama.testing.simulation import FakeRunners as FakeRunners
-from trio_ollama.testing.simulation import fake_model
+from trio_ollama.testing.simulation import fake_info, fake_model
 
 CPU = FakeDevices(system=SystemMemory(total=64 * GiB, free=48 * GiB, free_swap=0))
 
@@ -503,6 +503,31 @@ async def test_embedding_models_get_one_slot(autojump_clock: Any) -> None:
     assert [(load.num_parallel, load.embedding) for load, _ in rec.engines] == [
         (1, True),
         (4, False),
+    ]
+
+
+async def test_runner_gets_the_flash_attention_the_estimate_counted_on(
+    autojump_clock: Any,
+) -> None:
+    """OLLAMA_FLASH_ATTENTION asks; the model decides (Ollama's `SupportsFlashAttention`)."""
+    gemma2 = fake_info(GiB // 10)
+    gemma2 = attrs.evolve(
+        gemma2,
+        metadata={
+            "general.architecture": "gemma2",
+            **{k.replace("llama.", "gemma2."): v for k, v in gemma2.metadata.items()
+               if k != "general.architecture"},
+        },
+    )  # fmt: skip
+    rec = FakeRunners()
+    async with scheduler(rec, flash_attention=True, kv_cache_type="q8_0") as sched:
+        async with sched.acquire(fake_model("llama")):
+            pass
+        async with sched.acquire(fake_model("gemma2", info=gemma2)):
+            pass
+    assert [(load.flash_attention, load.kv_cache_type) for load, _ in rec.engines] == [
+        (True, "q8_0"),
+        (False, "f16"),  # llama.cpp would quantize nothing without flash attention
     ]
 
 

@@ -808,8 +808,10 @@ class Scheduler:
             **attrs.asdict(chosen),
             model_path=model.model_path,
             num_parallel=runner.num_parallel,
-            flash_attention=self.settings.flash_attention,
-            kv_cache_type=self.settings.kv_cache_type,
+            # What the estimate counted on: flash attention only where the model and every GPU
+            # support it, and a quantized KV cache only with flash attention.
+            flash_attention=plan.estimate.flash_attention,
+            kv_cache_type=plan.estimate.kv_cache_type,
             adapters=list(model.adapters),
             embedding=model.embedding_only,
         )
