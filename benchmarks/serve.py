@@ -372,21 +372,23 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
 
 
-# Prompt-processing samples per round and target: one 1,000-token prompt takes about 5 s here,
-# and this machine's noise between two such runs is larger than the differences measured.
+# Prompt-processing samples per round and target (`--pp-samples`): one 1,000-token prompt takes
+# about 5 s here, and this machine's noise between two such runs is larger than the differences
+# measured.
 PP_SAMPLES = 3
 
 
 def long_prompt(k: int) -> str:
     """About 1,000 tokens (a digit is a token): four-digit numbers, so every k gives the same
     count, and a new first line, so no server serves it from its prompt cache."""
-    return f"Round {k}. " + counting(1000 + 1000 * (k % 8), 165)
+    return f"Round {k:03d}. " + counting(1000 + 1000 * (k % 8), 165)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", default="1,4,8,16")
     parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--pp-samples", type=int, default=PP_SAMPLES)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--parallel", type=int, default=8)
     parser.add_argument("--llama-server", type=Path, default=None)
@@ -430,9 +432,9 @@ def main() -> None:
                     streams = run_plain(n, args.tokens, prompts)
                     wall = max(s.stamps[-1] for s in streams) - min(s.sent for s in streams)
                     results.append(Level("plain loop", n, wall, streams, args.tokens))
-            for sample in range(PP_SAMPLES):
+            for sample in range(args.pp_samples):
                 # Alternating targets on the same prompt: each pair is measured seconds apart.
-                prompt = long_prompt(round_ * PP_SAMPLES + sample)
+                prompt = long_prompt(round_ * args.pp_samples + sample)
                 for server in servers:
                     level = trio.run(run_level, server, [prompt], 1)
                     ttft_long.setdefault(server.name, []).append(level.streams[0].ttft)

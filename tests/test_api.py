@@ -513,22 +513,27 @@ def test_concurrent_requests_share_a_batch(models: Path) -> None:
         assert len(httpx.get(url + "/api/ps").json()["models"]) == 1
 
 
-def test_a_generation_longer_than_60_seconds_streams_to_the_end(models: Path) -> None:
+def test_a_generation_longer_than_60_seconds_keeps_streaming(models: Path) -> None:
+    """Quart cuts a response off after RESPONSE_TIMEOUT (60 s by default), silently: the stream
+    just ends. Read past that mark, however fast the machine, then hang up."""
     with running_server(models) as url:
-        started = time.monotonic()
         # Greedy counting never ends by itself; the prompt is kept through context shifts.
-        options = {"num_predict": 9000, "num_ctx": 512, "num_keep": 100, "temperature": 0,
+        options = {"num_predict": 100_000, "num_ctx": 512, "num_keep": 100, "temperature": 0,
                    "repeat_penalty": 1.0}  # fmt: skip
         body = {"model": MODEL, "prompt": COUNTING, "raw": True, "options": options}
-        final: dict[str, Any] = {}
-        with httpx.stream("POST", url + "/api/generate", json=body, timeout=300) as r:
+        lines: list[dict[str, Any]] = []
+        with httpx.stream("POST", url + "/api/generate", json=body, timeout=60) as r:
+            started = time.monotonic()
             for line in r.iter_lines():
                 if line:
-                    final = json.loads(line)
+                    lines.append(json.loads(line))
+                if time.monotonic() - started > 63:
+                    break
         elapsed = time.monotonic() - started
-        assert final.get("done") and final["done_reason"] == "length", final
-        assert final["eval_count"] == 9000
-        assert elapsed > 60, f"finished in {elapsed:.0f}s: not a long enough test"
+        assert elapsed > 63, f"the stream ended after {elapsed:.0f} s: {lines[-1:]}"
+        assert not any(chunk.get("done") or "error" in chunk for chunk in lines), lines[-1]
+        # The hung-up stream let its slot go: the next request is answered (or this raises).
+        first_token_seconds(url)
 
 
 def test_chat_history_is_truncated_to_the_context(url: str) -> None:

@@ -29,7 +29,8 @@ def row(output: str, target: str) -> re.Match[str] | None:
 
 
 def test_the_serve_benchmark_runs_and_says_when_llama_server_is_missing(default_gguf: Path) -> None:
-    out = run("benchmarks.serve", "--rounds", "1", "--clients", "1", "--tokens", "4")
+    out = run("benchmarks.serve", "--rounds", "1", "--clients", "1", "--tokens", "4",
+              "--pp-samples", "1")  # fmt: skip
     assert "llama-server: not found at /nonexistent/llama-server" in out
     assert row(out, "trio-ollama") and row(out, "plain loop"), out
     assert re.search(r"trio-ollama\s+TTFT\s+\d+\.\d ms, prompt tokens \[\d+\]", out), out

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.server import ServerProcess, free_port
+from trio_ollama.api.server import GRACE_SECONDS
 
 pytestmark = pytest.mark.slow
 
@@ -123,6 +124,23 @@ def test_garbage_in_a_bounded_loop_leaves_the_server_serving(server: ServerProce
             data = base[:cut] + bytes([rng.randrange(256)]) + base[cut + 1 :]
         exchange(server, data, half_close=rng.random() < 0.5, wait=0.2)
     still_serving(server, pid)
+
+
+def test_an_idle_kept_alive_connection_does_not_hold_up_shutdown(tmp_path: Path) -> None:
+    """As Ollama's server does, shutting down closes idle connections at once: only requests
+    still in flight get the grace period."""
+    server = ServerProcess(tmp_path / "models")
+    with socket.create_connection(address(server), timeout=30) as sock:
+        sock.sendall(b"GET /api/version HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        answer = b""
+        while not answer.endswith(b"}"):
+            answer += sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200") and b"connection: close" not in answer.lower()
+        started = time.monotonic()
+        server.stop()
+        stopped_in = time.monotonic() - started
+        assert sock.recv(65536) == b"", "the server closed the idle connection"
+    assert stopped_in < GRACE_SECONDS, f"the shutdown waited {stopped_in:.1f} s for it"
 
 
 def test_a_second_signal_stops_the_server_at_once_and_quietly(tmp_path: Path) -> None:

@@ -151,24 +151,45 @@ def request_scoped(app: ASGIApp, drain: Drain, metrics: Metrics) -> ASGIApp:
         started = False
         record = RequestRecord(scope.get("method", ""), scope.get("path", ""), trio.current_time())
         record_token = records.begin(record)
+        # While the response's last part is written, anycorn ends the exchange: it tells the
+        # app the stream is closed (`http.disconnect`) and then, on a kept-alive connection,
+        # starts the connection's idle timer, still inside this send. quart-trio cancels the
+        # request's tasks as soon as it hears the disconnect, and the idle timer, started from
+        # a cancelled task, died with them: an idle connection then stayed open for good, and
+        # a shutdown waited its whole grace period for it. So the disconnect waits for the
+        # write.
+        last_part: trio.Event | None = None
         with drain.scope() as work:
 
             async def tracked(message: Any) -> None:
-                nonlocal started
+                nonlocal started, last_part
                 if message["type"] == "http.response.start":
                     # Before the first checkpoint of the send: from here on a cancel from the
                     # drain could cut a write in half.
                     drain.release(work)
                     started = True
                     record.status = message.get("status", 0)
-                await send(message)
+                if message["type"] != "http.response.body" or message.get("more_body", False):
+                    await send(message)
+                    return
+                last_part = trio.Event()
+                try:
+                    await send(message)
+                finally:
+                    last_part.set()
+
+            async def heard() -> Any:
+                message = await receive()
+                if message.get("type") == "http.disconnect" and last_part is not None:
+                    await last_part.wait()
+                return message
 
             with unwrap_single():
                 async with trio.open_nursery() as nursery:
                     nursery_token = _REQUEST_NURSERY.set(nursery)
                     drain_token = _DRAIN.set(drain)
                     try:
-                        await app(scope, receive, tracked)
+                        await app(scope, heard, tracked)
                     finally:
                         _DRAIN.reset(drain_token)
                         _REQUEST_NURSERY.reset(nursery_token)
