@@ -198,7 +198,7 @@ async def test_context_shift(default_gguf: Path) -> None:
 
 
 async def test_cancelling_one_of_four_frees_its_slot(default_gguf: Path) -> None:
-    long = Sampling(temperature=0, num_predict=400)
+    long = Sampling(temperature=0, num_predict=200)
     finished: dict[int, float] = {}
     async with open_runner(load(default_gguf, num_ctx=1024, num_parallel=4)) as runner:
         victim = trio.CancelScope()
