@@ -159,6 +159,14 @@ def request_scoped(app: ASGIApp, drain: Drain, metrics: Metrics) -> ASGIApp:
         # a shutdown waited its whole grace period for it. So the disconnect waits for the
         # write.
         last_part: trio.Event | None = None
+        answered = False
+
+        def answer() -> None:
+            nonlocal answered
+            if not answered:
+                answered = True
+                _answered(record, metrics)
+
         with drain.scope() as work:
 
             async def tracked(message: Any) -> None:
@@ -172,6 +180,9 @@ def request_scoped(app: ASGIApp, drain: Drain, metrics: Metrics) -> ASGIApp:
                 if message["type"] != "http.response.body" or message.get("more_body", False):
                     await send(message)
                     return
+                # Counted before the client can see the end: a client that reads the whole
+                # answer and then asks for /metrics finds its request there.
+                answer()
                 last_part = trio.Event()
                 try:
                     await send(message)
@@ -203,7 +214,7 @@ def request_scoped(app: ASGIApp, drain: Drain, metrics: Metrics) -> ASGIApp:
                 await send({"type": "http.response.body", "body": body, "more_body": False})
         finally:
             records.end(record_token)
-            _answered(record, metrics)
+            answer()
 
     return scoped
 
