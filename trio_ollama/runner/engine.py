@@ -393,7 +393,7 @@ class LlamaEngine:
                 tokens = tokens[:num_keep] + tokens[num_keep + discard :]
             try:
                 sampler = self._make_sampler(request)
-                probe = self._make_probe(request) if request.logprobs else None
+                probe = self._shaping_chain(request) if request.logprobs else None
             except FormatError as exc:
                 out.append(RequestFailed(id=request.id, message=str(exc), invalid=True))
                 continue
@@ -419,7 +419,9 @@ class LlamaEngine:
                 greedy=Greedy.of(request, self.n_ctx_seq),
             )
 
-    def _make_sampler(self, request: Completion) -> Any:
+    def _shaping_chain(self, request: Completion) -> Any:
+        """A chain of what is done to the logits before a token is picked: the format's grammar,
+        then the penalties. The sampler goes on from it; the logprobs probe is just this."""
         L = self.L
         s = request.sampling
         chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
@@ -438,13 +440,16 @@ class LlamaEngine:
             L.llama_sampler_chain_add(
                 chain,
                 L.llama_sampler_init_penalties(
-                    L.llama_vocab_n_tokens(self.vocab),
-                    last_n,
-                    s.repeat_penalty,
-                    s.frequency_penalty,
+                    self.n_vocab, last_n, s.repeat_penalty, s.frequency_penalty,
                     s.presence_penalty,
                 ),
-            )
+            )  # fmt: skip
+        return chain
+
+    def _make_sampler(self, request: Completion) -> Any:
+        L = self.L
+        s = request.sampling
+        chain = self._shaping_chain(request)
         if s.temperature <= 0:
             L.llama_sampler_chain_add(chain, L.llama_sampler_init_greedy())
             return chain
@@ -459,30 +464,6 @@ class LlamaEngine:
         L.llama_sampler_chain_add(chain, L.llama_sampler_init_temp(s.temperature))
         seed = s.seed if s.seed >= 0 else LLAMA_DEFAULT_SEED
         L.llama_sampler_chain_add(chain, L.llama_sampler_init_dist(seed & 0xFFFFFFFF))
-        return chain
-
-    def _make_probe(self, request: Completion) -> Any:
-        """For logprobs: a chain of what the sampler does to the logits before it picks
-        (grammar, penalties), never the picking itself, so the figures are the sampler's."""
-        L = self.L
-        s = request.sampling
-        chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
-        if request.format:
-            grammar = L.llama_sampler_init_grammar(
-                self.vocab, format_grammar(request.format).encode(), b"root"
-            )
-            L.llama_sampler_chain_add(chain, grammar)
-        if s.repeat_last_n != 0 and (
-            s.repeat_penalty != 1.0 or s.frequency_penalty or s.presence_penalty
-        ):
-            last_n = self.n_ctx_seq if s.repeat_last_n < 0 else s.repeat_last_n
-            L.llama_sampler_chain_add(
-                chain,
-                L.llama_sampler_init_penalties(
-                    self.n_vocab, last_n, s.repeat_penalty, s.frequency_penalty,
-                    s.presence_penalty,
-                ),
-            )  # fmt: skip
         return chain
 
     def _token_logprobs(self, active: _Active, index: int, token: int) -> dict[str, Any]:
