@@ -4,6 +4,14 @@ between them, command-r's). Each says how its model writes tool calls and thinki
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.server import running_server
+from trio_ollama.store import CreateRequest, Store
+from trio_ollama.store.default_model import DEFAULT_MODEL, ensure_default_model
+
 # Qwen 2.5 / Qwen 3: tools as JSON lines, calls in <tool_call> tags, thinking in <think>.
 QWEN = (
     "{{- if .Tools }}<|im_start|>system\n# Tools\n<tools>\n"
@@ -67,3 +75,25 @@ TIME_TOOL = {
     "type": "function",
     "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}},
 }
+
+
+TOOLS_MODEL = "smollm2-tools"
+# SmolLM2's own template knows no tools; this one does (its tool calls and results rendered as
+# text), so a conversation with tools reaches the real model.
+TOOLS_TEMPLATE = (
+    "{{- if .Tools }}<|im_start|>system\nTools:{{ range .Tools }} {{ .Function.Name }}"
+    "{{ end }}<|im_end|>\n{{ end }}"
+    "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}"
+    "{{- range .ToolCalls }}[call {{ .Function.Name }} {{ .Function.Arguments }}]{{ end }}"
+    "<|im_end|>\n{{ end }}<|im_start|>assistant\n"
+)
+
+
+@contextmanager
+def server_with_tools_model(root: Path) -> Iterator[str]:
+    """A real server on a store at `root` holding the default model and TOOLS_MODEL."""
+    store = Store(root)
+    ensure_default_model(store)
+    store.create(TOOLS_MODEL, CreateRequest(from_=DEFAULT_MODEL, template=TOOLS_TEMPLATE))
+    with running_server(root) as base:
+        yield base

@@ -17,13 +17,11 @@ import pydantic
 import pytest
 from anthropic.types import Message, RawMessageStreamEvent
 
-from tests.server import running_server
+from tests.templates_with_tools import TOOLS_MODEL, server_with_tools_model
 from tests.test_api_inprocess import Server, post, server  # noqa: F401 (a fixture)
 from trio_ollama.api import anthropic as an
 from trio_ollama.api.errors import APIError
 from trio_ollama.runner.fake import FakeConfig
-from trio_ollama.store import CreateRequest, Store
-from trio_ollama.store.default_model import ensure_default_model
 
 PNG = b"\x89PNG\r\n\x1a\n fake image bytes"
 PNG_B64 = base64.b64encode(PNG).decode()
@@ -732,27 +730,13 @@ def test_client_tool_use_round_trip_through_the_translation() -> None:
 # --- the real server and model, through the official client ---------------------------------------
 
 MODEL = "smollm2:135m"
-TOOLS_MODEL = "smollm2-tools"
-# SmolLM2's own template knows no tools; this one does (its tool calls and results rendered as
-# text), so a conversation with tools reaches the real model.
-TOOLS_TEMPLATE = (
-    "{{- if .Tools }}<|im_start|>system\nTools:{{ range .Tools }} {{ .Function.Name }}"
-    "{{ end }}<|im_end|>\n{{ end }}"
-    "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}"
-    "{{- range .ToolCalls }}[call {{ .Function.Name }} {{ .Function.Arguments }}]{{ end }}"
-    "<|im_end|>\n{{ end }}<|im_start|>assistant\n"
-)
 GREEDY: Any = {"temperature": 0}
 QUESTION: Any = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory, default_gguf: Path) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("anthropic") / "models"
-    store = Store(root)
-    ensure_default_model(store)
-    store.create(TOOLS_MODEL, CreateRequest(from_=MODEL, template=TOOLS_TEMPLATE))
-    with running_server(root) as base:
+    with server_with_tools_model(tmp_path_factory.mktemp("anthropic") / "models") as base:
         yield base
 
 

@@ -18,13 +18,11 @@ import pydantic
 import pytest
 from openai.types.responses import Response, ResponseStreamEvent
 
-from tests.server import running_server
+from tests.templates_with_tools import TOOLS_MODEL, server_with_tools_model
 from tests.test_api_inprocess import Server, post, server  # noqa: F401 (a fixture)
 from trio_ollama.api import openai_responses as orr
 from trio_ollama.api.errors import APIError
 from trio_ollama.runner.fake import FakeConfig
-from trio_ollama.store import CreateRequest, Store
-from trio_ollama.store.default_model import ensure_default_model
 
 PNG = b"\x89PNG\r\n\x1a\n fake image bytes"
 PNG_B64 = base64.b64encode(PNG).decode()
@@ -715,24 +713,12 @@ def test_client_function_call_round_trip_through_the_translation() -> None:
 # --- the real server and model, through the official client ---------------------------------------
 
 MODEL = "smollm2:135m"
-TOOLS_MODEL = "smollm2-tools"
-TOOLS_TEMPLATE = (
-    "{{- if .Tools }}<|im_start|>system\nTools:{{ range .Tools }} {{ .Function.Name }}"
-    "{{ end }}<|im_end|>\n{{ end }}"
-    "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}"
-    "{{- range .ToolCalls }}[call {{ .Function.Name }} {{ .Function.Arguments }}]{{ end }}"
-    "<|im_end|>\n{{ end }}<|im_start|>assistant\n"
-)
 QUESTION = "What is the capital of France?"
 
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory, default_gguf: Path) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("responses") / "models"
-    store = Store(root)
-    ensure_default_model(store)
-    store.create(TOOLS_MODEL, CreateRequest(from_=MODEL, template=TOOLS_TEMPLATE))
-    with running_server(root) as base:
+    with server_with_tools_model(tmp_path_factory.mktemp("responses") / "models") as base:
         yield base
 
 
