@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from trio_ollama.runner.engine import RUN_COST_TOKENS, batch_layout, choose_slot, runs
+from trio_ollama.runner.engine import (
+    PROMPT_CHUNK,
+    RUN_COST_TOKENS,
+    batch_layout,
+    choose_slot,
+    prompt_admission,
+    runs,
+)
 
 
 def test_runs_counts_the_breaks_in_a_set_of_sequence_ids() -> None:
@@ -28,6 +35,23 @@ def test_the_first_token_of_every_part_goes_first_in_sequence_order() -> None:
                    strict=True) for index in indices)  # fmt: skip
     assert [seq for _, seq in order] == [1, 3, 5, 3, 3]
     assert batch_layout([]) == []
+
+
+def test_with_nothing_decoding_prompts_fill_the_whole_batch() -> None:
+    # A 159-token prompt alone is one pass, as in llama-server, not 128 + 31.
+    assert prompt_admission([159], decoding=0, n_batch=512) == [159]
+    # Four arriving together: first come, first served, up to the batch.
+    assert prompt_admission([159, 159, 159, 159], decoding=0, n_batch=512) == [159, 159, 159, 35]
+    assert prompt_admission([1000], decoding=0, n_batch=512) == [512]
+
+
+def test_beside_decoding_sequences_prompts_share_one_chunk() -> None:
+    # Streams keep moving: a long prompt waits its turn in chunks of PROMPT_CHUNK in all.
+    assert prompt_admission([1000], decoding=3, n_batch=512) == [PROMPT_CHUNK]
+    assert prompt_admission([100, 100], decoding=1, n_batch=512) == [100, PROMPT_CHUNK - 100]
+    # A batch nearly full of decodes leaves only what is left of it.
+    assert prompt_admission([50, 50], decoding=500, n_batch=512) == [12, 0]
+    assert prompt_admission([], decoding=4, n_batch=512) == []
 
 
 def test_a_new_request_takes_a_slot_beside_the_busy_ones() -> None:
