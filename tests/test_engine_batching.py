@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from trio_ollama.runner.engine import (
+    LONE_PROMPT_CHUNK,
     PROMPT_CHUNK,
     RUN_COST_TOKENS,
     batch_layout,
@@ -37,12 +38,15 @@ def test_the_first_token_of_every_part_goes_first_in_sequence_order() -> None:
     assert batch_layout([]) == []
 
 
-def test_with_nothing_decoding_prompts_fill_the_whole_batch() -> None:
+def test_with_nothing_decoding_prompts_take_bigger_steps() -> None:
     # A 159-token prompt alone is one pass, as in llama-server, not 128 + 31.
     assert prompt_admission([159], decoding=0, n_batch=512) == [159]
-    # Four arriving together: first come, first served, up to the batch.
-    assert prompt_admission([159, 159, 159, 159], decoding=0, n_batch=512) == [159, 159, 159, 35]
-    assert prompt_admission([1000], decoding=0, n_batch=512) == [512]
+    # Arriving together: first come, first served, up to LONE_PROMPT_CHUNK in all.
+    assert LONE_PROMPT_CHUNK == 256
+    assert prompt_admission([159, 159, 159], decoding=0, n_batch=512) == [159, 97, 0]
+    assert prompt_admission([1000], decoding=0, n_batch=512) == [256]
+    # Never more than the batch holds.
+    assert prompt_admission([1000], decoding=0, n_batch=200) == [200]
 
 
 def test_beside_decoding_sequences_prompts_share_one_chunk() -> None:

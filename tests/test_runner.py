@@ -232,10 +232,10 @@ LONG_HISTORY = [
 
 
 async def test_cancel_during_a_long_prompt_returns_the_slot_quickly(default_gguf: Path) -> None:
-    # A prompt alone goes through in passes of `num_batch` tokens; a cancelled one leaves at the
-    # end of the pass it is in, not at the end of the prompt (4 passes here).
+    # A prompt alone goes through in steps of LONE_PROMPT_CHUNK (256) tokens; a cancelled one
+    # leaves at the end of the step it is in, not at the end of the prompt (4 steps here).
     prompt = chat(" ".join(LONG_HISTORY) + " Summarise.")
-    async with open_runner(load(default_gguf, num_ctx=2048, num_batch=256)) as runner:
+    async with open_runner(load(default_gguf, num_ctx=2048)) as runner:
         n_prompt = len(await runner.tokenize(prompt))
         assert n_prompt > 1000
         _, full = await generate(runner, prompt, sampling=Sampling(num_predict=1))
