@@ -355,7 +355,9 @@ class Service:
             if req.context:
                 prefix = await runner.detokenize(_fit_context(req.context, options, lease.num_ctx))
             with _prompt_errors():
-                if req.raw or req.suffix:
+                if req.raw:
+                    prompt = req.prompt  # nothing to render: no trip to a worker thread
+                elif req.suffix:
                     prompt = await trio.to_thread.run_sync(self._generate_text, req, model)
                 else:
                     prompt = await fit_history(
