@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from trio_ollama.runner.engine import (
-    LONE_PROMPT_CHUNK,
     PROMPT_CHUNK,
     RUN_COST_TOKENS,
     batch_layout,
@@ -38,23 +37,18 @@ def test_the_first_token_of_every_part_goes_first_in_sequence_order() -> None:
     assert batch_layout([]) == []
 
 
-def test_with_nothing_decoding_prompts_take_bigger_steps() -> None:
-    # A 159-token prompt alone is one pass, as in llama-server, not 128 + 31.
-    assert prompt_admission([159], decoding=0, n_batch=512) == [159]
-    # Arriving together: first come, first served, up to LONE_PROMPT_CHUNK in all.
-    assert LONE_PROMPT_CHUNK == 256
-    assert prompt_admission([159, 159, 159], decoding=0, n_batch=512) == [159, 97, 0]
-    assert prompt_admission([1000], decoding=0, n_batch=512) == [256]
-    # Never more than the batch holds.
-    assert prompt_admission([1000], decoding=0, n_batch=200) == [200]
+def test_prompts_share_one_chunk_a_step_first_come_first_served() -> None:
+    # Alone or beside decoding sequences: larger steps were slower on the CPU (see PROMPT_CHUNK).
+    assert PROMPT_CHUNK == 128
+    assert prompt_admission([159], decoding=0, n_batch=512) == [128]
+    assert prompt_admission([1000], decoding=3, n_batch=512) == [128]
+    assert prompt_admission([100, 100, 100], decoding=0, n_batch=512) == [100, 28, 0]
+    assert prompt_admission([100, 100], decoding=1, n_batch=512) == [100, 28]
 
 
-def test_beside_decoding_sequences_prompts_share_one_chunk() -> None:
-    # Streams keep moving: a long prompt waits its turn in chunks of PROMPT_CHUNK in all.
-    assert prompt_admission([1000], decoding=3, n_batch=512) == [PROMPT_CHUNK]
-    assert prompt_admission([100, 100], decoding=1, n_batch=512) == [100, PROMPT_CHUNK - 100]
-    # A batch nearly full of decodes leaves only what is left of it.
+def test_a_step_never_holds_more_than_the_batch() -> None:
     assert prompt_admission([50, 50], decoding=500, n_batch=512) == [12, 0]
+    assert prompt_admission([1000], decoding=0, n_batch=64) == [64]
     assert prompt_admission([], decoding=4, n_batch=512) == []
 
 

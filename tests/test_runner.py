@@ -232,8 +232,6 @@ LONG_HISTORY = [
 
 
 async def test_cancel_during_a_long_prompt_returns_the_slot_quickly(default_gguf: Path) -> None:
-    # A prompt alone goes through in steps of LONE_PROMPT_CHUNK (256) tokens; a cancelled one
-    # leaves at the end of the step it is in, not at the end of the prompt (4 steps here).
     prompt = chat(" ".join(LONG_HISTORY) + " Summarise.")
     async with open_runner(load(default_gguf, num_ctx=2048)) as runner:
         n_prompt = len(await runner.tokenize(prompt))
@@ -241,7 +239,7 @@ async def test_cancel_during_a_long_prompt_returns_the_slot_quickly(default_gguf
         _, full = await generate(runner, prompt, sampling=Sampling(num_predict=1))
         prompt_seconds = full.prompt_eval_duration / 1e9
         other = prompt.replace("Here is", "Here was")  # no shared prefix to reuse
-        with trio.move_on_after(prompt_seconds / 8):
+        with trio.move_on_after(prompt_seconds / 4):
             await generate(runner, other, sampling=Sampling(num_predict=1))
         started = trio.current_time()
         one = Sampling(temperature=0, num_predict=1)

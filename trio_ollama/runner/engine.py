@@ -40,17 +40,13 @@ from trio_ollama.runner.text import TextStream
 
 log = logging.getLogger(__name__)
 
-# Prompt tokens admitted per step across all sequences while others are decoding: small enough
-# that decoding sequences keep streaming while a long prompt is processed; large enough that
-# matrix kernels stay efficient.
+# Prompt tokens admitted per step across all sequences, whether or not others decode. Small
+# enough that a cancelled prompt leaves within one step (~0.6 s at 220 tok/s here) and decoding
+# sequences keep streaming while a long prompt is processed. Larger steps are slower on this
+# CPU, not faster: a 996-token prompt alone ran at 0.89x this speed in steps of 256 and 0.83x
+# in steps of 512 (llama-server's), and a 159-token prompt gained nothing from one pass instead
+# of 128 + 31 (1.006x); steps of 64 ran at 0.95x (in-process A/B, medians of paired ratios).
 PROMPT_CHUNK = 128
-# With nothing decoding, prompts go in steps of 256 tokens, the multiple llama.cpp pads the
-# attention's cells to. A pass has a fixed cost: a 159-token prompt cut 128 + 31 reached its
-# first token 10 ms later than in one pass (60 pairs). Larger steps (llama-server's 512) make
-# every query attend to cells it cannot see, unless flash attention skips them: a 996-token
-# prompt took 2 % longer in steps of 512 (8 pairs). A cancelled prompt holds the runner for the
-# rest of its step.
-LONE_PROMPT_CHUNK = 256
 # With a KV cache per sequence, llama.cpp batches together only sequences whose ids run
 # consecutively (`split_equal(sequential=true)`): each gap in the busy slots costs every step
 # another pass over the weights. A slot that adds a gap is worth taking only for a prompt cache
@@ -697,10 +693,9 @@ def runs(seqs: Collection[int]) -> int:
 
 def prompt_admission(pending: Sequence[int], decoding: int, n_batch: int) -> list[int]:
     """How many of its `pending` prompt tokens each prompting sequence puts in a step that
-    already decodes `decoding` tokens: `PROMPT_CHUNK` in all beside decoding sequences,
-    `LONE_PROMPT_CHUNK` when nothing decodes, never more than the batch; first come, first
-    served."""
-    budget = min(PROMPT_CHUNK if decoding else LONE_PROMPT_CHUNK, n_batch - decoding)
+    already decodes `decoding` tokens: `PROMPT_CHUNK` in all, never more than the batch has
+    room for; first come, first served."""
+    budget = min(PROMPT_CHUNK, n_batch - decoding)
     takes = []
     for want in pending:
         take = max(0, min(want, budget))
