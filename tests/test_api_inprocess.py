@@ -686,3 +686,60 @@ async def test_the_priority_field_reaches_the_scheduler_on_every_route(
             nursery.start_soon(post, server, path, body)
             await until(lambda n=waiting: server.scheduler.waiting == n)  # type: ignore[misc]
     assert granted == [None, None, 0, 5, 10]
+
+
+# ----- what a request works out once per model
+
+
+async def test_a_models_prompt_and_spec_are_worked_out_once_per_version(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The template parse and the GGUF read go to a worker thread the first time a model (by
+    name and manifest digest) is asked for, not on every request; a changed model is new."""
+    import trio_ollama.api.service as service_module
+    from trio_ollama.prompt import ModelPrompt
+
+    calls = {"prompt": 0, "spec": 0}
+    real_of, real_spec = ModelPrompt.of, service_module.model_spec
+
+    def counted_of(details: Any, template: str | None = None) -> ModelPrompt:
+        calls["prompt"] += 1
+        return real_of(details, template)
+
+    def counted_spec(details: Any) -> ModelSpec:
+        calls["spec"] += 1
+        return real_spec(details)
+
+    monkeypatch.setattr(ModelPrompt, "of", counted_of)
+    monkeypatch.setattr(service_module, "model_spec", counted_spec)
+    short = {"num_predict": 2}
+    chat = {"model": "tiny", "stream": False, "options": short,
+            "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+    for _ in range(2):
+        r = await post(server, "/api/generate", {"model": "tiny", "prompt": "hi", "options": short})
+        assert r.status_code == 200
+        assert (await post(server, "/api/chat", chat)).status_code == 200
+    assert calls == {"prompt": 1, "spec": 1}
+
+    # A request's own template is the request's: parsed each time, never kept.
+    own = {"model": "tiny", "prompt": "hi", "template": "Q: {{ .Prompt }}", "options": short}
+    for _ in range(2):
+        assert (await post(server, "/api/generate", own)).status_code == 200
+    assert calls == {"prompt": 3, "spec": 1}
+
+    # A copy is another name; a model created anew over the old name is another digest.
+    assert (
+        await post(server, "/api/copy", {"source": "tiny", "destination": "twin"})
+    ).status_code == 200
+    r = await post(server, "/api/generate", {"model": "twin", "prompt": "hi", "options": short})
+    assert r.status_code == 200 and (await ndjson(r))[-1]["model"] == "twin"
+    assert calls == {"prompt": 4, "spec": 2}
+    changed = {"model": "tiny", "from": "tiny", "system": "Be brief.", "stream": False}
+    assert (await post(server, "/api/create", changed)).status_code == 200
+    render = {"model": "tiny", "stream": False, "_debug_render_only": True,
+              "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+    rendered = (await (await post(server, "/api/chat", render)).get_json())["_debug_info"]
+    assert "Be brief." in rendered["rendered_template"]
+    assert calls["prompt"] == 5
+    assert (await post(server, "/api/chat", chat)).status_code == 200
+    assert calls == {"prompt": 5, "spec": 3}

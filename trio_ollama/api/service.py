@@ -238,11 +238,28 @@ class Service:
     metrics: Metrics = attrs.field(factory=lambda: Metrics(enabled=False))
     # The blob downloads in flight, shared by every pull (one download per blob).
     downloads: Downloads = attrs.field(factory=Downloads)
+    # A model's own prompt machinery and spec, by its name and manifest digest (the digest
+    # covers every layer, so a changed model is a new key). Working them out the first time
+    # parses a template and reads a GGUF header, in a worker thread; after that a request
+    # saves the two trips (0.2 to 0.8 ms each on a loaded 2-core machine).
+    _prompts: dict[tuple[str, str], ModelPrompt] = attrs.field(factory=dict, init=False)
+    _specs: dict[tuple[str, str], ModelSpec] = attrs.field(factory=dict, init=False)
 
     # ----- helpers
 
     async def _thread(self, fn: Callable[..., _T], *args: Any) -> _T:
         return await trio.to_thread.run_sync(fn, *args)
+
+    async def prompt_of(self, details: ModelDetails, template: str | None = None) -> ModelPrompt:
+        """`ModelPrompt.of(details, template)`; a request's own template is parsed anew."""
+        key = (str(details.name), details.digest)
+        found = self._prompts.get(key) if template is None else None
+        if found is None:
+            with _prompt_errors():
+                found = await self._thread(ModelPrompt.of, details, template)
+            if template is None:
+                _remember(self._prompts, key, found)
+        return found
 
     async def details(self, name: str, *, not_found: str) -> ModelDetails:
         """The stored model named `name`; `not_found` formats the 404 (it gets `{name}`). The
@@ -263,10 +280,15 @@ class Service:
         return details
 
     async def spec(self, details: ModelDetails) -> ModelSpec:
-        try:
-            return await self._thread(model_spec, details)
-        except (NoWeightsError, GGUFError, OSError) as exc:
-            raise APIError(500, str(exc)) from exc
+        key = (str(details.name), details.digest)
+        found = self._specs.get(key)
+        if found is None:
+            try:
+                found = await self._thread(model_spec, details)
+            except (NoWeightsError, GGUFError, OSError) as exc:
+                raise APIError(500, str(exc)) from exc
+            _remember(self._specs, key, found)
+        return found
 
     @asynccontextmanager
     async def _leased(
@@ -328,8 +350,7 @@ class Service:
         _check_top_logprobs(req.top_logprobs)
         if req.raw and (req.template is not None or req.system is not None or req.context):
             raise APIError(400, "raw mode does not support template, system, or context")
-        with _prompt_errors():  # a request's template is parsed off the event loop
-            model = await trio.to_thread.run_sync(ModelPrompt.of, details, req.template)
+        model = await self.prompt_of(details, req.template)  # parsed off the event loop
         caps = model.capabilities
         if "completion" not in caps:
             raise APIError(400, f'"{req.model}" does not support generate')
@@ -413,8 +434,7 @@ class Service:
             yield {"model": req.model, "created_at": utc_now(), "message": empty, "done": True,
                    "done_reason": "unload"}  # fmt: skip
             return
-        with _prompt_errors():
-            model = await trio.to_thread.run_sync(ModelPrompt.of, details)
+        model = await self.prompt_of(details)
         caps = model.capabilities
         if "completion" not in caps:
             raise APIError(400, f'"{req.model}" does not support chat')
@@ -851,6 +871,15 @@ NO_VISION = (
 )
 # A model with a projector could see, but the runner does not load projectors yet.
 VISION_NOT_SERVED = "image input is not supported by this server yet (docs/vision.md)"
+
+
+_REMEMBERED = 64  # models' prompts and specs kept, the least recently stored dropped first
+
+
+def _remember(cache: dict[tuple[str, str], _T], key: tuple[str, str], value: _T) -> None:
+    cache[key] = value
+    while len(cache) > _REMEMBERED:
+        del cache[next(iter(cache))]
 
 
 def _check_images(has_images: bool, caps: list[str]) -> None:
