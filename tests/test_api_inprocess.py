@@ -697,7 +697,7 @@ async def test_a_models_prompt_and_spec_are_worked_out_once_per_version(
     """The template parse and the GGUF read go to a worker thread the first time a model (by
     name and manifest digest) is asked for, not on every request; a changed model is new."""
     import trio_ollama.api.service as service_module
-    from trio_ollama.prompt import ModelPrompt
+    from trio_ollama.prompt import CACHED_TEMPLATE_BYTES, ModelPrompt
 
     calls = {"prompt": 0, "spec": 0}
     real_of, real_spec = ModelPrompt.of, service_module.model_spec
@@ -743,3 +743,11 @@ async def test_a_models_prompt_and_spec_are_worked_out_once_per_version(
     assert calls["prompt"] == 5
     assert (await post(server, "/api/chat", chat)).status_code == 200
     assert calls == {"prompt": 5, "spec": 3}
+
+    # A huge template is parsed each time, not kept (prompt.py keeps none of those either).
+    huge = "{{/* " + "x" * CACHED_TEMPLATE_BYTES + " */}}" + CHATML
+    big = {"model": "big", "from": "tiny", "template": huge, "stream": False}
+    assert (await post(server, "/api/create", big)).status_code == 200
+    for _ in range(2):
+        assert (await post(server, "/api/chat", {**chat, "model": "big"})).status_code == 200
+    assert calls == {"prompt": 7, "spec": 4}

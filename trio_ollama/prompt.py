@@ -43,7 +43,7 @@ MAX_REQUEST_TEMPLATE = 1024 * 1024
 
 # Parsed templates are cached, but only small ones: a request may bring a template of its own,
 # and sixteen 4 MB ones must not stay in memory.
-_CACHED_TEMPLATE_BYTES = 64 * 1024
+CACHED_TEMPLATE_BYTES = 64 * 1024
 
 
 @lru_cache(maxsize=64)
@@ -52,7 +52,7 @@ def _go_cached(text: str) -> PromptTemplate:
 
 
 def _go(text: str) -> PromptTemplate:
-    return _go_cached(text) if len(text) <= _CACHED_TEMPLATE_BYTES else parse_template(text)
+    return _go_cached(text) if len(text) <= CACHED_TEMPLATE_BYTES else parse_template(text)
 
 
 def _jinja_raise(message: str) -> None:

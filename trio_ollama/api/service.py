@@ -50,7 +50,7 @@ from trio_ollama.gocompat.gojson import quote as go_quote
 from trio_ollama.names import InvalidNameError, ModelName, parse_name
 from trio_ollama.options import LOAD_OPTIONS, PREDICT_OPTIONS, check_option, defaults
 from trio_ollama.parsers import OutputParser, Parsed, ParseError
-from trio_ollama.prompt import ModelPrompt, PromptError, fit_history
+from trio_ollama.prompt import CACHED_TEMPLATE_BYTES, ModelPrompt, PromptError, fit_history
 from trio_ollama.registry import (
     Downloads,
     RegistryError,
@@ -241,7 +241,8 @@ class Service:
     # A model's own prompt machinery and spec, by its name and manifest digest (the digest
     # covers every layer, so a changed model is a new key). Working them out the first time
     # parses a template and reads a GGUF header, in a worker thread; after that a request
-    # saves the two trips (0.2 to 0.8 ms each on a loaded 2-core machine).
+    # saves the two trips (0.2 to 0.8 ms each on a loaded 2-core machine). The price: a weights
+    # blob deleted behind the store's back is noticed at the next load, not at every request.
     _prompts: dict[tuple[str, str], ModelPrompt] = attrs.field(factory=dict, init=False)
     _specs: dict[tuple[str, str], ModelSpec] = attrs.field(factory=dict, init=False)
 
@@ -257,7 +258,8 @@ class Service:
         if found is None:
             with _prompt_errors():
                 found = await self._thread(ModelPrompt.of, details, template)
-            if template is None:
+            # A huge parsed template is not kept, as prompt.py keeps none (memory).
+            if template is None and len(details.template or "") <= CACHED_TEMPLATE_BYTES:
                 _remember(self._prompts, key, found)
         return found
 
