@@ -212,8 +212,9 @@ class LlamaEngine:
         cparams.n_ubatch = self.n_batch
         cparams.n_threads = self.n_threads
         cparams.n_threads_batch = self.n_threads
-        # Off unless asked for, as in Ollama. llama.cpp's "auto" would turn it on here (+8% tok/s
-        # on one stream) but then greedy output at num_ctx 64 differs and context shift breaks.
+        # Off unless asked for, as in Ollama. llama.cpp's "auto" would turn it on; on the CPU it
+        # speeds long prompts and slows decoding (0.90x at 1 stream, 0.80x at 8; measured in
+        # docs/performance.md). Context shift and batched greedy output work either way.
         cparams.flash_attn_type = (
             L.LLAMA_FLASH_ATTN_TYPE_ENABLED
             if params.flash_attention
