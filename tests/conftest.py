@@ -1,11 +1,21 @@
+"""Fixtures every test module may use, without importing them:
+
+- `default_gguf`: the real SmolLM2-135M GGUF, fetched once;
+- `store`: an empty store in the test's temporary folder;
+- `server`: the app in this process over fake engines, on a store holding "tiny"
+  (`tests/inprocess.py` has its helpers: `post`, `ndjson`, `until`, `Engines`...);
+- `no_orphan_processes`: fails a test that leaves a runner process behind.
+"""
+
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.inprocess import Server, open_server
 from tests.procs import children
 from trio_ollama.store import Store
 from trio_ollama.store.default_model import fetch_default_gguf
@@ -20,6 +30,13 @@ def default_gguf() -> Path:
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
     return Store(tmp_path / "models")
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[Server]:
+    """The app in this process over fake engines (two slots), on a store holding "tiny"."""
+    async with open_server(tmp_path) as served:
+        yield served
 
 
 @pytest.fixture

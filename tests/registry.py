@@ -278,3 +278,74 @@ class AuthProxy:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class HostileRegistry:
+    """A registry on loopback that answers what a test sets, for what no real registry sends:
+    `manifest` (the bytes of every manifest), `challenge` (a `WWW-Authenticate` sent with a 401
+    to every request while set), `location` (where an upload goes). Blobs are never there (HEAD
+    and GET say 404); a PATCH is refused with a 413 after its first bytes, the connection then
+    closed under a client still sending. `requests` lists `(method, path)` as they came."""
+
+    def __init__(self) -> None:
+        self.manifest = b"{}"
+        self.challenge = ""
+        self.location = "/v2/uploads/1"
+        self.requests: list[tuple[str, str]] = []
+        registry = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _handle(self) -> None:
+                registry.requests.append((self.command, self.path))
+                length = int(self.headers.get("Content-Length") or 0)
+                if self.command == "PATCH":
+                    self.rfile.read(min(length, 1024))
+                    self.close_connection = True
+                    return self._send(413, b"too large", {"Connection": "close"})
+                if length:
+                    self.rfile.read(length)
+                if registry.challenge:
+                    return self._send(401, b"{}", {"WWW-Authenticate": registry.challenge})
+                if self.command == "GET" and "/manifests/" in self.path:
+                    content_type = "application/vnd.docker.distribution.manifest.v2+json"
+                    return self._send(200, registry.manifest, {"Content-Type": content_type})
+                if self.command == "POST" and "/blobs/uploads/" in self.path:
+                    return self._send(202, b"", {"Location": registry.location})
+                if self.command == "PUT":
+                    return self._send(201, b"", {})
+                self._send(404, b'{"errors":[{"code":"BLOB_UNKNOWN"}]}', {})
+
+            def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = _handle
+
+        self.server = _Threads(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.host = f"127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@contextlib.contextmanager
+def hostile_registry() -> Iterator[HostileRegistry]:
+    registry = HostileRegistry()
+    try:
+        yield registry
+    finally:
+        registry.close()

@@ -17,8 +17,8 @@ import pydantic
 import pytest
 from anthropic.types import Message, RawMessageStreamEvent
 
+from tests.inprocess import Server, post
 from tests.templates_with_tools import TOOLS_MODEL, server_with_tools_model
-from tests.test_api_inprocess import Server, post, server  # noqa: F401 (a fixture)
 from trio_ollama.api import anthropic as an
 from trio_ollama.api.errors import APIError
 from trio_ollama.runner.fake import FakeConfig
@@ -888,7 +888,7 @@ def test_client_errors(client: anthropic.Anthropic, url: str) -> None:
 # --- failures inside the server (in process, the fake engine) ------------------------------------
 
 
-async def test_a_failure_after_output_is_a_last_error_event(server: Server) -> None:  # noqa: F811
+async def test_a_failure_after_output_is_a_last_error_event(server: Server) -> None:
     server.engines.config = FakeConfig(crash_after_tokens=3)
     request = {"model": "tiny", "max_tokens": 50, "stream": True, "messages": QUESTION}
     r = await post(server, "/v1/messages", request)

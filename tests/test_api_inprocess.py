@@ -1,106 +1,39 @@
 """The HTTP API in-process and fast: the real Quart app, service, scheduler and store, on a tiny
 GGUF served by the fake engine (in-process runners, no subprocess, no model weights). The request
-rules live here; `test_api.py` runs the same server for real, with the real model."""
+rules live here; `test_api.py` runs the same server for real, with the real model. The `server`
+fixture is `tests/conftest.py`'s, its helpers `tests/inprocess.py`'s."""
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import attrs
+import httpx
 import pytest
 import trio
 import trio.testing
-from quart_trio import QuartTrio
 
-from tests.ggufs import write_tiny_gguf
+from tests.inprocess import (
+    CHATML,
+    Engines,
+    Server,
+    http_scope,
+    idle,
+    ndjson,
+    open_served,
+    post,
+    tiny_settings,
+    until,
+)
 from trio_ollama.api.app import create_app
 from trio_ollama.api.service import Service
 from trio_ollama.config import Settings
-from trio_ollama.gocompat.format import GiB
-from trio_ollama.runner.fake import FakeConfig, FakeEngine
-from trio_ollama.runner.inprocess import InProcessRunner
-from trio_ollama.runner.protocol import Load
-from trio_ollama.scheduler import ModelSpec, Scheduler, open_scheduler
-from trio_ollama.scheduler.core import Startable
-from trio_ollama.scheduler.devices import FakeDevices, SystemMemory
-from trio_ollama.store import CreateRequest, Store
-
-CHATML = (
-    "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n"
-    "{{ end }}<|im_start|>assistant\n"
-)
-
-
-@attrs.define
-class Engines:
-    """A runner factory whose fake engines a test can slow down or break."""
-
-    config: FakeConfig = attrs.field(factory=FakeConfig)
-    made: list[FakeEngine] = attrs.field(factory=list)
-
-    def __call__(self, load: Load, model: ModelSpec) -> Startable:
-        engine = FakeEngine(self.config, in_process=True)
-        self.made.append(engine)
-        return InProcessRunner(load, engine)
-
-
-@attrs.frozen
-class Server:
-    app: QuartTrio
-    scheduler: Scheduler
-    engines: Engines
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    store = Store(tmp_path / "models")
-    data = write_tiny_gguf(tmp_path / "tiny.gguf").read_bytes()
-    digest, _ = store.write_blob_bytes(data)
-    store.create("tiny", CreateRequest(files={"tiny.gguf": digest}, template=CHATML))
-    settings = Settings.from_env(
-        {"OLLAMA_MODELS": str(tmp_path / "models"), "OLLAMA_NUM_PARALLEL": "2"}
-    )
-    engines = Engines()
-    devices = FakeDevices(system=SystemMemory(total=64 * GiB, free=48 * GiB, free_swap=0))
-    async with open_scheduler(
-        settings, runner_factory=engines, devices=devices, cores=2
-    ) as scheduler:
-        app = create_app(Service(settings, store, scheduler))
-        yield Server(app, scheduler, engines)
-
-
-async def post(server: Server, path: str, body: Any = None, raw: bytes | None = None) -> Any:
-    """The whole response, read as it streams (Quart's `client.post` buffers only ten body
-    chunks before it reads any, so a longer stream would wait on it forever)."""
-    data = raw if raw is not None else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json"}
-    async with server.app.test_client().request(path, method="POST", headers=headers) as call:
-        await call.send(data)
-        await call.send_complete()
-        return await call.as_response()
-
-
-async def ndjson(response: Any) -> list[dict[str, Any]]:
-    text = (await response.get_data()).decode()
-    return [json.loads(line) for line in text.splitlines() if line]
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Wait for `condition` (the scheduler has no event for each); fail the test after 5 s."""
-    with trio.fail_after(5):
-        while True:
-            if condition():
-                return
-            await trio.sleep(0.01)
-
-
-async def idle(scheduler: Scheduler) -> None:
-    """Wait until no runner has a request in flight."""
-    await until(lambda: not any(r.refcount for r in scheduler.running()))
-
+from trio_ollama.runner.fake import FakeConfig
+from trio_ollama.scheduler import ModelSpec, open_scheduler
+from trio_ollama.store import Store
 
 # ----- the happy paths
 
@@ -227,15 +160,6 @@ async def test_an_error_after_output_is_a_last_line(server: Server) -> None:
     assert chunks[-1] == {"error": "runner process exited"}
 
 
-def http_scope(method: str, path: str) -> dict[str, Any]:
-    return {
-        "type": "http", "http_version": "1.1", "asgi": {"spec_version": "2.1"},
-        "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
-        "query_string": b"", "root_path": "", "headers": [(b"host", b"127.0.0.1")],
-        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2), "extensions": {},
-    }  # fmt: skip
-
-
 SLOW_GENERATE = json.dumps({"model": "tiny", "prompt": "hi", "options": {"num_predict": 1000}})
 
 
@@ -346,6 +270,35 @@ async def test_a_stream_never_read_ends_with_its_request(server: Server) -> None
     assert sent[0]["status"] == 200
     await idle(server.scheduler)
     assert not server.engines.made[-1].active
+
+
+async def test_a_stream_longer_than_any_server_timeout_reaches_its_client(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Quart cuts a response off after RESPONSE_TIMEOUT (60 s by default), silently: the stream
+    just ends; anycorn drops a connection idle for its keep-alive timeout (30 s). In virtual
+    time, `serve` on a loopback port and a real HTTP client: an answer of 100 tokens at one a
+    second arrives whole, the last line 100 s after the first."""
+    settings = tiny_settings(tmp_path, OLLAMA_NUM_PARALLEL="1")
+    body = {"model": "tiny", "prompt": "hi", "options": {"num_predict": 100}}
+    timed: list[tuple[float, dict[str, Any]]] = []
+    async with trio.open_nursery() as nursery:
+        served = await open_served(nursery, settings, grace=1, tokens_per_second=1)
+        async with (
+            httpx.AsyncClient(base_url=served.url, timeout=None) as client,
+            client.stream("POST", "/api/generate", json=body) as response,
+        ):
+            assert response.status_code == 200
+            async for line in response.aiter_lines():
+                if line:
+                    timed.append((trio.current_time(), json.loads(line)))
+        served.stop.set()
+    assert [chunk.get("response") for _, chunk in timed[:-1]] == [
+        f"fake{i} " for i in range(1, 101)
+    ]
+    last_at, last = timed[-1]
+    assert last["done"] and last["done_reason"] == "length" and last["eval_count"] == 100
+    assert last_at - timed[0][0] >= 99
 
 
 async def test_streams_from_many_clients_share_one_runner(server: Server) -> None:
@@ -485,12 +438,14 @@ async def test_a_body_that_drips_in_is_cut_off_and_a_slow_one_is_not(
     sent: list[dict[str, Any]] = []
     chunks = 200  # a whole body takes 200 s at one chunk a second
     given = 0
+    last_chunk_at = math.inf
 
     async def receive() -> dict[str, Any]:
-        nonlocal given
+        nonlocal given, last_chunk_at
         await trio.sleep(every)
         given += 1
         if size > 1 and given == chunks:  # the last chunk ends a JSON value
+            last_chunk_at = trio.current_time()
             return {"type": "http.request", "body": b" " * (size - 2) + b"{}", "more_body": False}
         return {"type": "http.request", "body": b" " * size, "more_body": True}
 
@@ -503,8 +458,10 @@ async def test_a_body_that_drips_in_is_cut_off_and_a_slow_one_is_not(
     body = json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
     if size == 32 * 1024:
         # Read whole, then refused for what it says, not for how slowly it came.
+        # (The time after the last chunk is not asserted: a body this size is decoded on a
+        # worker thread, and the autojump clock jumps while a thread runs.)
         assert sent[0]["status"] == 404 and body["error"].endswith("not found")
-        assert took == pytest.approx(200)
+        assert last_chunk_at - started == pytest.approx(200)
     else:
         assert sent[0]["status"] == 408
         assert body["error"].startswith("request body too slow")

@@ -18,8 +18,8 @@ import pydantic
 import pytest
 from openai.types.responses import Response, ResponseStreamEvent
 
+from tests.inprocess import Server, post
 from tests.templates_with_tools import TOOLS_MODEL, server_with_tools_model
-from tests.test_api_inprocess import Server, post, server  # noqa: F401 (a fixture)
 from trio_ollama.api import openai_responses as orr
 from trio_ollama.api.errors import APIError
 from trio_ollama.runner.fake import FakeConfig
@@ -848,7 +848,7 @@ def test_client_errors(client: openai.OpenAI, url: str) -> None:
 # --- failures inside the server (in process, the fake engine) ------------------------------------
 
 
-async def test_a_failure_after_output_is_a_last_error_event(server: Server) -> None:  # noqa: F811
+async def test_a_failure_after_output_is_a_last_error_event(server: Server) -> None:
     server.engines.config = FakeConfig(crash_after_tokens=3)
     request = {"model": "tiny", "input": "hi", "stream": True}
     r = await post(server, "/v1/responses", request)

@@ -11,12 +11,9 @@ from typing import Any
 import attrs
 import pytest
 
-from tests import test_api_inprocess
+from tests.inprocess import Server, ndjson, post
 from tests.templates_with_tools import DEEPSEEK_R1, LLAMA32, MISTRAL, QWEN, TIME_TOOL, WEATHER_TOOL
-from tests.test_api_inprocess import Server, ndjson, post
 from trio_ollama.runner.fake import FakeConfig
-
-server = test_api_inprocess.server  # the in-process server fixture
 
 CALL_ID = re.compile(r"call_[a-z0-9]{8}")
 USER = [{"role": "user", "content": "Weather in Oslo?"}]

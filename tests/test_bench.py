@@ -13,8 +13,8 @@ import httpx
 import pytest
 import trio
 
+from tests.inprocess import open_served
 from tests.test_metrics import Scrape, make_settings
-from tests.test_shutdown import open_served
 from trio_ollama.bench import (
     SpecError,
     StepResult,

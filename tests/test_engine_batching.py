@@ -37,13 +37,17 @@ def test_the_first_token_of_every_part_goes_first_in_sequence_order() -> None:
     assert batch_layout([]) == []
 
 
-def test_prompts_share_one_chunk_a_step_first_come_first_served() -> None:
+def test_prompts_share_one_chunk_a_step_shortest_first() -> None:
     # Alone or beside decoding sequences: larger steps were slower on the CPU (see PROMPT_CHUNK).
     assert PROMPT_CHUNK == 128
     assert prompt_admission([159], decoding=0, n_batch=512) == [128]
     assert prompt_admission([1000], decoding=3, n_batch=512) == [128]
+    # Equals in arrival order ...
     assert prompt_admission([100, 100, 100], decoding=0, n_batch=512) == [100, 28, 0]
     assert prompt_admission([100, 100], decoding=1, n_batch=512) == [100, 28]
+    # ... and a short prompt behind a long one goes first, not after all of it.
+    assert prompt_admission([1024, 5], decoding=0, n_batch=512) == [123, 5]
+    assert prompt_admission([900, 200, 5], decoding=2, n_batch=512) == [0, 123, 5]
 
 
 def test_a_step_never_holds_more_than_the_batch() -> None:

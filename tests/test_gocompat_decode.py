@@ -12,6 +12,7 @@ from trio_ollama.gocompat.decode import (
     INT,
     MAX_DEPTH,
     STRING,
+    BracketScanner,
     DecodeError,
     check,
     loads,
@@ -69,3 +70,51 @@ def test_percent_t_of_decoded_values() -> None:
         "<nil>", "bool", "float64", "float64", "string", "[]interface {}",
         "map[string]interface {}",
     ]  # fmt: skip
+
+
+def brackets(pieces: list[str]) -> list[int]:
+    """The scanner's brackets in text that grows by `pieces`, as the tool-call parser reads it:
+    one scanner, each piece read from where the last stopped."""
+    scanner, text, found = BracketScanner(), "", []
+    for piece in pieces:
+        text += piece
+        found += scanner.brackets(text, len(text) - len(piece))
+    return found
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.integers() | st.text(alphabet='ab"\\[]{}\n'),
+    lambda c: st.lists(c) | st.dictionaries(st.text(alphabet='k"\\{'), c),
+    max_leaves=20,
+)
+
+
+@given(JSON_VALUES, st.lists(st.integers(min_value=0, max_value=200), max_size=10))
+def test_bracket_scanner_reads_pieces_as_the_whole(value: object, cuts: list[int]) -> None:
+    text = json.dumps(value)
+    bounds = sorted({min(c, len(text)) for c in cuts})
+    pieces = [text[i:j] for i, j in zip([0, *bounds], [*bounds, len(text)], strict=True)]
+    expected = [
+        i for i, ch in enumerate(text)
+        if ch in "[]{}" and not _in_string(text, i)
+    ]  # fmt: skip
+    assert brackets([text]) == brackets(pieces) == expected
+
+
+def _in_string(text: str, index: int) -> bool:
+    in_string = escaped = False
+    for ch in text[:index]:
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == '"':
+            in_string = not in_string
+    return in_string
+
+
+def test_bracket_scanner_follows_ollamas_escapes() -> None:
+    # A backslash escapes the next character outside a string too (Ollama's tools.go); one
+    # that ends a piece escapes the first character of the next.
+    assert brackets(["\\{[", '"a\\', '"]"', "}"]) == [2, 9]
+    assert brackets(["x\\", "{}"]) == [3]

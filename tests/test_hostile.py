@@ -5,6 +5,8 @@ sends may kill either). Issue 10's cases that are fixed so far; more join as the
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,8 +15,9 @@ import httpx
 import pytest
 
 from tests.server import ServerProcess
+from tests.templates_with_tools import TOOLS_MODEL, TOOLS_TEMPLATE
 from trio_ollama.options import LOAD_OPTIONS
-from trio_ollama.store import Store
+from trio_ollama.store import CreateRequest, Store
 from trio_ollama.store.default_model import ensure_default_model
 
 pytestmark = pytest.mark.slow
@@ -26,7 +29,9 @@ VOCAB = 49152
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, default_gguf: Path) -> Iterator[ServerProcess]:
     models = tmp_path_factory.mktemp("hostile") / "models"
-    ensure_default_model(Store(models))
+    store = Store(models)
+    ensure_default_model(store)
+    store.create(TOOLS_MODEL, CreateRequest(from_=MODEL, template=TOOLS_TEMPLATE))
     # A 1,024-token window: the cases that fill it (cut to fit) prefill a quarter of the default.
     proc = ServerProcess(models, {"OLLAMA_NUM_PARALLEL": "2", "OLLAMA_CONTEXT_LENGTH": "1024"})
     try:
@@ -149,3 +154,89 @@ def test_embed_truncation_follows_ollama(
         assert r.json()["prompt_eval_count"] == expected
     else:
         assert r.json() == expected
+
+
+def _tool(i: int) -> dict[str, Any]:
+    return {"type": "function", "function": {
+        "name": f"tool_{i}", "description": "does a thing " * 80,
+        "parameters": {"type": "object", "properties": {"a": {"type": "string"}}},
+    }}  # fmt: skip
+
+
+def _turns(n: int, size: int) -> list[dict[str, str]]:
+    return [{"role": ("user", "assistant")[i % 2], "content": f"turn {i}: " + "lorem ipsum " * size}
+            for i in range(n)]  # fmt: skip
+
+
+# Issue 29, item 9: requests that cost the sender little and the server much, unless the server
+# works only on what it keeps. Each body is made once, when its case runs.
+COSTLY: dict[str, tuple[str, Any]] = {
+    "a 50 MB prompt": ("/api/generate", lambda: {
+        "model": MODEL, "prompt": "hello world " * 4_200_000, "stream": False,
+        "options": {"num_predict": 2}}),
+    "a 6 MB context of 907,176 ids": ("/api/generate", lambda: {
+        "model": MODEL, "prompt": "hi", "context": [46778] * 907_176, "stream": False,
+        "options": {"num_predict": 2}}),
+    "a 24 MB prompt of é": ("/api/generate", lambda: {
+        "model": MODEL, "prompt": "é" * 12_000_000, "stream": False,
+        "options": {"num_predict": 2}}),
+    "a 1,000-message chat of 20 MB": ("/api/chat", lambda: {
+        "model": MODEL, "messages": _turns(1001, 1700), "stream": False,
+        "options": {"num_predict": 2}}),
+    "a 5,000-message /v1/messages": ("/v1/messages", lambda: {
+        "model": MODEL, "max_tokens": 2, "messages": _turns(5001, 3)}),
+    "5 MB of Responses instructions": ("/v1/responses", lambda: {
+        "model": MODEL, "max_output_tokens": 2, "instructions": "be brief. " * 520_000,
+        "input": "hi"}),
+    "a 4 MB tool list": ("/api/chat", lambda: {
+        "model": TOOLS_MODEL, "messages": [{"role": "user", "content": "hi"}],
+        "tools": [_tool(i) for i in range(3500)], "stream": False,
+        "options": {"num_predict": 2}}),
+    "a 10 MB tool list on /v1": ("/v1/chat/completions", lambda: {
+        "model": TOOLS_MODEL, "max_tokens": 2, "messages": [{"role": "user", "content": "hi"}],
+        "tools": [_tool(i) for i in range(9000)]}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(COSTLY))
+def test_a_costly_request_is_answered_quickly_and_holds_up_no_one(
+    server: ServerProcess, case: str
+) -> None:
+    path, make = COSTLY[case]
+    # As clients send it: UTF-8, not JSON's escapes (the \u00e9 of 12 million é is 72 MB).
+    body = json.dumps(make(), ensure_ascii=False).encode()
+    warm = {"model": TOOLS_MODEL if "tool" in case else MODEL}
+    assert httpx.post(server.url + "/api/generate", json=warm, timeout=60).status_code == 200
+    runners = server.runners()
+    answer: dict[str, Any] = {}
+
+    def send() -> None:
+        start = time.monotonic()
+        r = httpx.post(server.url + path, content=body, timeout=120)
+        answer.update(status=r.status_code, text=r.text[:300], seconds=time.monotonic() - start)
+
+    costly = threading.Thread(target=send)
+    costly.start()
+    try:
+        time.sleep(0.5)  # the costly one is on its way, or being worked on
+        start = time.monotonic()
+        small = post(
+            server,
+            "/api/generate",
+            {
+                "model": MODEL,
+                "prompt": "1, 2,",
+                "raw": True,
+                "stream": False,
+                "options": {"num_predict": 2},
+            },
+        )
+        small_seconds = time.monotonic() - start
+    finally:
+        costly.join()
+    assert small.status_code == 200, small.text
+    assert answer["status"] == 200, answer
+    assert answer["seconds"] < 10, answer
+    assert small_seconds < 2, f"the small request took {small_seconds:.1f} s beside {case}"
+    assert server.proc.poll() is None, "the server died"
+    assert server.runners() == runners, "the runner died or was replaced"

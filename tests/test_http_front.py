@@ -126,6 +126,27 @@ def test_garbage_in_a_bounded_loop_leaves_the_server_serving(server: ServerProce
     still_serving(server, pid)
 
 
+def test_a_kept_alive_connection_the_client_closes_is_closed_at_once(
+    server: ServerProcess,
+) -> None:
+    """The client's end of an idle kept-alive connection (its EOF) ends it on the server's side
+    too: the server closes at once, instead of holding the socket in CLOSE_WAIT until the
+    keep-alive timeout (30 s). Seen here as the server's own EOF after the client's half-close,
+    for a connection that served one request and for one that served two."""
+    for requests in (1, 2):
+        with socket.create_connection(address(server), timeout=10) as sock:
+            for _ in range(requests):
+                sock.sendall(b"GET /api/version HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                answer = b""
+                while not answer.endswith(b"}"):
+                    answer += sock.recv(65536)
+                assert answer.startswith(b"HTTP/1.1 200"), answer[:80]
+            sock.shutdown(socket.SHUT_WR)
+            started = time.monotonic()
+            assert sock.recv(65536) == b""
+            assert time.monotonic() - started < 5, "closed by the keep-alive timeout only"
+
+
 def test_an_idle_kept_alive_connection_does_not_hold_up_shutdown(tmp_path: Path) -> None:
     """As Ollama's server does, shutting down closes idle connections at once: only requests
     still in flight get the grace period."""

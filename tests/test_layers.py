@@ -25,6 +25,10 @@ _LEAVES = {
     "trio_ollama.cpus",
     "trio_ollama.concurrency",
     "trio_ollama.logs",
+    # The cut of a prompt to the context window: one rule for the engine and for the parent.
+    "trio_ollama.runner.window",
+    # A request's `format` turned into a grammar: checked by the parent, compiled by the child.
+    "trio_ollama.runner.grammar",
 }
 _FACTS = _LEAVES | {
     "trio_ollama.names",
@@ -38,6 +42,8 @@ ALLOWED: dict[str, set[str]] = {
     "trio_ollama.cpus": set(),
     "trio_ollama.concurrency": set(),
     "trio_ollama.logs": set(),
+    "trio_ollama.runner.window": set(),
+    "trio_ollama.runner.grammar": set(),
     "trio_ollama.names": {"trio_ollama.gocompat"},
     "trio_ollama.gguf_info": {"trio_ollama.gocompat"},
     "trio_ollama.config_file": {"trio_ollama.gocompat", "trio_ollama.names"},

@@ -17,8 +17,7 @@ import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.ggufs import write_tiny_gguf
-from tests.test_api_inprocess import CHATML
-from tests.test_shutdown import open_served, stream_lines
+from tests.inprocess import CHATML, open_served, stream_lines
 from trio_ollama.api.metrics import Metrics
 from trio_ollama.config import Settings
 from trio_ollama.gocompat.format import GiB
@@ -348,3 +347,62 @@ async def test_the_openai_routes_are_counted_and_a_failed_load_too(tmp_path: Pat
     assert m.value("trio_ollama_requests_total", **failed_route) == 1
     assert m.value("trio_ollama_requests_rejected_total", reason="load_failed") == 1
     assert m.value("trio_ollama_loads_total", model="other:latest", result="failed") == 1
+
+
+def models_in(m: Scrape) -> set[str]:
+    return {s.labels["model"] for s in m.samples if "model" in s.labels}
+
+
+async def test_a_deleted_model_takes_its_series_along(tmp_path: Path) -> None:
+    """Deleted and never loaded: its series go at once. Deleted while its runner is loaded (a
+    delete does not unload): they stay while it is, and go when it unloads. Deleted, then made
+    again: the new model's series stay."""
+    settings = make_settings(tmp_path)
+    async with trio.open_nursery() as nursery:
+        served = await open_served(nursery, settings, grace=1, tokens_per_second=1000)
+        async with httpx.AsyncClient(base_url=served.url, timeout=10) as client:
+
+            async def copy(name: str) -> None:
+                r = await client.post("/api/copy", json={"source": "tiny", "destination": name})
+                assert r.status_code == 200
+
+            async def delete(name: str) -> None:
+                r = await client.request("DELETE", "/api/delete", json={"model": name})
+                assert r.status_code == 200
+
+            async def unload_and_wait() -> None:
+                # The copies share tiny's weights, so this unloads the copy's runner.
+                await client.post("/api/generate", json={"model": "tiny", "keep_alive": 0})
+                with trio.fail_after(5):
+                    while True:
+                        if (await scrape(client)).value("trio_ollama_runners_loaded") == 0:
+                            return
+                        await trio.sleep(0.02)
+
+            await copy("shown")
+            assert (await client.post("/api/show", json={"model": "shown"})).status_code == 200
+            assert "shown:latest" in models_in(await scrape(client))
+            await delete("Shown")  # any casing names it
+            assert "shown:latest" not in models_in(await scrape(client))
+
+            await copy("gone")
+            once = {"model": "gone", "prompt": "hi", "stream": False, "options": {"num_predict": 2}}
+            assert (await client.post("/api/generate", json=once)).status_code == 200
+            await delete("gone")
+            m = await scrape(client)
+            assert m.value("trio_ollama_loads_total", model="gone:latest", result="ok") == 1
+            assert m.value("trio_ollama_runners_loaded") == 1
+            await unload_and_wait()
+            assert "gone:latest" not in models_in(await scrape(client))
+
+            await copy("again")
+            body = {**once, "model": "again"}
+            assert (await client.post("/api/generate", json=body)).status_code == 200
+            await delete("again")
+            await copy("again")  # a model of that name again, served by the old runner
+            await unload_and_wait()
+            m = await scrape(client)
+            served.stop.set()
+    assert m.value("trio_ollama_requests_total", model="again:latest", status="200") == 1
+    assert m.value("trio_ollama_unloads_total", model="again:latest", reason="requested") == 1
+    assert models_in(m) >= {"again:latest", MODEL}

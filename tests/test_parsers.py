@@ -3,6 +3,7 @@ and `thinking/` packages read them, over real templates and streamed in awkward 
 
 from __future__ import annotations
 
+import random
 import re
 from typing import Any
 
@@ -276,3 +277,72 @@ def test_qwen3_coder_values_read_as_go_reads_them() -> None:
     assert _typed("1e400", ["number"]) == "1e400"
     for raw in ("nan", "inf", "-Infinity"):
         assert _typed(raw, ["number"]) == raw
+
+
+# ----- any split of the output reads as the whole (the parsers keep their place between pieces)
+
+
+def random_split(text: str, rng: random.Random) -> list[str]:
+    cuts = sorted(rng.sample(range(1, len(text)), rng.randint(1, min(40, len(text) - 1))))
+    return [text[i:j] for i, j in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+
+
+SPLIT_CALLS = [
+    ("<tool_call>", "Let me check.\n<tool_call>\n"
+     '{"name": "get_weather", "arguments": {"city": "Paris \\"FR\\" {x}"}}\n</tool_call>\n'
+     '<tool_call>\n{"name": "get_time", "arguments": {}}\n</tool_call>'),
+    ("{", '{"name": "get_weather", "parameters": "{\\"city\\": \\"Oslo [x]\\"}"}'),
+    ("[TOOL_CALLS] [", '[TOOL_CALLS] [{"name": "get_time", "arguments": {}}, '
+     '{"name": "get_weather", "arguments": {"city": "Rome"}}]'),
+    ("[", '[{"name": "get_time", "arguments": {}}, {"get_weather": {"city": "}]"}}] Done.'),
+    ("Action: ```json\n[", 'Action: ```json\n[\n    {\n        "tool_name": "get_weather",\n'
+     '        "parameters": {"city": "Paris"}\n    }\n]```'),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("tag", "text"), SPLIT_CALLS)
+def test_tool_calls_read_alike_in_300_random_splits(tag: str, text: str) -> None:
+    whole = feed(ToolCallParser(tag, TOOLS), [text])
+    assert whole[0], "the output holds calls"
+    rng = random.Random(tag)
+    for _ in range(300):
+        assert feed(ToolCallParser(tag, TOOLS), random_split(text, rng)) == whole
+
+
+CODER_PROPERTIES = {"seats": {"type": "integer"}, "tags": {"type": "array"}}
+CODER_TOOL = {"type": "function", "function": {"name": "book", "parameters": {
+    "type": "object", "properties": CODER_PROPERTIES}}}  # fmt: skip
+SPLIT_BUILTIN = [
+    ("qwen3-thinking", "  <think>The user wants weather.\n</think>\n\nLet me look.\n<tool_call>\n"
+     '{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>\n\n<tool_call>'
+     '{"name": "get_time", "arguments": {}}</tool_call>Done.'),
+    ("qwen3", 'Sure.\n\n<tool_call>{"name": "get_time", "arguments": {}}</tool_call>\n  '),
+    ("qwen3-coder", "Booking.\n<tool_call>\n<function=book>\n<parameter=seats>\n2\n</parameter>\n"
+     "<parameter=tags>\n[\"a\", \"</b>\"]\n</parameter>\n</function>\n</tool_call>\n"
+     "<tool_call><function=book><parameter=seats>x</parameter></function></tool_call>"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "text"), SPLIT_BUILTIN)
+def test_builtin_parsers_read_alike_in_300_random_splits(name: str, text: str) -> None:
+    tools = [CODER_TOOL] if name == "qwen3-coder" else TOOLS
+    whole = run_builtin(name, [text], tools=tools, think=True)
+    assert whole[2], "the output holds calls"
+    rng = random.Random(name)
+    for _ in range(300):
+        assert run_builtin(name, random_split(text, rng), tools=tools, think=True) == whole
+
+
+def test_thinking_reads_alike_in_300_random_splits() -> None:
+    text = "  \n <think>\n  Paris is in France.\n</think>\n\nParis </think> <think>."
+
+    def run(pieces: list[str]) -> tuple[str, str]:
+        parser = ThinkingParser("<think>", "</think>")
+        out = [parser.add(piece) for piece in pieces]
+        return "".join(t for t, _ in out), "".join(c for _, c in out)
+
+    whole = run([text])
+    assert whole == ("Paris is in France.\n", "Paris </think> <think>.")
+    rng = random.Random(0)
+    for _ in range(300):
+        assert run(random_split(text, rng)) == whole

@@ -5,7 +5,9 @@ tests/test_registry.py."""
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,8 @@ import trio
 
 from trio_ollama.names import parse_name
 from trio_ollama.registry.client import NotFoundError, RegistryError, Repository
-from trio_ollama.registry.download import BlobDownload, Downloads
+from trio_ollama.registry.download import SAVE_EVERY, BlobDownload, Downloads
+from trio_ollama.registry.pull import TransferOptions
 from trio_ollama.store import Store
 
 BLOBS = {name: (name * 4096).encode() for name in ("a", "b")}
@@ -67,6 +70,59 @@ async def test_two_pulls_wanting_the_same_blobs_in_other_orders_both_finish(
     for blob in ("a", "b"):
         assert store.blob_path(DIGESTS[blob]).read_bytes() == BLOBS[blob]
     assert downloads.active == {}
+
+
+async def test_progress_is_saved_at_the_interval_asked(
+    tmp_path: Path, mock_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`save_every` sets how often a running download saves its parts' progress (a real
+    server's tests set it small rather than sleep through the default second). Virtual time
+    stands still here but where the test moves it."""
+    assert BlobDownload.__attrs_attrs__.save_every.default == SAVE_EVERY == 1.0
+    assert TransferOptions().save_every == SAVE_EVERY
+    store = Store(tmp_path / "models")
+    saved = threading.Event()  # a progress record was written (in a worker thread)
+    write_bytes = store.layout.write_bytes
+
+    def spy(target: Path, data: bytes) -> None:
+        write_bytes(target, data)
+        if target.suffix == ".json":
+            saved.set()
+
+    monkeypatch.setattr(store.layout, "write_bytes", spy)
+    second_part, release = trio.Event(), trio.Event()
+    serve = ranged()
+    asked: list[str] = []
+
+    async def first_part_only(request: httpx.Request) -> httpx.Response:
+        asked.append(request.headers["Range"])
+        if len(asked) > 1:
+            second_part.set()  # one stream: the first part is written and counted
+            await release.wait()
+        return await serve(request)
+
+    send, _receive = trio.open_memory_channel[dict[str, Any]](math.inf)
+    name = parse_name("127.0.0.1:1/test/m:v1")
+    async with (
+        httpx.AsyncClient(transport=httpx.MockTransport(first_part_only)) as http,
+        trio.open_nursery() as nursery,
+    ):
+        repo = Repository(name, http, insecure=True)
+        size = len(BLOBS["a"])
+        download = BlobDownload(
+            repo, store, Downloads(), DIGESTS["a"], size, 1, size // 4, save_every=30
+        )
+        nursery.start_soon(download.run, send)
+        await second_part.wait()
+        mock_clock.jump(29)
+        assert not await trio.to_thread.run_sync(saved.wait, 0.5), "saved before its time"
+        mock_clock.jump(1)
+        assert await trio.to_thread.run_sync(saved.wait, 10), "not saved at 30 s"
+        record = json.loads(download.progress_file.read_bytes())
+        first = int(asked[0].removeprefix("bytes=").split("-")[0]) // (size // 4)
+        assert record["completed"] == [size // 4 if i == first else 0 for i in range(4)]
+        release.set()
+    assert store.blob_path(DIGESTS["a"]).read_bytes() == BLOBS["a"]
 
 
 @pytest.mark.parametrize(("status", "error"), [(404, NotFoundError), (403, RegistryError)])

@@ -14,71 +14,14 @@ import httpx
 import pytest
 import trio
 
-from tests.ggufs import write_tiny_gguf
-from tests.test_api_inprocess import CHATML, Engines
+from tests.inprocess import open_served, stream_lines, tiny_settings
 from trio_ollama.api.responses import SHUTTING_DOWN
-from trio_ollama.api.server import serve
 from trio_ollama.config import Settings
-from trio_ollama.gocompat.format import GiB
-from trio_ollama.runner.fake import FakeConfig
-from trio_ollama.scheduler.devices import FakeDevices, SystemMemory
-from trio_ollama.store import CreateRequest, Store
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    store = Store(tmp_path / "models")
-    digest, _ = store.write_blob_bytes(write_tiny_gguf(tmp_path / "tiny.gguf").read_bytes())
-    store.create("tiny", CreateRequest(files={"tiny.gguf": digest}, template=CHATML))
-    return Settings.from_env({
-        "OLLAMA_MODELS": str(tmp_path / "models"), "OLLAMA_HOST": "127.0.0.1:0",
-        "OLLAMA_NUM_PARALLEL": "1", "OLLAMA_NOPRUNE": "1",
-    })  # fmt: skip
-
-
-class Served:
-    """`serve` in a nursery with a trigger the test pulls; `ended` is set when it returns."""
-
-    def __init__(self, engines: Engines) -> None:
-        self.engines = engines
-        self.stop = trio.Event()
-        self.ended = trio.Event()
-        self.url = ""
-
-
-async def open_served(
-    nursery: trio.Nursery, settings: Settings, grace: float, **fake: Any
-) -> Served:
-    """`serve` on a loopback port, its fake engines made with `FakeConfig(**fake)`."""
-    served = Served(Engines(FakeConfig(**fake)))
-    devices = FakeDevices(system=SystemMemory(total=64 * GiB, free=48 * GiB, free_swap=0))
-
-    async def run(*, task_status: trio.TaskStatus[list[str]]) -> None:
-        try:
-            await serve(
-                settings, shutdown_trigger=served.stop.wait, grace=grace, task_status=task_status,
-                runner_factory=served.engines, devices=devices, cores=2,
-            )  # fmt: skip
-        finally:
-            served.ended.set()
-
-    binds: list[str] = await nursery.start(run)
-    served.url = binds[0]
-    return served
-
-
-async def stream_lines(
-    client: httpx.AsyncClient, path: str, body: dict[str, Any], first: trio.Event | None = None
-) -> tuple[int, list[dict[str, Any]]]:
-    """The status and every NDJSON line of a streamed answer; `first` is set at the first."""
-    async with client.stream("POST", path, json=body) as response:
-        lines = []
-        async for line in response.aiter_lines():
-            if line:
-                lines.append(json.loads(line))
-                if first is not None:
-                    first.set()
-        return response.status_code, lines
+    return tiny_settings(tmp_path, OLLAMA_NUM_PARALLEL="1")
 
 
 async def test_requests_at_work_when_the_grace_period_ends_get_an_answer(

@@ -193,7 +193,8 @@ def test_the_direct_runners_time_tokens_as_the_fake_engine_behind_the_protocol_d
 def test_a_crowded_simulation_is_the_same_every_run() -> None:
     """Overloaded, many things happen at one virtual moment (a slot freed and taken, several
     requests admitted in one step), where Trio runs ready tasks in a random order: the
-    simulation seeds that order, so the result is still a function of the seed."""
+    simulation orders each virtual moment itself (`trio_ollama/testing/turns.py`), so the
+    result is still a function of the seed."""
     spec = spec_from({**EIGHT, "load": {"mode": "open", "rate": [6.0], "requests": 200}})
     first = outcomes(simulate(spec, CROWDED))
     assert first == outcomes(simulate(spec, CROWDED))

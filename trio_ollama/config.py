@@ -2,7 +2,9 @@
 
 `Settings.from_env(os.environ)` is called once, at the edge (CLI or library entry); everything
 inside receives the frozen object. Bad values fall back to Ollama's defaults with a warning, as
-Ollama does, so a typo never stops a server that Ollama itself would have started.
+Ollama does, so a typo never stops a server that Ollama itself would have started. A count
+outside the range the configuration file allows (`config_file.COUNTS`) is a bad value too: it
+would start a server that then fails every request.
 """
 
 from __future__ import annotations
@@ -11,13 +13,26 @@ import ipaddress
 import logging
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
 
-from trio_ollama.config_file import CONFIG_VARIABLE, ConfigFileError, Policies, load_config_file
-from trio_ollama.gocompat.durations import DurationError, ns_to_seconds, parse_go_duration_ns
+from trio_ollama.config_file import (
+    CONFIG_VARIABLE,
+    COUNTS,
+    ConfigFile,
+    ConfigFileError,
+    Policies,
+    load_config_file,
+)
+from trio_ollama.gocompat.decode import INT64_MAX, INT64_MIN
+from trio_ollama.gocompat.durations import (
+    DurationError,
+    keep_alive_seconds,
+    parse_keep_alive_duration,
+)
 from trio_ollama.gocompat.strconv import parse_bool as go_parse_bool
 from trio_ollama.logs import FORMAT_VARIABLE, LogFormat, parse_log_format
 
@@ -37,6 +52,10 @@ DEFAULT_TRANSFER_STREAMS = 4
 # Ollama's smallest download part: a blob under 1.6 GB is fetched in parts of this size.
 DEFAULT_TRANSFER_PART_SIZE = 100 * 1000 * 1000
 KV_CACHE_TYPES = ("", "f16", "q8_0", "q4_0")
+# The counts the configuration file checks, by the variable each stands for: one range for both.
+_COUNT_RANGES = {count.variable: count for count in COUNTS.values()}
+# Go's `strconv.ParseInt(s, 10, 64)`: Python's int() would also take "1_000" and "٣".
+_GO_DECIMAL = re.compile(r"[+-]?[0-9]+")
 
 
 class ConfigError(ValueError):
@@ -66,21 +85,35 @@ def parse_uint(key: str, value: str, default: int) -> int:
     return default
 
 
+def parse_count(key: str, value: str, default: int) -> int:
+    """`parse_uint`, then the range the configuration file allows for the same setting: a value
+    outside it is refused as Ollama refuses an unparsable one, for the default with a warning."""
+    number = parse_uint(key, value, default)
+    allowed = _COUNT_RANGES.get(key)
+    if allowed is None or allowed.minimum <= number <= allowed.maximum:
+        return number
+    log.warning(
+        "environment variable out of range, using default",
+        extra={"key": key, "value": value, "minimum": allowed.minimum, "maximum": allowed.maximum},
+    )
+    return default
+
+
 def parse_env_duration(value: str, default: float) -> float:
     """`OLLAMA_KEEP_ALIVE`-style: a Go duration, else integer seconds, else the default.
 
-    Returns seconds; negative means forever (`math.inf`).
+    Returns seconds, by the keep-alive rule: negative means forever (`math.inf`).
     """
-    seconds = default
-    if value:
-        try:
-            seconds = ns_to_seconds(parse_go_duration_ns(value))
-        except DurationError:
-            try:
-                seconds = float(int(value, 10))
-            except ValueError:
-                log.warning("invalid duration %r, using default %ss", value, default)
-    return math.inf if seconds < 0 else seconds
+    if not value:
+        return keep_alive_seconds(default)
+    try:
+        return parse_keep_alive_duration(value)
+    except DurationError:
+        pass
+    if _GO_DECIMAL.fullmatch(value) and INT64_MIN <= int(value) <= INT64_MAX:
+        return keep_alive_seconds(float(int(value)))
+    log.warning("invalid duration %r, using default %ss", value, default)
+    return keep_alive_seconds(default)
 
 
 @attrs.frozen
@@ -245,19 +278,28 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        policies = Policies()
+        config = ConfigFile(policies=Policies())
         config_path = env.get(CONFIG_VARIABLE, "").strip()
         if config_path:
             try:
                 config = load_config_file(Path(config_path).expanduser())
             except ConfigFileError as exc:
                 raise ConfigError(str(exc)) from None
-            policies = config.policies
-            # The file's [server] settings, unless the variable itself is set.
-            env = {**config.variables, **{k: v for k, v in env.items() if env_var(env, k)}}
 
         def var(key: str) -> str:
             return env_var(env, key)
+
+        # The file's [server] settings, already checked, unless the variable itself is set.
+        def count(key: str, default: int) -> int:
+            if key in config.counts and not var(key):
+                return config.counts[key]
+            return parse_count(key, var(key), default)
+
+        keep_alive = (
+            config.keep_alive
+            if config.keep_alive is not None and not var("OLLAMA_KEEP_ALIVE")
+            else parse_env_duration(var("OLLAMA_KEEP_ALIVE"), DEFAULT_KEEP_ALIVE)
+        )
 
         models = var("OLLAMA_MODELS")
         models_dir = Path(models).expanduser() if models else _default_models_dir(env)
@@ -273,18 +315,12 @@ class Settings:
             host=parse_host(var("OLLAMA_HOST")),
             origins=parse_origins(var("OLLAMA_ORIGINS")),
             models_dir=models_dir,
-            keep_alive=parse_env_duration(var("OLLAMA_KEEP_ALIVE"), DEFAULT_KEEP_ALIVE),
+            keep_alive=keep_alive,
             load_timeout=math.inf if load_timeout <= 0 else load_timeout,
-            max_loaded_models=parse_uint(
-                "OLLAMA_MAX_LOADED_MODELS", var("OLLAMA_MAX_LOADED_MODELS"), 0
-            ),
-            num_parallel=parse_uint(
-                "OLLAMA_NUM_PARALLEL", var("OLLAMA_NUM_PARALLEL"), DEFAULT_NUM_PARALLEL
-            ),
-            max_queue=parse_uint("OLLAMA_MAX_QUEUE", var("OLLAMA_MAX_QUEUE"), DEFAULT_MAX_QUEUE),
-            context_length=parse_uint(
-                "OLLAMA_CONTEXT_LENGTH", var("OLLAMA_CONTEXT_LENGTH"), DEFAULT_CONTEXT_LENGTH
-            ),
+            max_loaded_models=count("OLLAMA_MAX_LOADED_MODELS", 0),
+            num_parallel=count("OLLAMA_NUM_PARALLEL", DEFAULT_NUM_PARALLEL),
+            max_queue=count("OLLAMA_MAX_QUEUE", DEFAULT_MAX_QUEUE),
+            context_length=count("OLLAMA_CONTEXT_LENGTH", DEFAULT_CONTEXT_LENGTH),
             flash_attention=parse_bool(var("OLLAMA_FLASH_ATTENTION")),
             kv_cache_type=kv_cache_type,
             noprune=parse_bool(var("OLLAMA_NOPRUNE")),
@@ -294,7 +330,7 @@ class Settings:
             log_format=log_format,
             nohistory=parse_bool(var("OLLAMA_NOHISTORY")),
             metrics=var("TRIO_OLLAMA_METRICS").strip().lower() not in ("0", "false", "off"),
-            policies=policies,
+            policies=config.policies,
             max_transfer_streams=max(
                 1,
                 parse_uint(

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import attrs
 
+from trio_ollama.gocompat.decode import INT32_MAX, INT64_MAX, INT64_MIN
 from trio_ollama.gocompat.strconv import parse_bool as go_parse_bool
 
 log = logging.getLogger(__name__)
@@ -22,8 +23,6 @@ Kind = Literal["int", "float", "bool", "strings"]
 # reload, reference §4.3); "predict" options are per request, sent to the runner with each one.
 Stage = Literal["load", "predict"]
 
-INT32_MAX = 2**31 - 1
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # Ollama keeps float options as float32: anything larger becomes +Inf on the way to the runner.
 FLOAT32_MAX = 3.4028234663852886e38
 

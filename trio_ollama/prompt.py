@@ -23,6 +23,7 @@ from trio_ollama.parsers import (
     builtin_parser,
     infer_thinking_tags,
 )
+from trio_ollama.runner.window import surely_longer
 from trio_ollama.store import ModelDetails
 from trio_ollama.templates import (
     Message,
@@ -229,13 +230,17 @@ async def fit_history(
     truncate: bool,
     tools: Sequence[Mapping[str, Any]] | None = None,
     think: bool | str | None = None,
+    max_token_bytes: int = 0,
 ) -> str:
     """Ollama's `chatPrompt`: drop the oldest messages until the prompt fits `num_ctx`.
 
-    The last message and every system message before the cut always stay. Dropping more never
-    lengthens the prompt, so the fewest to drop is found by bisection: a 1,000-message history
-    takes ten renderings and tokenizations, not a thousand. Templates render in a worker thread,
-    so a heavy one (a request's own) never stalls the other requests.
+    The last message and every system message before the cut always stay. The work grows with
+    what is kept, not with what was sent: the search starts from the newest message and doubles
+    the kept span until it overflows, then bisects that last doubling (dropping more never
+    lengthens the prompt), so a 5,000-message history that keeps 40 renders a few hundred
+    messages, not 5,000 a dozen times. A prompt of more than `num_ctx * max_token_bytes`
+    characters surely overflows and is not tokenized at all (`runner.window`). Templates render
+    in a worker thread, so a heavy one (a request's own) never stalls the other requests.
     """
 
     async def render(start: int) -> str:
@@ -244,14 +249,32 @@ async def fit_history(
             functools.partial(model.render, kept, tools=tools, think=think)
         )
 
+    async def fits(prompt: str) -> bool:
+        if surely_longer(len(prompt), num_ctx, max_token_bytes):
+            return False
+        return await tokenize(prompt) <= num_ctx
+
     if not truncate or len(messages) <= 1:
         return await render(0)
-    low, high = 0, len(messages) - 1  # the answer is in [low, high]; `high` always qualifies
+    last = len(messages) - 1  # always kept, fitting or not
     fitting: dict[int, str] = {}
+    # Find `low` < `high` where `high` fits (or is the last message) and `low` does not.
+    high, span = last, 1
+    while True:
+        start = max(0, last - span)
+        prompt = await render(start)
+        if not await fits(prompt):
+            low = start
+            break
+        fitting[start], high = prompt, start
+        if start == 0:
+            return prompt
+        span *= 2
+    low += 1  # the answer is in [low, high]
     while low < high:
         middle = (low + high) // 2
         prompt = await render(middle)
-        if await tokenize(prompt) <= num_ctx:
+        if await fits(prompt):
             fitting[middle] = prompt
             high = middle
         else:

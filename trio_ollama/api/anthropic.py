@@ -34,7 +34,6 @@ from trio_ollama.gocompat.decode import (
     BOOL,
     FLOAT64,
     INT,
-    MAP_ANY,
     STRING,
     go_field,
     slice_of,
@@ -125,7 +124,7 @@ class ContentBlock:
     )
     id: str = go_field(STRING, default="")
     name: str = go_field(STRING, default="")
-    input: dict[str, Any] = go_field(MAP_ANY, factory=dict)
+    input: dict[str, Any] = go_field(go.TOOL_ARGUMENTS, factory=dict)
     tool_use_id: str = go_field(STRING, default="")
     content: Any = go_field(ANY, default=None)  # a string or a list of blocks
     is_error: bool = go_field(BOOL, default=False)

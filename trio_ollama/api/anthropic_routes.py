@@ -14,7 +14,7 @@ from trio_ollama.api import schemas
 from trio_ollama.api.errors import APIError
 from trio_ollama.api.openai_requests import decode_body
 from trio_ollama.api.openai_routes import respond
-from trio_ollama.api.responses import combine_chat, json_response, read_body
+from trio_ollama.api.responses import combine_chat, decoded, json_response
 from trio_ollama.api.service import Service
 
 
@@ -40,7 +40,7 @@ def add_anthropic_routes(app: QuartTrio, service: Service) -> None:
     @app.route("/v1/messages", methods=["POST", "OPTIONS"])
     async def v1_messages() -> Response:
         try:
-            native, options = an.messages_request(decode_body(await read_body()))
+            native, options = await decoded(lambda raw: an.messages_request(decode_body(raw)))
             await _relax_think(service, native)
             request = schemas.ChatRequest.from_json(native)
         except APIError as exc:

@@ -6,8 +6,10 @@ by the service (tokens, time to first token, gaps between tokens) and by the sch
 (requests running and waiting, slots, runners, memory) are read from the scheduler at scrape
 time, so they can never drift from it.
 
-Labels stay bounded: `model` is a stored model's name (or "" before one is known), `endpoint` a
-route template, never a raw path.
+Labels stay bounded: `model` is a stored model's name (or "" before one is known: a name a
+client made up never becomes a label), `endpoint` a route template, never a raw path. A deleted
+model's series go with it (`deleted`), so that models created and deleted by the thousand leave
+no trace here.
 """
 
 from __future__ import annotations
@@ -95,10 +97,48 @@ class Metrics:
         prometheus_client.ProcessCollector(registry=r)
         prometheus_client.PlatformCollector(registry=r)
         prometheus_client.GCCollector(registry=r)
+        self._by_model = [
+            self.requests, self.duration, self.queue_wait, self.load_duration, self.ttft,
+            self.itl, self.prompt_tokens, self.prompt_tokens_cached, self.generated_tokens,
+            self.loads, self.unloads,
+        ]  # fmt: skip
+        self._scheduler: Scheduler | None = None
+        # Deleted models that were still in use when deleted: their series go when the last
+        # runner of theirs unloads.
+        self._deleted: set[str] = set()
 
     def watch(self, scheduler: Scheduler) -> None:
         """Read the scheduler's state at each scrape."""
+        self._scheduler = scheduler
         self.registry.register(_SchedulerState(scheduler))
+
+    # ----- the store's changes
+
+    def deleted(self, model: str) -> None:
+        """`model` (a stored name) was deleted: its series go. A delete does not unload (as in
+        Ollama): if a runner of it is still loaded, its series go when that runner unloads, its
+        last requests and its unload counted until then."""
+        if self._in_use(model):
+            self._deleted.add(model)
+        else:
+            self._forget(model)
+
+    def created(self, model: str) -> None:
+        """`model` names a stored model again: its series stay when an old runner unloads."""
+        self._deleted.discard(model)
+
+    def _forget(self, model: str) -> None:
+        self._deleted.discard(model)
+        for metric in self._by_model:
+            metric.remove_by_labels({"model": model})
+
+    def _in_use(self, model: str) -> bool:
+        """Whether a runner of `model` is loaded or loading, or a request waits for one."""
+        s = self._scheduler
+        if s is None:
+            return False
+        loaded = any(r.model.name == model for r in s.loaded.values())
+        return loaded or model in s.key_names.values()
 
     def exposition(self) -> bytes:
         return prometheus_client.generate_latest(self.registry)
@@ -117,6 +157,8 @@ class Metrics:
     def unloaded(self, model: str, reason: UnloadReason) -> None:
         if self.enabled:
             self.unloads.labels(model, reason).inc()
+        if model in self._deleted and not self._in_use(model):
+            self._forget(model)
 
     def rejected(self, reason: RejectReason) -> None:
         if self.enabled:

@@ -425,15 +425,9 @@ def _tool_arguments(arguments: Any) -> dict[str, Any]:
         return arguments
     if isinstance(arguments, str):
         try:
-            # JSON inside a string: the same decoder as a body, nesting bound included.
-            parsed = go.loads(arguments.encode())
+            return go.tool_arguments(arguments)
         except DecodeError:
-            raise invalid("invalid tool call arguments") from None
-        # `null` decodes to Go's nil map: no arguments.
-        if parsed is None:
-            return {}
-        if isinstance(parsed, dict):
-            return parsed
+            pass
     raise invalid("invalid tool call arguments")
 
 

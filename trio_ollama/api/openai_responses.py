@@ -435,17 +435,11 @@ def _fold(messages: list[dict[str, Any]], message: dict[str, Any], call_id: str)
 
 def _arguments(text: str) -> dict[str, Any]:
     if not text:
-        return {}
+        return {}  # Ollama decodes none
     try:
-        parsed = go.loads(text.encode())
+        return go.tool_arguments(text)
     except DecodeError as exc:
         raise invalid(f"failed to parse function call arguments: {exc}") from None
-    if parsed is None:
-        return {}
-    if not isinstance(parsed, dict):
-        error = go.type_error(go.GoType("map", "api.ToolCallFunctionArguments"), parsed)
-        raise invalid(f"failed to parse function call arguments: {error}")
-    return parsed
 
 
 def _tools(tool: Tool) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from trio_ollama.api import schemas
 from trio_ollama.api.errors import APIError
 from trio_ollama.api.openai_requests import decode_body
 from trio_ollama.api.openai_routes import openai_error, respond
-from trio_ollama.api.responses import combine_chat, read_body
+from trio_ollama.api.responses import as_request, combine_chat, decoded
 from trio_ollama.api.service import Service
 
 
@@ -22,8 +22,9 @@ def add_responses_routes(app: QuartTrio, service: Service) -> None:
     @app.route("/v1/responses", methods=["POST", "OPTIONS"])
     async def v1_responses() -> Response:
         try:
-            native, options = orr.responses_request(decode_body(await read_body()))
-            request = schemas.ChatRequest.from_json(native)
+            request, options = await decoded(
+                lambda raw: as_request(schemas.ChatRequest, orr.responses_request(decode_body(raw)))
+            )
         except APIError as exc:
             return openai_error(exc)
         ident, item, created = orr.response_id(), orr.item_id(), int(time.time())

@@ -15,13 +15,14 @@ from trio_ollama.api import schemas
 from trio_ollama.api.errors import APIError
 from trio_ollama.api.responses import (
     ChunkSource,
+    as_request,
     collect,
     combine_chat,
     combine_generate,
+    decoded,
     first_chunk,
     json_response,
     open_chunks,
-    read_body,
 )
 from trio_ollama.api.service import Service
 
@@ -75,8 +76,9 @@ def add_openai_routes(app: QuartTrio, service: Service) -> None:
     @app.route("/v1/chat/completions", methods=["POST", "OPTIONS"])
     async def v1_chat_completions() -> Response:
         try:
-            native, options = oa.chat_request(oa.decode_body(await read_body()))
-            request = schemas.ChatRequest.from_json(native)
+            request, options = await decoded(
+                lambda raw: as_request(schemas.ChatRequest, oa.chat_request(oa.decode_body(raw)))
+            )
         except APIError as exc:
             return openai_error(exc)
         ident, created = oa.chat_completion_id(), int(time.time())
@@ -92,8 +94,11 @@ def add_openai_routes(app: QuartTrio, service: Service) -> None:
     @app.route("/v1/completions", methods=["POST", "OPTIONS"])
     async def v1_completions() -> Response:
         try:
-            native, options = oa.completion_request(oa.decode_body(await read_body()))
-            request = schemas.GenerateRequest.from_json(native)
+            request, options = await decoded(
+                lambda raw: as_request(
+                    schemas.GenerateRequest, oa.completion_request(oa.decode_body(raw))
+                )
+            )
         except APIError as exc:
             return openai_error(exc)
         ident, created = oa.completion_id(), int(time.time())
@@ -109,7 +114,7 @@ def add_openai_routes(app: QuartTrio, service: Service) -> None:
     @app.route("/v1/embeddings", methods=["POST", "OPTIONS"])
     async def v1_embeddings() -> Response:
         try:
-            native, options = oa.embeddings_request(oa.decode_body(await read_body()))
+            native, options = await decoded(lambda raw: oa.embeddings_request(oa.decode_body(raw)))
             result = await service.embed(schemas.EmbedRequest.from_json(native))
         except APIError as exc:
             return openai_error(exc)

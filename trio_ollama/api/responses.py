@@ -10,11 +10,12 @@ every caller remembering to close a generator.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 from quart import Response, request
@@ -41,6 +42,12 @@ MAX_JSON_BODY = 64 * 1024 * 1024
 # let one byte a minute hold a connection for ever).
 BODY_SECONDS = 60.0
 BODY_MIN_RATE = 16 * 1024
+# A body this large is decoded in a worker thread: 50 MB of JSON holds the event loop, and every
+# other request with it, for about half a second; a small one is not worth the thread's hop.
+DECODE_IN_THREAD = 1 << 20
+
+T = TypeVar("T")
+Opts = TypeVar("Opts")
 
 
 def json_response(value: Any, status: int = 200) -> Response:
@@ -74,9 +81,24 @@ async def read_body(limit: int = MAX_JSON_BODY, seconds: float = BODY_SECONDS) -
     return bytes(data)
 
 
+async def decoded(decode: Callable[[bytes], T]) -> T:
+    """The request body (`read_body`), decoded by `decode`: off the event loop when large."""
+    raw = await read_body()
+    if len(raw) < DECODE_IN_THREAD:
+        return decode(raw)
+    return await trio.to_thread.run_sync(decode, raw)
+
+
+def as_request(kind: type[R], translated: tuple[dict[str, Any], Opts]) -> tuple[R, Opts]:
+    """A compatibility layer's translation (a native body and its own options), checked as the
+    native request `kind`."""
+    native, options = translated
+    return kind.from_json(native), options
+
+
 async def parsed(kind: type[R]) -> R:
     """The request body, decoded and checked as `kind` declares it."""
-    return schemas.decode_request(kind, await read_body())
+    return await decoded(functools.partial(schemas.decode_request, kind))
 
 
 def _line(value: Any) -> bytes:

@@ -16,7 +16,6 @@ import base64
 import binascii
 import json
 import logging
-import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar, TypeVar
@@ -29,6 +28,7 @@ from trio_ollama.gocompat.decode import (
     ANY,
     BOOL,
     INT,
+    INT32_MAX,
     MAP_ANY,
     STRING,
     DecodeError,
@@ -39,12 +39,14 @@ from trio_ollama.gocompat.decode import (
     struct,
     struct_type,
 )
-from trio_ollama.gocompat.durations import SECOND, DurationError, parse_go_duration_ns
+from trio_ollama.gocompat.durations import (
+    DurationError,
+    keep_alive_seconds,
+    parse_keep_alive_duration,
+)
 from trio_ollama.gocompat.gojson import quote as go_quote
 from trio_ollama.options import (
     DEPRECATED_OPTIONS,
-    INT32_MAX,
-    INT64_MAX,
     OPTIONS,
     OptionError,
     check_option,
@@ -165,19 +167,12 @@ def parse_keep_alive(value: Any, path: str = "keep_alive") -> float | None:
     if isinstance(value, bool):
         raise APIError(400, "Unsupported type: 'bool'")
     if isinstance(value, int | float):
-        if value < 0:
-            return math.inf
-        seconds = float(value)
-        # Go converts to int64 nanoseconds; a value past that is "forever" in any practical sense.
-        if seconds * SECOND >= INT64_MAX:
-            return math.inf
-        return seconds + 0.0  # normalises -0.0
+        return keep_alive_seconds(value)  # an int, even one of 400 digits, compares exactly
     if isinstance(value, str):
         try:
-            ns = parse_go_duration_ns(value)
+            return parse_keep_alive_duration(value)
         except DurationError as e:
             raise APIError(400, str(e)) from None
-        return math.inf if ns < 0 else ns / SECOND
     go_type = "[]interface {}" if isinstance(value, list) else "map[string]interface {}"
     raise APIError(400, f"Unsupported type: '{go_type}'")
 

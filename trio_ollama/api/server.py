@@ -16,6 +16,7 @@ import anycorn
 import anycorn.config
 import trio
 
+from trio_ollama.api import http_front
 from trio_ollama.api.app import create_app
 from trio_ollama.api.metrics import Metrics
 from trio_ollama.api.responses import Drain
@@ -66,6 +67,8 @@ async def serve(
     config.errorlog = logging.getLogger("anycorn.error")
     config.graceful_timeout = grace + LAST_WORD_SECONDS
     config.keep_alive_timeout = 30
+    # A connection its client closed is closed at once, not after the keep-alive timeout.
+    http_front.install()
     drain = Drain()
     metrics = Metrics(enabled=settings.metrics)
     scheduler_kwargs.setdefault("events", metrics)

@@ -59,8 +59,11 @@ from trio_ollama.registry import (
     push_model,
 )
 from trio_ollama.registry.client import InsecureProtocolError
-from trio_ollama.runner.client import CompletionStream, RunnerClient, RunnerError
+from trio_ollama.runner.client import RunnerError
+from trio_ollama.runner.connection import CompletionEvents, RunnerConnection
+from trio_ollama.runner.grammar import format_problem
 from trio_ollama.runner.protocol import Completion, Done, Piece, Sampling
+from trio_ollama.runner.window import MARGIN, cut, shorten, surely_longer
 from trio_ollama.scheduler import (
     Lease,
     ModelSpec,
@@ -98,11 +101,7 @@ def _prompt_errors() -> Iterator[None]:
 def _fit_context(context: Sequence[int], options: dict[str, Any], num_ctx: int) -> list[int]:
     """A `context` longer than the context window, cut as the runner would cut the prompt (the
     first `num_keep` tokens and the most recent ones), before it travels at all."""
-    tokens = list(context)
-    if len(tokens) <= num_ctx:
-        return tokens
-    keep = max(0, min(int(options["num_keep"]), num_ctx))
-    return tokens[:keep] + tokens[len(tokens) - (num_ctx - keep) :]
+    return cut(list(context), num_ctx, int(options["num_keep"]))
 
 
 def metrics(done: Done, total: float, load: float) -> dict[str, int]:
@@ -142,7 +141,7 @@ def _embedding_options(
 
 
 async def _fit_embedding_input(
-    runner: RunnerClient, spec: ModelSpec, options: dict[str, Any], text: str, truncate: bool
+    runner: RunnerConnection, spec: ModelSpec, options: dict[str, Any], text: str, truncate: bool
 ) -> str:
     """Ollama's rule for an embedding input longer than `min(num_ctx, the model's context)`:
     refused without `truncate`; else cut, keeping room for a BOS and an EOS the tokenizer did
@@ -151,6 +150,9 @@ async def _fit_embedding_input(
     window = info.context_length or options["num_ctx"]
     if options["num_ctx"] > 0:
         window = min(options["num_ctx"], window)
+    bound = _window_of(runner)[1]
+    if surely_longer(len(text), window + MARGIN, bound):
+        text = text[: (window + MARGIN) * bound]  # only its start can be kept
     tokens = await runner.tokenize(text, add_special=False)
     if len(tokens) <= window:
         return text
@@ -241,8 +243,9 @@ class Service:
     # A model's own prompt machinery and spec, by its name and manifest digest (the digest
     # covers every layer, so a changed model is a new key). Working them out the first time
     # parses a template and reads a GGUF header, in a worker thread; after that a request
-    # saves the two trips (0.2 to 0.8 ms each on a loaded 2-core machine). The price: a weights
-    # blob deleted behind the store's back is noticed at the next load, not at every request.
+    # saves the two trips (0.2 to 0.8 ms each on a loaded 2-core machine). A blob deleted
+    # behind the store's back is still noticed at every request: `Store.show` checks each
+    # layer's blob before the cache is consulted.
     _prompts: dict[tuple[str, str], ModelPrompt] = attrs.field(factory=dict, init=False)
     _specs: dict[tuple[str, str], ModelSpec] = attrs.field(factory=dict, init=False)
 
@@ -265,9 +268,18 @@ class Service:
 
     async def details(self, name: str, *, not_found: str) -> ModelDetails:
         """The stored model named `name`; `not_found` formats the 404 (it gets `{name}`). The
-        request's record (its log line, its metrics' `model` label) takes the stored name."""
+        request's record (its log line, its metrics' `model` label) takes the stored name.
+        A damaged model is refused here, whatever its damage, for every endpoint alike."""
+
+        def read() -> ModelDetails:
+            found = self.store.show(name)
+            # The weights' header too (checked, and cached by file), in this worker thread:
+            # not later, on the event loop or in a path that does not expect `GGUFError`.
+            _ = found.gguf
+            return found
+
         try:
-            details = await self._thread(self.store.show, name)
+            details = await self._thread(read)
         except InvalidNameError:
             raise APIError(404, not_found.format(name=name)) from None
         except ModelNotFoundError:
@@ -350,6 +362,8 @@ class Service:
                    "done_reason": "unload"}  # fmt: skip
             return
         _check_top_logprobs(req.top_logprobs)
+        if problem := format_problem(req.format):  # before a runner is leased for it
+            raise APIError(400, problem)
         if req.raw and (req.template is not None or req.system is not None or req.context):
             raise APIError(400, "raw mode does not support template, system, or context")
         model = await self.prompt_of(details, req.template)  # parsed off the event loop
@@ -386,6 +400,7 @@ class Service:
                     prompt = await fit_history(
                         model, self._generate_messages(req, model), num_ctx=lease.num_ctx,
                         tokenize=runner.count_tokens, truncate=req.truncate, think=req.think,
+                        max_token_bytes=_window_of(runner)[1],
                     )  # fmt: skip
             prompt = prefix + prompt
             text = ""
@@ -416,7 +431,7 @@ class Service:
                         }  # fmt: skip
                         clock.done(chunk)
                         if not req.raw:
-                            final["context"] = await runner.tokenize(prompt + text)
+                            final["context"] = await _context_of(runner, prompt + text, options)
                         final.update(metrics(chunk, trio.current_time() - started,
                                              lease.load_duration))  # fmt: skip
                         if last.tool_calls:
@@ -430,6 +445,8 @@ class Service:
             raise APIError(400, "model is required")
         details = await self.details(req.model, not_found="model '{name}' not found")
         _check_top_logprobs(req.top_logprobs)
+        if problem := format_problem(req.format):  # before a runner is leased for it
+            raise APIError(400, problem)
         empty = {"role": "assistant", "content": ""}
         if not req.messages and req.keep_alive == 0:
             self.scheduler.expire_model(await self.spec(details))
@@ -465,6 +482,7 @@ class Service:
                 prompt = await fit_history(
                     model, msgs, num_ctx=lease.num_ctx, tokenize=runner.count_tokens,
                     truncate=req.truncate, tools=req.tools or None, think=think,
+                    max_token_bytes=_window_of(runner)[1],
                 )  # fmt: skip
             parser = model.output_parser(prompt, think=think, tools=req.tools)
             # Ollama's structured output for a model that thinks: it thinks free of the format;
@@ -487,12 +505,13 @@ class Service:
                     prompt = await fit_history(
                         model, msgs, num_ctx=lease.num_ctx, tokenize=runner.count_tokens,
                         truncate=req.truncate, tools=req.tools or None, think=think,
+                        max_token_bytes=_window_of(runner)[1],
                     )  # fmt: skip
 
     async def _chat_run(
         self,
         run: _ChatRun,
-        runner: RunnerClient,
+        runner: RunnerConnection,
         prompt: str,
         options: dict[str, Any],
         req: ChatRequest,
@@ -568,14 +587,19 @@ class Service:
     @asynccontextmanager
     async def _completion(
         self,
-        runner: RunnerClient,
+        runner: RunnerConnection,
         prompt: str,
         options: dict[str, Any],
         req: GenerateRequest | ChatRequest,
         fmt: str | None = None,
-    ) -> AsyncIterator[CompletionStream]:
+    ) -> AsyncIterator[CompletionEvents]:
         """The runner's stream for one completion (its refusals become API errors in `_leased`);
         `fmt` stands in for the request's `format` when given."""
+        # A prompt that surely overflows the window travels without the middle no cut keeps.
+        num_ctx, bound = _window_of(runner)
+        prompt = shorten(
+            prompt, n_ctx=num_ctx, num_keep=int(options["num_keep"]), max_token_bytes=bound
+        )
         request = Completion(
             id=0, prompt=prompt, sampling=sampling_of(options),
             format=req.format if fmt is None else fmt,
@@ -664,7 +688,7 @@ class Service:
         if not req.model:
             raise APIError(400, "model is required")
         details = await self.details(req.model, not_found="model '{name}' not found")
-        model = ModelPrompt.of(details)
+        model = await self.prompt_of(details)  # kept from before, or parsed in a worker thread
         out: dict[str, Any] = {}
         if details.license:
             out["license"] = "\n".join(details.license)
@@ -750,21 +774,29 @@ class Service:
         if not parse_name(destination).is_valid:
             raise APIError(400, f'destination "{destination}" is invalid')
         try:
-            await self._thread(self.store.copy, source, destination)
+            copied = await self._thread(self.store.copy, source, destination)
         except ModelNotFoundError:
             raise APIError(404, f'model "{source}" not found') from None
         except StoreError as exc:
             raise store_error(exc) from exc
+        self.metrics.created(copied.display_shortest)
 
     async def delete(self, req: DeleteRequest) -> None:
         if not parse_name(req.model).is_valid:
             raise APIError(400, f'name "{req.model}" is invalid')
+
+        def remove() -> ModelName:
+            found = self.store.resolve(req.model)  # as stored: the name its series carry
+            self.store.delete(found)
+            return found
+
         try:
-            await self._thread(self.store.delete, req.model)
+            removed = await self._thread(remove)
         except ModelNotFoundError:
             raise APIError(404, f"model '{req.model}' not found") from None
         except StoreError as exc:
             raise store_error(exc) from exc
+        self.metrics.deleted(removed.display_shortest)
 
     async def blob_exists(self, digest: str) -> bool:
         try:
@@ -795,6 +827,7 @@ class Service:
             failure = APIError(400, str(exc))
         else:
             failure = None
+            self.metrics.created(name.display_shortest)
         for status in statuses:
             yield {"status": status}
         if failure is not None:
@@ -821,6 +854,7 @@ class Service:
 
         async def work(name: ModelName, send: Progress) -> None:
             await pull_model(store, downloads, name, req.insecure, options, send)
+            self.metrics.created(name.display_shortest)
 
         return self._transfer(req, work)
 
@@ -876,6 +910,23 @@ VISION_NOT_SERVED = "image input is not supported by this server yet (docs/visio
 
 
 _REMEMBERED = 64  # models' prompts and specs kept, the least recently stored dropped first
+
+
+def _window_of(runner: RunnerConnection) -> tuple[int, int]:
+    """The runner's context window and the most bytes of text one of its tokens stands for
+    (0: unknown), the bound `runner.window` cuts by."""
+    ready = runner.ready
+    return (ready.num_ctx, ready.max_token_bytes) if ready is not None else (0, 0)
+
+
+async def _context_of(runner: RunnerConnection, text: str, options: dict[str, Any]) -> list[int]:
+    """Generate's `context`: the tokens of the prompt and the answer, as Ollama returns them;
+    for a prompt that overflowed the window, the tokens the window kept (the next request
+    would cut the rest anyway), tokenized from its two ends only."""
+    (num_ctx, bound), num_keep = _window_of(runner), int(options["num_keep"])
+    short = shorten(text, n_ctx=num_ctx, num_keep=num_keep, max_token_bytes=bound)
+    tokens = await runner.tokenize(short)
+    return tokens if short is text else cut(tokens, num_ctx, num_keep)
 
 
 def _remember(cache: dict[tuple[str, str], _T], key: tuple[str, str], value: _T) -> None:
@@ -969,10 +1020,18 @@ def format_parameters(params: dict[str, Any]) -> str:
 
 
 def _go_value(value: Any) -> str:
+    """Go's `%#v` of a value `encoding/json` decoded into `any` (a params layer holds any)."""
     if isinstance(value, str):
         return go_quote(value)
     if isinstance(value, bool):
         return "true" if value else "false"
+    if value is None:
+        return "<nil>"
+    if isinstance(value, list):
+        return "[]interface {}{" + ", ".join(map(_go_value, value)) + "}"
+    if isinstance(value, dict):
+        items = (f"{go_quote(k)}:{_go_value(v)}" for k, v in sorted(value.items()))
+        return "map[string]interface {}{" + ", ".join(items) + "}"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+from trio_ollama.gocompat.durations import MAX_DURATION_SECONDS
+
 # Go's time.Duration tops out at ~292 years: what "forever" shows as in expires_at.
-FOREVER_SECONDS = (2**63 - 1) / 1e9
+FOREVER_SECONDS = MAX_DURATION_SECONDS
 
 
 def _trim(iso: str) -> str:

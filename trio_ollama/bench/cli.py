@@ -16,7 +16,14 @@ import trio
 
 from trio_ollama.bench.drive import StepResult, run_spec
 from trio_ollama.bench.plan import steps
-from trio_ollama.bench.report import plot, read_result, result_json, table, write_result
+from trio_ollama.bench.report import (
+    PlotsUnavailable,
+    plot,
+    read_result,
+    result_json,
+    table,
+    write_result,
+)
 from trio_ollama.bench.spec import Spec, SpecError, load_spec, spec_from
 
 
@@ -153,7 +160,13 @@ def report_run(args: argparse.Namespace, spec: Spec, results: list[StepResult]) 
     print(table([(out.stem, result)]), end="")
     print(f"wrote {out}")
     if args.plots:
-        for path in plot([(out.stem, result)], args.plots):
+        try:
+            written = plot([(out.stem, result)], args.plots)
+        except PlotsUnavailable as exc:
+            print(f"Error: {exc}; then `trio-ollama bench compare {out} --plots {args.plots}` "
+                  "draws them from the result file", file=sys.stderr)  # fmt: skip
+            return 1
+        for path in written:
             print(f"wrote {path}")
     return 0
 
@@ -166,7 +179,12 @@ def _compare(args: argparse.Namespace) -> int:
         return 1
     print(table(results), end="")
     if args.plots:
-        for path in plot(results, args.plots):
+        try:
+            written = plot(results, args.plots)
+        except PlotsUnavailable as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            return 1
+        for path in written:
             print(f"wrote {path}")
     return 0
 

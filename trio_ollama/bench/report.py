@@ -139,9 +139,20 @@ def table(results: Sequence[tuple[str, dict[str, Any]]]) -> str:
     return "\n".join(lines) + "\n(latencies in ms)\n"
 
 
+class PlotsUnavailable(Exception):
+    """Plots were asked for, and matplotlib (an optional dependency) is not installed."""
+
+
 def plot(results: Sequence[tuple[str, dict[str, Any]]], directory: Path) -> list[Path]:
-    """Latency CDFs, throughput and latency against the sweep, TTFT over the run: PNGs."""
-    import matplotlib
+    """Latency CDFs, throughput and latency against the sweep, TTFT over the run: PNGs.
+    `PlotsUnavailable` without matplotlib."""
+    try:
+        import matplotlib
+    except ModuleNotFoundError as exc:
+        raise PlotsUnavailable(
+            f"--plots needs matplotlib, which is not installed ({exc}): pip install matplotlib "
+            "(the project's `plot` extra)"
+        ) from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -10,11 +10,15 @@ import json
 import sys
 from typing import Any
 
-from trio_ollama.cli.answer import NS, RunOptions, metrics_summary, stream_answer
+from trio_ollama.cli.answer import RunOptions, metrics_summary, stream_answer
 from trio_ollama.cli.client import APIError, Client, CLIError
 from trio_ollama.cli.commands import transfer
 from trio_ollama.cli.interactive import Session
-from trio_ollama.gocompat.durations import DurationError, format_go_duration, parse_go_duration_ns
+from trio_ollama.gocompat.durations import (
+    DurationError,
+    keep_alive_json,
+    parse_keep_alive_duration,
+)
 
 
 def parse_format(value: str | None) -> Any:
@@ -32,15 +36,14 @@ def parse_format(value: str | None) -> Any:
     return schema
 
 
-def parse_keep_alive(value: str | None) -> Any:
+def parse_keep_alive(value: str | None) -> int | str | None:
     """`--keepalive` as Ollama's client sends it: -1 for "forever", else a Go duration string."""
     if value is None:
         return None
     try:
-        ns = parse_go_duration_ns(value)
+        return keep_alive_json(parse_keep_alive_duration(value))
     except DurationError as exc:
         raise CLIError(str(exc)) from None
-    return -1 if ns < 0 else format_go_duration(ns / NS)
 
 
 def show_or_pull(client: Client, model: str) -> dict[str, Any]:

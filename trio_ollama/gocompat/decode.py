@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -21,6 +21,7 @@ import attrs
 from trio_ollama.gocompat.template.values import type_name as template_type_name
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT32_MAX = 2**31 - 1
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -107,9 +108,7 @@ def type_error(go: GoType, value: Any, struct_name: str = "", path: str = "") ->
 
 
 def _number_text(value: int | float) -> str:
-    text = json.dumps(value)
-    # A client can send a 4,000-digit number; the message need not echo all of it.
-    return text if len(text) <= 24 else text[:20] + "..."
+    return _shown(json.dumps(value))
 
 
 # --- checking a decoded value against a Go type ---------------------------------------------------
@@ -161,11 +160,25 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _shown(text: str) -> str:
+    # A client can send a 4,000-digit number; a message need not echo all of it.
+    return text if len(text) <= 24 else text[:20] + "..."
+
+
 def _finite_float(text: str) -> float:
     value = float(text)
     if math.isinf(value):
-        raise ValueError(f"number {text} is out of range")
+        raise ValueError(f"number {_shown(text)} is out of range")
     return value
+
+
+def _float64_int(text: str) -> int:
+    # Go reads a number decoded into `any` as a float64, so an integer past its range is an
+    # error; Python would read it, or refuse past 4,300 digits with a message about its own
+    # settings. 310 digits is the shortest that can overflow a float64.
+    if len(text) >= 310 and math.isinf(float(text)):
+        raise ValueError(f"number {_shown(text)} is out of range")
+    return int(text)
 
 
 def _clean_strings(value: Any) -> Any:
@@ -184,27 +197,67 @@ def _clean_strings(value: Any) -> Any:
 # later walk over the value (templates, `json.dumps`) recurses too. Real requests nest a few
 # levels; a JSON schema or tool parameters, a few dozen.
 MAX_DEPTH = 256
-_BRACKETS = re.compile(r'["\[\]{}]')
+
+# Outside a string, what the scanner stops at: a quote, a backslash or a bracket.
+_search_outside = re.compile(r'["\\\[\]{}]').search
+
+
+@attrs.define
+class BracketScanner:
+    """JSON's brackets outside strings, one at a time, in text that may arrive in pieces: the
+    one scanner behind `nesting_depth` and the tool-call parser's search for objects.
+
+    A backslash escapes the next character outside a string too, as in Ollama's scanners of
+    model output (`tools.go`); in a request body a stray backslash is a syntax error that the
+    JSON parser stops at, so every bracket it would recurse into before it is still counted.
+    """
+
+    in_string: bool = False
+    escaped: bool = False
+
+    def brackets(self, text: str, pos: int = 0) -> Iterator[int]:
+        """Where each of `[]{}` outside a string lies in `text[pos:]`. After each, the scan is
+        outside a string (a reader may stop there and go on from the next character); read to
+        the end, the state is the one at the end of `text`, for the next piece of it."""
+        # The state in locals while scanning (a request body may hold millions of brackets);
+        # the attributes hold the state after a bracket, where a reader may stop.
+        end, in_string, escaped = len(text), self.in_string, self.escaped
+        self.in_string = self.escaped = False
+        while pos < end:
+            if escaped:
+                escaped = False
+                pos += 1
+            elif in_string:
+                # To the next quote; it ends the string unless an odd run of backslashes ends
+                # what comes before it (from `pos`: nothing before it escapes anything).
+                close = text.find('"', pos)
+                segment = text[pos:] if close == -1 else text[pos:close]
+                odd = (len(segment) - len(segment.rstrip("\\"))) % 2 == 1
+                if close == -1:
+                    escaped = odd  # it escapes the next piece's first character
+                    break
+                in_string = odd
+                pos = close + 1
+            else:
+                match = _search_outside(text, pos)
+                if match is None:
+                    break
+                ch = match.group()
+                pos = match.end()
+                if ch == '"':
+                    in_string = True
+                elif ch == "\\":
+                    escaped = True
+                else:
+                    yield match.start()
+        self.in_string, self.escaped = in_string, escaped
 
 
 def nesting_depth(text: str) -> int:
     """How deep arrays and objects nest in JSON `text` (strings skipped), without recursion."""
     depth = deepest = 0
-    i = 0
-    while (match := _BRACKETS.search(text, i)) is not None:
-        ch = match.group()
-        i = match.end()
-        if ch == '"':
-            while True:  # to the closing quote: one not escaped by an odd run of backslashes
-                close = text.find('"', i)
-                if close < 0:
-                    return deepest  # unterminated: the parser will say so
-                segment = text[i:close]
-                backslashes = len(segment) - len(segment.rstrip("\\"))
-                i = close + 1
-                if backslashes % 2 == 0:
-                    break
-        elif ch in "[{":
+    for i in BracketScanner().brackets(text):
+        if text[i] in "[{":
             depth += 1
             deepest = max(deepest, depth)
         else:
@@ -213,14 +266,25 @@ def nesting_depth(text: str) -> int:
 
 
 def loads(raw: bytes) -> Any:
-    """JSON text to Python values as Go reads it: invalid UTF-8 and lone surrogates become
-    U+FFFD, and NaN, Infinity and out-of-range numbers are errors. Nesting is bounded."""
-    text = raw.decode("utf-8", errors="replace")
+    """JSON bytes to Python values as Go reads them: invalid UTF-8 becomes U+FFFD, and the rest
+    is `loads_text`."""
+    return loads_text(raw.decode("utf-8", errors="replace"))
+
+
+def loads_text(text: str) -> Any:
+    """JSON text to Python values as Go reads it: lone surrogates become U+FFFD; NaN, Infinity,
+    numbers past a float64's range and nesting past `MAX_DEPTH` are a `DecodeError`, whose
+    text is for the client (never one of Python's own errors)."""
     if nesting_depth(text) > MAX_DEPTH:
         raise DecodeError(f"invalid JSON: exceeded max depth of {MAX_DEPTH}")
     try:
         return _clean_strings(
-            json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+            json.loads(
+                text,
+                parse_constant=_reject_constant,
+                parse_float=_finite_float,
+                parse_int=_float64_int,
+            )
         )
     except json.JSONDecodeError as e:
         raise DecodeError(
@@ -230,6 +294,22 @@ def loads(raw: bytes) -> Any:
         raise DecodeError("invalid JSON: nested too deeply") from None
     except ValueError as e:
         raise DecodeError(f"invalid JSON: {e}") from None
+
+
+# Ollama's type for a tool call's arguments (v0.12.10: a `map[string]any`), named in its errors.
+TOOL_ARGUMENTS: Final = GoType("map", "api.ToolCallFunctionArguments", elem=ANY)
+
+
+def tool_arguments(text: str) -> dict[str, Any]:
+    """A tool call's arguments sent as JSON text (OpenAI's `function.arguments`, a Responses
+    `function_call`'s `arguments`), as Go's `json.Unmarshal` into `TOOL_ARGUMENTS` reads them:
+    an object; `null` is none. Anything else is a `DecodeError` with Go's text."""
+    value = loads_text(text)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise type_error(TOOL_ARGUMENTS, value)
+    return value
 
 
 def decode_object(raw: bytes, go: GoType) -> dict[str, Any]:

@@ -1,12 +1,16 @@
 """Go's `time.ParseDuration`, because Ollama's keep-alive and timeouts are written in it.
 
 Durations are kept as float seconds inside the project; "forever" is `math.inf`, which is what
-Ollama's `math.MaxInt64` nanoseconds means and what a Trio deadline understands.
+Ollama's `math.MaxInt64` nanoseconds means and what a Trio deadline understands. Ollama's keep-alive
+rule (negative is forever) is here once, for the API, the variables, the configuration file, the
+CLI and the scheduler alike.
 """
 
 from __future__ import annotations
 
 import math
+
+from trio_ollama.gocompat.decode import INT64_MAX
 
 NANOSECOND = 1
 MICROSECOND = 1_000
@@ -27,7 +31,10 @@ _UNITS = {
 }
 
 FOREVER = math.inf
-_MAX_NS = 2**63 - 1
+# A Go `time.Duration` is an int64 of nanoseconds: 292 years at most.
+MAX_DURATION_NS = INT64_MAX
+MAX_DURATION_SECONDS = MAX_DURATION_NS / SECOND
+_GO_LIMIT = 1 << 63  # what Go's parser sums to, in uint64, before the sign is applied
 
 
 class DurationError(ValueError):
@@ -50,7 +57,7 @@ def parse_go_duration_ns(text: str) -> int:
         return 0
     if not s:
         raise DurationError(f"time: invalid duration {_quote(orig)}")
-    total = 0.0
+    total = 0
     while s:
         i = 0
         while i < len(s) and s[i].isdigit() and s[i].isascii():
@@ -77,23 +84,63 @@ def parse_go_duration_ns(text: str) -> int:
         scale = _UNITS.get(unit)
         if scale is None:
             raise DurationError(f"time: unknown unit {_quote(unit)} in duration {_quote(orig)}")
-        total += int(whole or "0") * scale
-        if frac:
-            total += int(frac) * scale / 10 ** len(frac)
-        if total > _MAX_NS:
+        # Go's arithmetic: whole units exactly, in uint64 with overflow checks; a fraction
+        # through float64, truncated. A float sum would refuse Go's own longest duration.
+        value = int(whole or "0")
+        if value > _GO_LIMIT // scale:
             raise DurationError(f"time: invalid duration {_quote(orig)}")
-    ns = int(total)
-    return -ns if neg else ns
+        value *= scale
+        if frac:
+            digits, divisor = _leading_fraction(frac)
+            value += int(float(digits) * (float(scale) / divisor))
+        total += value
+        if value > _GO_LIMIT or total > _GO_LIMIT:
+            raise DurationError(f"time: invalid duration {_quote(orig)}")
+    if not neg and total > MAX_DURATION_NS:
+        raise DurationError(f"time: invalid duration {_quote(orig)}")
+    return -total if neg else total
+
+
+def _leading_fraction(digits: str) -> tuple[int, float]:
+    """Go's `leadingFraction`: the digits as an integer and 10 to their count, ignoring the
+    digits past the point where the integer would overflow."""
+    value, divisor = 0, 1.0
+    for digit in digits:
+        if value > MAX_DURATION_NS // 10 or value * 10 + int(digit) > _GO_LIMIT:
+            break
+        value = value * 10 + int(digit)
+        divisor *= 10
+    return value, divisor
 
 
 def ns_to_seconds(ns: int) -> float:
     return ns / SECOND
 
 
+def keep_alive_seconds(seconds: float) -> float:
+    """Ollama's keep-alive rule: a negative duration is forever (Ollama stores `math.MaxInt64`),
+    and so is one that reaches Go's longest duration, which int64 nanoseconds cannot go past."""
+    if seconds < 0 or seconds * SECOND >= MAX_DURATION_NS:
+        return FOREVER
+    return seconds + 0.0  # -0.0 is plain 0
+
+
+def parse_keep_alive_duration(text: str) -> float:
+    """A keep-alive written as a Go duration ("5m", "-1m"), in seconds; `DurationError` if Go
+    would refuse the text."""
+    return keep_alive_seconds(ns_to_seconds(parse_go_duration_ns(text)))
+
+
+def keep_alive_json(seconds: float) -> int | str:
+    """A keep-alive as Ollama's client sends it (`api.Duration`'s JSON): -1 for forever, else a
+    Go duration string ("5m0s")."""
+    return -1 if math.isinf(seconds) else format_go_duration(seconds)
+
+
 def format_go_duration(seconds: float) -> str:
     """Go's `Duration.String()` ("5m0s", "1.5s", "300ms"), for values shown to users."""
     if math.isinf(seconds):
-        seconds = _MAX_NS / SECOND
+        seconds = MAX_DURATION_SECONDS
     ns = round(seconds * SECOND)
     if ns == 0:
         return "0s"

@@ -7,12 +7,13 @@ typed by the tool's schema.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from trio_ollama.gocompat.decode import INT64_MAX, INT64_MIN, DecodeError, loads_text
+from trio_ollama.parsers.buffered import Buffered
 from trio_ollama.templates import ToolCall, ToolCallFunction
 
 __all__ = ["ParseError", "Qwen3CoderParser", "Qwen3Parser"]
@@ -41,16 +42,35 @@ def _release(acc: str, *tags: str) -> tuple[str, str]:
     return acc[:cut], acc[cut:]
 
 
+def _blank(text: str) -> bool:
+    return not text or text.isspace()
+
+
+def _more_blanks(blanks_held: bool, text: str) -> bool:
+    """Whether `text` only adds blanks to held blanks: outside a call the parsers hold a run of
+    blanks (a tag may follow, which eats them) and would change nothing but the run, so they
+    skip reading it again for each piece (a long run would cost its length squared)."""
+    return blanks_held and text.isspace()
+
+
 def _split_at(acc: str, tag: str, trim_after: bool) -> tuple[str, str]:
     before, _, after = acc.partition(tag)
     return before.rstrip(), after.lstrip() if trim_after else after
+
+
+def _find_close(acc: str, searched: int) -> tuple[int, int]:
+    """Where `TOOL_CLOSE` begins in a call's text, searching only what `searched` (the last
+    answer's second half) says was not searched yet; and what to pass next time. A long call
+    streamed in small pieces is so read once, not once per piece."""
+    close = acc.find(TOOL_CLOSE, searched)
+    return close, 0 if close != -1 else max(0, len(acc) - len(TOOL_CLOSE) + 1)
 
 
 class ParseError(ValueError):
     """Output a built-in parser cannot read (a tool call that is not JSON)."""
 
 
-class Qwen3Parser:
+class Qwen3Parser(Buffered):
     has_tool_support = True
 
     def __init__(self, *, thinking_support: bool, default_thinking: bool) -> None:
@@ -58,6 +78,8 @@ class Qwen3Parser:
         self._default_thinking = default_thinking
         self._state = "content"
         self._buffer = ""
+        self._searched = 0  # in "tool": how much of the buffer holds no closing tag
+        self._blanks_held = True
         self._index = 0
         self._maybe_open = False
 
@@ -67,16 +89,21 @@ class Qwen3Parser:
         self._state = "thinking" if self.has_thinking_support and thinking else "content"
         self._maybe_open = self._state == "thinking"
         self._buffer = ""
+        self._searched = 0
+        self._blanks_held = True
         self._index = 0
 
     def add(self, text: str, done: bool) -> tuple[str, str, list[ToolCall]]:
-        self._buffer += text
+        self._append(text)
+        if _more_blanks(self._blanks_held, text) and self._state in ("content", "thinking"):
+            return "", "", []
         content: list[str] = []
         thinking: list[str] = []
         calls: list[ToolCall] = []
         again = True
         while again:
             again = self._eat(content, thinking, calls)
+        self._blanks_held = _blank(self._buffer)
         return "".join(content), "".join(thinking), calls
 
     def _eat(self, content: list[str], thinking: list[str], calls: list[ToolCall]) -> bool:
@@ -132,18 +159,22 @@ class Qwen3Parser:
                 content.append(out)
             return False
         # "tool": a call's text, up to its closing tag
-        if TOOL_CLOSE not in acc:
+        close, self._searched = _find_close(acc, self._searched)
+        if close == -1:
             return False
-        raw, self._buffer = _split_at(acc, TOOL_CLOSE, True)
+        raw, self._buffer = acc[:close].rstrip(), acc[close + len(TOOL_CLOSE) :].lstrip()
         calls.append(self._call(raw))
         self._state = "content"
         return True
 
     def _call(self, raw: str) -> ToolCall:
         try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise ParseError(f"failed to parse JSON: {exc}") from exc
+            # Go's reading (no NaN, bounded nesting and numbers): what it refuses is Ollama's
+            # error, not Python's.
+            data = loads_text(raw)
+        except DecodeError as exc:
+            detail = str(exc).removeprefix("invalid JSON: ")
+            raise ParseError(f"failed to parse JSON: {detail}") from None
         name = data.get("name") if isinstance(data, dict) else None
         if not name:
             raise ParseError("empty function name")
@@ -159,21 +190,28 @@ _FUNCTION = re.compile(r"<function=([^>]+)>(.*?)(?:</function>|$)", re.DOTALL)
 _PARAMETER = re.compile(r"<parameter=([^>]+)>(.*?)(?:</parameter>|(?=<parameter=)|$)", re.DOTALL)
 
 
-def _types(tools: Sequence[Mapping[str, Any]], function: str, parameter: str) -> list[str]:
+def _functions(tools: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """Each offered function by name (the first of a name, as Ollama's search finds it)."""
+    out: dict[str, Mapping[str, Any]] = {}
     for tool in tools:
         fn = tool.get("function") or {}
-        if fn.get("name") != function:
-            continue
-        prop = ((fn.get("parameters") or {}).get("properties") or {}).get(parameter) or {}
-        if prop.get("anyOf"):
-            out: list[str] = []
-            for option in prop["anyOf"]:
-                kind = option.get("type")
-                out += [kind] if isinstance(kind, str) else list(kind or ())
-            return out
-        kind = prop.get("type")
-        return [kind] if isinstance(kind, str) else list(kind or ())
-    return []
+        if isinstance(name := fn.get("name"), str):
+            out.setdefault(name, fn)
+    return out
+
+
+def _types(function: Mapping[str, Any] | None, parameter: str) -> list[str]:
+    if function is None:
+        return []
+    prop = ((function.get("parameters") or {}).get("properties") or {}).get(parameter) or {}
+    if prop.get("anyOf"):
+        out: list[str] = []
+        for option in prop["anyOf"]:
+            kind = option.get("type")
+            out += [kind] if isinstance(kind, str) else list(kind or ())
+        return out
+    kind = prop.get("type")
+    return [kind] if isinstance(kind, str) else list(kind or ())
 
 
 _GO_INT = re.compile(r"[+-]?[0-9]+")
@@ -195,9 +233,12 @@ def _typed(raw: str, types: Sequence[str]) -> Any:
             return False
     if "integer" in types:
         # Go's ParseInt: ASCII digits with a sign, nothing around them (Python's int() also
-        # takes spaces, underscores and other scripts' digits).
-        if _GO_INT.fullmatch(raw):
-            return int(raw, 10)
+        # takes spaces, underscores and other scripts' digits), within an int64. The digits
+        # are counted first: Python refuses to read more than 4,300.
+        if _GO_INT.fullmatch(raw) and len(raw.lstrip("+-").lstrip("0")) <= 19:
+            integer = int(raw, 10)
+            if INT64_MIN <= integer <= INT64_MAX:
+                return integer
         if only:
             return raw
     if "number" in types:
@@ -209,8 +250,10 @@ def _typed(raw: str, types: Sequence[str]) -> Any:
     for kind, want in (("array", list), ("object", dict)):
         if kind in types:
             try:
-                value = json.loads(raw)
-            except ValueError:
+                # What Go's json.Unmarshal refuses (NaN, numbers past a float64) stays text,
+                # as does nesting past what Python can follow.
+                value = loads_text(raw)
+            except DecodeError:
                 value = None
             if isinstance(value, want):
                 return value
@@ -219,22 +262,26 @@ def _typed(raw: str, types: Sequence[str]) -> Any:
     return raw
 
 
-class Qwen3CoderParser:
+class Qwen3CoderParser(Buffered):
     has_tool_support = True
     has_thinking_support = False
 
     def __init__(self) -> None:
-        self._tools: Sequence[Mapping[str, Any]] = ()
+        self._functions: dict[str, Mapping[str, Any]] = {}
         self._buffer = ""
+        self._searched = 0  # in a call: how much of the buffer holds no closing tag
+        self._blanks_held = True
         self._in_call = False
         self._index = 0
 
     def init(self, tools: Sequence[Mapping[str, Any]], think: bool | None) -> None:
-        self._tools = tools
+        self._functions = _functions(tools)
         self._index = 0
 
     def add(self, text: str, done: bool) -> tuple[str, str, list[ToolCall]]:
-        self._buffer += text
+        self._append(text)
+        if _more_blanks(self._blanks_held, text) and not self._in_call:
+            return "", "", []
         content: list[str] = []
         calls: list[ToolCall] = []
         while True:
@@ -250,12 +297,14 @@ class Qwen3CoderParser:
                 if out:
                     content.append(out)
                 break
-            if TOOL_CLOSE not in acc:
+            close, self._searched = _find_close(acc, self._searched)
+            if close == -1:
                 break
-            raw, _, rest = acc.partition(TOOL_CLOSE)
+            raw, rest = acc[:close], acc[close + len(TOOL_CLOSE) :]
             self._buffer = rest.lstrip()
             self._in_call = False
             calls.append(self._call(raw))
+        self._blanks_held = _blank(self._buffer)
         return "".join(content), "", calls
 
     def _call(self, raw: str) -> ToolCall:
@@ -264,9 +313,10 @@ class Qwen3CoderParser:
             raise ParseError("no <function=...> in the tool call")
         name = match.group(1)
         args: dict[str, Any] = {}
+        function = self._functions.get(name)
         for param, value in _PARAMETER.findall(match.group(2)):
             value = value.removeprefix("\n").removesuffix("\n")
-            args[param] = _typed(value, _types(self._tools, name, param))
+            args[param] = _typed(value, _types(function, param))
         call = ToolCall(ToolCallFunction(name=name, arguments=args, index=self._index))
         self._index += 1
         return call

@@ -19,6 +19,7 @@ from trio_ollama.gocompat.template import (
     TemplateNode,
     TextNode,
 )
+from trio_ollama.parsers.buffered import Buffered
 
 __all__ = ["ThinkingParser", "infer_thinking_tags"]
 
@@ -107,7 +108,7 @@ def _overlap(text: str, tag: str) -> int:
     return 0
 
 
-class ThinkingParser:
+class ThinkingParser(Buffered):
     """Splits streamed text into (thinking, content). Thinking is what follows an opening tag
     at the very start (after blanks) up to the closing tag; blanks right after either tag are
     dropped. Text that may still turn out to be a tag is held back until it is clear."""
@@ -116,14 +117,19 @@ class ThinkingParser:
         self.opening = opening
         self.closing = closing
         self._state = "looking"
-        self._acc = ""
+        self._buffer = ""
+        self._blanks_held = True  # while looking: the buffer holds blanks only
 
     @property
     def done_thinking(self) -> bool:
         return self._state in ("after_eating", "after")
 
     def add(self, text: str) -> tuple[str, str]:
-        self._acc += text
+        self._append(text)
+        if self._state == "looking" and self._blanks_held and text.isspace():
+            # More blanks before the opening tag are only held, not read again for each
+            # piece: a long run of them costs its length, not its length squared.
+            return "", ""
         thinking: list[str] = []
         content: list[str] = []
         again = True
@@ -131,45 +137,48 @@ class ThinkingParser:
             t, c, again = self._eat()
             thinking.append(t)
             content.append(c)
+        self._blanks_held = self._state == "looking" and (
+            not self._buffer or self._buffer.isspace()
+        )
         return "".join(thinking), "".join(content)
 
     def _eat(self) -> tuple[str, str, bool]:
-        acc = self._acc
+        acc = self._buffer
         if self._state == "looking":
             trimmed = acc.lstrip()
             if trimmed.startswith(self.opening):
                 after = trimmed[len(self.opening) :].lstrip()
-                self._acc = after
+                self._buffer = after
                 self._state = "thinking" if after else "started_eating"
                 return "", "", True
             if self.opening.startswith(trimmed):  # blank, or a tag's start: wait for more
                 return "", "", False
             self._state = "after"  # no thinking: the text goes out as it came, blanks and all
-            self._acc = ""
+            self._buffer = ""
             return "", acc, False
         if self._state == "started_eating":
             trimmed = acc.lstrip()
-            self._acc = ""
+            self._buffer = ""
             if not trimmed:
                 return "", "", False
             self._state = "thinking"
-            self._acc = trimmed
+            self._buffer = trimmed
             return "", "", True
         if self._state == "thinking":
             if self.closing in acc:
                 thinking, _, rest = acc.partition(self.closing)
                 rest = rest.lstrip()
-                self._acc = ""
+                self._buffer = ""
                 self._state = "after" if rest else "after_eating"
                 return thinking, rest, False
             n = _overlap(acc, self.closing)
-            self._acc = acc[len(acc) - n :] if n else ""
+            self._buffer = acc[len(acc) - n :] if n else ""
             return acc[: len(acc) - n], "", False
         if self._state == "after_eating":
             trimmed = acc.lstrip()
-            self._acc = ""
+            self._buffer = ""
             if trimmed:
                 self._state = "after"
             return "", trimmed, False
-        self._acc = ""
+        self._buffer = ""
         return "", acc, False

@@ -9,10 +9,12 @@ tag, each JSON object naming one of the offered tools is a call; its arguments a
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping, Sequence
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from trio_ollama.gocompat.decode import BracketScanner, DecodeError, loads_text
 from trio_ollama.gocompat.template import (
     ActionNode,
     BranchNode,
@@ -21,6 +23,7 @@ from trio_ollama.gocompat.template import (
     Node,
     TextNode,
 )
+from trio_ollama.parsers.buffered import Buffered
 from trio_ollama.templates import ToolCall, ToolCallFunction
 
 __all__ = ["ToolCallParser", "tool_call_tag"]
@@ -78,41 +81,14 @@ def tool_call_tag(template: GoTemplate | None) -> str:
 
 
 def _json_object(text: str) -> dict[str, Any] | None:
+    """`text` as Go's `json.Unmarshal` into a map reads it, or None: what Go refuses (NaN, a
+    number past a float64's range) and what Python could not follow (nesting past
+    `MAX_DEPTH`) is no call, only text, as Ollama treats JSON it cannot read."""
     try:
-        data = json.loads(text)
-    except ValueError:
+        data = loads_text(text)
+    except DecodeError:
         return None
     return data if isinstance(data, dict) else None
-
-
-def _object_spans(buffer: str) -> Iterator[tuple[int, int]]:
-    """(start, end) of each balanced top-level `{...}` in `buffer`, strings and escapes
-    respected; an unbalanced `}` is ignored."""
-    start = -1
-    depth = 0
-    in_string = escaped = False
-    for i, c in enumerate(buffer):
-        if escaped:
-            escaped = False
-            continue
-        if c == "\\":
-            escaped = True
-            continue
-        if c == '"':
-            in_string = not in_string
-            continue
-        if in_string:
-            continue
-        if c == "{":
-            if depth == 0:
-                start = i
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0 and start != -1:
-                yield start, i + 1
-                start = -1
-            depth = max(depth, 0)
 
 
 def _arguments_in(name: str, obj: Mapping[str, Any]) -> tuple[dict[str, Any] | None, bool]:
@@ -144,132 +120,262 @@ def _arguments_in(name: str, obj: Mapping[str, Any]) -> tuple[dict[str, Any] | N
     return None, False
 
 
-def _find_arguments(name: str, buffer: str) -> tuple[dict[str, Any] | None, int]:
-    for start, end in _object_spans(buffer):
-        data = _json_object(buffer[start:end])
-        if data is None:
-            continue  # not JSON: keep looking
-        args, found = _arguments_in(name, data)
-        return (args if found else data), end
-    return None, 0
+def _common_prefix(a: str, b: str) -> int:
+    """How many characters `a` and `b` begin with alike (slices compared in halves, so a long
+    name costs a few comparisons, not one step a character)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
-def _find_tool(names: Sequence[str], buffer: str) -> tuple[str | None, int]:
-    """The offered name that occurs first in `buffer` (the longest at one position), and where
-    it ends; none while the buffer ends with what may be the start of a longer name."""
-    if not buffer:
-        return None, 0
-    longest = max((len(n) for n in names), default=0)
-    for i in range(1, min(len(buffer), longest) + 1):
-        tail = buffer[-i:]
-        if any(len(tail) < len(n) and n.startswith(tail) for n in names):
-            return None, 0
-    found: str | None = None
-    start = end = -1
-    for n in names:
-        pos = buffer.find(n)
-        if pos == -1:
-            continue
-        if found is not None and (pos > start or (pos == start and len(n) <= len(found))):
-            continue
-        found, start, end = n, pos, pos + len(n)
-    return (found, end) if found is not None else (None, 0)
+class _Names:
+    """The offered tool names, sorted, for the two questions the parser asks of the text at one
+    position: the longest name that starts there, and whether a longer name may still start
+    there when more text comes. Each costs a few binary searches, whatever the number of tools
+    (Ollama's `findTool` tries every name against the whole buffer for every piece)."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.sorted = sorted(set(names))
+        self.longest = max(map(len, self.sorted), default=0)
+        # What a position's first two characters must be for a name to start there (or its
+        # first, at the end of the text): a set lookup rules out most positions. With an empty
+        # name offered, every position begins one.
+        self._anywhere = "" in self.sorted
+        self._heads = frozenset(n[:k] for n in self.sorted for k in (1, 2) if n)
+        self._singles = frozenset(n for n in self.sorted if len(n) == 1)
+        # The names form a tree by "is the longest name that is a prefix of": `_up[k][i]` is
+        # the 2**k-th ancestor of `sorted[i]` (-1: none), for the climb in `longest_at`.
+        parent: list[int] = []
+        chain: list[int] = []  # the previous name's ancestors and itself (sorted order)
+        for i, name in enumerate(self.sorted):
+            while chain and not name.startswith(self.sorted[chain[-1]]):
+                chain.pop()
+            parent.append(chain[-1] if chain else -1)
+            chain.append(i)
+        self._up = [parent]
+        while any(j != -1 for j in self._up[-1]):
+            below = self._up[-1]
+            self._up.append([-1 if j == -1 else below[j] for j in below])
+
+    def may_begin(self, head: str) -> bool:
+        """Whether text whose first two characters (or only one) are `head` may begin a name."""
+        return self._anywhere or head in self._heads or head[:1] in self._singles
+
+    def longest_at(self, text: str) -> str | None:
+        """The longest name that `text` begins with."""
+        names = self.sorted
+        i = bisect_right(names, text) - 1
+        if i < 0:
+            return None
+        if text.startswith(names[i]):
+            return names[i]
+        # names[i] is the greatest name up to `text` and not its prefix: the longest that is
+        # must be a prefix of what the two share, so one of names[i]'s ancestors: the nearest
+        # no longer than that. Climb past the longer ones in jumps of powers of two.
+        shared = _common_prefix(names[i], text)
+        for level in reversed(self._up):
+            j = level[i]
+            if j != -1 and len(names[j]) > shared:
+                i = j
+        i = self._up[0][i]
+        return None if i == -1 else names[i]
+
+    def extends(self, text: str) -> bool:
+        """Whether a name longer than `text` begins with it."""
+        names = self.sorted
+        i = bisect_right(names, text)
+        return i < len(names) and names[i].startswith(text)
 
 
-class ToolCallParser:
+def _find_tag(buffer: str, tag: str) -> tuple[int, bool]:
+    """Where the tag begins in `buffer` (True), or where what may be its start does (False)."""
+    i = buffer.find(tag)
+    if i > -1:
+        return i, True
+    for n in range(min(len(buffer), len(tag)), 0, -1):
+        if buffer.endswith(tag[:n]):
+            return len(buffer) - n, False
+    return -1, False
+
+
+# The tags that are a bare bracket: the output is over when the bracket that opened it closes.
+_PAIRS = {"{": "{}", "[": "[]"}
+
+
+class ToolCallParser(Buffered):
     """Streams content through, holds back what may be a tool call, and returns each call once
-    its JSON is complete. `index` counts calls from 0; ids are the caller's to give."""
+    its JSON is complete. `index` counts calls from 0; ids are the caller's to give.
+
+    Ollama's `tools.Parser` reads the whole buffer again for every piece (each name searched
+    for, each object decoded again); this one keeps where each search stopped, so a piece costs
+    about its own length (a set lookup a position, a binary search in the names where one may
+    begin, and one more look at a name still being written), whatever the buffer's length or
+    the number of tools. Text is read again only after a call that ends before where the scan
+    had got to (the output's bracket, for a bare `{` or `[` tag, is followed to the end).
+    """
 
     def __init__(self, tag: str, tools: Sequence[Mapping[str, Any]]) -> None:
         self.tag = tag
-        self._names = [str((t.get("function") or {}).get("name", "") or "") for t in tools]
+        self._names = _Names(str((t.get("function") or {}).get("name", "") or "") for t in tools)
+        self._pair = _PAIRS.get(tag)
         self._state = "looking"  # then "calling", then "done"
-        self._buffer = ""
+        self._held = ""  # while looking: what may be the start of the tag
         self._count = 0
-
-    def _find_tag(self) -> tuple[int, bool]:
-        i = self._buffer.find(self.tag)
-        if i > -1:
-            return i, True
-        for n in range(min(len(self._buffer), len(self.tag)), 0, -1):
-            if self._buffer.endswith(self.tag[:n]):
-                return len(self._buffer) - n, False
-        return -1, False
+        # While calling: all output from the tag on; what is not a call yet starts at `_start`.
+        self._buffer = ""
+        self._start = 0
+        # The search for the next call, kept between pieces. Positions before `_tail` cannot
+        # begin a name that is still being written; before `_seek`, no name begins.
+        self._tail = self._seek = 0
+        self._match: tuple[int, str] | None = None
+        self._stuck = False
+        # The objects in the buffer: the scanner's place, the `{` depth there (Ollama's, never
+        # below 0) and where the open object began; objects complete but not decoded yet; the
+        # first that is JSON, with its end. For a bracket tag, that bracket's depth.
+        self._scanner = BracketScanner()
+        self._scanned = 0
+        self._depth = 0
+        self._object_start = 0
+        self._objects: deque[tuple[int, int]] = deque()
+        self._first: tuple[dict[str, Any], int] | None = None
+        self._pair_depth = 0
+        self._closed = False
 
     def add(self, text: str) -> tuple[list[ToolCall], str]:
         """The calls completed by `text`, and the content that can go to the client now."""
         if self._state == "done":
             return [], text
-        self._buffer += text
         content = ""
         if self._state == "looking":
-            i, found = self._find_tag()
-            if i == -1:
-                content, self._buffer = self._buffer, ""
-            else:
-                content, self._buffer = self._buffer[:i], self._buffer[i:]
+            held = self._held + text
+            i, found = _find_tag(held, self.tag)
+            content, held = (held, "") if i == -1 else (held[:i], held[i:])
             # With a bare `{` or `[` tag, only output that starts with one can be a call.
-            if self.tag in ("{", "[") and content.strip():
-                self._state = "done"
-                out, self._buffer = content + self._buffer, ""
-                return [], out
+            if self._pair is not None and content.strip():
+                self._state, self._held = "done", ""
+                return [], content + held
             if not found:
+                self._held = held
                 return [], content
-            self._state = "calling"
-        elif "}" not in text and "]" not in text:
-            # A call's JSON, or the opening bracket, can only close on a closing bracket: the
-            # buffer is not scanned again for pieces without one (it may be long: a file
-            # written through a tool call).
-            return [], content
+            self._state, self._held, self._buffer = "calling", "", held
+        else:
+            self._append(text)
         calls: list[ToolCall] = []
         while (call := self._next_call()) is not None:
             calls.append(call)
-        if self._closed():
-            self._state = "done"
-            content, self._buffer = self._buffer, ""
+        if self._pair is not None:
+            self._scan(to_end=True)
+            if self._closed:
+                self._state = "done"
+                content = self._buffer[self._start :]
+                self._buffer, self._start = "", 0
         return calls, content
-
-    def _next_call(self) -> ToolCall | None:
-        name, end = _find_tool(self._names, self._buffer)
-        if name is None:
-            return None
-        args, args_end = _find_arguments(name, self._buffer)
-        if args is None:
-            return None
-        call = ToolCall(ToolCallFunction(name=name, arguments=args, index=self._count))
-        self._count += 1
-        self._buffer = self._buffer[max(end, args_end) :]
-        return call
-
-    def _closed(self) -> bool:
-        """With a `{` or `[` tag: whether the bracket that opened the output has closed."""
-        pair = {"{": "{}", "[": "[]"}.get(self.tag)
-        if pair is None:
-            return False
-        depth = 0
-        in_string = escaped = False
-        for c in self._buffer:
-            if escaped:
-                escaped = False
-                continue
-            if c == "\\":
-                escaped = True
-                continue
-            if c == '"':
-                in_string = not in_string
-                continue
-            if in_string:
-                continue
-            if c == pair[0]:
-                depth += 1
-            elif c == pair[1]:
-                depth -= 1
-                if depth == 0:
-                    return True
-        return False
 
     def content(self) -> str:
         """At the end: what is left to show, when the output held no call after all."""
-        if self._count > 0:
+        if self._count > 0 or self._pair is None:
             return ""
-        return self._buffer if self.tag in ("{", "[") else ""
+        return self._buffer[self._start :]
+
+    def _next_call(self) -> ToolCall | None:
+        if self._stuck or (found := self._find_tool()) is None:
+            return None
+        start, name = found
+        if (first := self._first_object()) is None:
+            return None
+        data, args_end = first
+        args, has_args = _arguments_in(name, data)
+        if not has_args:
+            args = data
+        if args is None:
+            # The first name and the first object are final: no call can follow (Ollama
+            # looks again at every piece, and finds the same).
+            self._stuck = True
+            return None
+        call = ToolCall(ToolCallFunction(name=name, arguments=args, index=self._count))
+        self._count += 1
+        self._take(max(start + len(name), args_end))
+        return call
+
+    def _find_tool(self) -> tuple[int, str] | None:
+        """The offered name that occurs first in the buffer (the longest at one position);
+        none while the buffer ends with what may be the start of a longer name."""
+        buffer, end, names = self._buffer, len(self._buffer), self._names
+        if self._start == end:
+            return None
+        # A position that once could not begin a longer name never can: only new ones are
+        # tried, and the one that still may.
+        self._tail = max(self._tail, self._start, end - names.longest + 1)
+        while self._tail < end:
+            tail = buffer[self._tail : end]
+            if names.may_begin(tail[:2]) and names.extends(tail):
+                return None
+            self._tail += 1
+        if self._match is None:
+            # With no name still being written, what begins at each position is final.
+            pos = max(self._seek, self._start)
+            while pos < end:
+                if names.may_begin(buffer[pos : pos + 2]):
+                    name = names.longest_at(buffer[pos : pos + names.longest])
+                    if name is not None:
+                        self._match = (pos, name)
+                        break
+                pos += 1
+            self._seek = pos
+        return self._match
+
+    def _first_object(self) -> tuple[dict[str, Any], int] | None:
+        """The first complete object in the buffer that is JSON, and where it ends."""
+        while self._first is None:
+            if not self._objects and not self._scan(to_end=False):
+                return None
+            start, end = self._objects.popleft()
+            data = _json_object(self._buffer[start:end])
+            if data is not None:
+                self._first = (data, end)
+        return self._first
+
+    def _scan(self, *, to_end: bool) -> bool:
+        """Read brackets on from where the last scan stopped, up to the next complete object
+        (or the end); whether an object was completed."""
+        buffer, pair = self._buffer, self._pair
+        for i in self._scanner.brackets(buffer, self._scanned):
+            ch = buffer[i]
+            if pair is not None and not self._closed:
+                if ch == pair[0]:
+                    self._pair_depth += 1
+                elif ch == pair[1]:
+                    self._pair_depth -= 1
+                    self._closed = self._pair_depth == 0
+            if ch == "{":
+                if self._depth == 0:
+                    self._object_start = i
+                self._depth += 1
+            elif ch == "}" and self._depth > 0:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._objects.append((self._object_start, i + 1))
+                    if not to_end:
+                        self._scanned = i + 1
+                        return True
+        self._scanned = len(buffer)
+        return False
+
+    def _take(self, end: int) -> None:
+        """A call took the buffer up to `end`: what follows is read as if the output began
+        there (read again if the scan had gone past it)."""
+        self._start = end
+        self._tail = max(self._tail, end)
+        self._seek = max(self._seek, end)
+        self._match = None
+        self._scanner = BracketScanner()
+        self._scanned = end
+        self._depth = self._pair_depth = 0
+        self._objects.clear()
+        self._first = None
+        self._closed = False

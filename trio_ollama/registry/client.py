@@ -11,20 +11,22 @@ the credentials written for its own host, and only over https.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import netrc
 import os
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import httpx
 import trio
 
+from trio_ollama.gocompat import decode as go
+from trio_ollama.gocompat.decode import STRING, go_field
+from trio_ollama.gocompat.gojson import quote
 from trio_ollama.names import ModelName
 from trio_ollama.version import __version__
 
@@ -37,8 +39,9 @@ USER_AGENT = f"trio-ollama/{__version__}"
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 MAX_MANIFEST = 4 << 20
 
-# A body to send again after an auth challenge: bytes, or a factory of a fresh stream.
-Body = bytes | Callable[[], AsyncIterable[bytes]] | None
+# A body to send again after an auth challenge: bytes, or a factory of a fresh stream (which
+# may hold a file open: each one is closed when its request ends, however it ends).
+Body = bytes | Callable[[], AsyncGenerator[bytes, None]] | None
 
 
 class RegistryError(Exception):
@@ -87,6 +90,63 @@ async def _bounded_body(response: httpx.Response) -> bytes:
 
 def transport_error(exc: httpx.HTTPError) -> RegistryError:
     return TransportError(str(exc) or type(exc).__name__)
+
+
+def parse_url(text: str, base: httpx.URL | None = None) -> httpx.URL:
+    """A URL made of a model's host or named by a registry (a token realm, an upload
+    `Location`, relative to `base` if given): http or https with a host, or a `RegistryError`
+    worded as Go's `url.Error` (`parse "http://[::1": missing ']' in host`)."""
+    try:
+        url = httpx.URL(text)
+        if base is not None:
+            url = base.join(url)
+    except httpx.InvalidURL as exc:
+        authority = text.partition("://")[2].partition("/")[0]
+        reason = str(exc)
+        if "[" in authority and "]" not in authority:
+            reason = "missing ']' in host"  # httpx calls it an invalid port
+        raise RegistryError(f"parse {quote(text)}: {reason[:1].lower()}{reason[1:]}") from None
+    if url.scheme not in ("http", "https"):
+        raise RegistryError(f"unsupported protocol scheme {quote(url.scheme)}")
+    if not url.host:
+        raise RegistryError(f"parse {quote(text)}: no host in request URL")
+    return url
+
+
+@attrs.frozen(kw_only=True)
+class TokenResponse:
+    """A token service's answer (Ollama's `api.TokenResponse`, and OAuth2's `access_token`)."""
+
+    GO_NAME: ClassVar[str] = "api.TokenResponse"
+
+    token: str = go_field(STRING, default="")
+    access_token: str = go_field(STRING, default="")
+
+
+# A token goes back in a header: visible ASCII only (RFC 6750's b64token is narrower still).
+_TOKEN = re.compile(r"[\x21-\x7e]+")
+
+
+def parse_token(body: bytes) -> str:
+    """The bearer token in a token service's answer (already bounded by `_bounded_body`)."""
+    try:
+        go_type = go.struct_type(TokenResponse)
+        data = go.decode_object(body, go_type)
+        answer = go.build(TokenResponse, data, go_type.struct_name)
+    except go.DecodeError as exc:
+        raise RegistryError(f"the registry's token service answered: {exc}") from None
+    token = answer.token or answer.access_token
+    if not token:
+        raise RegistryError("the registry's token service answered without a token")
+    if not _TOKEN.fullmatch(token):
+        raise RegistryError("the registry's token service answered with an invalid token")
+    return token
+
+
+def _closing(content: object) -> AbstractAsyncContextManager[object]:
+    """Close a streamed body when its request ends: httpx stops reading a body it could not
+    send, and an unclosed generator would hold its file until the garbage collector came."""
+    return aclosing(content) if isinstance(content, AsyncGenerator) else nullcontext()
 
 
 @attrs.frozen
@@ -144,11 +204,15 @@ class Repository:
         return f"/v2/{self.name.namespace}/{self.name.model}"
 
     def url(self, *parts: str) -> str:
-        return "/".join([self.base + self.path, *parts])
+        """A URL of this repository; a host no URL can hold (`127.0.0.1:5000:1`, a valid model
+        name) is refused here, with the URL, at the first request."""
+        url = "/".join([self.base + self.path, *parts])
+        parse_url(url)
+        return url
 
     def absolute(self, location: str) -> str:
         """A `Location` header, which may be relative to the registry."""
-        return str(httpx.URL(self.base).join(location))
+        return str(parse_url(location, base=httpx.URL(self.base)))
 
     def is_registry(self, url: str) -> bool:
         """Whether `url` is the registry itself (its scheme and host): only it gets the
@@ -162,9 +226,11 @@ class Repository:
     async def request(
         self, method: str, url: str, headers: dict[str, str] | None = None, body: Body = None
     ) -> httpx.Response:
-        """One request, its body read; errors mapped as `makeRequestWithRetry` maps them."""
+        """One request whose answer's body is not used: read within a bound (so that the
+        connection can serve the next request), then dropped. Errors mapped as
+        `makeRequestWithRetry` maps them."""
         async with self.stream(method, url, headers, body) as response:
-            await response.aread()
+            await _bounded_body(response)
             return response
 
     @asynccontextmanager
@@ -173,42 +239,43 @@ class Repository:
     ) -> AsyncIterator[httpx.Response]:
         """A request whose answer is read by the caller; a 401 is answered once, then retried."""
         for attempt in range(2):
-            request = self._build(method, url, headers, body)
-            try:
-                response = await self.http.send(request, stream=True)
-            except httpx.HTTPError as exc:
-                raise transport_error(exc) from exc
-            try:
-                if response.status_code == 401:
-                    challenge = response.headers.get("WWW-Authenticate", "")
+            content = body() if callable(body) else body
+            async with _closing(content):
+                request = self._build(method, url, headers, content)
+                try:
+                    response = await self.http.send(request, stream=True)
+                except httpx.HTTPError as exc:
+                    raise transport_error(exc) from exc
+                try:
+                    if response.status_code == 401:
+                        challenge = response.headers.get("WWW-Authenticate", "")
+                        await response.aclose()
+                        if attempt == 0:
+                            await self._authenticate(Challenge.parse(challenge), url)
+                            continue
+                        raise UnauthorizedError()
+                    if response.status_code == 404:
+                        raise NotFoundError()
+                    if response.status_code >= 400:
+                        text = (await _bounded_body(response)).decode(errors="replace")
+                        error = f"{response.status_code}: {text}"
+                        if response.status_code >= 500 or response.status_code in (408, 429):
+                            raise TransportError(error)  # worth another try, as Ollama retries
+                        raise RegistryError(error)
+                    yield response
+                    return
+                except httpx.HTTPError as exc:
+                    raise transport_error(exc) from exc
+                finally:
                     await response.aclose()
-                    if attempt == 0:
-                        await self._authenticate(Challenge.parse(challenge), url)
-                        continue
-                    raise UnauthorizedError()
-                if response.status_code == 404:
-                    raise NotFoundError()
-                if response.status_code >= 400:
-                    text = (await _bounded_body(response)).decode(errors="replace")
-                    error = f"{response.status_code}: {text}"
-                    if response.status_code >= 500 or response.status_code in (408, 429):
-                        raise TransportError(error)  # worth another try, as Ollama retries
-                    raise RegistryError(error)
-                yield response
-                return
-            except httpx.HTTPError as exc:
-                raise transport_error(exc) from exc
-            finally:
-                await response.aclose()
         raise UnauthorizedError()  # pragma: no cover - the loop returns or raises
 
     def _build(
-        self, method: str, url: str, headers: dict[str, str] | None, body: Body
+        self, method: str, url: str, headers: dict[str, str] | None, content: Any
     ) -> httpx.Request:
         all_headers = {"User-Agent": USER_AGENT, **(headers or {})}
         if self.authorization and self.is_registry(url):
             all_headers["Authorization"] = self.authorization
-        content: Any = body() if callable(body) else body
         return self.http.build_request(method, url, headers=all_headers, content=content)
 
     async def _authenticate(self, challenge: Challenge, url: str) -> None:
@@ -223,7 +290,7 @@ class Repository:
             return
         if challenge.scheme != "bearer" or not challenge.params.get("realm"):
             raise UnauthorizedError()
-        realm = httpx.URL(challenge.params["realm"])
+        realm = parse_url(challenge.params["realm"])
         realm_host = realm.netloc.decode()
         credentials = self.credentials
         if realm_host != self.name.host or (realm.scheme != "https" and not self.insecure):
@@ -248,14 +315,7 @@ class Repository:
         if response.status_code >= 400:
             # As Ollama words it, an empty body too ("401: ").
             raise RegistryError(f"{response.status_code}: {body.decode(errors='replace')}")
-        try:
-            answer = json.loads(body)
-            token = str(answer.get("token") or answer.get("access_token") or "")
-        except (ValueError, AttributeError):
-            token = ""
-        if not token:
-            raise RegistryError("the registry's token service answered without a token")
-        self.authorization = f"Bearer {token}"
+        self.authorization = f"Bearer {parse_token(body)}"
 
     # ----- the protocol
 

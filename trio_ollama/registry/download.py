@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ import attrs
 import trio
 
 from trio_ollama.concurrency import unwrap_single
+from trio_ollama.gocompat.format import human_bytes
 from trio_ollama.registry.client import RegistryError, Repository, TransportError
 from trio_ollama.registry.transfer import Send, Transfer, report_until_done
 from trio_ollama.store import DigestMismatchError, Store
@@ -36,13 +38,25 @@ NUM_PARTS = 16
 MAX_PART_SIZE = 1000 * 1000 * 1000
 MAX_RETRIES = 6
 WRITE_SIZE = 1 << 20
-# How often the parts' progress is saved (data fsynced, then the record): a crash costs what
-# arrived since; saving more often costs throughput (each save is an fsync).
+# How often, by default, the parts' progress is saved (data fsynced, then the record): a crash
+# costs what arrived since; saving more often costs throughput (each save is an fsync).
+# `BlobDownload.save_every` (`TransferOptions.save_every`) sets it for one download.
 SAVE_EVERY = 1.0
 
 
 def part_size(total: int, smallest: int) -> int:
     return max(min(total // NUM_PARTS, MAX_PART_SIZE), smallest, 1)
+
+
+def free_space(folder: Path) -> int:
+    """The bytes still free for this process on `folder`'s file system (`folder` may not
+    exist yet: the nearest folder above it that does)."""
+    for candidate in (folder, *folder.parents):
+        try:
+            return shutil.disk_usage(candidate).free
+        except FileNotFoundError:
+            continue
+    return 0
 
 
 class DigestMismatch(RegistryError):
@@ -166,6 +180,7 @@ class BlobDownload:
     streams: int
     smallest_part: int
     prefix: _Prefix = attrs.field(factory=_Prefix)
+    save_every: float = SAVE_EVERY  # seconds between saves of the parts' progress
 
     @property
     def hex(self) -> str:
@@ -198,6 +213,7 @@ class BlobDownload:
                 raise other.failure
             # Cancelled (its client left): if the blob is not in, this pull takes over.
         with self.downloads.claim(self.digest, self.total) as transfer:
+            await trio.to_thread.run_sync(self._check_space)
             fd = await self._lock_partial()
             if fd is None:
                 await self._here(send)
@@ -238,6 +254,22 @@ class BlobDownload:
         self.progress_file.unlink(missing_ok=True)
 
     # ----- the partial file
+
+    def _check_space(self) -> None:
+        """The registry's claim of the blob's size sizes the partial file: refused, before the
+        file exists, when the disk cannot hold it (rather than a full disk hours later, or a
+        claim of an exabyte taken at its word)."""
+        try:
+            have = os.stat(self.partial).st_blocks * 512  # written by an earlier try
+        except FileNotFoundError:
+            have = 0
+        needed = self.total - have
+        free = free_space(self.store.layout.blobs)
+        if needed > free:
+            raise RegistryError(
+                f"pulling {self.hex[:12]} requires more disk space ({human_bytes(needed)}) "
+                f"than is available ({human_bytes(free)})"
+            )
 
     async def _lock_partial(self) -> int | None:
         """The partial file, open and locked against other processes sharing the store (held
@@ -384,8 +416,9 @@ class BlobDownload:
 
 @attrs.define
 class _Saver:
-    """Saves the parts' progress every second while they run (and once at the end): the data
-    fsynced first, then the record, so the record never counts a byte the disk lacks."""
+    """Saves the parts' progress every `save_every` seconds while they run (and once at the
+    end): the data fsynced first, then the record, so the record never counts a byte the disk
+    lacks."""
 
     download: BlobDownload
     fd: int
@@ -395,7 +428,7 @@ class _Saver:
 
     async def every_while(self) -> None:
         while True:
-            await trio.sleep(SAVE_EVERY)
+            await trio.sleep(self.download.save_every)
             if self.state.completed != self.saved:
                 await self.save()
 

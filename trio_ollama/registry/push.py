@@ -5,7 +5,7 @@ mounted from the repository it came from, then the manifest, with Ollama's statu
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import httpx
@@ -14,7 +14,7 @@ import trio
 from trio_ollama.names import ModelName, parse_name
 from trio_ollama.registry.client import RegistryError, Repository, open_repository
 from trio_ollama.registry.download import first_failure
-from trio_ollama.registry.transfer import Send, Transfer, report_until_done
+from trio_ollama.registry.transfer import Send, Transfer, disk_errors, report_until_done
 from trio_ollama.store import Store, StoreError
 from trio_ollama.store.manifest import Layer
 
@@ -24,22 +24,24 @@ READ_SIZE = 1 << 20
 
 
 async def push_model(store: Store, name: ModelName, insecure: bool, send: Send) -> None:
-    await send.send({"status": "retrieving manifest"})
-    try:
-        found = await trio.to_thread.run_sync(store.resolve, name)
-        manifest, raw, _ = await trio.to_thread.run_sync(store.read_manifest, found)
-    except StoreError as exc:
-        await send.send({"status": "couldn't retrieve manifest"})
-        raise RegistryError(str(exc)) from exc
-    layers = [*manifest.layers]
-    if manifest.config.digest:
-        layers.append(manifest.config)
-    async with open_repository(name, insecure) as repo:
-        for layer in layers:
-            await upload_blob(repo, store, layer, send)
-        await send.send({"status": "pushing manifest"})
-        await repo.put_manifest(name.tag, raw, manifest.media_type)
-    await send.send({"status": "success"})
+    # The store's disk failing (full, read-only) is this transfer's error, in Go's words.
+    with disk_errors():
+        await send.send({"status": "retrieving manifest"})
+        try:
+            found = await trio.to_thread.run_sync(store.resolve, name)
+            manifest, raw, _ = await trio.to_thread.run_sync(store.read_manifest, found)
+        except StoreError as exc:
+            await send.send({"status": "couldn't retrieve manifest"})
+            raise RegistryError(str(exc)) from exc
+        layers = [*manifest.layers]
+        if manifest.config.digest:
+            layers.append(manifest.config)
+        async with open_repository(name, insecure) as repo:
+            for layer in layers:
+                await upload_blob(repo, store, layer, send)
+            await send.send({"status": "pushing manifest"})
+            await repo.put_manifest(name.tag, raw, manifest.media_type)
+        await send.send({"status": "success"})
 
 
 async def upload_blob(repo: Repository, store: Store, layer: Layer, send: Send) -> None:
@@ -92,8 +94,10 @@ async def _upload(repo: Repository, path: Path, layer: Layer, transfer: Transfer
         }
         chunk_start = offset
 
-        def body(at: int = chunk_start, n: int = length) -> AsyncIterator[bytes]:
+        def body(at: int = chunk_start, n: int = length) -> AsyncGenerator[bytes, None]:
             transfer.completed = at  # a chunk sent again (after a 401) counts once
+            # Opens the file at its first read; `Repository.stream` closes it when the
+            # request ends, however it ends (httpx stops reading a body it cannot send).
             return _read(path, at, n, transfer)
 
         try:
@@ -115,7 +119,9 @@ def _location(repo: Repository, response: httpx.Response) -> str:
     return repo.absolute(str(location))
 
 
-async def _read(path: Path, offset: int, length: int, transfer: Transfer) -> AsyncIterator[bytes]:
+async def _read(
+    path: Path, offset: int, length: int, transfer: Transfer
+) -> AsyncGenerator[bytes, None]:
     fd = await trio.to_thread.run_sync(os.open, path, os.O_RDONLY)
     try:
         while length > 0:

@@ -3,15 +3,36 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
 import trio
 
+from trio_ollama.registry.client import RegistryError
+
+log = logging.getLogger(__name__)
+
 # Ollama's Wait ticker.
 REPORT_EVERY = 0.06
 
 Send = trio.MemorySendChannel[dict[str, Any]]
+
+
+@contextlib.contextmanager
+def disk_errors() -> Iterator[None]:
+    """A failure of the store's disk (full, read-only, a blob gone) as the transfer's error,
+    worded as Go words one (`<path>: no space left on device`), not as Python does
+    (`[Errno 28] No space left on device: '<path>'`); the log keeps the traceback."""
+    try:
+        yield
+    except OSError as exc:
+        log.warning("a pull or push failed on the store", exc_info=True)
+        reason = exc.strerror or str(exc) or "input/output error"
+        reason = reason[:1].lower() + reason[1:]
+        raise RegistryError(f"{exc.filename}: {reason}" if exc.filename else reason) from exc
 
 
 def layer_status(verb: str, digest: str, total: int, completed: int) -> dict[str, Any]:

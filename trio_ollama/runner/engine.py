@@ -1,9 +1,12 @@
 """The llama.cpp engine: one model, one context, `num_parallel` sequence slots, continuous batching.
 
-Every call except `step` runs on the runner's Trio thread and only touches Python state; `step`
-runs in a worker thread and is the only code that calls into the llama.cpp context. The runner
-never calls `step` twice at once, and feeds requests and cancellations through `submit`/`cancel`
-between steps, so no lock is needed.
+`step` runs in a worker thread and is the only code that calls into the llama.cpp context. The
+runner never calls `step` twice at once, and feeds requests and cancellations through
+`submit`/`cancel`, which only queue them for the next step. `tokenize` and `detokenize` run on
+the runner's Trio thread, while a step may be running: they read only the vocabulary (which
+nothing changes after load), through buffers of their own; any state they shared with `step`
+would need a lock, since a ctypes call lets go of the GIL (a shared piece buffer once mixed a
+`detokenize`'s text into the streams being decoded).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 import math
 import os
 import re
+import threading
 import time
 from collections import deque
 from collections.abc import Collection, Sequence
@@ -24,6 +28,7 @@ import numpy as np
 import trio
 
 from trio_ollama.cpus import available_cpus
+from trio_ollama.runner.grammar import INVALID, FormatError, format_grammar
 from trio_ollama.runner.interface import InvalidRequest, check_tokens
 from trio_ollama.runner.protocol import (
     Completion,
@@ -37,6 +42,7 @@ from trio_ollama.runner.protocol import (
     RequestFailed,
 )
 from trio_ollama.runner.text import TextStream
+from trio_ollama.runner.window import MARGIN, surely_longer, window
 
 log = logging.getLogger(__name__)
 
@@ -62,22 +68,6 @@ _BUFFER_RE = re.compile(r"(\S+)\s+(model|KV|compute|output|RS) buffer size\s*=\s
 
 class EngineError(Exception):
     """The engine cannot load or go on."""
-
-
-class FormatError(ValueError):
-    """A `format` that is neither "json" nor a usable JSON schema."""
-
-
-def format_grammar(fmt: str) -> str:
-    """GBNF for Ollama's `format`: "json" or a JSON schema (reference §1.15)."""
-    from llama_cpp import llama_grammar
-
-    if fmt == "json":
-        return str(llama_grammar.JSON_GBNF)
-    try:
-        return str(llama_grammar.json_schema_to_gbnf(fmt))
-    except Exception as exc:
-        raise FormatError(f"invalid JSON schema in format: {exc}") from exc
 
 
 def usable_threads(requested: int) -> int:
@@ -164,11 +154,14 @@ class LlamaEngine:
         self._inbox: deque[tuple[str, Any]] = deque()
         self.n_ctx_seq = 0
         self.n_vocab = 0
+        self.max_token_bytes = 0
         self.n_batch = 0
         self.n_embd = 0
         self.n_threads = available_cpus()
         self._pending_threads: int | None = None
-        self._piece_buffer = ctypes.create_string_buffer(256)
+        # `piece` runs on the worker thread (in `step`) and on the Trio thread (`detokenize`)
+        # at once; its ctypes call lets go of the GIL, so one shared buffer would mix their text.
+        self._buffers = threading.local()
 
     # ----- load (worker thread)
 
@@ -191,6 +184,7 @@ class LlamaEngine:
             raise EngineError(f"failed to load model {params.model_path}")
         self.vocab = L.llama_model_get_vocab(self.model)
         self.n_vocab = int(L.llama_vocab_n_tokens(self.vocab))
+        self.max_token_bytes = self._max_token_bytes()
         for adapter_path in params.adapters:
             adapter = L.llama_adapter_lora_init(self.model, adapter_path.encode())
             if not adapter:
@@ -253,7 +247,17 @@ class LlamaEngine:
             n_embd=self.n_embd,
             gpu_layers=0 if params.num_gpu == 0 else params.num_gpu,
             pid=os.getpid(),
+            max_token_bytes=self.max_token_bytes,
         )
+
+    def _max_token_bytes(self) -> int:
+        """The most bytes of text one token stands for, the bound `runner.window` cuts by; 0
+        (no bound) for tokenizers that may drop text (WordPiece and Unigram normalize spaces
+        and accents away, so a run of spaces can be no token at all)."""
+        L = self.L
+        if L.llama_vocab_type(self.vocab) not in (L.LLAMA_VOCAB_TYPE_SPM, L.LLAMA_VOCAB_TYPE_BPE):
+            return 0
+        return max((len(self.piece(t, special=True)) for t in range(self.n_vocab)), default=0)
 
     def close(self) -> None:
         L = self.L
@@ -302,12 +306,15 @@ class LlamaEngine:
 
     def piece(self, token: int, special: bool = False) -> bytes:
         """A token's bytes; `special` renders control tokens (`<|im_start|>`) as their text."""
-        n = self.L.llama_token_to_piece(self.vocab, token, self._piece_buffer, 256, 0, special)
+        buffer = getattr(self._buffers, "piece", None)
+        if buffer is None:  # this thread's own
+            buffer = self._buffers.piece = ctypes.create_string_buffer(256)
+        n = self.L.llama_token_to_piece(self.vocab, token, buffer, 256, 0, special)
         if n < 0:
             big = ctypes.create_string_buffer(-n)
             n = self.L.llama_token_to_piece(self.vocab, token, big, -n, 0, special)
             return big.raw[:n]
-        return self._piece_buffer.raw[:n]
+        return buffer.raw[:n]
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         check_tokens(tokens, self.n_vocab)
@@ -378,23 +385,26 @@ class LlamaEngine:
             request = self.waiting.popleft()
             try:
                 check_tokens(request.tokens, self.n_vocab)
-                tokens = request.tokens + self.tokenize(request.prompt, add_special=True)
+                # Only what the sequence can keep is tokenized: a 50 MB prompt costs as much
+                # as one that fills the window, not seconds of every stream's time.
+                fitted = window(
+                    self.tokenize, request.prompt, prefix=request.tokens,
+                    n_ctx=self.n_ctx_seq, num_keep=request.sampling.num_keep,
+                    max_token_bytes=self.max_token_bytes, truncate=request.truncate,
+                )  # fmt: skip
             except InvalidRequest as exc:
                 out.append(RequestFailed(id=request.id, message=str(exc), invalid=True))
                 continue
             except Exception as exc:  # a tokenizer failure is this request's, not the runner's
                 out.append(RequestFailed(id=request.id, message=f"tokenize: {exc}"))
                 continue
+            if fitted is None:
+                out.append(RequestFailed(id=request.id, message=INPUT_TOO_LONG, invalid=True))
+                continue
+            tokens = fitted
             if not tokens:
                 out.append(RequestFailed(id=request.id, message="empty prompt", invalid=True))
                 continue
-            num_keep = min(max(request.sampling.num_keep, 0), self.n_ctx_seq - 1)
-            if len(tokens) > self.n_ctx_seq:
-                if not request.truncate:
-                    out.append(RequestFailed(id=request.id, message=INPUT_TOO_LONG, invalid=True))
-                    continue
-                discard = len(tokens) - self.n_ctx_seq
-                tokens = tokens[:num_keep] + tokens[num_keep + discard :]
             try:
                 sampler = self._make_sampler(request)
                 probe = self._shaping_chain(request) if request.logprobs else None
@@ -428,14 +438,14 @@ class LlamaEngine:
         then the penalties. The sampler goes on from it; the logprobs probe is just this."""
         L = self.L
         s = request.sampling
+        # Checked and made before the chain, which a refused format would otherwise leak.
+        text = format_grammar(request.format).encode() if request.format else b""
         chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
-        if request.format:
-            grammar = L.llama_sampler_init_grammar(
-                self.vocab, format_grammar(request.format).encode(), b"root"
-            )
+        if text:
+            grammar = L.llama_sampler_init_grammar(self.vocab, text, b"root")
             if not grammar:
                 L.llama_sampler_free(chain)
-                raise FormatError("invalid JSON schema in format")
+                raise FormatError(INVALID)
             L.llama_sampler_chain_add(chain, grammar)
         if s.repeat_last_n != 0 and (
             s.repeat_penalty != 1.0 or s.frequency_penalty or s.presence_penalty
@@ -649,8 +659,11 @@ class LlamaEngine:
         L = self.L
         request = self.embeds.popleft()
         slot = min(free, key=lambda s: len(s.tokens))
-        tokens = self.tokenize(request.text, add_special=True)
         limit = min(self.n_ctx_seq, self.n_batch)
+        text = request.text
+        if surely_longer(len(text), limit + MARGIN, self.max_token_bytes):
+            text = text[: (limit + MARGIN) * self.max_token_bytes]  # only its start is kept
+        tokens = self.tokenize(text, add_special=True)
         if len(tokens) > limit:
             if not request.truncate:
                 out.append(RequestFailed(id=request.id, message=INPUT_TOO_LONG, invalid=True))
@@ -695,13 +708,16 @@ def runs(seqs: Collection[int]) -> int:
 def prompt_admission(pending: Sequence[int], decoding: int, n_batch: int) -> list[int]:
     """How many of its `pending` prompt tokens each prompting sequence puts in a step that
     already decodes `decoding` tokens: `PROMPT_CHUNK` in all, never more than the batch has
-    room for; first come, first served."""
+    room for; the shortest first, in arrival order among equals. A short prompt that arrives
+    behind a long one is not made to wait for all of it: a 5-token request beside a window-long
+    prompt of 1,024 tokens starts answering in the next step, not eight steps later (seconds
+    here). The long one loses one step for each short one; it cannot be starved, since every
+    prompt holds a slot, and there are `num_parallel` of them."""
     budget = min(PROMPT_CHUNK, n_batch - decoding)
-    takes = []
-    for want in pending:
-        take = max(0, min(want, budget))
-        takes.append(take)
-        budget -= take
+    takes = [0] * len(pending)
+    for k in sorted(range(len(pending)), key=lambda k: pending[k]):
+        takes[k] = max(0, min(pending[k], budget))
+        budget -= takes[k]
     return takes
 
 

@@ -116,6 +116,9 @@ class Ready(Message):
     n_embd: int
     gpu_layers: int = 0
     pid: int = 0
+    # The most bytes of text one token stands for (0: no such bound), so that a prompt that
+    # surely overflows the window is cut before it is sent or tokenized (`runner.window`).
+    max_token_bytes: int = 0
 
     @property
     def total_bytes(self) -> int:

@@ -36,7 +36,8 @@ from trio_ollama.concurrency import sole_exception, unwrap_single
 from trio_ollama.config import Settings
 from trio_ollama.config_file import ModelPolicy
 from trio_ollama.cpus import available_cpus
-from trio_ollama.runner.client import LoadError, RunnerClient
+from trio_ollama.runner.client import LoadError
+from trio_ollama.runner.connection import RunnerConnection
 from trio_ollama.runner.process import RunnerProcess
 from trio_ollama.runner.protocol import Load, Ready, RunnerOptions
 from trio_ollama.scheduler import policy
@@ -79,7 +80,7 @@ PRELOAD_FOLLOW_SECONDS = 5.0
 
 
 class Startable(Protocol):
-    async def run(self, *, task_status: trio.TaskStatus[RunnerClient]) -> None: ...
+    async def run(self, *, task_status: trio.TaskStatus[RunnerConnection]) -> None: ...
 
 
 RunnerFactory = Callable[[Load, ModelSpec], Startable]
@@ -101,7 +102,7 @@ class Runner:
     num_parallel: int
     keep_alive: float
     plan: LoadPlan
-    client: RunnerClient | None = None
+    client: RunnerConnection | None = None
     ready: Ready | None = None
     refcount: int = 0
     loading: bool = True
@@ -215,7 +216,7 @@ class WaitQueue:
 class Lease:
     """What a request holds inside `acquire`: a runner slot, and how long it took to get."""
 
-    runner: RunnerClient
+    runner: RunnerConnection
     model: ModelSpec
     num_ctx: int
     load_duration: float
@@ -725,10 +726,12 @@ class Scheduler:
 
     def _refuse_beside_pinned(self, request: _Request, reason: UnloadReason) -> None:
         pinned = sorted(r.model.name for r in self.loaded.values() if r.pinned)
-        why = "does not fit" if reason == "evicted_memory" else "exceeds the loaded-model limit"
-        message = f"model {request.model.name} {why}"
+        message = f"model {request.model.name} does not fit"
         if pinned:
             message += f" beside the pinned models ({', '.join(pinned)}), never unloaded"
+        if reason == "evicted_max_models":
+            limit = f"at most {self.max_runners} models loaded at once"
+            message += f": {limit} (OLLAMA_MAX_LOADED_MODELS)"
         self._refuse(request, LoadFailed(message))
 
     async def _fits_beside(self, request: _Request, kept: list[Runner]) -> bool:
@@ -867,7 +870,7 @@ class Scheduler:
                 self._unload(runner, "requested")
 
     async def _run_runner(
-        self, runner: Runner, load: Load, *, task_status: trio.TaskStatus[RunnerClient]
+        self, runner: Runner, load: Load, *, task_status: trio.TaskStatus[RunnerConnection]
     ) -> None:
         """The one task that owns this runner's process, from load to reaped.
 
@@ -878,7 +881,9 @@ class Scheduler:
         try:
             with unwrap_single():  # a load error reaches `_load` as itself
                 async with trio.open_nursery() as nursery:
-                    client: RunnerClient = await nursery.start(self.factory(load, runner.model).run)
+                    client: RunnerConnection = await nursery.start(
+                        self.factory(load, runner.model).run
+                    )
                     task_status.started(client)
                     nursery.start_soon(self._keep_alive, runner)
                     nursery.start_soon(self._watch_exit, runner, client)
@@ -891,7 +896,7 @@ class Scheduler:
         finally:
             self.unloaded_send.send_nowait(runner)
 
-    async def _watch_exit(self, runner: Runner, client: RunnerClient) -> None:
+    async def _watch_exit(self, runner: Runner, client: RunnerConnection) -> None:
         await client.closed.wait()
         if not runner.unloading:
             # It died on its own: its requests have failed; unload it once they have left.
@@ -977,7 +982,7 @@ def _has_free_slot(runner: Runner) -> bool:
     return runner.refcount < runner.num_parallel and not runner.slot_waiters
 
 
-async def _send_threads(client: RunnerClient, n: int) -> None:
+async def _send_threads(client: RunnerConnection, n: int) -> None:
     try:
         await client.set_threads(n)
     except Exception:  # a runner that died meanwhile is the runner task's business

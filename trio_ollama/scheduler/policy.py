@@ -8,6 +8,7 @@ from typing import Protocol, TypeVar
 
 import attrs
 
+from trio_ollama.gocompat.durations import keep_alive_seconds
 from trio_ollama.runner.protocol import RunnerOptions
 from trio_ollama.scheduler.types import ModelSpec
 
@@ -125,7 +126,7 @@ def resolve_keep_alive(requested: float | None, current: float | None, default: 
     Negative means forever (`math.inf`); zero means unload when the last request leaves.
     """
     value = requested if requested is not None else current if current is not None else default
-    return math.inf if value < 0 else value
+    return keep_alive_seconds(value)
 
 
 def thread_shares(cores: int, busy: Sequence[str]) -> dict[str, int]:

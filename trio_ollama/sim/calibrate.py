@@ -19,6 +19,7 @@ import trio
 
 from trio_ollama.config import Settings
 from trio_ollama.cpus import available_cpus
+from trio_ollama.runner.connection import RunnerConnection
 from trio_ollama.runner.process import open_runner
 from trio_ollama.runner.protocol import Completion, Load, Piece, Sampling
 from trio_ollama.sim.machine import Machine, ModelProfile
@@ -31,11 +32,8 @@ def counting(start: int) -> str:
     return ", ".join(str(i) for i in range(start, start + 20)) + ","
 
 
-async def _gaps(runner: object, prompts: list[str], tokens: int) -> list[float]:
+async def _gaps(runner: RunnerConnection, prompts: list[str], tokens: int) -> list[float]:
     """Median gap between tokens of each stream, all streams at once."""
-    from trio_ollama.runner.client import RunnerClient
-
-    assert isinstance(runner, RunnerClient)
     sampling = Sampling(temperature=0, num_predict=tokens, repeat_penalty=1.0)
     medians: list[float] = []
 

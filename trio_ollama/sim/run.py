@@ -4,6 +4,11 @@ Each request does what the HTTP layer does for a generation: `Scheduler.acquire`
 then a completion on the runner it was given; the load generator's hang-ups are cancellations
 at the same points. Times are `trio.current_time()` on a `MockClock` that jumps whenever every
 task waits, so a simulated hour costs only the scheduler's and the fake runners' own work.
+
+A simulation's result is a function of its spec and machine, whatever order Trio runs the
+tasks of one virtual moment in: a request takes a turn (`trio_ollama.testing.turns`) before it
+asks for a slot and before it gives its slot back, and a direct runner decides what its next
+step admits without waiting for anyone (`SimulatedEngine`).
 """
 
 from __future__ import annotations
@@ -12,14 +17,13 @@ import contextlib
 import logging
 import math
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import attrs
 import trio
 import trio.testing
-from trio._core import _run as trio_run_module
 
 from trio_ollama.bench.client import Outcome
 from trio_ollama.bench.drive import StepResult, dispatch
@@ -29,7 +33,7 @@ from trio_ollama.config import Settings
 from trio_ollama.gocompat.format import GiB
 from trio_ollama.runner.client import RunnerError
 from trio_ollama.runner.protocol import Completion, Piece, Sampling
-from trio_ollama.scheduler import ModelSpec, Scheduler, SchedulerError, open_scheduler
+from trio_ollama.scheduler import Lease, ModelSpec, Scheduler, SchedulerError, open_scheduler
 from trio_ollama.scheduler.devices import (
     FakeDevices,
     GPUInfo,
@@ -40,6 +44,7 @@ from trio_ollama.scheduler.memory import LoadPlan
 from trio_ollama.sim.machine import GPUProfile, Machine, ModelProfile, with_headers
 from trio_ollama.testing.direct import SimulatedRunners, TimedStream
 from trio_ollama.testing.simulation import FakeRunners, fake_model
+from trio_ollama.testing.turns import ASK, LEAVE, Turns
 
 log = logging.getLogger(__name__)
 
@@ -57,30 +62,8 @@ def simulate(
     machine = with_headers(machine)  # a profile made in code may name a GGUF too
     results: list[StepResult] = []
     clock = trio.testing.MockClock(autojump_threshold=0)
-    with _trio_scheduling_seeded(spec.seed):
-        trio.run(_simulate, spec, machine, results, on_scheduler, transport, clock=clock)
+    trio.run(_simulate, spec, machine, results, on_scheduler, transport, clock=clock)
     return results
-
-
-@contextlib.contextmanager
-def _trio_scheduling_seeded(seed: int) -> Iterator[None]:
-    """Trio runs the tasks ready at one moment in an order it draws at random (to shake out
-    code that relies on one), and in virtual time many things happen at the same moment: a
-    slot freed and a request taking it, two requests admitted in one step. Seeding its draw
-    makes a simulation's result a function of its seed (the same private generator that
-    Trio's Hypothesis plugin seeds), and the state is put back after. A Trio without it runs
-    unseeded: `tests/test_sim.py` would see the difference."""
-    draw = getattr(trio_run_module, "_r", None)
-    if not isinstance(draw, random.Random):
-        log.warning("cannot seed Trio's task order: simulations may differ run to run")
-        yield
-        return
-    state = draw.getstate()
-    draw.seed(f"{seed}:trio")
-    try:
-        yield
-    finally:
-        draw.setstate(state)
 
 
 async def _simulate(
@@ -115,10 +98,14 @@ async def _simulate(
                 on_scheduler(scheduler)
             schedulers.append(scheduler)
         route = _router(schedulers, machine.routing, spec.seed)
-        for step in steps(spec):
-            result = StepResult(step.label, step.concurrency, len(step.requests))
-            results.append(result)
-            await _run_step(route, spec, step, result, model)
+        turns = Turns()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(turns.run)
+            for step in steps(spec):
+                result = StepResult(step.label, step.concurrency, len(step.requests))
+                results.append(result)
+                await _run_step(route, turns, spec, step, result, model)
+            nursery.cancel_scope.cancel()
 
 
 def model_of(name: str, p: ModelProfile) -> ModelSpec:
@@ -164,7 +151,7 @@ def _router(
 
 
 async def _run_step(
-    route: Callable[[Planned, ModelSpec], Scheduler], spec: Spec, step: Step,
+    route: Callable[[Planned, ModelSpec], Scheduler], turns: Turns, spec: Spec, step: Step,
     result: StepResult, model: Callable[[str], ModelSpec],
 ) -> None:  # fmt: skip
     started = trio.current_time()
@@ -174,9 +161,8 @@ async def _run_step(
         out = Outcome(plan.index, plan.model, trio.current_time() - started,
                       planned=None if step.concurrency else plan.at,
                       disconnect=plan.disconnect)  # fmt: skip
-        spec_of_model = model(plan.model)
         try:
-            await _request(route(plan, spec_of_model), spec, plan, out, spec_of_model)
+            await _request(route, turns, spec, plan, out, model(plan.model))
         finally:
             result.outcomes.append(out)
 
@@ -186,8 +172,9 @@ async def _run_step(
 
 
 async def _request(
-    scheduler: Scheduler, spec: Spec, plan: Planned, out: Outcome, model: ModelSpec
-) -> None:
+    route: Callable[[Planned, ModelSpec], Scheduler], turns: Turns, spec: Spec, plan: Planned,
+    out: Outcome, model: ModelSpec,
+) -> None:  # fmt: skip
     d = spec.workload.disconnect
     sent = trio.current_time()
     hang_up_at = math.inf
@@ -195,51 +182,25 @@ async def _request(
         hang_up_at = sent + d.queue_s
     elif plan.disconnect == "prefill":
         hang_up_at = sent + d.prefill_s
-    sampling = Sampling(num_predict=plan.max_tokens, **_sampling(plan.options))
-    last = sent
     finished = False
     out.error = "cut: the run ended first"
     try:
         with trio.CancelScope(deadline=hang_up_at) as hang_up:
             try:
+                await turns.take((ASK, plan.index))
+                scheduler = route(plan, model)  # on its turn: the servers' state is settled
                 async with scheduler.acquire(model, priority=plan.priority) as lease:
                     # The HTTP layer sends its status with the first token; until then the
                     # request may still leave the queue.
                     out.load_s = lease.load_duration
-                    request = Completion(id=0, prompt=plan.prompt or str(plan.messages),
-                                         sampling=sampling)  # fmt: skip
-                    async with lease.runner.completion(request) as events:
-                        timed = events if isinstance(events, TimedStream) else None
-                        if timed is not None:  # the tokens a hang-up waits for, on time
-                            if hang_up_at < math.inf:
-                                timed.watch(1)
-                            if plan.disconnect == "after_tokens":
-                                timed.watch(d.after_k)
-                        async for event in events:
-                            now = trio.current_time() if timed is None else timed.at
-                            if not isinstance(event, Piece):
-                                out.prompt_tokens = event.prompt_eval_count
-                                out.output_tokens = event.eval_count
-                                finished = True
-                                break
-                            if out.ttft is None:
-                                out.status = 200  # as the HTTP layer answers: at the first token
-                                out.error = ""
-                                out.ttft = now - sent
-                                hang_up.deadline = math.inf  # answered: too late for both
-                            else:
-                                out.gaps.append(now - last)
-                            last = now
-                            out.chunks += 1
-                            if plan.disconnect == "after_tokens" and out.chunks >= d.after_k:
-                                out.disconnected = True
-                                return
-                out.error = ""
+                    try:
+                        finished = await _stream(lease, spec, plan, out, sent, hang_up)
+                    except RunnerError as exc:  # the runner died under it: a last error line
+                        out.status = out.status or 500
+                        out.error = str(exc)
+                    await turns.take((LEAVE, plan.index))
             except SchedulerError as exc:
                 out.status = 503 if "busy" in str(exc) else 500
-                out.error = str(exc)
-            except RunnerError as exc:  # the runner died under it: a last error line
-                out.status = out.status or 500
                 out.error = str(exc)
         if hang_up.cancelled_caught:
             out.disconnected = True
@@ -248,6 +209,45 @@ async def _request(
         out.e2e = trio.current_time() - sent
         if out.status == 200 and not (finished or out.error or out.disconnected):
             out.error = "cut: the run ended first"  # mid-stream: answered, but not whole
+
+
+async def _stream(
+    lease: Lease, spec: Spec, plan: Planned, out: Outcome, sent: float,
+    hang_up: trio.CancelScope,
+) -> bool:  # fmt: skip
+    """The completion, as a client reads it; whether it reached `Done`."""
+    d = spec.workload.disconnect
+    sampling = Sampling(num_predict=plan.max_tokens, **_sampling(plan.options))
+    request = Completion(id=0, prompt=plan.prompt or str(plan.messages), sampling=sampling)
+    last = sent
+    async with lease.runner.completion(request) as events:
+        timed = events if isinstance(events, TimedStream) else None
+        if timed is not None:  # the tokens a hang-up waits for, on time
+            if hang_up.deadline < math.inf:
+                timed.watch(1)
+            if plan.disconnect == "after_tokens":
+                timed.watch(d.after_k)
+        async for event in events:
+            now = trio.current_time() if timed is None else timed.at
+            if not isinstance(event, Piece):
+                out.prompt_tokens = event.prompt_eval_count
+                out.output_tokens = event.eval_count
+                out.error = ""
+                return True
+            if out.ttft is None:
+                out.status = 200  # as the HTTP layer answers: at the first token
+                out.error = ""
+                out.ttft = now - sent
+                hang_up.deadline = math.inf  # answered: too late for both
+            else:
+                out.gaps.append(now - last)
+            last = now
+            out.chunks += 1
+            if plan.disconnect == "after_tokens" and out.chunks >= d.after_k:
+                out.disconnected = True
+                return False
+    out.error = ""
+    return False
 
 
 def _sampling(options: dict[str, Any]) -> dict[str, Any]:

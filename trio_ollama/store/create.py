@@ -6,7 +6,6 @@ rename nothing a reader can see has changed.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,7 +29,9 @@ from trio_ollama.store.manifest import (
     MEDIA_TEMPLATE,
     Layer,
     Manifest,
+    ManifestError,
     ModelConfig,
+    parse_params,
 )
 from trio_ollama.store.modelfile import CreateRequest
 from trio_ollama.templates import TemplateError, parse_template
@@ -143,9 +144,9 @@ def _base_params(store: Blobs, layers: list[Layer]) -> dict[str, Any]:
     for layer in layers:
         if layer.media_type == MEDIA_PARAMS:
             try:
-                existing = json.loads(store.read_blob(layer.digest))
-            except json.JSONDecodeError as exc:
-                raise CreateError(f"base model parameters are not JSON: {exc}") from exc
+                existing = parse_params(store.read_blob(layer.digest))
+            except ManifestError as exc:
+                raise CreateError(f"base model {exc}") from exc
             for key, value in existing.items():
                 merged.setdefault(key, value)
     return merged

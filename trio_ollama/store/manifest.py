@@ -1,14 +1,22 @@
-"""Manifest and config-blob schema (reference §2.3), byte-compatible with Ollama's files."""
+"""Manifest and config-blob schema (reference §2.3), byte-compatible with Ollama's files.
+
+Everything here reads files another program (or a registry, or a damaged disk) wrote: each is
+decoded as Go's `encoding/json` decodes it into Ollama's types, so a value of the wrong type is
+refused here, with Go's own text, and never reaches the code that uses it.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
+from trio_ollama.gocompat import decode as go
 from trio_ollama.gocompat import gojson
+from trio_ollama.gocompat.decode import INT, MAP_ANY, STRING, GoType, slice_of, struct
+from trio_ollama.store.layout import InvalidDigestError, normalize_digest
+from trio_ollama.store.modelfile import Message
 
 MANIFEST_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG_MEDIA_TYPE = "application/vnd.docker.container.image.v1+json"
@@ -25,7 +33,78 @@ MEDIA_LICENSE = "application/vnd.ollama.image.license"
 
 
 class ManifestError(ValueError):
-    """A manifest or config blob that cannot be parsed."""
+    """A manifest, config blob or layer that cannot be parsed; the message says why."""
+
+
+# Ollama's types, as `encoding/json` sees them (their Go names are those in Go's messages).
+_LAYER = struct(
+    "manifest.Layer",
+    mediaType=STRING,
+    digest=STRING,
+    size=GoType("int", "int64"),
+    **{"from": STRING},
+)
+_MANIFEST = struct(
+    "manifest.Manifest",
+    schemaVersion=INT,
+    mediaType=STRING,
+    config=_LAYER,
+    layers=slice_of(_LAYER),
+)
+_CONFIG_STRINGS = (
+    "model_format", "model_family", "model_type", "file_type", "renderer", "parser",
+    "requires", "remote_host", "remote_model", "base_name", "architecture", "os",
+)  # fmt: skip
+_CONFIG = struct(
+    "model.ConfigV2",
+    **dict.fromkeys(_CONFIG_STRINGS, STRING),
+    model_families=slice_of(STRING),
+    capabilities=slice_of(STRING),
+    context_length=INT,
+    embedding_length=INT,
+    rootfs=struct("model.RootFS", type=STRING, diff_ids=slice_of(STRING)),
+)
+_MESSAGES = slice_of(struct("api.Message", role=STRING, content=STRING))
+
+
+def _decode(raw: bytes, go_type: GoType, what: str) -> Any:
+    """`raw` decoded into `go_type` as Go would (its first type error, its UTF-8 repair, its
+    limits); `null` is `None`. Anything Go refuses is a `ManifestError` naming `what`."""
+    try:
+        value = go.loads(raw)
+        go.check(go_type, value)
+    except go.DecodeError as exc:
+        raise ManifestError(f"{what}: {exc}") from None
+    return value
+
+
+def _digest(value: str, what: str) -> str:
+    try:
+        return normalize_digest(value)
+    except InvalidDigestError as exc:
+        raise ManifestError(f"{what}: {exc}") from None
+
+
+def layer_text(raw: bytes) -> str:
+    """A text layer (template, system, license) as Ollama holds it: Go strings carry any bytes,
+    and what is not UTF-8 reaches a client as U+FFFD, so it does here."""
+    return raw.decode("utf-8", errors="replace")
+
+
+def parse_params(raw: bytes) -> dict[str, Any]:
+    """A params layer: a JSON object of options (their values are checked where they are used,
+    as a request's `options` are)."""
+    params = _decode(raw, MAP_ANY, "params layer")
+    return {} if params is None else params
+
+
+def parse_messages(raw: bytes) -> tuple[Message, ...]:
+    """A messages layer: a JSON array of `{role, content}` objects (null and absent read as
+    Go's zero values)."""
+    messages = _decode(raw, _MESSAGES, "messages layer") or []
+    return tuple(
+        Message((m or {}).get("role") or "", (m or {}).get("content") or "") for m in messages
+    )
 
 
 @attrs.frozen
@@ -46,18 +125,18 @@ class Layer:
         return out
 
     @classmethod
-    def from_json(cls, data: Any) -> Layer:
-        if not isinstance(data, dict):
-            raise ManifestError("layer is not an object")
-        try:
-            return cls(
-                media_type=str(data["mediaType"]),
-                digest=str(data["digest"]),
-                size=int(data["size"]),
-                from_=str(data.get("from", "")),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ManifestError(f"bad layer: {exc}") from exc
+    def from_json(cls, data: dict[str, Any] | None, *, config: bool = False) -> Layer:
+        """A layer already checked against `_LAYER`. Its digest becomes a file name, so it must
+        be one; only the config may have none (Ollama's rule)."""
+        data = data or {}
+        digest = data.get("digest") or ""
+        what = "config" if config else f"layer {data.get('mediaType') or ''}".rstrip()
+        return cls(
+            media_type=data.get("mediaType") or "",
+            digest=_digest(digest, what) if digest or not config else "",
+            size=data.get("size") or 0,
+            from_=data.get("from") or "",
+        )
 
 
 @attrs.frozen
@@ -90,17 +169,14 @@ class Manifest:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Manifest:
-        try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ManifestError(f"manifest is not JSON: {exc}") from exc
-        if not isinstance(data, dict) or "config" not in data:
+        data = _decode(raw, _MANIFEST, "manifest")
+        if not data or data.get("config") is None:
             raise ManifestError("manifest has no config")
         return cls(
-            config=Layer.from_json(data["config"]),
+            config=Layer.from_json(data["config"], config=True),
             layers=tuple(Layer.from_json(layer) for layer in data.get("layers") or ()),
-            schema_version=int(data.get("schemaVersion", 2)),
-            media_type=str(data.get("mediaType", MANIFEST_MEDIA_TYPE)),
+            schema_version=2 if data.get("schemaVersion") is None else data["schemaVersion"],
+            media_type=data.get("mediaType") or MANIFEST_MEDIA_TYPE,
         )
 
 
@@ -159,12 +235,7 @@ class ModelConfig:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> ModelConfig:
-        try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ManifestError(f"config blob is not JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ManifestError("config blob is not an object")
+        data = _decode(raw, _CONFIG, "config") or {}
         known = {
             "model_format", "model_family", "model_families", "model_type", "file_type",
             "renderer", "parser", "context_length", "embedding_length", "architecture", "os",
@@ -172,18 +243,19 @@ class ModelConfig:
         }  # fmt: skip
         families = data.get("model_families")
         rootfs = data.get("rootfs") or {}
+        # A string inside a list may be null, which Go reads as "".
         return cls(
-            model_format=str(data.get("model_format") or ""),
-            model_family=str(data.get("model_family") or ""),
-            model_families=None if families is None else tuple(map(str, families)),
-            model_type=str(data.get("model_type") or ""),
-            file_type=str(data.get("file_type") or ""),
-            renderer=str(data.get("renderer") or ""),
-            parser=str(data.get("parser") or ""),
-            context_length=int(data.get("context_length") or 0),
-            embedding_length=int(data.get("embedding_length") or 0),
-            architecture=str(data.get("architecture") or "amd64"),
-            os=str(data.get("os") or "linux"),
-            diff_ids=tuple(map(str, rootfs.get("diff_ids") or ())),
+            model_format=data.get("model_format") or "",
+            model_family=data.get("model_family") or "",
+            model_families=None if families is None else tuple(f or "" for f in families),
+            model_type=data.get("model_type") or "",
+            file_type=data.get("file_type") or "",
+            renderer=data.get("renderer") or "",
+            parser=data.get("parser") or "",
+            context_length=data.get("context_length") or 0,
+            embedding_length=data.get("embedding_length") or 0,
+            architecture=data.get("architecture") or "amd64",
+            os=data.get("os") or "linux",
+            diff_ids=tuple(d or "" for d in rootfs.get("diff_ids") or ()),
             extra=tuple((k, v) for k, v in data.items() if k not in known),
         )

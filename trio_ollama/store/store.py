@@ -10,18 +10,18 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import json
 import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
 from trio_ollama.gguf_info import GGUFInfo, gguf_info_cached
+from trio_ollama.gocompat.template.values import fmt_v
 from trio_ollama.names import InvalidNameError, ModelName, parse_name
 from trio_ollama.store.create import plan_model
 from trio_ollama.store.errors import (
@@ -57,10 +57,14 @@ from trio_ollama.store.manifest import (
     Manifest,
     ManifestError,
     ModelConfig,
+    layer_text,
+    parse_messages,
+    parse_params,
 )
 from trio_ollama.store.modelfile import Command, CreateRequest, Message, format_commands
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # Blobs and temporary files younger than this survive pruning: another process may be
 # between writing a blob and writing the manifest that refers to it.
@@ -134,11 +138,28 @@ class ModelDetails:
 
 
 def _format_param(value: Any) -> str:
+    if value is None or isinstance(value, dict | list):
+        return fmt_v(value)  # Go's `%v`, as Ollama prints any value it read from JSON
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def _missing_blob(name: ModelName, kind: str, digest: str, exc: OSError) -> CorruptModelError:
+    """A layer whose blob is gone (or cannot be read), in the words of the store's errors."""
+    why = (
+        str(BlobNotFoundError(digest))
+        if isinstance(exc, FileNotFoundError)
+        else f'blob "{digest}" cannot be read: {exc.strerror or type(exc).__name__}'
+    )
+    return CorruptModelError(f"{name.display_shortest}: {kind}: {why}")
+
+
+def _layer_kind(layer: Layer) -> str:
+    """`system layer` for `application/vnd.ollama.image.system`."""
+    return layer.media_type.rpartition(".")[2] + " layer"
 
 
 def _prune_empty_dirs(start: Path, stop: Path) -> None:
@@ -317,13 +338,25 @@ class Store:
         data = manifest if isinstance(manifest, bytes) else manifest.to_bytes()
         self.layout.write_bytes(target, data)
 
-    def read_config(self, manifest: Manifest) -> ModelConfig:
+    def read_config(self, name: ModelName, manifest: Manifest) -> ModelConfig:
         if not manifest.config.digest:
             return ModelConfig()
+        return self._parse_layer(name, manifest.config, ModelConfig.from_bytes, "config")
+
+    def _layer_blob(self, name: ModelName, layer: Layer, kind: str = "") -> bytes:
+        """What a layer of model `name` holds; a blob missing or unreadable makes it corrupt."""
         try:
-            return ModelConfig.from_bytes(self.read_blob(manifest.config.digest))
+            return self.blob_path(layer.digest).read_bytes()
+        except OSError as exc:
+            raise _missing_blob(name, kind or _layer_kind(layer), layer.digest, exc) from None
+
+    def _parse_layer(
+        self, name: ModelName, layer: Layer, parse: Callable[[bytes], _T], kind: str = ""
+    ) -> _T:
+        try:
+            return parse(self._layer_blob(name, layer, kind))
         except ManifestError as exc:
-            raise CorruptModelError(str(exc)) from exc
+            raise CorruptModelError(f"{name.display_shortest}: {exc}") from None
 
     def _all_manifests(self) -> Iterator[tuple[ModelName, Path]]:
         manifests = self.layout.manifests
@@ -341,10 +374,12 @@ class Store:
         """Every readable model, newest first. Unreadable ones are logged and skipped."""
         entries = []
         for name, _ in self._all_manifests():
+            # As Ollama's list: a model whose manifest or config cannot be read is left out
+            # (and named in the log), and the others are listed.
             try:
                 manifest, raw, mtime = self.read_manifest(name)
-                config = self.read_config(manifest)
-            except (OSError, ManifestError, CorruptModelError, BlobNotFoundError) as exc:
+                config = self.read_config(name, manifest)
+            except (OSError, CorruptModelError) as exc:
                 log.warning("skipping unreadable model %s: %s", name.display_shortest, exc)
                 continue
             entries.append(
@@ -360,41 +395,42 @@ class Store:
         return entries
 
     def show(self, name: str | ModelName) -> ModelDetails:
+        """Model `name` read whole and checked: a layer missing, unreadable or of the wrong
+        type is a `CorruptModelError` naming it, whatever its kind."""
         found = self.resolve(name)
         manifest, raw, mtime = self.read_manifest(found)
-        config = self.read_config(manifest)
+        config = self.read_config(found, manifest)
 
-        def text(*media: str) -> str | None:
+        def last(*media: str) -> Layer | None:
             layers = manifest.layers_of(*media)
-            return self.read_blob(layers[-1].digest).decode() if layers else None
+            return layers[-1] if layers else None
 
-        def blob_json(media: str, default: Any) -> Any:
-            layers = manifest.layers_of(media)
-            if not layers:
-                return default
-            try:
-                return json.loads(self.read_blob(layers[-1].digest))
-            except json.JSONDecodeError as exc:
-                raise CorruptModelError(f"{media} layer is not JSON: {exc}") from exc
+        def text(layer: Layer | None) -> str | None:
+            return None if layer is None else layer_text(self._layer_blob(found, layer))
 
-        models = manifest.layers_of(MEDIA_MODEL)
-        messages = blob_json(MEDIA_MESSAGES, [])
+        def path(layer: Layer) -> Path:
+            # Weights are read later (their header by `gguf`, the rest by the runner): here
+            # only their presence is checked, a stat each.
+            blob = self.blob_path(layer.digest)
+            if not blob.is_file():
+                raise _missing_blob(found, _layer_kind(layer), layer.digest, FileNotFoundError())
+            return blob
+
+        model, params, messages = last(MEDIA_MODEL), last(MEDIA_PARAMS), last(MEDIA_MESSAGES)
         return ModelDetails(
             name=found,
             manifest=manifest,
             digest=hashlib.sha256(raw).hexdigest(),
             modified_at=mtime,
             config=config,
-            model_path=self.blob_path(models[-1].digest) if models else None,
-            adapters=tuple(self.blob_path(x.digest) for x in manifest.layers_of(MEDIA_ADAPTER)),
-            projectors=tuple(self.blob_path(x.digest) for x in manifest.layers_of(MEDIA_PROJECTOR)),
-            template=text(MEDIA_TEMPLATE, MEDIA_PROMPT),
-            system=text(MEDIA_SYSTEM),
-            parameters=blob_json(MEDIA_PARAMS, {}),
-            messages=tuple(Message(str(m["role"]), str(m["content"])) for m in messages),
-            license=tuple(
-                self.read_blob(x.digest).decode() for x in manifest.layers_of(MEDIA_LICENSE)
-            ),
+            model_path=None if model is None else path(model),
+            adapters=tuple(path(x) for x in manifest.layers_of(MEDIA_ADAPTER)),
+            projectors=tuple(path(x) for x in manifest.layers_of(MEDIA_PROJECTOR)),
+            template=text(last(MEDIA_TEMPLATE, MEDIA_PROMPT)),
+            system=text(last(MEDIA_SYSTEM)),
+            parameters=self._parse_layer(found, params, parse_params) if params else {},
+            messages=self._parse_layer(found, messages, parse_messages) if messages else (),
+            license=tuple(text(x) or "" for x in manifest.layers_of(MEDIA_LICENSE)),
         )
 
     def copy(self, source: str | ModelName, destination: str | ModelName) -> ModelName:

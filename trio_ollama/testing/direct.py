@@ -11,14 +11,15 @@ stream hands it out as `TimedStream.at`; a consumer is woken on time only for th
 (with `Done`) and any it asks for with `TimedStream.watch` (the first, say, if it may hang up
 before it), the others come with the next of those.
 
-The client is a `RunnerClient` (what the scheduler and requests hold), answering in-process.
-It generates only (the load generator's APIs all do): no embeddings, and none of the fake
-engine's test hooks (a prompt with "fail" in it, `hang_after_tokens`).
+The client is a `RunnerConnection` (what the scheduler and requests hold), as `RunnerClient` is,
+answering in-process. It generates only (the load generator's APIs all do): no embeddings, and
+none of the fake engine's test hooks (a prompt with "fail" in it, `hang_after_tokens`).
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
 import math
 from collections import deque
@@ -27,15 +28,9 @@ from contextlib import asynccontextmanager
 
 import attrs
 import trio
-import trio.testing
 
-from trio_ollama.runner.client import (
-    CompletionStream,
-    LoadError,
-    RunnerClient,
-    RunnerError,
-    RunnerGoneError,
-)
+from trio_ollama.runner.client import LoadError, RunnerError, RunnerGoneError
+from trio_ollama.runner.connection import CompletionEvents, RunnerConnection
 from trio_ollama.runner.fake import FakeConfig, FakeEngine
 from trio_ollama.runner.interface import EngineCrashed
 from trio_ollama.runner.protocol import Completion, Done, Embedding, Load, Piece, Ready
@@ -75,6 +70,12 @@ class SimulatedEngine:
         self.waiting: deque[_Job] = deque()
         self.total_tokens = 0
         self._wake = trio.Event()
+        # No step under way: the next request starts one at once, alone (as a runner starts
+        # stepping when the first request reaches it; one sent at the same moment comes a
+        # little later, to the next step). Decided here, not when the stepping task next
+        # runs, so that Trio's order among tasks ready together decides nothing.
+        self._idle = True
+        self._first: int | None = None  # that step's prompt bytes, until it is planned
 
     async def load(self, params: Load) -> Ready:
         ready = await FakeEngine(self.config, in_process=True).load(params)
@@ -83,7 +84,11 @@ class SimulatedEngine:
 
     def submit(self, job: _Job) -> None:
         self.waiting.append(job)
-        if len(self.active) < self.parallel:  # else it waits for a sequence to end anyway
+        if self._idle:
+            self._idle = False
+            self._first = self._admit()
+            self._wake.set()
+        elif len(self.active) < self.parallel:  # else it waits for a sequence to end anyway
             self._wake.set()
 
     def cancel(self, job: _Job) -> None:
@@ -100,11 +105,15 @@ class SimulatedEngine:
     async def decode(self) -> None:
         """Step until cancelled; `EngineCrashed` when the profile's crash comes."""
         while True:
-            if not self.active and not self.waiting:
+            if self._idle:
                 await self._wake.wait()
+            if self._first is not None:  # a request started this step as it arrived
+                admitted, self._first = self._first, None
+            else:  # a step that follows another starts at once, with what came before
+                admitted = self._admit()
             self._wake = trio.Event()
-            admitted = self._admit()
-            if not self.active:
+            if not self.active:  # everyone left
+                self._idle = not self.waiting
                 continue
             stamps = self._plan(admitted)
             with trio.move_on_at(stamps[-1]):
@@ -130,6 +139,8 @@ class SimulatedEngine:
         cfg = self.config
         n = len(self.active)
         steps = min(job.next_watch() - job.produced for job in self.active.values())
+        if self.waiting and n < self.parallel:
+            steps = 1  # a request that came after this step began joins the next one
         if cfg.crash_after_tokens:
             steps = min(steps, math.ceil((cfg.crash_after_tokens - self.total_tokens) / n))
         step = (1 + cfg.batch_slowdown * (n - 1)) / cfg.tokens_per_second
@@ -175,15 +186,17 @@ class SimulatedEngine:
             job.stamps = []
 
 
-class TimedStream(CompletionStream):
-    """A completion's pieces and `Done`; `at` is the virtual time the last one was made.
+class TimedStream:
+    """A completion's pieces and `Done` (`CompletionEvents`); `at` is the virtual time the last
+    one was made.
 
     Its own iterator, not an async generator: a consumer that stops at `Done` would leave a
     generator for Trio to finalize, two more task steps a request."""
 
     def __init__(self, receive: trio.MemoryReceiveChannel[object], engine: SimulatedEngine,
                  job: _Job, reply: str) -> None:  # fmt: skip
-        super().__init__(receive)
+        self._receive = receive
+        self.done: Done | None = None
         self.at = trio.current_time()
         self._engine = engine
         self._job = job
@@ -224,17 +237,26 @@ class TimedStream(CompletionStream):
         self._number += 1
         return Piece(self._job.id, f"{self._reply}{self._number} ")
 
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()
 
-class DirectClient(RunnerClient):
-    """A `RunnerClient` whose runner is a `SimulatedEngine` in this process: no frames."""
+
+class DirectClient:
+    """A `RunnerConnection` whose runner is a `SimulatedEngine` in this process: no frames."""
+
+    pid: int | None = None  # no process of its own
 
     def __init__(self, engine: SimulatedEngine, ready: Ready) -> None:
-        # The stream is never used: every method that would talk to a runner is overridden.
-        super().__init__(trio.testing.memory_stream_pair()[0])
         self.engine = engine
-        self.ready = ready
+        self.ready: Ready | None = ready
+        self.closed = trio.Event()
+        self._ids = itertools.count(1)
         self._jobs: dict[int, _Job] = {}
         self.stop = trio.CancelScope()  # the engine's steps: cancelled when the runner ends
+
+    @property
+    def dead(self) -> bool:
+        return self.closed.is_set()
 
     def gone(self) -> None:
         """The runner has ended: every open request fails, as with a process that died."""
@@ -246,7 +268,7 @@ class DirectClient(RunnerClient):
         self._jobs.clear()
 
     @asynccontextmanager
-    async def completion(self, request: Completion) -> AsyncIterator[CompletionStream]:
+    async def completion(self, request: Completion) -> AsyncIterator[CompletionEvents]:
         if self.dead:
             raise RunnerGoneError(GONE)
         send, receive = trio.open_memory_channel[object](math.inf)
@@ -274,14 +296,7 @@ class DirectClient(RunnerClient):
         await trio.lowlevel.checkpoint()
         return bytes(t & 0xFF for t in tokens).decode(errors="replace")
 
-    async def ping(self) -> None:
-        await trio.lowlevel.checkpoint()
-
     async def set_threads(self, n_threads: int) -> None:
-        await trio.lowlevel.checkpoint()
-
-    async def aclose(self) -> None:
-        self.gone()
         await trio.lowlevel.checkpoint()
 
 
@@ -296,7 +311,7 @@ class DirectRunner:
     devices: FakeDevices | None = None
     plan: LoadPlan | None = None  # the scheduler's placement, for the devices' accounting
 
-    async def run(self, *, task_status: trio.TaskStatus[RunnerClient]) -> None:
+    async def run(self, *, task_status: trio.TaskStatus[RunnerConnection]) -> None:
         engine = SimulatedEngine(self.config)
         try:
             ready = await engine.load(self.load)

@@ -14,7 +14,7 @@ import trio
 
 from trio_ollama.gguf_info import GGUFInfo, TensorInfo
 from trio_ollama.gocompat.format import GiB
-from trio_ollama.runner.client import RunnerClient
+from trio_ollama.runner.connection import RunnerConnection
 from trio_ollama.runner.fake import FakeConfig, FakeEngine
 from trio_ollama.runner.inprocess import InProcessRunner
 from trio_ollama.runner.protocol import Load, Ready
@@ -110,11 +110,11 @@ class _Accounted:
     devices: FakeDevices
     plan: LoadPlan | None = None
 
-    async def run(self, *, task_status: trio.TaskStatus[RunnerClient]) -> None:
+    async def run(self, *, task_status: trio.TaskStatus[RunnerConnection]) -> None:
         give_back: Callable[[], None] | None = None
         try:
             async with trio.open_nursery() as nursery:
-                client: RunnerClient = await nursery.start(self.inner.run)
+                client: RunnerConnection = await nursery.start(self.inner.run)
                 assert client.ready is not None
                 give_back = take_memory(self.devices, client.ready, self.plan)
                 task_status.started(client)
