@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import AsyncGenerator
-from typing import Any
+from collections.abc import AsyncGenerator, Callable
+from typing import Any, TypeVar
 
 import attrs
 import trio
@@ -25,6 +25,7 @@ from trio_ollama.store import ModelDetails, ModelNotFoundError, StoreError
 from trio_ollama.store.layout import InvalidDigestError, normalize_digest
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @attrs.define
@@ -150,12 +151,9 @@ class ModelAdmin(ModelAccess):
             raise APIError(400, f'source "{source}" is invalid')
         if not parse_name(destination).is_valid:
             raise APIError(400, f'destination "{destination}" is invalid')
-        try:
-            copied = await self._thread(self.store.copy, source, destination)
-        except ModelNotFoundError:
-            raise APIError(404, f'model "{source}" not found') from None
-        except StoreError as exc:
-            raise store_error(exc) from exc
+        copied = await self._in_store(
+            f'model "{source}" not found', self.store.copy, source, destination
+        )
         self.metrics.created(copied.display_shortest)
 
     async def delete(self, req: DeleteRequest) -> None:
@@ -167,13 +165,17 @@ class ModelAdmin(ModelAccess):
             self.store.delete(found)
             return found
 
+        removed = await self._in_store(f"model '{req.model}' not found", remove)
+        self.metrics.deleted(removed.display_shortest)
+
+    async def _in_store(self, not_found: str, fn: Callable[..., _T], *args: Any) -> _T:
+        """Store work in a worker thread; a model not found is a 404 saying `not_found`."""
         try:
-            removed = await self._thread(remove)
+            return await self._thread(fn, *args)
         except ModelNotFoundError:
-            raise APIError(404, f"model '{req.model}' not found") from None
+            raise APIError(404, not_found) from None
         except StoreError as exc:
             raise store_error(exc) from exc
-        self.metrics.deleted(removed.display_shortest)
 
     async def blob_exists(self, digest: str) -> bool:
         try:
