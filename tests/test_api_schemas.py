@@ -30,7 +30,8 @@ from trio_ollama.api.schemas import (
     parse_options,
     parse_think,
 )
-from trio_ollama.store.modelfile import CreateRequest, Message
+from trio_ollama.store.modelfile import CreateRequest
+from trio_ollama.templates import Message
 
 DIGEST = "sha256:" + "ab" * 32
 PNG = b"\x89PNG\r\n\x1a\nfake"

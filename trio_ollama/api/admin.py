@@ -82,7 +82,7 @@ class ModelAdmin(ModelAccess):
             out["system"] = system
         out["details"] = details.config.details()
         if details.messages:
-            out["messages"] = [m.to_json() for m in details.messages]
+            out["messages"] = [m.go_json() for m in details.messages]
         out["model_info"] = await self._thread(_model_info, details, req.verbose)
         if req.verbose and details.model_path is not None:
             info = details.gguf

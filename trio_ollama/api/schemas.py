@@ -54,7 +54,8 @@ from trio_ollama.options import (
 )
 from trio_ollama.store.create import is_valid_relative_path
 from trio_ollama.store.layout import DIGEST_RE
-from trio_ollama.store.modelfile import MESSAGE_ROLES, CreateRequest, Message
+from trio_ollama.store.modelfile import MESSAGE_ROLES, CreateRequest
+from trio_ollama.templates import Message
 
 log = logging.getLogger(__name__)
 
