@@ -24,7 +24,7 @@ from trio_ollama.api.access import (
 )
 from trio_ollama.api.errors import APIError
 from trio_ollama.api.metrics import Metrics
-from trio_ollama.api.schemas import ChatMessage, ChatRequest, GenerateRequest
+from trio_ollama.api.schemas import ChatRequest, GenerateRequest
 from trio_ollama.api.timefmt import utc_now
 from trio_ollama.names import parse_name
 from trio_ollama.options import PREDICT_OPTIONS
@@ -267,7 +267,7 @@ class Generation(ModelAccess):
             req, details, verb="chat", needs="tools" if req.tools else None,
             images=any(m.images for m in req.messages),
         )  # fmt: skip
-        msgs = model.conversation([_message(m) for m in req.messages], with_model_messages=True)
+        msgs = model.conversation(req.messages, with_model_messages=True)
         msgs = model.drop_old_thinking(msgs, details.name.model)
         if req.debug_render_only:
             with prompt_errors():
@@ -495,7 +495,3 @@ def _generate_text_fields(parsed: Parsed) -> dict[str, Any]:
     if parsed.thinking:
         out["thinking"] = parsed.thinking
     return out
-
-
-def _message(m: ChatMessage) -> Message:
-    return Message.from_json(m.to_json())
