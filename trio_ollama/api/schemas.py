@@ -328,15 +328,9 @@ _TOOL_CALL = struct(
     function=struct("api.ToolCallFunction", index=INT, name=STRING, arguments=go.TOOL_ARGUMENTS),
 )
 _MESSAGE = struct(
-    "api.Message",
-    role=STRING,
-    content=STRING,
-    thinking=STRING,
-    images=slice_of(_IMAGE_DATA),
-    tool_calls=slice_of(_TOOL_CALL),
-    tool_name=STRING,
-    tool_call_id=STRING,
-)
+    "api.Message", role=STRING, content=STRING, thinking=STRING, images=slice_of(_IMAGE_DATA),
+    tool_calls=slice_of(_TOOL_CALL), tool_name=STRING, tool_call_id=STRING,
+)  # fmt: skip
 
 
 def _message(value: Mapping[str, Any] | None, path: str) -> Message:
