@@ -168,12 +168,12 @@ async def test_a_bug_inside_a_stream_fails_that_request_only(
 ) -> None:
     """An exception that is no API answer (a bug) becomes a 500, or a last error line once
     output has gone out; the server goes on serving."""
-    from trio_ollama.api import service
+    from trio_ollama.api import generation
 
     def broken(*args: object) -> dict[str, int]:
         raise RuntimeError("metrics are broken")
 
-    monkeypatch.setattr(service, "metrics", broken)  # runs at the last chunk, after output
+    monkeypatch.setattr(generation, "metrics", broken)  # runs at the last chunk, after output
     chunks = await ndjson(await post(server, "/api/generate", {"model": "tiny", "prompt": "x"}))
     assert chunks[0]["response"] == "fake1 "
     assert chunks[-1] == {"error": "internal error: RuntimeError: metrics are broken"}
@@ -653,11 +653,11 @@ async def test_a_models_prompt_and_spec_are_worked_out_once_per_version(
 ) -> None:
     """The template parse and the GGUF read go to a worker thread the first time a model (by
     name and manifest digest) is asked for, not on every request; a changed model is new."""
-    import trio_ollama.api.service as service_module
+    import trio_ollama.api.access as access_module
     from trio_ollama.prompt import CACHED_TEMPLATE_BYTES, ModelPrompt
 
     calls = {"prompt": 0, "spec": 0}
-    real_of, real_spec = ModelPrompt.of, service_module.model_spec
+    real_of, real_spec = ModelPrompt.of, access_module.model_spec
 
     def counted_of(details: Any, template: str | None = None) -> ModelPrompt:
         calls["prompt"] += 1
@@ -668,7 +668,7 @@ async def test_a_models_prompt_and_spec_are_worked_out_once_per_version(
         return real_spec(details)
 
     monkeypatch.setattr(ModelPrompt, "of", counted_of)
-    monkeypatch.setattr(service_module, "model_spec", counted_spec)
+    monkeypatch.setattr(access_module, "model_spec", counted_spec)
     short = {"num_predict": 2}
     chat = {"model": "tiny", "stream": False, "options": short,
             "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip

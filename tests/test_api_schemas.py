@@ -9,7 +9,6 @@ import pytest
 
 from trio_ollama.api.errors import APIError
 from trio_ollama.api.schemas import (
-    ChatMessage,
     ChatRequest,
     CopyRequest,
     CreateJSON,
@@ -20,8 +19,6 @@ from trio_ollama.api.schemas import (
     PullRequest,
     PushRequest,
     ShowRequest,
-    ToolCall,
-    ToolCallFunction,
     decode_request,
     go_quote,
     parse_body,
@@ -30,7 +27,8 @@ from trio_ollama.api.schemas import (
     parse_options,
     parse_think,
 )
-from trio_ollama.store.modelfile import CreateRequest, Message
+from trio_ollama.store.modelfile import CreateRequest
+from trio_ollama.templates import Message, ToolCall, ToolCallFunction
 
 DIGEST = "sha256:" + "ab" * 32
 PNG = b"\x89PNG\r\n\x1a\nfake"
@@ -658,9 +656,9 @@ def test_chat_happy_path() -> None:
         }
     )
     assert req.messages == (
-        ChatMessage(role="system", content="Be brief"),
-        ChatMessage(role="user", content="Weather?", images=(PNG,)),
-        ChatMessage(
+        Message(role="system", content="Be brief"),
+        Message(role="user", content="Weather?", images=(PNG,)),
+        Message(
             role="assistant",
             thinking="hmm",
             tool_calls=(
@@ -670,13 +668,13 @@ def test_chat_happy_path() -> None:
                 ),
             ),
         ),
-        ChatMessage(role="tool", content="20C", tool_name="get_weather"),
+        Message(role="tool", content="20C", tool_name="get_weather"),
     )
     assert req.tools == (tool,)
     assert req.format == "json" and req.keep_alive == math.inf
     assert req.think is True and req.stream is False
-    assert req.messages[1].to_json() == {"role": "user", "content": "Weather?", "images": [PNG_B64]}
-    assert req.messages[2].to_json() == {
+    assert req.messages[1].go_json() == {"role": "user", "content": "Weather?", "images": [PNG_B64]}
+    assert req.messages[2].go_json() == {
         "role": "assistant",
         "content": "",
         "thinking": "hmm",
@@ -687,7 +685,7 @@ def test_chat_happy_path() -> None:
             }
         ],
     }
-    assert req.messages[3].to_json() == {
+    assert req.messages[3].go_json() == {
         "role": "tool",
         "content": "20C",
         "tool_name": "get_weather",
@@ -695,9 +693,10 @@ def test_chat_happy_path() -> None:
 
 
 def test_tool_call_without_id_or_arguments() -> None:
-    msg = ChatMessage.from_json({"role": "assistant", "tool_calls": [{"function": {"name": "f"}}]})
+    body = {"messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "f"}}]}]}
+    (msg,) = ChatRequest.from_json(body).messages
     assert msg.tool_calls == (ToolCall(function=ToolCallFunction(name="f")),)
-    assert msg.tool_calls[0].to_json() == {"function": {"index": 0, "name": "f", "arguments": {}}}
+    assert msg.tool_calls[0].go_json() == {"function": {"index": 0, "name": "f", "arguments": {}}}
 
 
 def test_embed() -> None:

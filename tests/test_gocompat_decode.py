@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from hypothesis import given
@@ -118,3 +119,61 @@ def test_bracket_scanner_follows_ollamas_escapes() -> None:
     # that ends a piece escapes the first character of the next.
     assert brackets(["\\{[", '"a\\', '"]"', "}"]) == [2, 9]
     assert brackets(["x\\", "{}"]) == [3]
+
+
+# ----- the one bracket scanner (`BracketScanner`), behind `nesting_depth` and the tool-call
+# parser: strings, escapes, nesting, input that stops half-way, and time that grows linearly
+
+
+def test_brackets_inside_strings_are_skipped_whatever_the_escapes() -> None:
+    text = r'{"a": "x\"]}[{", "b": ["\\", "{"], "c\"{": "\\\"["}'
+    found = list(BracketScanner().brackets(text))
+    assert "".join(text[i] for i in found) == "{[]}"
+    assert found == [0, text.index('["'), text.index(', "{"]') + 5, len(text) - 1]
+
+
+def test_nesting_is_counted_outside_strings_only() -> None:
+    assert nesting_depth('[{"a": [[]], "b": {}}]') == 4
+    assert nesting_depth('["[[[[", "]]]]"]') == 1
+    assert nesting_depth('{"\\"": "\\\\"}') == 1
+    assert nesting_depth("") == nesting_depth('"[{"') == 0
+
+
+def test_unclosed_input_leaves_the_scanner_where_it_stopped() -> None:
+    scanner = BracketScanner()
+    text = '{"a": [1, "still open ]'
+    assert [text[i] for i in scanner.brackets(text)] == ["{", "["]
+    assert scanner.in_string and not scanner.escaped
+    more = text + '"], "b": "\\'
+    assert [more[i] for i in scanner.brackets(more, len(text))] == ["]"]
+    assert scanner.in_string and scanner.escaped  # the next piece's first character is escaped
+    assert nesting_depth("[[[{") == 4  # what opened counts, though nothing closed it
+    with pytest.raises(DecodeError):
+        loads(b'{"a": [1, "still open ]')
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [
+        '{"k\\"[": ["\\\\", "]"], "v": [[{}]]}, ',  # brackets in strings, escapes, nesting
+        '"' + 'a\\"' * 50 + '", ',  # escaped quotes: one string, read in one search per quote
+        "\\\\" * 20 + "{",  # backslashes outside strings, as model output may have
+        '"' + "\\" * 41 + '"[x',  # a run of backslashes that ends escaping the quote
+    ],
+    ids=["json", "escaped quotes", "backslashes", "backslash run"],
+)
+def test_bracket_scanning_takes_time_linear_in_the_input(unit: str) -> None:
+    """Ten times the text costs about ten times the CPU time (quadratic would be 100): the
+    process's own CPU time, so other work on the machine does not count."""
+
+    def cost(copies: int) -> float:
+        text = unit * copies
+        best = float("inf")
+        for _ in range(3):
+            start = time.process_time()
+            for _ in BracketScanner().brackets(text):
+                pass
+            best = min(best, time.process_time() - start)
+        return best
+
+    assert cost(10_000) < 30 * max(cost(1_000), 1e-4)

@@ -113,7 +113,7 @@ class ModelPrompt:
             go=go,
             jinja=jinja,
             system=details.system,
-            messages=tuple(Message(role=m.role, content=m.content) for m in details.messages),
+            messages=details.messages,
             embedding=info is not None and info.pooling_type is not None,
             has_projector=bool(details.projectors),
             from_request=template_override is not None,

@@ -16,17 +16,16 @@ model's output comes through.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final
 
 import attrs
 
+from trio_ollama.api import compat
+from trio_ollama.api.compat import INVALID_REQUEST, each, nested, unmarshal
 from trio_ollama.api.errors import APIError
 from trio_ollama.api.openai import sse_event
-from trio_ollama.api.openai_requests import _each, _nested, _unmarshal
 from trio_ollama.gocompat import decode as go
 from trio_ollama.gocompat import gojson
 from trio_ollama.gocompat.decode import (
@@ -51,8 +50,6 @@ __all__ = [
     "messages_request",
     "stop_reason",
 ]
-
-INVALID_REQUEST: Final = "invalid_request_error"
 
 # Anthropic's error types, by the HTTP status Ollama answers with.
 _ERROR_TYPES: Final = {
@@ -120,7 +117,7 @@ class ContentBlock:
     type: str = go_field(STRING, default="")
     text: str | None = go_field(STRING, default=None)
     source: ImageSource | None = go_field(
-        struct_type(ImageSource), default=None, convert=_nested(ImageSource)
+        struct_type(ImageSource), default=None, convert=nested(ImageSource)
     )
     id: str = go_field(STRING, default="")
     name: str = go_field(STRING, default="")
@@ -201,7 +198,7 @@ class MessagesRequest:
     model: str = go_field(STRING, default="")
     max_tokens: int = go_field(INT, default=0)
     messages: tuple[MessageParam, ...] = go_field(
-        slice_of(struct_type(MessageParam)), default=(), convert=_each(MessageParam)
+        slice_of(struct_type(MessageParam)), default=(), convert=each(MessageParam)
     )
     system: Any = go_field(ANY, default=None)  # a string or a list of text blocks
     stream: bool = go_field(BOOL, default=False)
@@ -209,17 +206,17 @@ class MessagesRequest:
     top_p: float | None = go_field(FLOAT64, default=None)
     top_k: int | None = go_field(INT, default=None)
     stop_sequences: tuple[str, ...] = go_field(slice_of(STRING), default=(), convert=_each_str)
-    tools: tuple[Tool, ...] = go_field(slice_of(struct_type(Tool)), default=(), convert=_each(Tool))
+    tools: tuple[Tool, ...] = go_field(slice_of(struct_type(Tool)), default=(), convert=each(Tool))
     # Accepted and, as in Ollama, not acted on: the chat path has no way to force a tool.
     tool_choice: ToolChoice | None = go_field(
-        struct_type(ToolChoice), default=None, convert=_nested(ToolChoice)
+        struct_type(ToolChoice), default=None, convert=nested(ToolChoice)
     )
     thinking: ThinkingConfig | None = go_field(
-        struct_type(ThinkingConfig), default=None, convert=_nested(ThinkingConfig)
+        struct_type(ThinkingConfig), default=None, convert=nested(ThinkingConfig)
     )
     metadata: Any = go_field(ANY, default=None)
     output_config: OutputConfig | None = go_field(
-        struct_type(OutputConfig), default=None, convert=_nested(OutputConfig)
+        struct_type(OutputConfig), default=None, convert=nested(OutputConfig)
     )
 
 
@@ -238,7 +235,7 @@ class MessagesOptions:
 
 def messages_request(body: Any) -> tuple[dict[str, Any], MessagesOptions]:
     """`/v1/messages` body → native `/api/chat` request, and how to shape the reply."""
-    req = _unmarshal(MessagesRequest, body)
+    req = unmarshal(MessagesRequest, body)
     # Ollama's checks, in its order and words.
     if not req.model:
         raise _invalid("model is required")
@@ -356,11 +353,7 @@ def _image(source_type: str, data: str) -> str:
         raise _invalid(
             f"invalid image source type: {source_type}. Only base64 images are supported."
         )
-    try:
-        decoded = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise _invalid(f"invalid base64 image data: {exc}") from None
-    return base64.b64encode(decoded).decode("ascii")
+    return compat.image(data)
 
 
 def _tool_result(content: Any) -> tuple[str, list[str]]:
@@ -390,9 +383,8 @@ def _tool_result(content: Any) -> tuple[str, list[str]]:
 
 def _tool(tool: Tool) -> dict[str, Any]:
     """An Anthropic tool → a native function tool (`input_schema` is its `parameters`)."""
-    if tool.type.startswith("web_search"):
-        # Ollama answers these by searching on ollama.com; this server reaches no network.
-        raise _invalid(f"tool type {tool.type!r} is not supported: this server has no web search")
+    if tool.type.startswith("web_search"):  # `web_search_20250305` and the like
+        raise compat.no_web_search(tool.type)
     schema = tool.input_schema
     if schema is not None and not isinstance(schema, dict):
         kind = go.json_kind(schema)

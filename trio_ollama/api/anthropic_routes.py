@@ -11,8 +11,8 @@ from quart_trio import QuartTrio
 
 from trio_ollama.api import anthropic as an
 from trio_ollama.api import schemas
+from trio_ollama.api.compat import decode_body
 from trio_ollama.api.errors import APIError
-from trio_ollama.api.openai_requests import decode_body
 from trio_ollama.api.openai_routes import respond
 from trio_ollama.api.responses import combine_chat, decoded, json_response
 from trio_ollama.api.service import Service

@@ -27,13 +27,12 @@ from typing import Any, Final
 
 import attrs
 
+from trio_ollama.api.compat import INVALID_REQUEST, decode_body
 from trio_ollama.api.openai_requests import (
-    INVALID_REQUEST,
     EmbeddingOptions,
     ReplyOptions,
     chat_request,
     completion_request,
-    decode_body,
     embeddings_request,
 )
 from trio_ollama.gocompat import gojson

@@ -9,14 +9,13 @@ the translation reads well-typed attributes. Client mistakes raise `APIError(400
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
-from typing import Any, ClassVar, Final, TypeVar
+from typing import Any, ClassVar, Final
 
 import attrs
 
-from trio_ollama.api.errors import APIError
+from trio_ollama.api import compat
+from trio_ollama.api.compat import each, invalid, nested, unmarshal
 from trio_ollama.gocompat import decode as go
 from trio_ollama.gocompat.decode import (
     ANY,
@@ -25,29 +24,14 @@ from trio_ollama.gocompat.decode import (
     FLOAT64,
     INT,
     STRING,
-    DecodeError,
     go_field,
     slice_of,
     struct,
     struct_type,
 )
 
-INVALID_REQUEST: Final = "invalid_request_error"
-
 _REASONING_EFFORTS: Final = ("high", "medium", "low", "none")
-_IMAGE_PREFIXES: Final = (
-    "data:image/jpeg;base64,",
-    "data:image/jpg;base64,",
-    "data:image/png;base64,",
-    "data:image/webp;base64,",
-    # No media type at all: the bare base64 that `/api/chat` takes.
-    "data:;base64,",
-)
 _ENCODING_FORMATS: Final = ("float", "base64")
-
-
-def invalid(message: str) -> APIError:
-    return APIError(400, message, openai_type=INVALID_REQUEST)
 
 
 # --- options handed from the request side to the reply side -------------------------------------
@@ -75,46 +59,6 @@ class EmbeddingOptions:
 
     model: str = ""
     encoding_format: str = ""
-
-
-# --- the body -------------------------------------------------------------------------------------
-
-
-def decode_body(raw: bytes) -> Any:
-    """The request body as JSON, failing the way gin's `ShouldBindJSON` does for the middleware.
-
-    An empty body is Go's `EOF`; a syntax error is described as for the native API, since
-    reproducing every Go scanner message is not worth it. `null` decodes to None, which the
-    request translators treat as an empty object, as Go does.
-    """
-    if not raw.strip():
-        raise invalid("EOF")
-    try:
-        return go.loads(raw)
-    except DecodeError as exc:
-        raise invalid(str(exc)) from None
-
-
-T = TypeVar("T")
-
-
-def _unmarshal(cls: type[T], body: Any) -> T:
-    try:
-        if body is not None and not isinstance(body, dict):
-            go.check(struct_type(cls), body)  # Go's "into Go value of type ..." text
-        return go.unmarshal(cls, body or {})
-    except DecodeError as exc:
-        raise invalid(str(exc)) from None
-
-
-def _nested(cls: type[T]) -> Any:
-    """A `convert` for a field that is itself a declared struct (already type-checked)."""
-    return lambda value, path: go.build(cls, value, path)
-
-
-def _each(cls: type[T]) -> Any:
-    """A `convert` for a list of declared structs; a null element is Go's zero value."""
-    return lambda values, path: tuple(go.build(cls, v, path) for v in values)
 
 
 # --- declarations ---------------------------------------------------------------------------------
@@ -148,7 +92,7 @@ class ToolCall:
     function: ToolCallFunction = go_field(
         struct_type(ToolCallFunction),
         factory=ToolCallFunction,
-        convert=_nested(ToolCallFunction),
+        convert=nested(ToolCallFunction),
     )
 
 
@@ -161,7 +105,7 @@ class Message:
     reasoning: str = go_field(STRING, default="")
     # None when absent: content may only be left out by a message that has tool calls.
     tool_calls: tuple[ToolCall, ...] | None = go_field(
-        slice_of(struct_type(ToolCall)), default=None, convert=_each(ToolCall)
+        slice_of(struct_type(ToolCall)), default=None, convert=each(ToolCall)
     )
     name: str = go_field(STRING, default="")
     tool_call_id: str = go_field(STRING, default="")
@@ -180,7 +124,7 @@ class ResponseFormat:
 
     type: str = go_field(STRING, default="")
     json_schema: JsonSchema | None = go_field(
-        struct_type(JsonSchema), default=None, convert=_nested(JsonSchema)
+        struct_type(JsonSchema), default=None, convert=nested(JsonSchema)
     )
 
 
@@ -212,11 +156,11 @@ class ChatCompletionRequest:
 
     model: str = go_field(STRING, default="")
     messages: tuple[Message, ...] = go_field(
-        slice_of(struct_type(Message)), default=(), convert=_each(Message)
+        slice_of(struct_type(Message)), default=(), convert=each(Message)
     )
     stream: bool = go_field(BOOL, default=False)
     stream_options: StreamOptions | None = go_field(
-        struct_type(StreamOptions), default=None, convert=_nested(StreamOptions)
+        struct_type(StreamOptions), default=None, convert=nested(StreamOptions)
     )
     max_tokens: int | None = go_field(INT, default=None)
     max_completion_tokens: int | None = go_field(INT, default=None)
@@ -227,11 +171,11 @@ class ChatCompletionRequest:
     presence_penalty: float | None = go_field(FLOAT64, default=None)
     top_p: float | None = go_field(FLOAT64, default=None)
     response_format: ResponseFormat | None = go_field(
-        struct_type(ResponseFormat), default=None, convert=_nested(ResponseFormat)
+        struct_type(ResponseFormat), default=None, convert=nested(ResponseFormat)
     )
     tools: tuple[dict[str, Any], ...] = go_field(slice_of(_TOOL), default=(), convert=_tools)
     reasoning: Reasoning | None = go_field(
-        struct_type(Reasoning), default=None, convert=_nested(Reasoning)
+        struct_type(Reasoning), default=None, convert=nested(Reasoning)
     )
     reasoning_effort: str = go_field(STRING, default="")
     logprobs: bool | None = go_field(BOOL, default=None)
@@ -256,7 +200,7 @@ class CompletionRequest:
     stop: Any = go_field(ANY, default=None)
     stream: bool = go_field(BOOL, default=False)
     stream_options: StreamOptions | None = go_field(
-        struct_type(StreamOptions), default=None, convert=_nested(StreamOptions)
+        struct_type(StreamOptions), default=None, convert=nested(StreamOptions)
     )
     temperature: float | None = go_field(FLOAT32, default=None)
     top_p: float = go_field(FLOAT32, default=0.0)
@@ -284,7 +228,7 @@ class EmbedRequest:
 
 def chat_request(body: Any) -> tuple[dict[str, Any], ReplyOptions]:
     """`/v1/chat/completions` body → native `/api/chat` request, and how to shape the reply."""
-    req = _unmarshal(ChatCompletionRequest, body)
+    req = unmarshal(ChatCompletionRequest, body)
     if not req.messages:
         raise invalid("[] is too short - 'messages'")
 
@@ -387,21 +331,8 @@ def _content_part(role: str, part: Any) -> dict[str, Any]:
         url = image.get("url") if isinstance(image, dict) else image
         if not isinstance(url, str):
             raise invalid("invalid message format")
-        return {"role": role, "content": "", "images": [_image_from_url(url)]}
+        return {"role": role, "content": "", "images": [compat.image(url, data_url=True)]}
     raise invalid("invalid message format")
-
-
-def _image_from_url(url: str) -> str:
-    """A data URL's image as the canonical base64 the native API takes."""
-    for prefix in _IMAGE_PREFIXES:
-        if url.startswith(prefix):
-            try:
-                data = base64.b64decode(url[len(prefix) :], validate=True)
-            except (binascii.Error, ValueError):
-                break
-            return base64.b64encode(data).decode("ascii")
-    # Remote URLs are refused too: the server never fetches on a client's behalf.
-    raise invalid("invalid image input")
 
 
 def _native_tool_calls(calls: Sequence[ToolCall]) -> list[dict[str, Any]]:
@@ -414,21 +345,12 @@ def _native_tool_calls(calls: Sequence[ToolCall]) -> list[dict[str, Any]]:
         native["function"] = {
             "index": index,
             "name": call.function.name,
-            "arguments": _tool_arguments(call.function.arguments),
+            "arguments": compat.tool_arguments(
+                call.function.arguments, failure="invalid tool call arguments"
+            ),
         }
         out.append(native)
     return out
-
-
-def _tool_arguments(arguments: Any) -> dict[str, Any]:
-    if isinstance(arguments, dict):
-        return arguments
-    if isinstance(arguments, str):
-        try:
-            return go.tool_arguments(arguments)
-        except DecodeError:
-            pass
-    raise invalid("invalid tool call arguments")
 
 
 def _stop_strings(stop: Any, *, strict: bool) -> list[str] | None:
@@ -496,7 +418,7 @@ def _think(req: ChatCompletionRequest) -> bool | str | None:
 
 def completion_request(body: Any) -> tuple[dict[str, Any], ReplyOptions]:
     """`/v1/completions` body → native `/api/generate` request, and how to shape the reply."""
-    req = _unmarshal(CompletionRequest, body)
+    req = unmarshal(CompletionRequest, body)
     options: dict[str, Any] = {}
     stops = _stop_strings(req.stop, strict=True)
     if stops is not None:
@@ -532,7 +454,7 @@ def completion_request(body: Any) -> tuple[dict[str, Any], ReplyOptions]:
 
 def embeddings_request(body: Any) -> tuple[dict[str, Any], EmbeddingOptions]:
     """`/v1/embeddings` body → native `/api/embed` request, and what the reply needs."""
-    req = _unmarshal(EmbedRequest, body)
+    req = unmarshal(EmbedRequest, body)
     if req.encoding_format and req.encoding_format.lower() not in _ENCODING_FORMATS:
         raise invalid(
             f"Invalid value for 'encoding_format' = {req.encoding_format}. "

@@ -23,15 +23,10 @@ from typing import Any, ClassVar, Final
 
 import attrs
 
+from trio_ollama.api import compat
+from trio_ollama.api.compat import each, invalid, nested, unmarshal
 from trio_ollama.api.errors import APIError
 from trio_ollama.api.openai import _openai_tool_calls, sse_event
-from trio_ollama.api.openai_requests import (
-    _each,
-    _image_from_url,
-    _nested,
-    _unmarshal,
-    invalid,
-)
 from trio_ollama.gocompat import decode as go
 from trio_ollama.gocompat.decode import (
     ANY,
@@ -98,7 +93,7 @@ class Text:
     GO_NAME: ClassVar[str] = "openai.ResponsesText"
 
     format: TextFormat | None = go_field(
-        struct_type(TextFormat), default=None, convert=_nested(TextFormat)
+        struct_type(TextFormat), default=None, convert=nested(TextFormat)
     )
 
 
@@ -150,13 +145,13 @@ class ResponsesRequest:
     instructions: str = go_field(STRING, default="")
     max_output_tokens: int | None = go_field(INT, default=None)
     reasoning: Reasoning = go_field(
-        struct_type(Reasoning), factory=Reasoning, convert=_nested(Reasoning)
+        struct_type(Reasoning), factory=Reasoning, convert=nested(Reasoning)
     )
     temperature: float | None = go_field(FLOAT64, default=None)
-    text: Text | None = go_field(struct_type(Text), default=None, convert=_nested(Text))
+    text: Text | None = go_field(struct_type(Text), default=None, convert=nested(Text))
     top_p: float | None = go_field(FLOAT64, default=None)
     truncation: str | None = go_field(STRING, default=None)
-    tools: tuple[Tool, ...] = go_field(slice_of(struct_type(Tool)), default=(), convert=_each(Tool))
+    tools: tuple[Tool, ...] = go_field(slice_of(struct_type(Tool)), default=(), convert=each(Tool))
     stream: bool | None = go_field(BOOL, default=None)
 
     @property
@@ -178,7 +173,7 @@ class ResponsesOptions:
 
 def responses_request(body: Any) -> tuple[dict[str, Any], ResponsesOptions]:
     """`/v1/responses` body → native `/api/chat` request, and how to shape the reply."""
-    req = _unmarshal(ResponsesRequest, body)
+    req = unmarshal(ResponsesRequest, body)
     messages: list[dict[str, Any]] = []
     if req.instructions:
         messages.append({"role": "system", "content": req.instructions})
@@ -353,7 +348,7 @@ def _content(parts: Sequence[Mapping[str, Any]]) -> tuple[str, list[str]]:
         elif kind == "input_image":
             url = part.get("image_url") or ""
             if url:  # a file_id alone names an upload this server never had
-                images.append(_image_from_url(url))
+                images.append(compat.image(url, data_url=True))
         else:
             raise invalid("file inputs are not currently supported")
     return "".join(text), images
@@ -436,18 +431,14 @@ def _fold(messages: list[dict[str, Any]], message: dict[str, Any], call_id: str)
 def _arguments(text: str) -> dict[str, Any]:
     if not text:
         return {}  # Ollama decodes none
-    try:
-        return go.tool_arguments(text)
-    except DecodeError as exc:
-        raise invalid(f"failed to parse function call arguments: {exc}") from None
+    return compat.tool_arguments(text, failure="failed to parse function call arguments: {error}")
 
 
 def _tools(tool: Tool) -> list[dict[str, Any]]:
     """A Responses tool → native function tools; a namespace's members get its name as a
     prefix (`ns.member`), since a native tool has only a flat name."""
     if tool.type == "web_search":
-        # Ollama answers it by searching on ollama.com; this server reaches no network.
-        raise invalid("tool type 'web_search' is not supported: this server has no web search")
+        raise compat.no_web_search(tool.type)
     if tool.type != "namespace":
         function: dict[str, Any] = {"name": tool.name, "description": tool.description or ""}
         if tool.parameters is not None:

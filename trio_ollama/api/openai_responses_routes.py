@@ -11,8 +11,8 @@ from quart_trio import QuartTrio
 
 from trio_ollama.api import openai_responses as orr
 from trio_ollama.api import schemas
+from trio_ollama.api.compat import decode_body
 from trio_ollama.api.errors import APIError
-from trio_ollama.api.openai_requests import decode_body
 from trio_ollama.api.openai_routes import openai_error, respond
 from trio_ollama.api.responses import as_request, combine_chat, decoded
 from trio_ollama.api.service import Service

@@ -54,14 +54,14 @@ from trio_ollama.options import (
 )
 from trio_ollama.store.create import is_valid_relative_path
 from trio_ollama.store.layout import DIGEST_RE
-from trio_ollama.store.modelfile import MESSAGE_ROLES, CreateRequest, Message
+from trio_ollama.store.modelfile import MESSAGE_ROLES, CreateRequest
+from trio_ollama.templates import Message
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "CHAT_ROLES",
     "THINK_LEVELS",
-    "ChatMessage",
     "ChatRequest",
     "CopyRequest",
     "CreateJSON",
@@ -72,8 +72,6 @@ __all__ = [
     "PullRequest",
     "PushRequest",
     "ShowRequest",
-    "ToolCall",
-    "ToolCallFunction",
     "decode_request",
     "parse_body",
     "parse_format",
@@ -314,47 +312,6 @@ class GenerateRequest(Request):
     priority: int | None = go_field(INT, default=None)
 
 
-@attrs.frozen(kw_only=True)
-class ToolCallFunction(Request):
-    GO_NAME: ClassVar[str] = "api.ToolCallFunction"
-
-    index: int = go_field(INT, default=0)
-    name: str = go_field(STRING, default="")
-    arguments: dict[str, Any] = go_field(
-        GoType("map", "api.ToolCallFunctionArguments", elem=ANY),
-        factory=dict,
-        convert=lambda value, path: dict(value),
-    )
-
-    def to_json(self) -> dict[str, Any]:
-        return {"index": self.index, "name": self.name, "arguments": self.arguments}
-
-
-def _tool_call_function(value: Mapping[str, Any], path: str) -> ToolCallFunction:
-    return go.build(ToolCallFunction, value, path)
-
-
-@attrs.frozen(kw_only=True)
-class ToolCall(Request):
-    """`{"id"?, "function": {"index", "name", "arguments": {...}}}`; `id` "" is omitted."""
-
-    GO_NAME: ClassVar[str] = "api.ToolCall"
-
-    id: str = go_field(STRING, default="")
-    function: ToolCallFunction = go_field(
-        struct_type(ToolCallFunction), factory=ToolCallFunction, convert=_tool_call_function
-    )
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id} if self.id else {}
-        out["function"] = self.function.to_json()
-        return out
-
-
-def _tool_calls(value: list[Mapping[str, Any] | None], path: str) -> tuple[ToolCall, ...]:
-    return tuple(go.build(ToolCall, call, f"{path}[{i}]") for i, call in enumerate(value))
-
-
 def _role(value: str, path: str) -> str:
     role = value.lower()
     if role not in CHAT_ROLES:
@@ -362,53 +319,31 @@ def _role(value: str, path: str) -> str:
     return role
 
 
-@attrs.frozen(kw_only=True)
-class ChatMessage(Request):
-    """One `api.Message`; `role` is lower-cased and one of `CHAT_ROLES`."""
-
-    GO_NAME: ClassVar[str] = "api.Message"
-
-    # Required: `_message` refuses a message without one.
-    role: str = go_field(STRING, default="", convert=_role)
-    content: str = go_field(STRING, default="")
-    thinking: str = go_field(STRING, default="")
-    images: tuple[bytes, ...] = go_field(slice_of(_IMAGE_DATA), default=(), convert=parse_images)
-    tool_calls: tuple[ToolCall, ...] = go_field(
-        slice_of(struct_type(ToolCall)), default=(), convert=_tool_calls
-    )
-    tool_name: str = go_field(STRING, default="")
-    tool_call_id: str = go_field(STRING, default="")
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any], where: str = "Message") -> ChatMessage:
-        with _client_errors():
-            go.check(struct_type(cls), data)
-            return _message(data, where)
-
-    def to_json(self) -> dict[str, Any]:
-        """Ollama's JSON for the message (omitempty fields left out, images as base64)."""
-        out: dict[str, Any] = {"role": self.role, "content": self.content}
-        if self.thinking:
-            out["thinking"] = self.thinking
-        if self.images:
-            out["images"] = [base64.b64encode(img).decode("ascii") for img in self.images]
-        if self.tool_calls:
-            out["tool_calls"] = [call.to_json() for call in self.tool_calls]
-        if self.tool_name:
-            out["tool_name"] = self.tool_name
-        if self.tool_call_id:
-            out["tool_call_id"] = self.tool_call_id
-        return out
+# Ollama's `api.Message` and `api.ToolCall`, as Go's decoder checks them. A checked message is
+# built once into the one message type the prompt and the templates read (`templates.Message`),
+# its images decoded here and nowhere else.
+_TOOL_CALL = struct(
+    "api.ToolCall",
+    id=STRING,
+    function=struct("api.ToolCallFunction", index=INT, name=STRING, arguments=go.TOOL_ARGUMENTS),
+)
+_MESSAGE = struct(
+    "api.Message", role=STRING, content=STRING, thinking=STRING, images=slice_of(_IMAGE_DATA),
+    tool_calls=slice_of(_TOOL_CALL), tool_name=STRING, tool_call_id=STRING,
+)  # fmt: skip
 
 
-def _message(value: Mapping[str, Any] | None, path: str) -> ChatMessage:
+def _message(value: Mapping[str, Any] | None, path: str) -> Message:
+    """One checked `api.Message`: its role lower-cased and one of `CHAT_ROLES` (a message must
+    have one), its images decoded."""
     value = value or {}
-    if not value.get("role"):
-        _role("", f"{path}.role")  # the role is required: refuse it with the usual text
-    return go.build(ChatMessage, value, path)
+    role = _role(value.get("role") or "", f"{path}.role")
+    images = value.get("images")
+    decoded = parse_images(images, f"{path}.images") if images is not None else ()
+    return Message.from_json({**value, "role": role, "images": decoded})
 
 
-def _messages(value: list[Mapping[str, Any] | None], path: str) -> tuple[ChatMessage, ...]:
+def _messages(value: list[Mapping[str, Any] | None], path: str) -> tuple[Message, ...]:
     return tuple(_message(m, f"{path}[{i}]") for i, m in enumerate(value))
 
 
@@ -441,9 +376,7 @@ class ChatRequest(Request):
     GO_NAME: ClassVar[str] = "api.ChatRequest"
 
     model: str = go_field(STRING, default="")
-    messages: tuple[ChatMessage, ...] = go_field(
-        slice_of(struct_type(ChatMessage)), default=(), convert=_messages
-    )
+    messages: tuple[Message, ...] = go_field(slice_of(_MESSAGE), default=(), convert=_messages)
     stream: bool = go_field(BOOL, default=True)
     format: str = go_field(ANY, default="", convert=parse_format)
     keep_alive: float | None = go_field(ANY, default=None, convert=parse_keep_alive)
@@ -607,7 +540,7 @@ class CreateJSON(Request):
     system: str | None = go_field(STRING, default=None, convert=_optional_string)
     parameters: dict[str, Any] = go_field(MAP_ANY, factory=dict, convert=_parameters)
     messages: tuple[Message, ...] | None = go_field(
-        slice_of(struct_type(ChatMessage)), default=None, convert=_create_messages
+        slice_of(_MESSAGE), default=None, convert=_create_messages
     )
     quantize: str = go_field(STRING, default="", fallback="quantization")
     renderer: str = go_field(STRING, default="")

@@ -71,7 +71,7 @@ def request_body(model: str, req: CreateRequest, quantize: str) -> dict[str, Any
     if req.parameters:
         body["parameters"] = req.parameters
     if req.messages is not None:
-        body["messages"] = [m.to_json() for m in req.messages]
+        body["messages"] = [m.go_json() for m in req.messages]
     if quantize:
         body["quantize"] = quantize
     return body

@@ -8,8 +8,11 @@ from trio_ollama.store.errors import (
     ModelNotFoundError,
     StoreError,
 )
-from trio_ollama.store.modelfile import CreateRequest, Message
+from trio_ollama.store.modelfile import CreateRequest
 from trio_ollama.store.store import ModelDetails, ModelEntry, Store
+
+# A model's MESSAGEs are the one message type the API and the templates use too.
+from trio_ollama.templates import Message
 
 __all__ = [
     "BlobNotFoundError",

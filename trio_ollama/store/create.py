@@ -227,7 +227,7 @@ def plan_model(
         data = gojson.encode(dict(sorted(params.items())))
         builder.replace((MEDIA_PARAMS,), builder.text_layer(MEDIA_PARAMS, data))
     if request.messages is not None:
-        data = gojson.encode([m.to_json() for m in request.messages])
+        data = gojson.encode([m.go_json() for m in request.messages])
         builder.replace((MEDIA_MESSAGES,), builder.text_layer(MEDIA_MESSAGES, data))
 
     return ModelPlan(parsed, tuple(builder.layers), builder.config, tuple(builder.new_blobs))

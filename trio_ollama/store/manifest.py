@@ -16,7 +16,7 @@ from trio_ollama.gocompat import decode as go
 from trio_ollama.gocompat import gojson
 from trio_ollama.gocompat.decode import INT, MAP_ANY, STRING, GoType, slice_of, struct
 from trio_ollama.store.layout import InvalidDigestError, normalize_digest
-from trio_ollama.store.modelfile import Message
+from trio_ollama.templates import Message
 
 MANIFEST_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG_MEDIA_TYPE = "application/vnd.docker.container.image.v1+json"

@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 from trio_ollama.options import format_params
+from trio_ollama.templates import Message
 
 INSTRUCTIONS = (
     "from", "license", "template", "system", "adapter",
@@ -36,15 +37,6 @@ class Command:
 
     name: str
     args: str
-
-
-@attrs.frozen
-class Message:
-    role: str
-    content: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"role": self.role, "content": self.content}
 
 
 class _Reader:

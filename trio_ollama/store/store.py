@@ -61,7 +61,8 @@ from trio_ollama.store.manifest import (
     parse_messages,
     parse_params,
 )
-from trio_ollama.store.modelfile import Command, CreateRequest, Message, format_commands
+from trio_ollama.store.modelfile import Command, CreateRequest, format_commands
+from trio_ollama.templates import Message
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")

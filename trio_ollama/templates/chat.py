@@ -134,15 +134,17 @@ class ToolCall:
     id: str = ""
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ToolCall:
+    def from_json(cls, data: Mapping[str, Any] | None) -> ToolCall:
+        """An API tool call object; null and absent fields are Go's zero values."""
+        data = data or {}
         fn = data.get("function") or {}
         return cls(
             function=ToolCallFunction(
-                name=str(fn.get("name", "")),
+                name=str(fn.get("name") or ""),
                 arguments=fn.get("arguments") or {},
-                index=int(fn.get("index", 0) or 0),
+                index=int(fn.get("index") or 0),
             ),
-            id=str(data.get("id", "") or ""),
+            id=str(data.get("id") or ""),
         )
 
     def go_json(self) -> Any:
@@ -189,7 +191,9 @@ class Message:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Message:
-        """An API message object (`role`, `content`, base64 `images`, `tool_calls`, ...)."""
+        """An API message object (`role`, `content`, `images`, `tool_calls`, ...); null and
+        absent fields are Go's zero values. Images may be bytes already (the API decodes and
+        checks them first) or base64 text."""
         images = tuple(
             base64.b64decode(i) if isinstance(i, str) else bytes(i)
             for i in data.get("images") or ()
@@ -200,13 +204,13 @@ class Message:
         )
         return cls(
             # Ollama lower-cases roles when it decodes a message.
-            role=str(data.get("role", "")).lower(),
-            content=str(data.get("content", "") or ""),
-            thinking=str(data.get("thinking", "") or ""),
+            role=str(data.get("role") or "").lower(),
+            content=str(data.get("content") or ""),
+            thinking=str(data.get("thinking") or ""),
             images=images,
             tool_calls=calls,
-            tool_name=str(data.get("tool_name", "") or ""),
-            tool_call_id=str(data.get("tool_call_id", "") or ""),
+            tool_name=str(data.get("tool_name") or ""),
+            tool_call_id=str(data.get("tool_call_id") or ""),
         )
 
     def go_json(self) -> Any:
