@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,7 +26,12 @@ def free_port() -> int:
 class ServerProcess:
     """`trio-ollama serve` as a subprocess; `stop()` sends SIGTERM and checks the runners died."""
 
-    def __init__(self, models: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        models: Path,
+        env: Mapping[str, str] | None = None,
+        argv: Sequence[str] = ("-m", "trio_ollama", "serve"),
+    ) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         full_env = {
@@ -37,7 +42,7 @@ class ServerProcess:
             **(env or {}),
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "trio_ollama", "serve"], env=full_env, stdin=subprocess.DEVNULL
+            [sys.executable, *argv], env=full_env, stdin=subprocess.DEVNULL
         )
         deadline = time.monotonic() + 30
         while True:
