@@ -9,14 +9,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.inprocess import Server, open_server
-from tests.procs import children
+from tests.procs import children, poll_until
 from trio_ollama.store import Store
 from trio_ollama.store.default_model import fetch_default_gguf
 
@@ -44,7 +43,4 @@ def no_orphan_processes() -> Iterator[None]:
     """Fail the test if a process it started (a runner) is still alive shortly after it ends."""
     before = set(children())
     yield
-    deadline = time.monotonic() + 5
-    while set(children()) - before and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert set(children()) - before == set(), "a runner process outlived its test"
+    poll_until(lambda: not set(children()) - before, 5, "a runner process outlived its test")

@@ -7,14 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-from tests.procs import alive, children
+from tests.procs import alive, children, poll_until
 
 
 def free_port() -> int:
@@ -23,10 +22,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class ServerProcess:
-    """`trio-ollama serve` as a subprocess; `stop()` sends SIGTERM and checks the runners died."""
+SERVE = ("-m", "trio_ollama", "serve")
 
-    def __init__(self, models: Path, env: Mapping[str, str] | None = None) -> None:
+
+class ServerProcess:
+    """`trio-ollama serve` as a subprocess; `stop()` sends SIGTERM and checks the runners died.
+    `command` (Python's arguments) may start another program that serves the same way;
+    `stderr=subprocess.PIPE` keeps its log for the test (as text)."""
+
+    def __init__(
+        self,
+        models: Path,
+        env: Mapping[str, str] | None = None,
+        command: Sequence[str] = SERVE,
+        stderr: int | None = None,
+    ) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         full_env = {
@@ -37,19 +47,24 @@ class ServerProcess:
             **(env or {}),
         }
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "trio_ollama", "serve"], env=full_env, stdin=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(self.url, timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.proc.kill()
-                raise RuntimeError(f"server did not start (exit status {self.proc.poll()})")
-            time.sleep(0.1)
+            [sys.executable, *command],
+            env=full_env, stdin=subprocess.DEVNULL, stderr=stderr, text=True,
+        )  # fmt: skip
+        try:
+            poll_until(self.answers, 30, "the server did not answer within 30 s")
+        except BaseException:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def answers(self) -> bool:
+        """Whether the server answers `GET /` (it is up); fails at once if it exited."""
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"server did not start (exit status {self.proc.returncode})")
+        try:
+            return httpx.get(self.url, timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
 
     def runners(self) -> list[int]:
         return children(self.proc.pid)
@@ -64,10 +79,7 @@ class ServerProcess:
             self.proc.kill()
             self.proc.wait()
             raise
-        deadline = time.monotonic() + 5
-        while any(alive(p) for p in runners) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not any(alive(p) for p in runners), "a runner outlived the server"
+        poll_until(lambda: not any(alive(p) for p in runners), 5, "a runner outlived the server")
         return code
 
 

@@ -210,15 +210,24 @@ def test_a_costly_request_is_answered_quickly_and_holds_up_no_one(
     runners = server.runners()
     answer: dict[str, Any] = {}
 
+    sent = threading.Event()  # the costly body is all written: the server reads or works on it
+
+    def chunks() -> Iterator[bytes]:
+        for at in range(0, len(body), 1 << 20):
+            yield body[at : at + (1 << 20)]
+        sent.set()
+
     def send() -> None:
         start = time.monotonic()
-        r = httpx.post(server.url + path, content=body, timeout=120)
+        # Its length declared, as a client sending a buffer would (not chunked).
+        headers = {"Content-Length": str(len(body))}
+        r = httpx.post(server.url + path, content=chunks(), headers=headers, timeout=120)
         answer.update(status=r.status_code, text=r.text[:300], seconds=time.monotonic() - start)
 
     costly = threading.Thread(target=send)
     costly.start()
     try:
-        time.sleep(0.5)  # the costly one is on its way, or being worked on
+        assert sent.wait(60), "the costly body was never sent"
         start = time.monotonic()
         small = post(
             server,

@@ -16,6 +16,7 @@ import httpx
 import pytest
 import trio
 
+from tests.procs import poll_until
 from tests.server import ServerProcess
 from tests.test_runner import counting, generate, load
 from trio_ollama.runner.client import RunnerError
@@ -271,10 +272,7 @@ def test_a_refused_schema_leases_no_runner(server: ServerProcess) -> None:
     """Last: it unloads the model. Refused before a runner is leased, so none is loaded."""
     r = post(server, "/api/generate", {"model": MODEL, "keep_alive": 0})
     assert r.json()["done_reason"] == "unload"
-    deadline = time.monotonic() + 30
-    while server.runners():
-        assert time.monotonic() < deadline, "the model did not unload"
-        time.sleep(0.05)
+    poll_until(lambda: not server.runners(), 30, "the model did not unload")
     _, schema, message = CASES[0]
     r = post(server, "/api/generate", generate_body(schema))
     assert (r.status_code, r.json()) == (400, {"error": message})

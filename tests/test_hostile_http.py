@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.procs import poll_until
 from tests.server import ServerProcess
 from trio_ollama.store import Store
 from trio_ollama.store.default_model import ensure_default_model
@@ -117,10 +117,12 @@ def test_connections_the_client_closes_are_closed_at_once(server: ServerProcess)
             assert answer.startswith(b"HTTP/1.1 200") and b"connection: close" not in answer.lower()
             if i % 10 == 8:
                 sock.shutdown(socket.SHUT_WR)
-    closed = time.monotonic()
-    while open_fds(pid) > start + 3 and time.monotonic() - closed < 1.0:
-        time.sleep(0.02)
-    assert open_fds(pid) <= start + 3, (start, open_fds(pid))
+    poll_until(
+        lambda: open_fds(pid) <= start + 3,
+        1.0,
+        f"descriptors left open (of {start} before)",
+        every=0.02,
+    )
     assert server.proc.poll() is None and server.proc.pid == pid
     assert server.runners() == runners, "the runner died or was replaced"
     r = httpx.get(server.url + "/api/version", timeout=10)

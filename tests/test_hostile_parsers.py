@@ -9,9 +9,6 @@ whose output a `format` grammar dictates (a JSON string constant holds the exact
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.server import ServerProcess, free_port
+from tests.server import ServerProcess
 from tests.templates_with_tools import TOOLS_MODEL, TOOLS_TEMPLATE, WEATHER_TOOL
 from trio_ollama.gocompat.decode import MAX_DEPTH, DecodeError, loads_text, tool_arguments
 from trio_ollama.parsers import ParseError, ToolCallParser, builtin_parser
@@ -321,28 +318,10 @@ trio.run(lambda: serve(
 """
 
 
-class ScriptedServer(ServerProcess):
-    """`ServerProcess`, with runners whose answer is `script`, one piece a token."""
-
-    def __init__(self, models: Path, script: list[str]) -> None:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "OLLAMA_HOST": f"127.0.0.1:{port}", "OLLAMA_MODELS": str(models),
-               "OLLAMA_NOPRUNE": "1", "FAKE_RUNNER": json.dumps({"script": script})}  # fmt: skip
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", SCRIPTED_SERVE], env=env, stdin=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(self.url, timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.proc.kill()
-                raise RuntimeError(f"server did not start (exit status {self.proc.poll()})")
-            time.sleep(0.1)
+def scripted_server(models: Path, script: list[str]) -> ServerProcess:
+    """A `ServerProcess` whose runners answer `script`, one piece a token."""
+    env = {"FAKE_RUNNER": json.dumps({"script": script})}
+    return ServerProcess(models, env, command=("-c", SCRIPTED_SERVE))
 
 
 @pytest.mark.slow
@@ -357,7 +336,7 @@ def test_many_long_tool_names_leave_the_server_answering(
     store = Store(models)
     ensure_default_model(store)
     store.create(CALLS_MODEL, CreateRequest(from_=DEFAULT_MODEL, template=CALLS_TEMPLATE))
-    server = ScriptedServer(models, ["<tool_call>", *["{}"] * 400])
+    server = scripted_server(models, ["<tool_call>", *["{}"] * 400])
     try:
         warm(server, CALLS_MODEL)
         runners = server.runners()

@@ -353,7 +353,7 @@ def test_prune_removes_temp_files_and_unused_blobs(smol: Store) -> None:
 
 
 CHILD = r"""
-import os, sys, time
+import os, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[3])
 real_fsync = os.fsync
@@ -362,7 +362,7 @@ def slow_fsync(fd):
     global count
     count += 1
     print(f"FSYNC {count}", flush=True)
-    time.sleep(0.3)
+    sys.stdin.readline()  # the parent's word to go on (or its SIGKILL)
     real_fsync(fd)
 os.fsync = slow_fsync
 from trio_ollama.store import Store
@@ -376,19 +376,24 @@ print("DONE", flush=True)
 
 
 def _run_until(store: Store, modelfile: Path, stop_at: int) -> bool:
-    """Run a create in a child and SIGKILL it at its `stop_at`-th fsync. True if it finished."""
+    """Run a create in a child and SIGKILL it at its `stop_at`-th fsync. True if it finished.
+    The child waits at each fsync for the parent's word to go on."""
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(store.root), str(modelfile), str(ROOT)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert proc.stdout is not None
+    assert proc.stdin is not None and proc.stdout is not None
     try:
         for line in proc.stdout:
             if line.strip() == f"FSYNC {stop_at}":
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 return False
+            if line.startswith("FSYNC "):
+                proc.stdin.write("\n")
+                proc.stdin.flush()
             if line.strip() == "DONE":
                 break
         return proc.wait() == 0
