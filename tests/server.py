@@ -1,4 +1,5 @@
-"""A real `trio-ollama serve` in a subprocess, on a free loopback port, with its own store."""
+"""A real `trio-ollama serve` in a subprocess, on a free loopback port, with its own store; and
+`RealServers`, the ones test modules share (the `real_servers` fixture of `tests/conftest.py`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from pathlib import Path
 import httpx
 
 from tests.procs import alive, children, poll_until
+from trio_ollama.store import Store
+from trio_ollama.store.default_model import ensure_default_model
 
 
 def free_port() -> int:
@@ -39,6 +42,7 @@ class ServerProcess:
     ) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
+        self.models = models
         full_env = {
             **os.environ,
             "OLLAMA_HOST": f"127.0.0.1:{port}",
@@ -91,3 +95,44 @@ def running_server(models: Path, env: Mapping[str, str] | None = None) -> Iterat
         yield server.url
     finally:
         server.stop()
+
+
+def unload_all(server: ServerProcess) -> None:
+    """Unload every model the server has loaded (as `trio-ollama stop` does each), and wait
+    until its runner processes are gone."""
+    for model in httpx.get(server.url + "/api/ps", timeout=30).json()["models"]:
+        body = {"model": model["name"], "keep_alive": 0}
+        r = httpx.post(server.url + "/api/generate", json=body, timeout=60)
+        assert r.status_code == 200, r.text
+    poll_until(lambda: not server.runners(), 30, "a model did not unload")
+    assert httpx.get(server.url + "/api/ps", timeout=30).json()["models"] == []
+
+
+class RealServers:
+    """Real servers that test modules share, one for each set of settings (`OLLAMA_*`
+    variables), each on a store of its own that holds the default model. A module adds the
+    models it needs to `server.models`; a test that changes a server's settings, kills it or
+    needs counts from zero starts its own `ServerProcess` instead.
+
+    `get` starts the server for `env` at its first use and hands it over as a server just
+    started would be: no model loaded (what earlier modules loaded, on any of them, is
+    unloaded). `test_cli` lists every model of the default server's store: each is the default
+    model's weights (98 MB) under another name."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.servers: dict[tuple[tuple[str, str], ...], ServerProcess] = {}
+
+    def get(self, env: Mapping[str, str] | None = None) -> ServerProcess:
+        key = tuple(sorted((env or {}).items()))
+        for server in self.servers.values():
+            unload_all(server)
+        if key not in self.servers:
+            models = self.root / f"server-{len(self.servers)}" / "models"
+            ensure_default_model(Store(models))
+            self.servers[key] = ServerProcess(models, env)
+        return self.servers[key]
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop()

@@ -419,7 +419,7 @@ def test_openai_sse_ends_with_done(url: str) -> None:
     assert events[-1]["choices"][0]["finish_reason"] == "length"
 
 
-# ----- concurrency, disconnects, long streams (servers of their own)
+# ----- concurrency, disconnects, long streams (servers of their own, or the shared one)
 
 
 def first_token_seconds(url: str, prompt: str = "Say hi.") -> float:
@@ -453,43 +453,41 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def test_client_disconnects_free_the_slot(models: Path) -> None:
-    server = ServerProcess(models, {"OLLAMA_NUM_PARALLEL": "1"})
+def test_client_disconnects_free_the_slot(real_server: ServerProcess) -> None:
+    """On the shared server with default settings: one slot."""
+    server = real_server
     url = server.url
-    try:
-        first_token_seconds(url)  # loaded and warm
-        endless = {"model": MODEL, "prompt": COUNTING, "raw": True,
-                   "options": {"num_predict": 3000, "temperature": 0}}  # fmt: skip
-        # 1. mid-stream: after a few tokens the client goes away.
-        hang_up_after(url, endless, lines_wanted=5, seconds=30)
-        assert first_token_seconds(url) < 2, "the slot came back at once"
-        # 2. during a long prompt (~1,000 tokens, ~5 s to process).
-        long = {"model": MODEL, "prompt": LONG_PROMPT, "options": {"num_predict": 1}}
-        started = time.monotonic()
-        hang_up_after(url, long, lines_wanted=1, seconds=0.5)
-        assert time.monotonic() - started < 2
-        assert first_token_seconds(url) < 2
-        # 3. while queued behind a running request, on a one-slot runner.
-        holder = threading.Thread(target=hang_up_after, args=(url, endless, 10_000, 6))
-        holder.start()
-        poll_until(lambda: running(url) == (1, 0), 10, "the holder never got the slot")
-        queued_started = time.monotonic()
-        with pytest.raises(httpx.ReadTimeout):
-            httpx.post(url + "/api/generate", json={"model": MODEL, "prompt": "queued"},
-                       timeout=1)  # fmt: skip
-        holder.join()
-        assert time.monotonic() - queued_started < 7
-        assert first_token_seconds(url) < 2, "the abandoned queued request took nothing"
-        # 4. a non-streaming request whose client gives up: nothing may go on generating.
-        with pytest.raises(httpx.ReadTimeout):
-            httpx.post(url + "/api/generate", json={**endless, "stream": False}, timeout=1)
-        assert first_token_seconds(url) < 2
-        (runner,) = server.runners()
-        before = cpu_seconds(runner)
-        time.sleep(1.5)  # a window to measure the runner's CPU time in: nothing to wait for
-        assert cpu_seconds(runner) - before < 0.3, "an orphaned generation is still running"
-    finally:
-        server.stop()
+    first_token_seconds(url)  # loaded and warm
+    endless = {"model": MODEL, "prompt": COUNTING, "raw": True,
+               "options": {"num_predict": 3000, "temperature": 0}}  # fmt: skip
+    # 1. mid-stream: after a few tokens the client goes away.
+    hang_up_after(url, endless, lines_wanted=5, seconds=30)
+    assert first_token_seconds(url) < 2, "the slot came back at once"
+    # 2. during a long prompt (~1,000 tokens, ~5 s to process).
+    long = {"model": MODEL, "prompt": LONG_PROMPT, "options": {"num_predict": 1}}
+    started = time.monotonic()
+    hang_up_after(url, long, lines_wanted=1, seconds=0.5)
+    assert time.monotonic() - started < 2
+    assert first_token_seconds(url) < 2
+    # 3. while queued behind a running request, on a one-slot runner.
+    holder = threading.Thread(target=hang_up_after, args=(url, endless, 10_000, 6))
+    holder.start()
+    poll_until(lambda: running(url) == (1, 0), 10, "the holder never got the slot")
+    queued_started = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(url + "/api/generate", json={"model": MODEL, "prompt": "queued"},
+                   timeout=1)  # fmt: skip
+    holder.join()
+    assert time.monotonic() - queued_started < 7
+    assert first_token_seconds(url) < 2, "the abandoned queued request took nothing"
+    # 4. a non-streaming request whose client gives up: nothing may go on generating.
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(url + "/api/generate", json={**endless, "stream": False}, timeout=1)
+    assert first_token_seconds(url) < 2
+    (runner,) = server.runners()
+    before = cpu_seconds(runner)
+    time.sleep(1.5)  # a window to measure the runner's CPU time in: nothing to wait for
+    assert cpu_seconds(runner) - before < 0.3, "an orphaned generation is still running"
 
 
 def test_concurrent_requests_share_a_batch(models: Path) -> None:
@@ -733,40 +731,40 @@ def test_metrics_ps_and_a_killed_runner_on_the_real_model(models: Path) -> None:
         server.stop()
 
 
-def test_the_load_generator_agrees_with_the_real_server(models: Path, tmp_path: Path) -> None:
+def test_the_load_generator_agrees_with_the_real_server(url: str, tmp_path: Path) -> None:
     """`trio-ollama bench run` against the real model: its token counts are the server's
-    (`eval_count`, `/metrics`), and the result file says so."""
+    (`eval_count`, `/metrics`: counted from before the run, on this module's server), and the
+    result file says so."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    server = ServerProcess(models, {"OLLAMA_NUM_PARALLEL": "2"})
-    try:
-        out = tmp_path / "bench.json"
-        # Counting prompts, greedy: SmolLM2 never ends one early, so 6 tokens is exact.
-        trace = tmp_path / "trace.jsonl"
-        trace.write_text("".join(
-            json.dumps({"at": i * 0.1, "model": MODEL, "output_tokens": 6,
-                        "prompt": ", ".join(str(n) for n in range(1 + 50 * i, 21 + 50 * i)) + ",",
-                        "options": {"temperature": 0}}) + "\n"
-            for i in range(4)
-        ))  # fmt: skip
-        done = subprocess.run(
-            [sys.executable, "-m", "trio_ollama", "bench", "run", "--target", server.url,
-             "--raw", "--set", "load.mode=trace", "--set", f"load.trace={trace}",
-             "--out", str(out)],
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        result = json.loads(out.read_text())
-        [step] = result["steps"]
-        requests = step["requests"]
-        assert len(requests) == 4 and all(r["status"] == 200 and not r["error"] for r in requests)
-        assert all(r["output_tokens"] == 6 and r["chunks"] >= 1 for r in requests)
-        text = httpx.get(server.url + "/metrics").text
-        generated = sum(
+    def generated() -> float:
+        text = httpx.get(url + "/metrics").text
+        return sum(
             s.value for f in text_string_to_metric_families(text) for s in f.samples
             if s.name == "trio_ollama_generated_tokens_total"
         )  # fmt: skip
-        assert generated == 24 == step["summary"]["output_tokens"]
-        assert "trace" in done.stdout and "4/4" in done.stdout
-    finally:
-        server.stop()
+
+    before = generated()
+    out = tmp_path / "bench.json"
+    # Counting prompts, greedy: SmolLM2 never ends one early, so 6 tokens is exact.
+    trace = tmp_path / "trace.jsonl"
+    trace.write_text("".join(
+        json.dumps({"at": i * 0.1, "model": MODEL, "output_tokens": 6,
+                    "prompt": ", ".join(str(n) for n in range(1 + 50 * i, 21 + 50 * i)) + ",",
+                    "options": {"temperature": 0}}) + "\n"
+        for i in range(4)
+    ))  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "trio_ollama", "bench", "run", "--target", url,
+         "--raw", "--set", "load.mode=trace", "--set", f"load.trace={trace}",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    [step] = result["steps"]
+    requests = step["requests"]
+    assert len(requests) == 4 and all(r["status"] == 200 and not r["error"] for r in requests)
+    assert all(r["output_tokens"] == 6 and r["chunks"] >= 1 for r in requests)
+    assert generated() - before == 24 == step["summary"]["output_tokens"]
+    assert "trace" in done.stdout and "4/4" in done.stdout

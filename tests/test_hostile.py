@@ -8,17 +8,15 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.server import ServerProcess
+from tests.server import RealServers, ServerProcess
 from tests.templates_with_tools import TOOLS_MODEL, TOOLS_TEMPLATE
 from trio_ollama.options import LOAD_OPTIONS
 from trio_ollama.store import CreateRequest, Store
-from trio_ollama.store.default_model import ensure_default_model
 
 pytestmark = pytest.mark.slow
 
@@ -26,20 +24,18 @@ MODEL = "smollm2:135m"
 VOCAB = 49152
 
 
+# A 1,024-token window: the cases that fill it (cut to fit) prefill a quarter of the default.
+# `test_hostile_format.py` shares the server.
+SMALL_WINDOW = {"OLLAMA_NUM_PARALLEL": "2", "OLLAMA_CONTEXT_LENGTH": "1024"}
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, default_gguf: Path) -> Iterator[ServerProcess]:
-    models = tmp_path_factory.mktemp("hostile") / "models"
-    store = Store(models)
-    ensure_default_model(store)
-    store.create(TOOLS_MODEL, CreateRequest(from_=MODEL, template=TOOLS_TEMPLATE))
-    # A 1,024-token window: the cases that fill it (cut to fit) prefill a quarter of the default.
-    proc = ServerProcess(models, {"OLLAMA_NUM_PARALLEL": "2", "OLLAMA_CONTEXT_LENGTH": "1024"})
-    try:
-        # Load the model once, so that every case below meets the same runner.
-        httpx.post(proc.url + "/api/generate", json={"model": MODEL}, timeout=60)
-        yield proc
-    finally:
-        proc.stop()
+def server(real_servers: RealServers) -> ServerProcess:
+    proc = real_servers.get(SMALL_WINDOW)
+    Store(proc.models).create(TOOLS_MODEL, CreateRequest(from_=MODEL, template=TOOLS_TEMPLATE))
+    # Load the model once, so that every case below meets the same runner.
+    httpx.post(proc.url + "/api/generate", json={"model": MODEL}, timeout=60)
+    return proc
 
 
 def post(server: ServerProcess, path: str, body: Any) -> httpx.Response:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 import trio
 
 from tests.procs import poll_until
-from tests.server import ServerProcess
+from tests.server import RealServers, ServerProcess
 from tests.test_runner import counting, generate, load
 from trio_ollama.runner.client import RunnerError
 from trio_ollama.runner.grammar import (
@@ -31,8 +30,6 @@ from trio_ollama.runner.grammar import (
 )
 from trio_ollama.runner.process import open_runner
 from trio_ollama.runner.protocol import Sampling
-from trio_ollama.store import Store
-from trio_ollama.store.default_model import ensure_default_model
 
 MODEL = "smollm2:135m"
 INVALID = "invalid JSON schema in format"
@@ -166,15 +163,11 @@ server_only = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    models = tmp_path_factory.mktemp("hostile-format") / "models"
-    ensure_default_model(Store(models))
-    proc = ServerProcess(models, {"OLLAMA_NUM_PARALLEL": "2", "OLLAMA_CONTEXT_LENGTH": "1024"})
-    try:
-        httpx.post(proc.url + "/api/generate", json={"model": MODEL}, timeout=120)
-        yield proc
-    finally:
-        proc.stop()
+def server(real_servers: RealServers) -> ServerProcess:
+    """The real server `test_hostile.py` shares: two slots, a 1,024-token window."""
+    proc = real_servers.get({"OLLAMA_NUM_PARALLEL": "2", "OLLAMA_CONTEXT_LENGTH": "1024"})
+    httpx.post(proc.url + "/api/generate", json={"model": MODEL}, timeout=120)
+    return proc
 
 
 def post(server: ServerProcess, path: str, body: Any) -> httpx.Response:

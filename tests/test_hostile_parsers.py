@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -187,18 +186,12 @@ ARRAY_TOOL = {"type": "function", "function": {"name": "f", "parameters": {
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, default_gguf: Path) -> Iterator[ServerProcess]:
-    root = tmp_path_factory.mktemp("hostile-parsers") / "models"
-    store = Store(root)
-    ensure_default_model(store)
+def server(real_server: ServerProcess) -> ServerProcess:
+    store = Store(real_server.models)
     store.create(TOOLS_MODEL, CreateRequest(from_=DEFAULT_MODEL, template=TOOLS_TEMPLATE))
     store.create(CALLS_MODEL, CreateRequest(from_=DEFAULT_MODEL, template=CALLS_TEMPLATE))
     store.create(CODER_MODEL, CreateRequest(from_=DEFAULT_MODEL, parser="qwen3-coder"))
-    proc = ServerProcess(root)
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    return real_server
 
 
 def post(server: ServerProcess, path: str, body: Any) -> httpx.Response:

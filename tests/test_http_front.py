@@ -1,6 +1,6 @@
-"""The HTTP front at the socket level, against the real `trio-ollama serve` (an empty store is
-enough): half-closed requests, `Connection: close`, HTTP/1.0, and bounded garbage. After each,
-the same server process answers as before."""
+"""The HTTP front at the socket level, against the real `trio-ollama serve` (the shared one: any
+store will do): half-closed requests, `Connection: close`, HTTP/1.0, and bounded garbage. After
+each, the same server process answers as before. Shutting down takes servers of their own."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,12 +21,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path_factory.mktemp("front") / "models")
-    try:
-        yield proc
-    finally:
-        proc.stop()
+def server(real_server: ServerProcess) -> ServerProcess:
+    return real_server
 
 
 def address(server: ServerProcess) -> tuple[str, int]:
