@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,13 +52,25 @@ def create_from_modelfile(store: Store, name: str, text: str, base: Path) -> Non
     store.create(name, request)
 
 
-@pytest.fixture
-def smol(store: Store, default_gguf: Path) -> Store:
+@pytest.fixture(scope="session")
+def smol_once(tmp_path_factory: pytest.TempPathFactory, default_gguf: Path) -> Path:
+    """A store holding the real model, created once (importing 100 MB hashes it)."""
+    store = Store(tmp_path_factory.mktemp("smol") / "models")
     create_from_modelfile(store, "smollm2:135m", f"FROM {default_gguf}", default_gguf.parent)
-    return store
+    return store.root
 
 
-def test_create_writes_exactly_ollamas_paths_and_json(smol: Store) -> None:
+@pytest.fixture
+def smol(store: Store, smol_once: Path) -> Store:
+    """The test's own copy of `smol_once` (its files' times the copy's, as if created now; its
+    manifest names the first store's weights as where they came `from`)."""
+    shutil.copytree(smol_once, store.root, copy_function=shutil.copy)
+    return Store(store.root)
+
+
+def test_create_writes_exactly_ollamas_paths_and_json(store: Store, default_gguf: Path) -> None:
+    create_from_modelfile(store, "smollm2:135m", f"FROM {default_gguf}", default_gguf.parent)
+    smol = store
     root = smol.root
     manifest_path = root / "manifests/registry.ollama.ai/library/smollm2/135m"
     files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
