@@ -116,19 +116,25 @@ class RealServers:
 
     `get` starts the server for `env` at its first use and hands it over as a server just
     started would be: no model loaded (what earlier modules loaded, on any of them, is
-    unloaded). `test_cli` lists every model of the default server's store: each is the default
-    model's weights (98 MB) under another name."""
+    unloaded). One that died (a module's tests failed for that) is replaced, store and all, so
+    that the next module does not fail for it too. `test_cli` lists every model of the default
+    server's store: each is the default model's weights (98 MB) under another name."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.servers: dict[tuple[tuple[str, str], ...], ServerProcess] = {}
+        self.started = 0
 
     def get(self, env: Mapping[str, str] | None = None) -> ServerProcess:
         key = tuple(sorted((env or {}).items()))
-        for server in self.servers.values():
-            unload_all(server)
+        for known, server in list(self.servers.items()):
+            if server.proc.poll() is not None:
+                del self.servers[known]
+            else:
+                unload_all(server)
         if key not in self.servers:
-            models = self.root / f"server-{len(self.servers)}" / "models"
+            self.started += 1
+            models = self.root / f"server-{self.started}" / "models"
             ensure_default_model(Store(models))
             self.servers[key] = ServerProcess(models, env)
         return self.servers[key]
