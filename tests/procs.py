@@ -1,9 +1,32 @@
-"""Process checks for leak tests: children of this process, and whether a pid has exited."""
+"""Process checks for leak tests: children of this process, and whether a pid has exited; and
+`poll_until`, the one way a test waits for what another process does."""
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+POLL_SECONDS = 0.05
+
+
+def poll_until(
+    condition: Callable[[], object], seconds: float, message: str, every: float = POLL_SECONDS
+) -> None:
+    """Return once `condition()` is true; fail the test with `message` if it is still false
+    after `seconds`.
+
+    For what only polling can see: another process's state (its `/proc` entry, its open files,
+    what its HTTP routes answer, the files it writes). Nothing in this process is told when
+    that changes, so the sleep below is the poll's period, not a guess at how long to wait.
+    What happens in this process is waited for with an event instead (`threading.Event`,
+    `trio.Event`)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(message)
+        time.sleep(every)
 
 
 def _stat(pid: int) -> list[str] | None:

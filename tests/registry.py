@@ -14,13 +14,13 @@ import socket
 import socketserver
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.procs import poll_until
 from tests.server import free_port
 
 BINARY = "docker-registry"
@@ -74,17 +74,21 @@ class Registry:
             [registry_binary(), "serve", str(config)],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        deadline = time.monotonic() + 20
-        while True:
+        failed = f"the registry did not start; see {folder / 'registry.log'}"
+
+        def answers() -> bool:
+            if self.proc.poll() is not None:
+                raise RuntimeError(failed)
             try:
-                if httpx.get(self.url + "/v2/", timeout=1).status_code == 200:
-                    return
+                return httpx.get(self.url + "/v2/", timeout=1).status_code == 200
             except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the registry did not start; see {folder / 'registry.log'}")
-            time.sleep(0.05)
+                return False
+
+        try:
+            poll_until(answers, 20, failed)
+        except BaseException:
+            self.stop()
+            raise
 
     def blob_file(self, digest: str) -> Path:
         """Where the registry keeps a blob's bytes (its filesystem driver's layout)."""
@@ -114,7 +118,7 @@ def running_registry(folder: Path) -> Iterator[Registry]:
 class CuttingProxy:
     """A TCP proxy on loopback that counts the bytes it passes each way and, when armed,
     cuts every connection once that count reaches `cut_at` (then lets new ones through), or
-    holds every answer still from `stall_at` on until `release()`."""
+    holds every answer still from `stall_at` on until `release()` (`stalled` is set meanwhile)."""
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream = ("127.0.0.1", upstream_port)
@@ -127,6 +131,7 @@ class CuttingProxy:
         self.stall_at: int | None = None
         self.flowing = threading.Event()
         self.flowing.set()
+        self.stalled = threading.Event()  # `stall_at` reached: nothing more flows downstream
         self.cuts = 0
         self.lock = threading.Lock()
         self.sockets: set[socket.socket] = set()
@@ -143,6 +148,7 @@ class CuttingProxy:
 
     def release(self) -> None:
         self.stall_at = None
+        self.stalled.clear()
         self.flowing.set()
 
     def _accept(self) -> None:
@@ -182,6 +188,7 @@ class CuttingProxy:
             self.downstream_bytes += n
             if self.stall_at is not None and self.downstream_bytes >= self.stall_at:
                 self.flowing.clear()
+                self.stalled.set()
             if self.cut_at is not None and self.downstream_bytes >= self.cut_at:
                 self.cut_at = None
                 self.cuts += 1

@@ -1,4 +1,5 @@
-"""A real `trio-ollama serve` in a subprocess, on a free loopback port, with its own store."""
+"""A real `trio-ollama serve` in a subprocess, on a free loopback port, with its own store; and
+`RealServers`, the ones test modules share (the `real_servers` fixture of `tests/conftest.py`)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-from tests.procs import alive, children
+from tests.procs import alive, children, poll_until
+from trio_ollama.store import Store
+from trio_ollama.store.default_model import ensure_default_model
 
 
 def free_port() -> int:
@@ -23,17 +25,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+SERVE = ("-m", "trio_ollama", "serve")
+
+
 class ServerProcess:
-    """`trio-ollama serve` as a subprocess; `stop()` sends SIGTERM and checks the runners died."""
+    """`trio-ollama serve` as a subprocess; `stop()` sends SIGTERM and checks the runners died.
+    `command` (Python's arguments) may start another program that serves the same way;
+    `stderr=subprocess.PIPE` keeps its log for the test (as text)."""
 
     def __init__(
         self,
         models: Path,
         env: Mapping[str, str] | None = None,
-        argv: Sequence[str] = ("-m", "trio_ollama", "serve"),
+        command: Sequence[str] = SERVE,
+        stderr: int | None = None,
     ) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
+        self.models = models
         full_env = {
             **os.environ,
             "OLLAMA_HOST": f"127.0.0.1:{port}",
@@ -42,19 +51,24 @@ class ServerProcess:
             **(env or {}),
         }
         self.proc = subprocess.Popen(
-            [sys.executable, *argv], env=full_env, stdin=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(self.url, timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.proc.kill()
-                raise RuntimeError(f"server did not start (exit status {self.proc.poll()})")
-            time.sleep(0.1)
+            [sys.executable, *command],
+            env=full_env, stdin=subprocess.DEVNULL, stderr=stderr, text=True,
+        )  # fmt: skip
+        try:
+            poll_until(self.answers, 30, "the server did not answer within 30 s")
+        except BaseException:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def answers(self) -> bool:
+        """Whether the server answers `GET /` (it is up); fails at once if it exited."""
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"server did not start (exit status {self.proc.returncode})")
+        try:
+            return httpx.get(self.url, timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
 
     def runners(self) -> list[int]:
         return children(self.proc.pid)
@@ -69,10 +83,7 @@ class ServerProcess:
             self.proc.kill()
             self.proc.wait()
             raise
-        deadline = time.monotonic() + 5
-        while any(alive(p) for p in runners) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not any(alive(p) for p in runners), "a runner outlived the server"
+        poll_until(lambda: not any(alive(p) for p in runners), 5, "a runner outlived the server")
         return code
 
 
@@ -84,3 +95,50 @@ def running_server(models: Path, env: Mapping[str, str] | None = None) -> Iterat
         yield server.url
     finally:
         server.stop()
+
+
+def unload_all(server: ServerProcess) -> None:
+    """Unload every model the server has loaded (as `trio-ollama stop` does each), and wait
+    until its runner processes are gone."""
+    for model in httpx.get(server.url + "/api/ps", timeout=30).json()["models"]:
+        body = {"model": model["name"], "keep_alive": 0}
+        r = httpx.post(server.url + "/api/generate", json=body, timeout=60)
+        assert r.status_code == 200, r.text
+    poll_until(lambda: not server.runners(), 30, "a model did not unload")
+    assert httpx.get(server.url + "/api/ps", timeout=30).json()["models"] == []
+
+
+class RealServers:
+    """Real servers that test modules share, one for each set of settings (`OLLAMA_*`
+    variables), each on a store of its own that holds the default model. A module adds the
+    models it needs to `server.models`; a test that changes a server's settings, kills it or
+    needs counts from zero starts its own `ServerProcess` instead.
+
+    `get` starts the server for `env` at its first use and hands it over as a server just
+    started would be: no model loaded (what earlier modules loaded, on any of them, is
+    unloaded). One that died (a module's tests failed for that) is replaced, store and all, so
+    that the next module does not fail for it too. `test_cli` lists every model of the default
+    server's store: each is the default model's weights (98 MB) under another name."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.servers: dict[tuple[tuple[str, str], ...], ServerProcess] = {}
+        self.started = 0
+
+    def get(self, env: Mapping[str, str] | None = None) -> ServerProcess:
+        key = tuple(sorted((env or {}).items()))
+        for known, server in list(self.servers.items()):
+            if server.proc.poll() is not None:
+                del self.servers[known]
+            else:
+                unload_all(server)
+        if key not in self.servers:
+            self.started += 1
+            models = self.root / f"server-{self.started}" / "models"
+            ensure_default_model(Store(models))
+            self.servers[key] = ServerProcess(models, env)
+        return self.servers[key]
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop()

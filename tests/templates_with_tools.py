@@ -4,13 +4,9 @@ between them, command-r's). Each says how its model writes tool calls and thinki
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-
-from tests.server import running_server
+from tests.server import ServerProcess
 from trio_ollama.store import CreateRequest, Store
-from trio_ollama.store.default_model import DEFAULT_MODEL, ensure_default_model
+from trio_ollama.store.default_model import DEFAULT_MODEL
 
 # Qwen 2.5 / Qwen 3: tools as JSON lines, calls in <tool_call> tags, thinking in <think>.
 QWEN = (
@@ -89,11 +85,9 @@ TOOLS_TEMPLATE = (
 )
 
 
-@contextmanager
-def server_with_tools_model(root: Path) -> Iterator[str]:
-    """A real server on a store at `root` holding the default model and TOOLS_MODEL."""
-    store = Store(root)
-    ensure_default_model(store)
-    store.create(TOOLS_MODEL, CreateRequest(from_=DEFAULT_MODEL, template=TOOLS_TEMPLATE))
-    with running_server(root) as base:
-        yield base
+def add_tools_model(server: ServerProcess) -> str:
+    """TOOLS_MODEL in the store of `server` (a real one, holding the default model); its URL."""
+    Store(server.models).create(
+        TOOLS_MODEL, CreateRequest(from_=DEFAULT_MODEL, template=TOOLS_TEMPLATE)
+    )
+    return server.url

@@ -21,8 +21,8 @@ import ollama
 import openai
 import pytest
 
-from tests.procs import alive
-from tests.server import free_port, running_server
+from tests.procs import alive, poll_until
+from tests.server import ServerProcess, free_port, running_server
 from trio_ollama.store import Store
 from trio_ollama.store.default_model import ensure_default_model
 
@@ -64,6 +64,24 @@ def post(url: str, path: str, body: Any = None, raw: bytes | None = None) -> htt
 
 def lines(response: httpx.Response) -> list[dict[str, Any]]:
     return [json.loads(line) for line in response.text.splitlines() if line]
+
+
+def loaded(url: str) -> list[str]:
+    """The models `/api/ps` shows loaded."""
+    return [m["name"] for m in httpx.get(url + "/api/ps", timeout=30).json()["models"]]
+
+
+def running(url: str) -> tuple[int, int]:
+    """The requests running and waiting on the server's runners, as `/api/ps` counts them."""
+    models = httpx.get(url + "/api/ps", timeout=30).json()["models"]
+    return (
+        sum(m["requests_running"] for m in models),
+        sum(m["requests_waiting"] for m in models),
+    )
+
+
+def partial_blobs(models: Path) -> list[Path]:
+    return [p for p in (models / "blobs").iterdir() if p.name.startswith("sha256-partial-")]
 
 
 # ----- basics
@@ -198,10 +216,7 @@ def test_load_and_unload_shortcuts_and_ps(url: str, client: ollama.Client) -> No
     r = post(url, "/api/chat", {"model": MODEL, "messages": [], "keep_alive": 0})
     assert r.json()["done_reason"] == "unload"
     assert r.json()["message"] == {"role": "assistant", "content": ""}
-    deadline = time.monotonic() + 10
-    while MODEL in [m["name"] for m in httpx.get(url + "/api/ps").json()["models"]]:
-        assert time.monotonic() < deadline, "the model did not unload"
-        time.sleep(0.05)
+    poll_until(lambda: MODEL not in loaded(url), 10, "the model did not unload")
     assert post(url, "/api/chat", {"model": MODEL, "messages": []}).json()["done_reason"] == "load"
     assert [m.model for m in client.ps().models] == [MODEL]
 
@@ -404,7 +419,7 @@ def test_openai_sse_ends_with_done(url: str) -> None:
     assert events[-1]["choices"][0]["finish_reason"] == "length"
 
 
-# ----- concurrency, disconnects, long streams (servers of their own)
+# ----- concurrency, disconnects, long streams (servers of their own, or the shared one)
 
 
 def first_token_seconds(url: str, prompt: str = "Say hi.") -> float:
@@ -438,45 +453,41 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def test_client_disconnects_free_the_slot(models: Path) -> None:
-    from tests.server import ServerProcess
-
-    server = ServerProcess(models, {"OLLAMA_NUM_PARALLEL": "1"})
+def test_client_disconnects_free_the_slot(real_server: ServerProcess) -> None:
+    """On the shared server with default settings: one slot."""
+    server = real_server
     url = server.url
-    try:
-        first_token_seconds(url)  # loaded and warm
-        endless = {"model": MODEL, "prompt": COUNTING, "raw": True,
-                   "options": {"num_predict": 3000, "temperature": 0}}  # fmt: skip
-        # 1. mid-stream: after a few tokens the client goes away.
-        hang_up_after(url, endless, lines_wanted=5, seconds=30)
-        assert first_token_seconds(url) < 2, "the slot came back at once"
-        # 2. during a long prompt (~1,000 tokens, ~5 s to process).
-        long = {"model": MODEL, "prompt": LONG_PROMPT, "options": {"num_predict": 1}}
-        started = time.monotonic()
-        hang_up_after(url, long, lines_wanted=1, seconds=0.5)
-        assert time.monotonic() - started < 2
-        assert first_token_seconds(url) < 2
-        # 3. while queued behind a running request, on a one-slot runner.
-        holder = threading.Thread(target=hang_up_after, args=(url, endless, 10_000, 6))
-        holder.start()
-        time.sleep(1)
-        queued_started = time.monotonic()
-        with pytest.raises(httpx.ReadTimeout):
-            httpx.post(url + "/api/generate", json={"model": MODEL, "prompt": "queued"},
-                       timeout=1)  # fmt: skip
-        holder.join()
-        assert time.monotonic() - queued_started < 7
-        assert first_token_seconds(url) < 2, "the abandoned queued request took nothing"
-        # 4. a non-streaming request whose client gives up: nothing may go on generating.
-        with pytest.raises(httpx.ReadTimeout):
-            httpx.post(url + "/api/generate", json={**endless, "stream": False}, timeout=1)
-        assert first_token_seconds(url) < 2
-        (runner,) = server.runners()
-        before = cpu_seconds(runner)
-        time.sleep(1.5)
-        assert cpu_seconds(runner) - before < 0.3, "an orphaned generation is still running"
-    finally:
-        server.stop()
+    first_token_seconds(url)  # loaded and warm
+    endless = {"model": MODEL, "prompt": COUNTING, "raw": True,
+               "options": {"num_predict": 3000, "temperature": 0}}  # fmt: skip
+    # 1. mid-stream: after a few tokens the client goes away.
+    hang_up_after(url, endless, lines_wanted=5, seconds=30)
+    assert first_token_seconds(url) < 2, "the slot came back at once"
+    # 2. during a long prompt (~1,000 tokens, ~5 s to process).
+    long = {"model": MODEL, "prompt": LONG_PROMPT, "options": {"num_predict": 1}}
+    started = time.monotonic()
+    hang_up_after(url, long, lines_wanted=1, seconds=0.5)
+    assert time.monotonic() - started < 2
+    assert first_token_seconds(url) < 2
+    # 3. while queued behind a running request, on a one-slot runner.
+    holder = threading.Thread(target=hang_up_after, args=(url, endless, 10_000, 6))
+    holder.start()
+    poll_until(lambda: running(url) == (1, 0), 10, "the holder never got the slot")
+    queued_started = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(url + "/api/generate", json={"model": MODEL, "prompt": "queued"},
+                   timeout=1)  # fmt: skip
+    holder.join()
+    assert time.monotonic() - queued_started < 7
+    assert first_token_seconds(url) < 2, "the abandoned queued request took nothing"
+    # 4. a non-streaming request whose client gives up: nothing may go on generating.
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(url + "/api/generate", json={**endless, "stream": False}, timeout=1)
+    assert first_token_seconds(url) < 2
+    (runner,) = server.runners()
+    before = cpu_seconds(runner)
+    time.sleep(1.5)  # a window to measure the runner's CPU time in: nothing to wait for
+    assert cpu_seconds(runner) - before < 0.3, "an orphaned generation is still running"
 
 
 def test_concurrent_requests_share_a_batch(models: Path) -> None:
@@ -514,27 +525,27 @@ def test_concurrent_requests_share_a_batch(models: Path) -> None:
 
 
 def test_a_generation_past_its_context_keeps_streaming_until_the_client_leaves(url: str) -> None:
-    """Greedy counting never ends by itself: with a 256-token context and the prompt kept, the
-    runner shifts its context again and again and the stream goes on, with no last line, until
-    the client hangs up; then its slot is free. (That no server timeout cuts a long stream is
-    `test_api_inprocess.py`'s, in virtual time.)"""
-    options = {"num_predict": 100_000, "num_ctx": 256, "num_keep": 100, "temperature": 0,
+    """Greedy counting never ends by itself: with a 256-token context of which 200 are kept,
+    the runner shifts its context again and again and the stream goes on, with no last line,
+    until the client hangs up; then its slot is free. (That no server timeout cuts a long
+    stream is `test_api_inprocess.py`'s, in virtual time.)"""
+    options = {"num_predict": 100_000, "num_ctx": 256, "num_keep": 200, "temperature": 0,
                "repeat_penalty": 1.0}  # fmt: skip
     body = {"model": MODEL, "prompt": COUNTING, "raw": True, "options": options}
+    # The prompt's 40-odd tokens and some 215 generated fill the context; from then on each
+    # shift drops (256 - 200) // 2 = 28 tokens: by 320 the runner has shifted four times.
+    wanted = 320
     lines: list[dict[str, Any]] = []
     with httpx.stream("POST", url + "/api/generate", json=body, timeout=60) as r:
         for line in r.iter_lines():
             if line:
                 lines.append(json.loads(line))
-            if len(lines) >= 4 * 256:  # past the context four times over
+            if len(lines) >= wanted:
                 break
-    assert len(lines) >= 4 * 256, f"the stream ended early: {lines[-1:]}"
+    assert len(lines) >= wanted, f"the stream ended early: {lines[-1:]}"
     assert not any(chunk.get("done") or "error" in chunk for chunk in lines), lines[-1]
     # The hung-up stream let its slot go.
-    deadline = time.monotonic() + 10
-    while any(m["requests_running"] for m in httpx.get(url + "/api/ps").json()["models"]):
-        assert time.monotonic() < deadline, "the runner went on generating for nobody"
-        time.sleep(0.05)
+    poll_until(lambda: running(url)[0] == 0, 10, "the runner went on generating for nobody")
 
 
 def test_chat_history_is_truncated_to_the_context(url: str) -> None:
@@ -562,9 +573,9 @@ def test_queue_full_is_503(models: Path) -> None:
         holder = threading.Thread(target=hang_up_after, args=(url, endless, 10_000, 4))
         waiter = threading.Thread(target=hang_up_after, args=(url, endless, 1, 3))
         holder.start()
-        time.sleep(0.5)
+        poll_until(lambda: running(url) == (1, 0), 10, "the holder never got the slot")
         waiter.start()
-        time.sleep(0.5)
+        poll_until(lambda: running(url) == (1, 1), 10, "the waiter never queued")
         r = post(url, "/api/generate", {"model": MODEL, "prompt": "one too many"})
         holder.join()
         waiter.join()
@@ -596,7 +607,6 @@ def test_generate_and_chat_on_an_embedding_model(url: str, tmp_path: Path) -> No
 
 
 def test_sigterm_lets_streams_finish_then_ends_every_runner(models: Path) -> None:
-    from tests.server import ServerProcess
 
     server = ServerProcess(models)
     try:
@@ -669,14 +679,8 @@ def test_an_aborted_upload_leaves_nothing_behind(url: str, models: Path) -> None
     with socket.create_connection((host, int(port))) as s:
         head = f"POST /api/blobs/sha256:{digest} HTTP/1.1\r\nHost: {host}\r\n"
         s.sendall(f"{head}Content-Length: {len(data)}\r\n\r\n".encode() + data[:500_000])
-        deadline = time.monotonic() + 5
-        while not any(p.name.startswith("sha256-partial-") for p in (models / "blobs").iterdir()):
-            assert time.monotonic() < deadline, "the upload never started"
-            time.sleep(0.05)
-    deadline = time.monotonic() + 5
-    while any(p.name.startswith("sha256-partial-") for p in (models / "blobs").iterdir()):
-        assert time.monotonic() < deadline, "a half-written blob was left in the store"
-        time.sleep(0.05)
+        poll_until(lambda: partial_blobs(models), 5, "the upload never started")
+    poll_until(lambda: not partial_blobs(models), 5, "a half-written blob was left in the store")
     assert not (models / "blobs" / f"sha256-{digest}").exists()
     assert httpx.get(url).status_code == 200
 
@@ -688,8 +692,6 @@ def test_metrics_ps_and_a_killed_runner_on_the_real_model(models: Path) -> None:
     """`/metrics` after real requests through the official client; `ps` parsed by that client
     with the queue fields beside; a runner SIGKILLed is counted as crashed."""
     from prometheus_client.parser import text_string_to_metric_families
-
-    from tests.server import ServerProcess
 
     def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         text = httpx.get(server.url + "/metrics", timeout=10).text
@@ -725,52 +727,47 @@ def test_metrics_ps_and_a_killed_runner_on_the_real_model(models: Path) -> None:
 
         (runner,) = server.runners()
         os.kill(runner, signal.SIGKILL)
-        deadline = time.monotonic() + 20
         crashed = ("trio_ollama_unloads_total", (("model", MODEL), ("reason", "crashed")))
-        while scrape().get(crashed) != 1:
-            assert time.monotonic() < deadline, "the crash was not counted"
-            time.sleep(0.1)
+        poll_until(lambda: scrape().get(crashed) == 1, 20, "the crash was not counted")
         assert server.proc.poll() is None
     finally:
         server.stop()
 
 
-def test_the_load_generator_agrees_with_the_real_server(models: Path, tmp_path: Path) -> None:
+def test_the_load_generator_agrees_with_the_real_server(url: str, tmp_path: Path) -> None:
     """`trio-ollama bench run` against the real model: its token counts are the server's
-    (`eval_count`, `/metrics`), and the result file says so."""
+    (`eval_count`, `/metrics`: counted from before the run, on this module's server), and the
+    result file says so."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    from tests.server import ServerProcess
-
-    server = ServerProcess(models, {"OLLAMA_NUM_PARALLEL": "2"})
-    try:
-        out = tmp_path / "bench.json"
-        # Counting prompts, greedy: SmolLM2 never ends one early, so 6 tokens is exact.
-        trace = tmp_path / "trace.jsonl"
-        trace.write_text("".join(
-            json.dumps({"at": i * 0.1, "model": MODEL, "output_tokens": 6,
-                        "prompt": ", ".join(str(n) for n in range(1 + 50 * i, 21 + 50 * i)) + ",",
-                        "options": {"temperature": 0}}) + "\n"
-            for i in range(4)
-        ))  # fmt: skip
-        done = subprocess.run(
-            [sys.executable, "-m", "trio_ollama", "bench", "run", "--target", server.url,
-             "--raw", "--set", "load.mode=trace", "--set", f"load.trace={trace}",
-             "--out", str(out)],
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        result = json.loads(out.read_text())
-        [step] = result["steps"]
-        requests = step["requests"]
-        assert len(requests) == 4 and all(r["status"] == 200 and not r["error"] for r in requests)
-        assert all(r["output_tokens"] == 6 and r["chunks"] >= 1 for r in requests)
-        text = httpx.get(server.url + "/metrics").text
-        generated = sum(
+    def generated() -> float:
+        text = httpx.get(url + "/metrics").text
+        return sum(
             s.value for f in text_string_to_metric_families(text) for s in f.samples
             if s.name == "trio_ollama_generated_tokens_total"
         )  # fmt: skip
-        assert generated == 24 == step["summary"]["output_tokens"]
-        assert "trace" in done.stdout and "4/4" in done.stdout
-    finally:
-        server.stop()
+
+    before = generated()
+    out = tmp_path / "bench.json"
+    # Counting prompts, greedy: SmolLM2 never ends one early, so 6 tokens is exact.
+    trace = tmp_path / "trace.jsonl"
+    trace.write_text("".join(
+        json.dumps({"at": i * 0.1, "model": MODEL, "output_tokens": 6,
+                    "prompt": ", ".join(str(n) for n in range(1 + 50 * i, 21 + 50 * i)) + ",",
+                    "options": {"temperature": 0}}) + "\n"
+        for i in range(4)
+    ))  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "trio_ollama", "bench", "run", "--target", url,
+         "--raw", "--set", "load.mode=trace", "--set", f"load.trace={trace}",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    [step] = result["steps"]
+    requests = step["requests"]
+    assert len(requests) == 4 and all(r["status"] == 200 and not r["error"] for r in requests)
+    assert all(r["output_tokens"] == 6 and r["chunks"] >= 1 for r in requests)
+    assert generated() - before == 24 == step["summary"]["output_tokens"]
+    assert "trace" in done.stdout and "4/4" in done.stdout

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -18,7 +17,8 @@ import pytest
 from anthropic.types import Message, RawMessageStreamEvent
 
 from tests.inprocess import Server, post
-from tests.templates_with_tools import TOOLS_MODEL, server_with_tools_model
+from tests.server import ServerProcess
+from tests.templates_with_tools import TOOLS_MODEL, add_tools_model
 from trio_ollama.api import anthropic as an
 from trio_ollama.api.errors import APIError
 from trio_ollama.runner.fake import FakeConfig
@@ -735,9 +735,8 @@ QUESTION: Any = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory: pytest.TempPathFactory, default_gguf: Path) -> Iterator[str]:
-    with server_with_tools_model(tmp_path_factory.mktemp("anthropic") / "models") as base:
-        yield base
+def url(real_server: ServerProcess) -> str:
+    return add_tools_model(real_server)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import base64
 import json
 import random
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,7 +18,8 @@ import pytest
 from openai.types.responses import Response, ResponseStreamEvent
 
 from tests.inprocess import Server, post
-from tests.templates_with_tools import TOOLS_MODEL, server_with_tools_model
+from tests.server import ServerProcess
+from tests.templates_with_tools import TOOLS_MODEL, add_tools_model
 from trio_ollama.api import openai_responses as orr
 from trio_ollama.api.errors import APIError
 from trio_ollama.runner.fake import FakeConfig
@@ -717,9 +717,8 @@ QUESTION = "What is the capital of France?"
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory: pytest.TempPathFactory, default_gguf: Path) -> Iterator[str]:
-    with server_with_tools_model(tmp_path_factory.mktemp("responses") / "models") as base:
-        yield base
+def url(real_server: ServerProcess) -> str:
+    return add_tools_model(real_server)
 
 
 @pytest.fixture(scope="module")

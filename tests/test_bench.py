@@ -6,6 +6,10 @@ The real model is in `test_api.py`."""
 from __future__ import annotations
 
 import math
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -228,23 +232,47 @@ async def test_counts_agree_with_the_servers_metrics_and_disconnects_are_seen(
     assert step.metrics_before is not None and step.metrics_after is not None
 
 
+@contextmanager
+def echo_in_a_thread(token_delay: float, answers: int) -> Iterator[tuple[str, threading.Event]]:
+    """The echo endpoint on its own Trio loop in a thread of this process: its URL, and an
+    event set once it has answered `answers` requests."""
+    app = make_app(token_delay)
+    answered = threading.Event()
+
+    async def counting(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await app(scope, receive, send)
+        if app.requests >= answers:  # type: ignore[attr-defined]
+            answered.set()
+
+    started: queue.Queue[tuple[str, trio.lowlevel.TrioToken, trio.CancelScope]] = queue.Queue()
+
+    async def main() -> None:
+        with trio.CancelScope() as scope:
+            async with trio.open_nursery() as nursery:
+                url = await nursery.start(serve_echo, counting)
+                started.put((url, trio.lowlevel.current_trio_token(), scope))
+
+    thread = threading.Thread(target=trio.run, args=(main,))
+    thread.start()
+    url, token, scope = started.get(timeout=30)
+    try:
+        yield url, answered
+    finally:
+        trio.from_thread.run_sync(scope.cancel, trio_token=token)
+        thread.join()
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_the_cli_cleanly_and_writes_what_was_measured(tmp_path: Path) -> None:
-    """`trio-ollama bench run` against the echo endpoint (its own process), SIGINTed mid-run."""
+    """`trio-ollama bench run` against the echo endpoint, SIGINTed once it has had answers."""
     import signal
     import subprocess
     import sys
-    import time
 
     from trio_ollama.bench.report import read_result
 
-    echo = subprocess.Popen(
-        [sys.executable, "-m", "trio_ollama.bench.echo", "--port", "0", "--token-delay", "0.01"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert echo.stdout is not None
-        url = echo.stdout.readline().strip()
+    # Two clients, each asking again once answered: by the third answer the run has one whole.
+    with echo_in_a_thread(token_delay=0.01, answers=3) as (url, answered):
         out = tmp_path / "cut.json"
         run = subprocess.Popen(
             [sys.executable, "-m", "trio_ollama", "bench", "run", "--target", url,
@@ -252,12 +280,12 @@ def test_ctrl_c_stops_the_cli_cleanly_and_writes_what_was_measured(tmp_path: Pat
              "--out", str(out)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        time.sleep(3)
-        run.send_signal(signal.SIGINT)
-        stdout, stderr = run.communicate(timeout=30)
-    finally:
-        echo.terminate()
-        echo.wait()
+        try:
+            assert answered.wait(60), "the run sent nothing"
+            run.send_signal(signal.SIGINT)
+            stdout, stderr = run.communicate(timeout=30)
+        finally:
+            run.kill()
     assert run.returncode == 0, stderr
     assert "interrupted: writing what was measured" in stderr and "Traceback" not in stderr
     [step] = read_result(out)["steps"]

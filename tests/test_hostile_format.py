@@ -8,7 +8,6 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,8 @@ import httpx
 import pytest
 import trio
 
-from tests.server import ServerProcess
+from tests.procs import poll_until
+from tests.server import RealServers, ServerProcess
 from tests.test_runner import counting, generate, load
 from trio_ollama.runner.client import RunnerError
 from trio_ollama.runner.grammar import (
@@ -30,8 +30,6 @@ from trio_ollama.runner.grammar import (
 )
 from trio_ollama.runner.process import open_runner
 from trio_ollama.runner.protocol import Sampling
-from trio_ollama.store import Store
-from trio_ollama.store.default_model import ensure_default_model
 
 MODEL = "smollm2:135m"
 INVALID = "invalid JSON schema in format"
@@ -165,15 +163,11 @@ server_only = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    models = tmp_path_factory.mktemp("hostile-format") / "models"
-    ensure_default_model(Store(models))
-    proc = ServerProcess(models, {"OLLAMA_NUM_PARALLEL": "2", "OLLAMA_CONTEXT_LENGTH": "1024"})
-    try:
-        httpx.post(proc.url + "/api/generate", json={"model": MODEL}, timeout=120)
-        yield proc
-    finally:
-        proc.stop()
+def server(real_servers: RealServers) -> ServerProcess:
+    """The real server `test_hostile.py` shares: two slots, a 512-token window."""
+    proc = real_servers.get({"OLLAMA_NUM_PARALLEL": "2", "OLLAMA_CONTEXT_LENGTH": "512"})
+    httpx.post(proc.url + "/api/generate", json={"model": MODEL}, timeout=120)
+    return proc
 
 
 def post(server: ServerProcess, path: str, body: Any) -> httpx.Response:
@@ -271,10 +265,7 @@ def test_a_refused_schema_leases_no_runner(server: ServerProcess) -> None:
     """Last: it unloads the model. Refused before a runner is leased, so none is loaded."""
     r = post(server, "/api/generate", {"model": MODEL, "keep_alive": 0})
     assert r.json()["done_reason"] == "unload"
-    deadline = time.monotonic() + 30
-    while server.runners():
-        assert time.monotonic() < deadline, "the model did not unload"
-        time.sleep(0.05)
+    poll_until(lambda: not server.runners(), 30, "the model did not unload")
     _, schema, message = CASES[0]
     r = post(server, "/api/generate", generate_body(schema))
     assert (r.status_code, r.json()) == (400, {"error": message})

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -187,18 +186,12 @@ ARRAY_TOOL = {"type": "function", "function": {"name": "f", "parameters": {
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, default_gguf: Path) -> Iterator[ServerProcess]:
-    root = tmp_path_factory.mktemp("hostile-parsers") / "models"
-    store = Store(root)
-    ensure_default_model(store)
+def server(real_server: ServerProcess) -> ServerProcess:
+    store = Store(real_server.models)
     store.create(TOOLS_MODEL, CreateRequest(from_=DEFAULT_MODEL, template=TOOLS_TEMPLATE))
     store.create(CALLS_MODEL, CreateRequest(from_=DEFAULT_MODEL, template=CALLS_TEMPLATE))
     store.create(CODER_MODEL, CreateRequest(from_=DEFAULT_MODEL, parser="qwen3-coder"))
-    proc = ServerProcess(root)
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    return real_server
 
 
 def post(server: ServerProcess, path: str, body: Any) -> httpx.Response:
@@ -318,12 +311,10 @@ trio.run(lambda: serve(
 """
 
 
-class ScriptedServer(ServerProcess):
-    """`ServerProcess`, with runners whose answer is `script`, one piece a token."""
-
-    def __init__(self, models: Path, script: list[str]) -> None:
-        env = {"FAKE_RUNNER": json.dumps({"script": script})}
-        super().__init__(models, env, argv=("-c", SCRIPTED_SERVE))
+def scripted_server(models: Path, script: list[str]) -> ServerProcess:
+    """A `ServerProcess` whose runners answer `script`, one piece a token."""
+    env = {"FAKE_RUNNER": json.dumps({"script": script})}
+    return ServerProcess(models, env, command=("-c", SCRIPTED_SERVE))
 
 
 @pytest.mark.slow
@@ -338,7 +329,7 @@ def test_many_long_tool_names_leave_the_server_answering(
     store = Store(models)
     ensure_default_model(store)
     store.create(CALLS_MODEL, CreateRequest(from_=DEFAULT_MODEL, template=CALLS_TEMPLATE))
-    server = ScriptedServer(models, ["<tool_call>", *["{}"] * 400])
+    server = scripted_server(models, ["<tool_call>", *["{}"] * 400])
     try:
         warm(server, CALLS_MODEL)
         runners = server.runners()

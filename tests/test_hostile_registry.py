@@ -28,7 +28,6 @@ from trio_ollama.registry.client import RegistryError, Repository
 from trio_ollama.registry.push import upload_blob
 from trio_ollama.registry.transfer import disk_errors
 from trio_ollama.store import Store
-from trio_ollama.store.default_model import ensure_default_model
 from trio_ollama.store.manifest import MEDIA_MODEL, Layer
 
 MODEL = "smollm2:135m"
@@ -202,27 +201,21 @@ def registry() -> Iterator[HostileRegistry]:
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory, default_gguf: Path) -> Path:
-    models = tmp_path_factory.mktemp("hostile-registry") / "models"
-    ensure_default_model(Store(models))
-    return models
+def models(real_server: ServerProcess) -> Path:
+    return real_server.models
 
 
 @pytest.fixture(scope="module")
-def server(models: Path, registry: HostileRegistry) -> Iterator[ServerProcess]:
-    proc = ServerProcess(models)
-    try:
-        # The model loaded once, so that every case below meets the same runner; and copies of
-        # it under the names the pushes use.
-        r = httpx.post(proc.url + "/api/generate", json={"model": MODEL}, timeout=120)
+def server(real_server: ServerProcess, registry: HostileRegistry) -> ServerProcess:
+    # The model loaded once, so that every case below meets the same runner; and copies of it
+    # under the names the pushes use.
+    r = httpx.post(real_server.url + "/api/generate", json={"model": MODEL}, timeout=120)
+    assert r.status_code == 200, r.text
+    for name in (f"{registry.host}/test/m:v1", f"127.0.0.1:{registry.port}:1/test/m:v1"):
+        copy = {"source": MODEL, "destination": name}
+        r = httpx.post(real_server.url + "/api/copy", json=copy, timeout=30)
         assert r.status_code == 200, r.text
-        for name in (f"{registry.host}/test/m:v1", f"127.0.0.1:{registry.port}:1/test/m:v1"):
-            copy = {"source": MODEL, "destination": name}
-            r = httpx.post(proc.url + "/api/copy", json=copy, timeout=30)
-            assert r.status_code == 200, r.text
-        yield proc
-    finally:
-        proc.stop()
+    return real_server
 
 
 def store_files(models: Path) -> set[str]:

@@ -1,35 +1,28 @@
-"""The HTTP front at the socket level, against the real `trio-ollama serve` (an empty store is
-enough): half-closed requests, `Connection: close`, HTTP/1.0, and bounded garbage. After each,
-the same server process answers as before."""
+"""The HTTP front at the socket level, against the real `trio-ollama serve` (the shared one: any
+store will do): half-closed requests, `Connection: close`, HTTP/1.0, and bounded garbage. After
+each, the same server process answers as before. Shutting down takes servers of their own."""
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.server import ServerProcess, free_port
+from tests.server import ServerProcess
 from trio_ollama.api.server import GRACE_SECONDS
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path_factory.mktemp("front") / "models")
-    try:
-        yield proc
-    finally:
-        proc.stop()
+def server(real_server: ServerProcess) -> ServerProcess:
+    return real_server
 
 
 def address(server: ServerProcess) -> tuple[str, int]:
@@ -167,29 +160,18 @@ def test_an_idle_kept_alive_connection_does_not_hold_up_shutdown(tmp_path: Path)
 def test_a_second_signal_stops_the_server_at_once_and_quietly(tmp_path: Path) -> None:
     """SIGINT starts the graceful shutdown; while a request still holds it open, a second
     SIGINT ends the process at once, with no traceback."""
-    port = free_port()
-    env = {**os.environ, "OLLAMA_HOST": f"127.0.0.1:{port}",
-           "OLLAMA_MODELS": str(tmp_path / "models"), "OLLAMA_NOPRUNE": "1"}  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "trio_ollama", "serve"], env=env,
-        stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    server = ServerProcess(tmp_path / "models", stderr=subprocess.PIPE)
+    proc = server.proc
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.1)
         # A request whose body never finishes keeps the grace period going.
-        with socket.create_connection(("127.0.0.1", port)) as sock:
+        with socket.create_connection(address(server)) as sock:
             sock.sendall(
                 b"POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99\r\n\r\n{"
             )
+            # Time for the server to read the headers: nothing it shows says it has.
             time.sleep(0.3)
             proc.send_signal(signal.SIGINT)
+            # A second, in which a server with no request in flight would have ended.
             time.sleep(1.0)
             assert proc.poll() is None, "still in its grace period"
             proc.send_signal(signal.SIGINT)

@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from tests.procs import alive
+from tests.procs import alive, poll_until
 from tests.server import ServerProcess
 from trio_ollama.store import Store
 from trio_ollama.store.default_model import ensure_default_model
@@ -67,13 +67,14 @@ def _ps(url: str) -> list[dict[str, Any]]:
 
 def _wait_loaded(server: ServerProcess, not_pid: int | None = None) -> int:
     """The runner's pid, once the model shows as loaded (by a runner other than `not_pid`)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        runners = [p for p in server.runners() if p != not_pid and alive(p)]
-        if runners and _ps(server.url):
-            return runners[0]
-        time.sleep(0.1)
-    raise AssertionError("the preloaded model never showed as loaded")
+    runners: list[int] = []
+
+    def shown() -> bool:
+        runners[:] = [p for p in server.runners() if p != not_pid and alive(p)]
+        return bool(runners) and bool(_ps(server.url))
+
+    poll_until(shown, 60, "the preloaded model never showed as loaded", every=0.1)
+    return runners[0]
 
 
 def test_preload_pinned_model_is_loaded_without_a_request(server: ServerProcess) -> None:

@@ -23,13 +23,18 @@ import ollama
 import pytest
 
 from tests.ggufs import write_tiny_gguf
+from tests.procs import poll_until
 from tests.registry import AuthProxy, CuttingProxy, Registry, running_registry
 from tests.server import ServerProcess
 from trio_ollama.store import CreateRequest, Store
 from trio_ollama.store.layout import digest_file
 
 PART = 8 << 20  # parts of 8 MiB: the 98 MB model comes in 12 parts, 4 at a time
-SERVER_ENV = {"TRIO_OLLAMA_TRANSFER_PART_SIZE": str(PART)}
+SAVE_SECONDS = 0.1  # a download's progress saved every 100 ms, not every second
+SERVER_ENV = {
+    "TRIO_OLLAMA_TRANSFER_PART_SIZE": str(PART),
+    "TRIO_OLLAMA_TRANSFER_SAVE_MS": str(round(SAVE_SECONDS * 1000)),
+}
 
 
 # ----- fixtures and helpers
@@ -141,6 +146,32 @@ def partial_files(models: Path) -> list[Path]:
     return sorted((models / "blobs").glob("sha256-partial-*"))
 
 
+def progress_settled(models: Path) -> None:
+    """Wait until the stalled download's progress record has stood still for five of its save
+    periods. The server rewrites it only when it would change, so it then counts every byte the
+    server wrote to the partial file."""
+
+    def settled() -> bool:
+        records = [p for p in partial_files(models) if p.name.endswith(".json")]
+        return bool(records) and time.time() - records[0].stat().st_mtime > 5 * SAVE_SECONDS
+
+    poll_until(settled, 30, "the download's progress was never saved")
+
+
+def stalled(proxy: CuttingProxy, what: str) -> None:
+    assert proxy.stalled.wait(60), f"{what} never reached half-way"
+
+
+def waits_for_lock(path: Path) -> bool:
+    """Whether a process is blocked on a lock of `path` (a `->` line of /proc/locks)."""
+    inode = path.stat().st_ino
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if fields[1] == "->" and int(fields[6].rsplit(":", 1)[1]) == inode:
+            return True
+    return False
+
+
 @pytest.fixture(scope="module")
 def pushed_default(
     url: str, registry: Registry, models: Path, default_gguf: Path
@@ -241,10 +272,8 @@ def test_a_pull_killed_with_the_server_resumes_after_a_restart(
 
             pulling = threading.Thread(target=pull_until_killed, daemon=True)
             pulling.start()
-            deadline = time.monotonic() + 60
-            while proxy.flowing.is_set() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            time.sleep(2.5)  # the progress is saved every second
+            stalled(proxy, "the pull")
+            progress_settled(models)
             first.proc.kill()
             first.proc.wait()
         finally:
@@ -288,11 +317,8 @@ def test_a_pull_whose_client_leaves_resumes_at_the_next_pull(
         with httpx.stream("POST", url + "/api/pull", json=body, timeout=60) as response:
             lines = response.iter_lines()  # kept: a dropped iterator closes the connection
             assert json.loads(next(lines)) == {"status": "pulling manifest"}
-            deadline = time.monotonic() + 60
-            while proxy.flowing.is_set() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert not proxy.flowing.is_set(), "the pull reached half-way"
-            time.sleep(1.5)  # the progress is saved every second
+            stalled(proxy, "the pull")
+            progress_settled(models)
         sent_before = proxy.downstream_bytes  # the client hung up: the server stops the pull
         assert sent_before >= size // 2
         proxy.release()
@@ -317,26 +343,36 @@ def test_two_pulls_at_once_fetch_each_blob_once(
     proxies = [CuttingProxy(registry.port) for _ in range(2)]
     names = [f"{p.host}/test/smollm2:135m" for p in proxies]
     size = pushed_default["size"]
-    results: dict[int, list[dict[str, Any]]] = {}
+    results: dict[int, list[dict[str, Any]]] = {0: [], 1: []}
+    ended: dict[int, float] = {}
+    following = threading.Event()  # B reports A's download, stalled past a quarter, as its own
 
     def pull(i: int) -> None:
-        results[i] = stream(url, "/api/pull", {"model": names[i], "insecure": True})
+        body = {"model": names[i], "insecure": True}
+        with httpx.stream("POST", url + "/api/pull", json=body, timeout=120) as response:
+            assert response.status_code == 200, response.read()
+            for raw in response.iter_lines():
+                if raw.strip():
+                    line = json.loads(raw)
+                    results[i].append(line)
+                    mine = line.get("digest") == pushed_default["blob"]
+                    if i == 1 and mine and size // 4 < line.get("completed", 0) < size:
+                        following.set()
+        ended[i] = time.monotonic()
 
     try:
         proxies[0].arm(stall_at=size // 2)
         proxies[1].arm()
         threads = [threading.Thread(target=pull, args=(i,)) for i in range(2)]
         threads[0].start()
-        deadline = time.monotonic() + 60
-        while proxies[0].flowing.is_set() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not proxies[0].flowing.is_set(), "pull A reached half-way"
+        stalled(proxies[0], "pull A")
         threads[1].start()
-        time.sleep(1.0)
-        assert threads[1].is_alive(), "B waits for A"
+        assert following.wait(60), "B never showed A's progress"
+        released = time.monotonic()
         proxies[0].release()
         for thread in threads:
             thread.join(120)
+        assert ended[1] > released, "B waits for A"
         assert [results[i][-1] for i in range(2)] == [{"status": "success"}] * 2
         assert size < proxies[0].downstream_bytes < size * 1.1
         assert proxies[1].downstream_bytes < 1 << 20, "B fetched none of the model"
@@ -375,11 +411,10 @@ def test_two_servers_on_one_store_fetch_each_blob_once(
         proxies[1].arm()
         threads = [threading.Thread(target=pull, args=(i,)) for i in range(2)]
         threads[0].start()
-        deadline = time.monotonic() + 60
-        while proxies[0].flowing.is_set() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        stalled(proxies[0], "server A's download")
         threads[1].start()
-        time.sleep(2.0)
+        [partial] = [p for p in partial_files(models) if not p.name.endswith(".json")]
+        poll_until(lambda: waits_for_lock(partial), 60, "B never waited for A's lock")
         assert threads[1].is_alive(), "B waits for A"
         proxies[0].release()
         for thread in threads:

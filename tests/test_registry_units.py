@@ -12,7 +12,7 @@ from tests.registry import registry_binary
 from trio_ollama.config import DEFAULT_TRANSFER_PART_SIZE, Settings
 from trio_ollama.registry import RegistryError
 from trio_ollama.registry.client import Challenge, read_netrc
-from trio_ollama.registry.download import MAX_PART_SIZE, PartialState, part_size
+from trio_ollama.registry.download import MAX_PART_SIZE, SAVE_EVERY, PartialState, part_size
 from trio_ollama.registry.pull import manifest_layers
 from trio_ollama.registry.transfer import layer_status
 
@@ -86,6 +86,11 @@ def test_transfer_settings_come_from_the_environment() -> None:
     assert (settings.max_transfer_streams, settings.transfer_part_size) == (8, 1 << 20)
     assert Settings.from_env({"OLLAMA_MAX_TRANSFER_STREAMS": "0"}).max_transfer_streams == 1
     assert Settings.from_env({"OLLAMA_MAX_TRANSFER_STREAMS": "x"}).max_transfer_streams == 4
+    # How often a download saves its progress: a second, as the download's own default.
+    assert Settings.from_env({}).transfer_save_every == SAVE_EVERY == 1.0
+    assert Settings.from_env({"TRIO_OLLAMA_TRANSFER_SAVE_MS": "50"}).transfer_save_every == 0.05
+    assert Settings.from_env({"TRIO_OLLAMA_TRANSFER_SAVE_MS": "0"}).transfer_save_every == 0.001
+    assert Settings.from_env({"TRIO_OLLAMA_TRANSFER_SAVE_MS": "1s"}).transfer_save_every == 1.0
 
 
 def test_credentials_come_from_netrc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

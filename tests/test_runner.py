@@ -7,13 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import trio
 
-from tests.procs import alive
+from tests.procs import alive, poll_until
 from trio_ollama.runner.client import LoadError, RunnerClient, RunnerError, RunnerGoneError
 from trio_ollama.runner.process import open_runner
 from trio_ollama.runner.protocol import Completion, Done, Load, Piece, Sampling
@@ -312,10 +311,9 @@ def test_sigkilled_parent_leaves_no_runner(default_gguf: Path) -> None:
     assert alive(runner_pid)
     parent.kill()
     parent.wait()
-    killed_at = time.monotonic()
-    while alive(runner_pid) and time.monotonic() - killed_at < 1.0:
-        time.sleep(0.01)
-    assert not alive(runner_pid), "the runner outlived its parent by more than a second"
+    poll_until(
+        lambda: not alive(runner_pid), 1.0, "the runner outlived its parent by a second", every=0.01
+    )
 
 
 async def test_embedding_and_tokens(default_gguf: Path) -> None:

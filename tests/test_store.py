@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,13 +52,25 @@ def create_from_modelfile(store: Store, name: str, text: str, base: Path) -> Non
     store.create(name, request)
 
 
-@pytest.fixture
-def smol(store: Store, default_gguf: Path) -> Store:
+@pytest.fixture(scope="session")
+def smol_once(tmp_path_factory: pytest.TempPathFactory, default_gguf: Path) -> Path:
+    """A store holding the real model, created once (importing 100 MB hashes it)."""
+    store = Store(tmp_path_factory.mktemp("smol") / "models")
     create_from_modelfile(store, "smollm2:135m", f"FROM {default_gguf}", default_gguf.parent)
-    return store
+    return store.root
 
 
-def test_create_writes_exactly_ollamas_paths_and_json(smol: Store) -> None:
+@pytest.fixture
+def smol(store: Store, smol_once: Path) -> Store:
+    """The test's own copy of `smol_once` (its files' times the copy's, as if created now; its
+    manifest names the first store's weights as where they came `from`)."""
+    shutil.copytree(smol_once, store.root, copy_function=shutil.copy)
+    return Store(store.root)
+
+
+def test_create_writes_exactly_ollamas_paths_and_json(store: Store, default_gguf: Path) -> None:
+    create_from_modelfile(store, "smollm2:135m", f"FROM {default_gguf}", default_gguf.parent)
+    smol = store
     root = smol.root
     manifest_path = root / "manifests/registry.ollama.ai/library/smollm2/135m"
     files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
@@ -353,7 +366,7 @@ def test_prune_removes_temp_files_and_unused_blobs(smol: Store) -> None:
 
 
 CHILD = r"""
-import os, sys, time
+import os, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[3])
 real_fsync = os.fsync
@@ -362,7 +375,7 @@ def slow_fsync(fd):
     global count
     count += 1
     print(f"FSYNC {count}", flush=True)
-    time.sleep(0.3)
+    sys.stdin.readline()  # the parent's word to go on (or its SIGKILL)
     real_fsync(fd)
 os.fsync = slow_fsync
 from trio_ollama.store import Store
@@ -376,19 +389,24 @@ print("DONE", flush=True)
 
 
 def _run_until(store: Store, modelfile: Path, stop_at: int) -> bool:
-    """Run a create in a child and SIGKILL it at its `stop_at`-th fsync. True if it finished."""
+    """Run a create in a child and SIGKILL it at its `stop_at`-th fsync. True if it finished.
+    The child waits at each fsync for the parent's word to go on."""
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(store.root), str(modelfile), str(ROOT)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert proc.stdout is not None
+    assert proc.stdin is not None and proc.stdout is not None
     try:
         for line in proc.stdout:
             if line.strip() == f"FSYNC {stop_at}":
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 return False
+            if line.startswith("FSYNC "):
+                proc.stdin.write("\n")
+                proc.stdin.flush()
             if line.strip() == "DONE":
                 break
         return proc.wait() == 0

@@ -9,8 +9,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,9 +17,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
-from tests.server import running_server
-from trio_ollama.store import Store
-from trio_ollama.store.default_model import ensure_default_model
+from tests.server import ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -71,20 +67,17 @@ CALL_ID = re.compile(r"call_[a-z0-9]{8}")
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory: pytest.TempPathFactory, default_gguf: Path) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("tools") / "models"
-    ensure_default_model(Store(root))
-    with running_server(root) as base:
-        folder = tmp_path_factory.mktemp("modelfile")
-        (folder / "Modelfile").write_text(MODELFILE)
-        env = {**os.environ, "OLLAMA_HOST": base.removeprefix("http://")}
-        created = subprocess.run(
-            [sys.executable, "-m", "trio_ollama", "create", "caller", "-f", "Modelfile"],
-            cwd=folder, env=env, capture_output=True, text=True, timeout=120, check=False,
-            stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-        assert created.returncode == 0, created.stderr
-        yield base
+def url(tmp_path_factory: pytest.TempPathFactory, real_server: ServerProcess) -> str:
+    folder = tmp_path_factory.mktemp("modelfile")
+    (folder / "Modelfile").write_text(MODELFILE)
+    env = {**os.environ, "OLLAMA_HOST": real_server.url.removeprefix("http://")}
+    created = subprocess.run(
+        [sys.executable, "-m", "trio_ollama", "create", "caller", "-f", "Modelfile"],
+        cwd=folder, env=env, capture_output=True, text=True, timeout=120, check=False,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    return real_server.url
 
 
 def test_the_model_can_call_tools(url: str) -> None:

@@ -51,6 +51,7 @@ DEFAULT_MODELS_PER_GPU = 3
 DEFAULT_TRANSFER_STREAMS = 4
 # Ollama's smallest download part: a blob under 1.6 GB is fetched in parts of this size.
 DEFAULT_TRANSFER_PART_SIZE = 100 * 1000 * 1000
+DEFAULT_TRANSFER_SAVE_MS = 1000
 KV_CACHE_TYPES = ("", "f16", "q8_0", "q4_0")
 # The counts the configuration file checks, by the variable each stands for: one range for both.
 _COUNT_RANGES = {count.variable: count for count in COUNTS.values()}
@@ -264,6 +265,9 @@ class Settings:
     # link may want smaller parts: TRIO_OLLAMA_TRANSFER_PART_SIZE, in bytes).
     max_transfer_streams: int = DEFAULT_TRANSFER_STREAMS
     transfer_part_size: int = DEFAULT_TRANSFER_PART_SIZE
+    # Seconds between saves of a download's progress (`registry.download.SAVE_EVERY`); the
+    # real server's tests set it small (TRIO_OLLAMA_TRANSFER_SAVE_MS, in milliseconds).
+    transfer_save_every: float = DEFAULT_TRANSFER_SAVE_MS / 1000
 
     @property
     def effective_num_parallel(self) -> int:
@@ -347,4 +351,13 @@ class Settings:
                     DEFAULT_TRANSFER_PART_SIZE,
                 ),
             ),
+            transfer_save_every=max(
+                1,
+                parse_uint(
+                    "TRIO_OLLAMA_TRANSFER_SAVE_MS",
+                    var("TRIO_OLLAMA_TRANSFER_SAVE_MS"),
+                    DEFAULT_TRANSFER_SAVE_MS,
+                ),
+            )
+            / 1000,
         )

@@ -38,6 +38,7 @@ class Transfers(ModelAccess):
             streams=self.settings.max_transfer_streams,
             smallest_part=self.settings.transfer_part_size,
             prune=not self.settings.noprune,
+            save_every=self.settings.transfer_save_every,
         )
         store, downloads = self.store, self.downloads
 
