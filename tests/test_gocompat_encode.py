@@ -3,12 +3,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
+import attrs
 import pytest
 
 from trio_ollama.api import openai_responses as responses
 from trio_ollama.gocompat import gojson
+from trio_ollama.gocompat.decode import (
+    ANY,
+    BOOL,
+    FLOAT64,
+    INT,
+    MAP_ANY,
+    STRING,
+    go_field,
+    pointer_to,
+    slice_of,
+    struct_type,
+)
+from trio_ollama.gocompat.encode import GoStruct, is_empty, marshal, marshal_struct
 from trio_ollama.store.manifest import Layer, Manifest
 from trio_ollama.templates import (
     Message,
@@ -39,10 +53,14 @@ GOLDEN: list[tuple[str, Any, str]] = [
         ToolCallFunction(name=""),
         '{"index":0,"name":"","arguments":{}}',
     ),
-    ("tool call", ToolCall(_FN, id="call_1"), '{"id":"call_1","function":' + _FN_JSON + "}"),
+    (
+        "tool call",
+        ToolCall(function=_FN, id="call_1"),
+        '{"id":"call_1","function":' + _FN_JSON + "}",
+    ),
     (
         "tool call, empty",
-        ToolCall(ToolCallFunction(name="")),
+        ToolCall(function=ToolCallFunction(name="")),
         '{"function":{"index":0,"name":"","arguments":{}}}',
     ),
     (
@@ -52,7 +70,7 @@ GOLDEN: list[tuple[str, Any, str]] = [
             content="c",
             thinking="t",
             images=(b"\x00\xff<",),
-            tool_calls=(ToolCall(_FN, id="x"),),
+            tool_calls=(ToolCall(function=_FN, id="x"),),
             tool_name="n",
             tool_call_id="i",
         ),
@@ -182,3 +200,102 @@ def test_golden_manifests() -> None:
             '"config":{"mediaType":"","digest":"","size":0},"layers":[]}\n'
         ).encode()
     )
+
+
+# --- the encoder itself ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Inner(GoStruct):
+    GO_NAME: ClassVar[str] = "test.Inner"
+
+    n: int = go_field(INT, default=0, omitempty=True)
+    s: str = go_field(STRING, default="")
+
+
+@attrs.frozen
+class _Outer(GoStruct):
+    GO_NAME: ClassVar[str] = "test.Outer"
+
+    # Declared in an order that is not the alphabet's: the order written is this one.
+    zed: str = go_field(STRING, default="", omitempty=True)
+    flag: bool = go_field(BOOL, default=False, omitempty=True)
+    count: int = go_field(INT, default=0, omitempty=True)
+    ratio: float = go_field(FLOAT64, default=0.0, omitempty=True)
+    items: tuple[str, ...] = go_field(slice_of(STRING), default=(), omitempty=True)
+    table: dict[str, Any] = go_field(MAP_ANY, factory=dict, omitempty=True)
+    renamed: str = go_field(STRING, default="", json="$Renamed")
+    inner: _Inner = go_field(struct_type(_Inner), factory=_Inner, omitempty=True)
+    inners: tuple[_Inner, ...] = go_field(slice_of(struct_type(_Inner)), default=())
+    maybe: _Inner | None = go_field(pointer_to(struct_type(_Inner)), default=None, omitempty=True)
+    anything: Any = go_field(ANY, default=None, omitempty=True)
+    strict: bool | None = go_field(pointer_to(BOOL), default=None, omitempty=True)
+    blob: bytes = go_field(slice_of(INT), default=b"", omitempty=True)
+    upper: str = go_field(STRING, default="", omitempty=True, encode=str.upper)
+    not_go: str = "never written"
+
+
+def test_fields_in_declaration_order_under_their_json_names() -> None:
+    outer = _Outer(
+        zed="z", flag=True, count=-1, ratio=0.5, items=("a",), table={"b": 1, "a": (2,)},
+        renamed="r", inner=_Inner(1, "x"), inners=(_Inner(), _Inner(2, "y")),
+        maybe=_Inner(), anything=0, strict=False, blob=b"\x01", upper="u",
+    )  # fmt: skip
+    data = marshal_struct(outer)
+    assert data == outer.go_json() == marshal(outer)
+    assert list(data) == [
+        "zed", "flag", "count", "ratio", "items", "table", "$Renamed", "inner", "inners",
+        "maybe", "anything", "strict", "blob", "upper",
+    ]  # fmt: skip
+    assert gojson.dumps(data) == (
+        '{"zed":"z","flag":true,"count":-1,"ratio":0.5,"items":["a"],"table":{"b":1,"a":[2]},'
+        '"$Renamed":"r","inner":{"n":1,"s":"x"},"inners":[{"s":""},{"n":2,"s":"y"}],'
+        '"maybe":{"s":""},"anything":0,"strict":false,"blob":"AQ==","upper":"U"}'
+    )
+
+
+def test_omitempty_leaves_out_go_empty_values_only() -> None:
+    # false, 0, 0.0, "", an empty slice or map, nil: left out. A struct is never empty, and
+    # neither is an `any` or a pointer that is not nil (whatever it holds).
+    assert marshal_struct(_Outer()) == {"$Renamed": "", "inner": {"s": ""}, "inners": []}
+    assert marshal_struct(_Outer(anything="", strict=False, maybe=_Inner())) == {
+        "$Renamed": "", "inner": {"s": ""}, "inners": [], "maybe": {"s": ""}, "anything": "",
+        "strict": False,
+    }  # fmt: skip
+    # Without omitempty, a zero value and nil are written (nil as null).
+    assert marshal_struct(_Inner()) == {"s": ""}
+    assert gojson.dumps(responses.Tool(name="t").go_json()) == (
+        '{"type":"","name":"t","description":null,"strict":null,"parameters":null}'
+    )
+
+
+@pytest.mark.parametrize(
+    ("go", "value", "empty"),
+    [
+        (BOOL, False, True), (BOOL, True, False),
+        (INT, 0, True), (INT, 7, False), (FLOAT64, 0.0, True), (FLOAT64, -0.5, False),
+        (STRING, "", True), (STRING, " ", False),
+        (slice_of(STRING), (), True), (slice_of(STRING), [], True), (slice_of(STRING), [""], False),
+        (MAP_ANY, {}, True), (MAP_ANY, {"": None}, False), (slice_of(INT), b"", True),
+        (STRING, None, True), (MAP_ANY, None, True),
+        (ANY, None, True), (ANY, 0, False), (ANY, "", False), (ANY, {}, False), (ANY, [], False),
+        (pointer_to(BOOL), None, True), (pointer_to(BOOL), False, False),
+        (pointer_to(MAP_ANY), {}, False), (pointer_to(STRING), "", False),
+        (struct_type(_Inner), _Inner(), False), (struct_type(_Inner), None, True),
+    ],
+)  # fmt: skip
+def test_is_empty_is_gos_rule(go: Any, value: Any, empty: bool) -> None:
+    assert is_empty(go, value) is empty
+
+
+def test_values_inside_are_written_as_go_writes_them() -> None:
+    # Dicts keep their order (a field whose map Go sorts says so itself, as the tool types do),
+    # tuples are arrays, bytes are base64, a value with its own `go_json` is written by it.
+    assert marshal({"b": (1, b"\xff"), "a": [_Inner(3, "q")]}) == {
+        "b": [1, "/w=="],
+        "a": [{"n": 3, "s": "q"}],
+    }
+    assert marshal(ToolProperties({"b": ToolProperty(), "a": ToolProperty(type="x")})) == {
+        "a": {"type": "x"}, "b": {}
+    }  # fmt: skip
+    assert marshal(None) is None and marshal("s") == "s" and marshal(1.5) == 1.5

@@ -55,7 +55,7 @@ from trio_ollama.options import (
 from trio_ollama.store.create import is_valid_relative_path
 from trio_ollama.store.layout import DIGEST_RE
 from trio_ollama.store.modelfile import MESSAGE_ROLES, CreateRequest
-from trio_ollama.templates import Message
+from trio_ollama.templates import IMAGE_DATA, Message
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +88,6 @@ _THINK_LEVELS_TEXT = '"high", "medium", "low", true, or false'
 _ROLE_TEXT = 'must be one of "system", "user", "assistant", or "tool"'
 _MESSAGE_ROLE_TEXT = 'message role must be one of "system", "user", or "assistant"'
 _B64_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
-
-# Go types that are not plain JSON kinds: `ImageData` is a `[]byte` (base64 in JSON).
-_IMAGE_DATA = GoType("string", "api.ImageData")
 
 
 @contextmanager
@@ -300,7 +297,7 @@ class GenerateRequest(Request):
     raw: bool = go_field(BOOL, default=False)
     format: str = go_field(ANY, default="", convert=parse_format)
     keep_alive: float | None = go_field(ANY, default=None, convert=parse_keep_alive)
-    images: tuple[bytes, ...] = go_field(slice_of(_IMAGE_DATA), default=(), convert=parse_images)
+    images: tuple[bytes, ...] = go_field(slice_of(IMAGE_DATA), default=(), convert=parse_images)
     options: dict[str, Any] = go_field(MAP_ANY, factory=dict, convert=parse_options)
     think: bool | str | None = go_field(ANY, default=None, convert=parse_think)
     truncate: bool = go_field(BOOL, default=True)
@@ -319,18 +316,10 @@ def _role(value: str, path: str) -> str:
     return role
 
 
-# Ollama's `api.Message` and `api.ToolCall`, as Go's decoder checks them. A checked message is
-# built once into the one message type the prompt and the templates read (`templates.Message`),
+# Ollama's `api.Message`, as Go's decoder checks it (declared once, by `templates.Message`). A
+# checked message is built once into that one message type the prompt and the templates read,
 # its images decoded here and nowhere else.
-_TOOL_CALL = struct(
-    "api.ToolCall",
-    id=STRING,
-    function=struct("api.ToolCallFunction", index=INT, name=STRING, arguments=go.TOOL_ARGUMENTS),
-)
-_MESSAGE = struct(
-    "api.Message", role=STRING, content=STRING, thinking=STRING, images=slice_of(_IMAGE_DATA),
-    tool_calls=slice_of(_TOOL_CALL), tool_name=STRING, tool_call_id=STRING,
-)  # fmt: skip
+_MESSAGE = struct_type(Message)
 
 
 def _message(value: Mapping[str, Any] | None, path: str) -> Message:

@@ -37,6 +37,7 @@ class Message:
     kind: ClassVar[str]
 
     def to_json(self) -> dict[str, Any]:
+        # Frames are this project's own JSON, not a Go struct's: every field, then the kind.
         data = attrs.asdict(self, recurse=True)  # type: ignore[arg-type]
         data["type"] = self.kind
         return data
