@@ -162,7 +162,7 @@ def _split_host_port(hostport: str) -> tuple[str, str] | None:
 
 
 def parse_host(value: str) -> HostURL:
-    """Ollama's `envconfig.Host()`, case by case (reference §3, `TestHost`)."""
+    """Ollama's `envconfig.Host()`, case by case (`TestHost` in its `envconfig/config_test.go`)."""
     default_port = str(DEFAULT_PORT)
     s = value.strip()
     scheme, sep, hostport = s.partition("://")

@@ -72,7 +72,8 @@ def message(kind: str) -> Any:
 @attrs.frozen(kw_only=True)
 class RunnerOptions:
     """The options fixed when a runner loads: one field for each "load" option of
-    `trio_ollama.options`, whose defaults these are. A change means a reload (reference §4.3)."""
+    `trio_ollama.options`, whose defaults these are. A change means a reload (Ollama's
+    `needsReload`, `server/sched.go`)."""
 
     num_ctx: int = _DEFAULT["num_ctx"]
     num_batch: int = _DEFAULT["num_batch"]
@@ -131,8 +132,9 @@ class Ready(Message):
 
 @attrs.frozen(kw_only=True)
 class Sampling:
-    """Per-request predict options (reference §1.14), already merged and validated: one field
-    for each "predict" option of `trio_ollama.options`, whose defaults these are."""
+    """Per-request predict options (Ollama's `api.Options`, `api/types.go`), already merged and
+    validated: one field for each "predict" option of `trio_ollama.options`, whose defaults these
+    are."""
 
     num_keep: int = _DEFAULT["num_keep"]
     seed: int = _DEFAULT["seed"]

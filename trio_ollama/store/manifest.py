@@ -1,4 +1,5 @@
-"""Manifest and config-blob schema (reference §2.3), byte-compatible with Ollama's files.
+"""Manifest and config-blob schema (Ollama v0.12.10's `server/manifest.go`), byte-compatible with
+Ollama's files.
 
 Everything here reads files another program (or a registry, or a damaged disk) wrote: each is
 decoded as Go's `encoding/json` decodes it into Ollama's types, so a value of the wrong type is

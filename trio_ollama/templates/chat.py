@@ -1,6 +1,6 @@
 """The values Ollama hands a chat template, and how it renders a conversation with one.
 
-Ollama's `Template.Execute` picks one of three ways to render (reference §1.3, §1.4, §1.16):
+Ollama's `Template.Execute` picks one of three ways to render (`template/template.go`):
 
 1. `prompt` and `suffix` both set (fill-in-the-middle): one render with `.Prompt` and `.Suffix`.
 2. The template mentions `.Messages` anywhere (as a field or `$.Messages`): one render with
