@@ -188,6 +188,7 @@ class Piece(Reply):
     logprobs: list[dict[str, Any]] = attrs.field(factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        # A frame, as Message's (not a Go struct): written by hand to leave out empty logprobs.
         data: dict[str, Any] = {"type": self.kind, "id": self.id, "text": self.text}
         if self.logprobs:  # pieces go by the thousand: nothing for what was not asked
             data["logprobs"] = self.logprobs
