@@ -172,7 +172,7 @@ GOLDEN: list[tuple[str, Any, str]] = [
 
 
 def _encoded(value: Any) -> str:
-    return gojson.dumps(value.go_json() if hasattr(value, "go_json") else value.to_json())
+    return gojson.dumps(value.go_json())
 
 
 @pytest.mark.parametrize(
