@@ -26,7 +26,7 @@ from trio_ollama.bench import spec_from
 from trio_ollama.bench.client import Outcome
 from trio_ollama.bench.plan import WORDS, Planned, write_trace
 from trio_ollama.bench.report import percentiles
-from trio_ollama.config_file import Policies
+from trio_ollama.config_file import ConfigFile, Policies
 from trio_ollama.scheduler import Scheduler
 from trio_ollama.scheduler.types import NoEvents
 from trio_ollama.sim import Machine, ModelProfile, load_machine, simulate
@@ -110,9 +110,9 @@ def priority(machine: Machine) -> list[tuple[Run, Mapping[str, Any]]]:
             equal = [attrs.evolve(r, priority=None) for r in planned]
             spec_equal = spec_from({"load": {"mode": "trace", "trace": str(_trace(equal))},
                                     "timeout": 3600})  # fmt: skip
-            run = _run(label, spec_equal, attrs.evolve(machine, policies=config))
+            run = _run(label, spec_equal, attrs.evolve(machine, config=ConfigFile(policies=config)))
         else:
-            run = _run(label, spec, attrs.evolve(machine, policies=config))
+            run = _run(label, spec, attrs.evolve(machine, config=ConfigFile(policies=config)))
         runs.append((run, {
             "interactive": run.ttft(lambda o: o.index in interactive),
             "batch": run.ttft(lambda o: o.index not in interactive),
@@ -142,7 +142,9 @@ def fair(machine: Machine) -> list[tuple[Run, Mapping[str, Any]]]:
            "OLLAMA_NUM_PARALLEL": "2"}  # fmt: skip
     runs = []
     for label, on in (("one lane (Ollama)", False), ("fair queues", True)):
-        box = attrs.evolve(machine, env=env, models=models, policies=Policies(fair_queues=on))
+        box = attrs.evolve(
+            machine, env=env, models=models, config=ConfigFile(policies=Policies(fair_queues=on))
+        )
         run = _run(label, spec, box)
         runs.append((run, {
             "small models": run.ttft(lambda o: not o.model.startswith("L")),
@@ -170,7 +172,9 @@ def replay_14578(machine: Machine) -> list[tuple[Run, Mapping[str, Any]]]:
     env = {**machine.env, "OLLAMA_NUM_PARALLEL": "1"}
     runs = []
     for label, on in (("one lane (Ollama)", False), ("fair queues", True)):
-        box = attrs.evolve(machine, env=env, models=models, policies=Policies(fair_queues=on))
+        box = attrs.evolve(
+            machine, env=env, models=models, config=ConfigFile(policies=Policies(fair_queues=on))
+        )
         run = _run(label, spec, box)
         runs.append((run, {"small model": run.ttft(lambda o: o.model == "small" and o.sent > 1)}))
     return runs
@@ -199,7 +203,7 @@ def eviction(machine: Machine) -> list[tuple[Run, Mapping[str, Any]]]:
     runs = []
     for label, how in (("Ollama's rule", "ollama"), ("cost-aware", "cost")):
         box = attrs.evolve(machine, memory_gib=16.0, env=env, models=models,
-                           policies=Policies(eviction=how))  # type: ignore[arg-type]  # fmt: skip
+                           config=ConfigFile(policies=Policies(eviction=how)))  # type: ignore[arg-type]  # fmt: skip
         run = _run(label, spec, box)
         runs.append((run, {"all": run.ttft()}))
     return runs

@@ -287,7 +287,7 @@ def test_blobs_create_copy_delete(url: str, default_gguf: Path, client: ollama.C
     assert "pirate:latest" not in [m.model for m in client.list().models]
 
 
-# ----- errors (reference §8)
+# ----- errors: Ollama's statuses and texts (its `server/routes.go`)
 
 
 ERRORS = [

@@ -1,4 +1,5 @@
-"""The OpenAI-compatibility translation: requests in, native replies out (reference §1.17)."""
+"""The OpenAI-compatibility translation: requests in, native replies out (as Ollama's
+`openai/openai.go` translates them)."""
 
 from __future__ import annotations
 

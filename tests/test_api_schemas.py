@@ -372,7 +372,7 @@ def test_bad_input_table_is_large_and_covers_every_class() -> None:
     }
 
 
-# --- keep_alive (reference §1.13, Ollama's TestKeepAliveParsingFromJSON and more)
+# --- keep_alive (Ollama's TestKeepAliveParsingFromJSON in `api/types_test.go`, and more)
 
 
 @pytest.mark.parametrize(

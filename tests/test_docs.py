@@ -269,3 +269,27 @@ async def test_a_load_refused_beside_pinned_models_reads_as_the_policies_page_sa
     for said in (by_memory, by_count):
         assert "does not fit beside the pinned models (a, b)" in said
         assert said in policy_texts(), f"docs/policies.md does not quote {said!r}"
+
+
+# What a reader of the repository can open: files here, and Ollama's source by path.
+_OUTSIDE_CITATIONS = ("reference" + " §", "DESIGN" + " §")  # spelled apart: not a hit here
+_TEXT_SUFFIXES = {".py", ".md", ".toml", ".txt", ".json", ".jsonl", ".gotmpl"}
+
+
+def test_no_comment_cites_a_document_outside_the_repository() -> None:
+    """Comments and docs point at a file in the repository or at Ollama's source by path
+    (docs/design.md says which version), never at numbered sections of notes kept elsewhere."""
+    files = [ROOT / "README.md"] + [
+        path
+        for folder in ("trio_ollama", "tests", "docs")
+        for path in (ROOT / folder).rglob("*")
+        if path.suffix in _TEXT_SUFFIXES and path.is_file()
+    ]
+    assert len(files) > 200  # the walk found the tree
+    cited = [
+        f"{path.relative_to(ROOT)}: {mark}"
+        for path in files
+        for mark in _OUTSIDE_CITATIONS
+        if mark in path.read_text(encoding="utf-8", errors="replace")
+    ]
+    assert cited == []

@@ -189,7 +189,7 @@ def test_output_parser_thinking_then_calls() -> None:
     assert "".join(p.content for p in out) == ""
     [with_calls] = [p for p in out if p.tool_calls]
     assert with_calls.content == "" and with_calls.tool_calls[0].function == ToolCallFunction(
-        "get_weather", {"city": "Oslo"}, 0)  # fmt: skip
+        name="get_weather", arguments={"city": "Oslo"}, index=0)  # fmt: skip
     assert re.fullmatch(r"call_[a-z0-9]{8}", with_calls.tool_calls[0].id)
 
 

@@ -80,11 +80,8 @@ def test_config_file_reads_every_key(tmp_path: Path) -> None:
     )
     assert p.for_model("other") == ModelPolicy()
     assert p.preloads == ("smollm2:135m",)
-    assert config.variables == {
-        "OLLAMA_NUM_PARALLEL": "4",
-        "OLLAMA_KEEP_ALIVE": "600000000000ns",
-        "OLLAMA_MAX_LOADED_MODELS": "2",
-    }
+    assert config.counts == {"OLLAMA_NUM_PARALLEL": 4, "OLLAMA_MAX_LOADED_MODELS": 2}
+    assert config.keep_alive == 600.0
 
 
 @pytest.mark.parametrize(
@@ -524,8 +521,11 @@ def test_a_machine_file_carries_the_configuration_file() -> None:
         "config": {"server": {"num_parallel": 4, "max_loaded_models": 3},
                    "scheduler": {"fair_queues": True}, "models": {"a": {"pinned": True}}},
     })  # fmt: skip
-    assert machine.policies.fair_queues and machine.policies.for_model("a").pinned
-    assert machine.env == {"OLLAMA_NUM_PARALLEL": "2", "OLLAMA_MAX_LOADED_MODELS": "3"}
+    policies = machine.config.policies
+    assert policies.fair_queues and policies.for_model("a").pinned
+    # The file's [server] settings are the server's unless [env] sets the variable.
+    settings = Settings.from_env(machine.env, config=machine.config)
+    assert (settings.num_parallel, settings.max_loaded_models) == (2, 3)
     with pytest.raises(MachineError, match=r"config\.scheduler\.eviction: 'lru'"):
         machine_from({"config": {"scheduler": {"eviction": "lru"}}})
 

@@ -1,6 +1,6 @@
 """Scheduler rules, each as a short named test: the fake engine in-process, time from MockClock.
 
-The `TestSched*` names follow Ollama's `server/sched_test.go` (reference §4.4).
+The `TestSched*` names follow Ollama's `server/sched_test.go`.
 """
 
 from __future__ import annotations

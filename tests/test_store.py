@@ -270,7 +270,8 @@ def test_blob_is_stored_only_after_its_digest_is_verified(store: Store) -> None:
 
 
 def test_reads_a_store_laid_out_by_ollama(tmp_path: Path, default_gguf: Path) -> None:
-    """A store written by hand exactly as reference §2.3 describes Ollama's files."""
+    """A store written by hand exactly as Ollama writes its files (v0.12.10's
+    `server/manifest.go` and `server/layer.go`)."""
     root = tmp_path / "ollama-models"
     blobs = root / "blobs"
     blobs.mkdir(parents=True)

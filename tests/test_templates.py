@@ -426,7 +426,7 @@ def test_json_function() -> None:
     assert render("{{ json .M }}", data) == '{"a":null,"b":[1,2.5]}'
     assert render("{{ json .S }}", data) == '"\\u003cb\\u003e\\u0026"'
     assert render("{{ json .F }}|{{ json .Missing }}|{{ json true }}", data) == "2|null|true"
-    call = ToolCall(ToolCallFunction("f", {"z": 1, "a": {"y": 2, "b": 3}}))
+    call = ToolCall(function=ToolCallFunction(name="f", arguments={"z": 1, "a": {"y": 2, "b": 3}}))
     assert render("{{ json . }}", call) == (
         '{"function":{"index":0,"name":"f","arguments":{"a":{"b":3,"y":2},"z":1}}}'
     )

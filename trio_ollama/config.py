@@ -163,7 +163,7 @@ def _split_host_port(hostport: str) -> tuple[str, str] | None:
 
 
 def parse_host(value: str) -> HostURL:
-    """Ollama's `envconfig.Host()`, case by case (reference §3, `TestHost`)."""
+    """Ollama's `envconfig.Host()`, case by case (`TestHost` in its `envconfig/config_test.go`)."""
     default_port = str(DEFAULT_PORT)
     s = value.strip()
     scheme, sep, hostport = s.partition("://")
@@ -280,15 +280,20 @@ class Settings:
         return DEFAULT_MODELS_PER_GPU * max(gpu_count, 1)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, config: ConfigFile | None = None
+    ) -> Settings:
+        """The settings from `env` (default: the process's) and the configuration file: the one
+        `TRIO_OLLAMA_CONFIG` names, or `config`, already read (the simulator's `[config]`)."""
         env = os.environ if env is None else env
-        config = ConfigFile(policies=Policies())
         config_path = env.get(CONFIG_VARIABLE, "").strip()
-        if config_path:
+        if config is None and config_path:
             try:
                 config = load_config_file(Path(config_path).expanduser())
             except ConfigFileError as exc:
                 raise ConfigError(str(exc)) from None
+        if config is None:
+            config = ConfigFile(policies=Policies())
 
         def var(key: str) -> str:
             return env_var(env, key)

@@ -153,22 +153,10 @@ def policy_name(name: str) -> str:
 class ConfigFile:
     policies: Policies
     # `[server]`, checked: each count by the `OLLAMA_*` variable it stands for, and keep_alive in
-    # seconds (math.inf: forever). Settings take them as they are, with no text in between.
+    # seconds (math.inf: forever). Settings take them as they are, with no text in between (the
+    # simulator too: `Settings.from_env(env, config=...)`).
     counts: Mapping[str, int] = attrs.field(factory=dict)
     keep_alive: float | None = None
-
-    @property
-    def variables(self) -> Mapping[str, str]:
-        """`[server]` as environment strings, for a simulated machine's `[env]` table, which
-        holds strings as an environment does. The server itself reads `counts` and
-        `keep_alive`."""
-        variables = {variable: str(value) for variable, value in self.counts.items()}
-        if self.keep_alive is not None:
-            # Whole nanoseconds, which the variable's Go-duration parser reads back exactly.
-            variables[SERVER_VARIABLES["keep_alive"]] = (
-                "-1" if math.isinf(self.keep_alive) else f"{round(self.keep_alive * 1e9)}ns"
-            )
-        return variables
 
 
 def read_config_text(path: Path) -> str:

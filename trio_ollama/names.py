@@ -1,4 +1,4 @@
-"""Model names as Ollama parses them: `[host/][namespace/]model[:tag]` (reference §2.2).
+"""Model names as Ollama parses them (its `types/model/name.go`): `[host/][namespace/]model[:tag]`.
 
 A valid `ModelName` can only contain characters that are safe as path components, so it can never
 escape the store directory: no separators, no `..` (a part must start with a letter, digit or

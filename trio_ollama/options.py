@@ -1,4 +1,4 @@
-"""Ollama's model options: names, kinds, defaults, ranges and when each applies (§1.14).
+"""Ollama's model options: names, kinds, defaults, ranges and when each applies (its `api.Options`).
 
 One table serves the Modelfile (`PARAMETER` strings), the params layer, the API's `options`, the
 runner's load parameters and its per-request sampling.
@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 Kind = Literal["int", "float", "bool", "strings"]
 # When an option takes effect: "load" options are fixed when a runner loads (changing one means a
-# reload, reference §4.3); "predict" options are per request, sent to the runner with each one.
+# reload: Ollama's `needsReload`, `server/sched.go`); "predict" options are per request, sent to
+# the runner with each one.
 Stage = Literal["load", "predict"]
 
 # Ollama keeps float options as float32: anything larger becomes +Inf on the way to the runner.
@@ -53,7 +54,8 @@ def _float(
     return Option(name, "float", default, "predict", minimum, maximum)
 
 
-# The table (reference §1.14). num_ctx's default is OLLAMA_CONTEXT_LENGTH, a setting.
+# The table (Ollama's `api.Options` and `DefaultOptions`, `api/types.go`). num_ctx's default is
+# OLLAMA_CONTEXT_LENGTH, a setting.
 OPTIONS: Mapping[str, Option] = {
     option.name: option
     for option in (

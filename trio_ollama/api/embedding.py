@@ -95,7 +95,7 @@ async def _fit_embedding_input(
 ) -> str:
     """Ollama's rule for an embedding input longer than `min(num_ctx, the model's context)`:
     refused without `truncate`; else cut, keeping room for a BOS and an EOS the tokenizer did
-    not add (reference §1.5), and refused if nothing is left."""
+    not add (Ollama's `EmbedHandler`, `server/routes.go`), and refused if nothing is left."""
     info = spec.info
     window = info.context_length or options["num_ctx"]
     if options["num_ctx"] > 0:

@@ -1,4 +1,5 @@
-"""Ollama's OpenAI-compatible `/v1/*` layer as pure translation (reference §1.17).
+"""Ollama's OpenAI-compatible `/v1/*` layer as pure translation (Ollama's `openai/openai.go`
+and `middleware/openai.go`).
 
 Ollama serves `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings` and `/v1/models` by
 rewriting the OpenAI request into a native one, running the native handler, and rewriting each

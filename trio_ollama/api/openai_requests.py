@@ -1,5 +1,5 @@
-"""The OpenAI layer's requests (reference §1.17): each body declared once, as the Go struct
-Ollama's middleware binds it into, then translated into a native request.
+"""The OpenAI layer's requests (Ollama's `openai/openai.go`): each body declared once, as the
+Go struct Ollama's middleware binds it into, then translated into a native request.
 
 The declarations use the same `go_field` as the native bodies (`schemas.py`), so a wrongly typed
 field gets Go's `json: cannot unmarshal ...` text naming it, the first in document order, and

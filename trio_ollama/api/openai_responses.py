@@ -37,9 +37,11 @@ from trio_ollama.gocompat.decode import (
     STRING,
     DecodeError,
     go_field,
+    pointer_to,
     slice_of,
     struct_type,
 )
+from trio_ollama.gocompat.encode import GoStruct
 
 __all__ = [
     "ResponsesOptions",
@@ -69,23 +71,14 @@ class Reasoning:
 
 
 @attrs.frozen(kw_only=True)
-class TextFormat:
+class TextFormat(GoStruct):
     GO_NAME: ClassVar[str] = "openai.ResponsesTextFormat"
 
     type: str = go_field(STRING, default="")
-    name: str = go_field(STRING, default="")
-    schema: Any = go_field(ANY, default=None)
-    strict: bool | None = go_field(BOOL, default=None)
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.type}
-        if self.name:
-            out["name"] = self.name
-        if self.schema is not None:
-            out["schema"] = self.schema
-        if self.strict is not None:
-            out["strict"] = self.strict
-        return out
+    name: str = go_field(STRING, default="", omitempty=True)
+    # A `json.RawMessage`: written back as it came.
+    schema: Any = go_field(ANY, default=None, omitempty=True)
+    strict: bool | None = go_field(pointer_to(BOOL), default=None, omitempty=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -105,30 +98,18 @@ def _members(values: list[Any], path: str) -> tuple[Tool, ...]:
 
 
 @attrs.frozen(kw_only=True)
-class Tool:
-    """A Responses tool: flat (`name`, `parameters` beside `type`), unlike the chat API's."""
+class Tool(GoStruct):
+    """A Responses tool: flat (`name`, `parameters` beside `type`), unlike the chat API's. The
+    response echoes it (`go_json`): nullable but required fields are written as null."""
 
     GO_NAME: ClassVar[str] = "openai.ResponsesTool"
 
     type: str = go_field(STRING, default="")
     name: str = go_field(STRING, default="")
-    description: str | None = go_field(STRING, default=None)
-    strict: bool | None = go_field(BOOL, default=None)
+    description: str | None = go_field(pointer_to(STRING), default=None)
+    strict: bool | None = go_field(pointer_to(BOOL), default=None)
     parameters: dict[str, Any] | None = go_field(MAP_ANY, default=None)
-    tools: tuple[Tool, ...] = go_field(slice_of(ANY), default=(), convert=_members)
-
-    def to_json(self) -> dict[str, Any]:
-        """The tool as the response echoes it."""
-        out: dict[str, Any] = {
-            "type": self.type,
-            "name": self.name,
-            "description": self.description,
-            "strict": self.strict,
-            "parameters": self.parameters,
-        }
-        if self.tools:
-            out["tools"] = [tool.to_json() for tool in self.tools]
-        return out
+    tools: tuple[Tool, ...] = go_field(slice_of(ANY), default=(), convert=_members, omitempty=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -568,11 +549,11 @@ def _envelope(
         "instructions": request.instructions or None,
         "output": output,
         "error": None,
-        "tools": [tool.to_json() for tool in request.tools],
+        "tools": [tool.go_json() for tool in request.tools],
         "tool_choice": "auto",
         "truncation": request.truncation if request.truncation is not None else "disabled",
         "parallel_tool_calls": True,
-        "text": {"format": fmt.to_json() if fmt is not None else {"type": "text"}},
+        "text": {"format": fmt.go_json() if fmt is not None else {"type": "text"}},
         "top_p": 1.0 if request.top_p is None else request.top_p,
         "presence_penalty": 0,
         "frequency_penalty": 0,

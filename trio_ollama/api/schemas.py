@@ -2,10 +2,10 @@
 
 Each request is an attrs class whose fields say, with `go_field`, their JSON name, Go type and
 conversion: Go's type errors (`json: cannot unmarshal ... into Go struct field ...`) come from
-the Go types, Ollama's own texts (reference §1.2–1.16, §2.5) from the conversions, and defaults
-from the attrs fields. Several malformed values that Ollama lets through until they fail as a
-500 (an unknown `format`, an option of the wrong type) are a 400 here, so a 500 from the server
-always means a bug.
+the Go types, Ollama's own texts (from its `server/routes.go`, `server/create.go` and
+`api/types.go`) from the conversions, and defaults from the attrs fields. Several malformed values
+that Ollama lets through until they fail as a 500 (an unknown `format`, an option of the wrong
+type) are a 400 here, so a 500 from the server always means a bug.
 
 Everything here is pure: bytes or dicts in, frozen attrs objects out, `APIError` for the client.
 """
@@ -55,7 +55,7 @@ from trio_ollama.options import (
 from trio_ollama.store.create import is_valid_relative_path
 from trio_ollama.store.layout import DIGEST_RE
 from trio_ollama.store.modelfile import MESSAGE_ROLES, CreateRequest
-from trio_ollama.templates import Message
+from trio_ollama.templates import IMAGE_DATA, Message
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +88,6 @@ _THINK_LEVELS_TEXT = '"high", "medium", "low", true, or false'
 _ROLE_TEXT = 'must be one of "system", "user", "assistant", or "tool"'
 _MESSAGE_ROLE_TEXT = 'message role must be one of "system", "user", or "assistant"'
 _B64_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
-
-# Go types that are not plain JSON kinds: `ImageData` is a `[]byte` (base64 in JSON).
-_IMAGE_DATA = GoType("string", "api.ImageData")
 
 
 @contextmanager
@@ -156,7 +153,8 @@ def _token_ids(value: list[int | None], path: str) -> tuple[int, ...]:
 
 
 def parse_keep_alive(value: Any, path: str = "keep_alive") -> float | None:
-    """`keep_alive` (reference §1.13) in seconds: None when absent, `math.inf` for forever.
+    """`keep_alive` in seconds: None when absent, `math.inf` for forever (Ollama's
+    `Duration.UnmarshalJSON`, `api/types.go`).
 
     A number is seconds; a string is a Go duration; anything negative means forever.
     """
@@ -235,7 +233,8 @@ def parse_images(value: list[str | None], path: str) -> tuple[bytes, ...]:
 
 
 def parse_options(value: Mapping[str, Any], path: str = "options") -> dict[str, Any]:
-    """`options` (reference §1.14): only the keys given, type-checked and range-checked.
+    """`options` (Ollama's `Options.FromMap`, `api/types.go`): only the keys given, type-checked
+    and range-checked.
 
     Unknown keys are logged and ignored and deprecated ones ignored, as Ollama does; `null`
     values are skipped (Go's `FromMap` does the same).
@@ -286,7 +285,8 @@ def _parameters(value: Mapping[str, Any], path: str) -> dict[str, Any]:
 
 @attrs.frozen(kw_only=True)
 class GenerateRequest(Request):
-    """`POST /api/generate` (reference §1.3). `system`/`template` are None unless non-empty."""
+    """`POST /api/generate` (Ollama's `GenerateHandler`, `server/routes.go`). `system` and
+    `template` are None unless non-empty."""
 
     GO_NAME: ClassVar[str] = "api.GenerateRequest"
 
@@ -300,7 +300,7 @@ class GenerateRequest(Request):
     raw: bool = go_field(BOOL, default=False)
     format: str = go_field(ANY, default="", convert=parse_format)
     keep_alive: float | None = go_field(ANY, default=None, convert=parse_keep_alive)
-    images: tuple[bytes, ...] = go_field(slice_of(_IMAGE_DATA), default=(), convert=parse_images)
+    images: tuple[bytes, ...] = go_field(slice_of(IMAGE_DATA), default=(), convert=parse_images)
     options: dict[str, Any] = go_field(MAP_ANY, factory=dict, convert=parse_options)
     think: bool | str | None = go_field(ANY, default=None, convert=parse_think)
     truncate: bool = go_field(BOOL, default=True)
@@ -319,18 +319,10 @@ def _role(value: str, path: str) -> str:
     return role
 
 
-# Ollama's `api.Message` and `api.ToolCall`, as Go's decoder checks them. A checked message is
-# built once into the one message type the prompt and the templates read (`templates.Message`),
+# Ollama's `api.Message`, as Go's decoder checks it (declared once, by `templates.Message`). A
+# checked message is built once into that one message type the prompt and the templates read,
 # its images decoded here and nowhere else.
-_TOOL_CALL = struct(
-    "api.ToolCall",
-    id=STRING,
-    function=struct("api.ToolCallFunction", index=INT, name=STRING, arguments=go.TOOL_ARGUMENTS),
-)
-_MESSAGE = struct(
-    "api.Message", role=STRING, content=STRING, thinking=STRING, images=slice_of(_IMAGE_DATA),
-    tool_calls=slice_of(_TOOL_CALL), tool_name=STRING, tool_call_id=STRING,
-)  # fmt: skip
+_MESSAGE = struct_type(Message)
 
 
 def _message(value: Mapping[str, Any] | None, path: str) -> Message:
@@ -371,7 +363,8 @@ def _tools(value: list[dict[str, Any] | None], path: str) -> tuple[dict[str, Any
 
 @attrs.frozen(kw_only=True)
 class ChatRequest(Request):
-    """`POST /api/chat` (reference §1.4). `tools` are kept as the client's dicts."""
+    """`POST /api/chat` (Ollama's `ChatHandler`, `server/routes.go`). `tools` are kept as the
+    client's dicts."""
 
     GO_NAME: ClassVar[str] = "api.ChatRequest"
 
@@ -409,7 +402,8 @@ def _dimensions(value: int, path: str) -> int:
 
 @attrs.frozen(kw_only=True)
 class EmbedRequest(Request):
-    """`POST /api/embed` (reference §1.5). `input` is always a tuple; `""` and null are empty."""
+    """`POST /api/embed` (Ollama's `EmbedHandler`, `server/routes.go`). `input` is always a
+    tuple; `""` and null are empty."""
 
     GO_NAME: ClassVar[str] = "api.EmbedRequest"
 
@@ -423,7 +417,7 @@ class EmbedRequest(Request):
 
 @attrs.frozen(kw_only=True)
 class EmbeddingsRequest(Request):
-    """`POST /api/embeddings`, the legacy single-prompt form (reference §1.6)."""
+    """`POST /api/embeddings`, the legacy single-prompt form (Ollama's `EmbeddingsHandler`)."""
 
     GO_NAME: ClassVar[str] = "api.EmbeddingRequest"
 
@@ -438,7 +432,8 @@ class EmbeddingsRequest(Request):
 
 @attrs.frozen(kw_only=True)
 class ShowRequest(Request):
-    """`POST /api/show` (reference §1.8). `model` already falls back to `name`."""
+    """`POST /api/show` (Ollama's `ShowHandler`, `server/routes.go`). `model` already falls back
+    to `name`."""
 
     GO_NAME: ClassVar[str] = "api.ShowRequest"
 
@@ -450,7 +445,7 @@ class ShowRequest(Request):
 
 @attrs.frozen(kw_only=True)
 class CopyRequest(Request):
-    """`POST /api/copy` (reference §1.9)."""
+    """`POST /api/copy` (Ollama's `CopyHandler`, `server/routes.go`)."""
 
     GO_NAME: ClassVar[str] = "api.CopyRequest"
 
@@ -460,7 +455,8 @@ class CopyRequest(Request):
 
 @attrs.frozen(kw_only=True)
 class DeleteRequest(Request):
-    """`DELETE /api/delete` (reference §1.9). `model` already falls back to `name`."""
+    """`DELETE /api/delete` (Ollama's `DeleteHandler`, `server/routes.go`). `model` already falls
+    back to `name`."""
 
     GO_NAME: ClassVar[str] = "api.DeleteRequest"
 
@@ -469,7 +465,8 @@ class DeleteRequest(Request):
 
 @attrs.frozen(kw_only=True)
 class PullRequest(Request):
-    """`POST /api/pull` (reference §1.10). `model` already falls back to `name`."""
+    """`POST /api/pull` (Ollama's `PullHandler`, `server/routes.go`). `model` already falls back
+    to `name`."""
 
     GO_NAME: ClassVar[str] = "api.PullRequest"
 
@@ -521,7 +518,7 @@ def _create_messages(
 
 @attrs.frozen(kw_only=True)
 class CreateJSON(Request):
-    """`POST /api/create`, JSON form (reference §2.5).
+    """`POST /api/create`, JSON form (Ollama's `CreateHandler`, `server/create.go`).
 
     `model` already falls back to `name`, `quantize` to `quantization`. `template` and `system`
     are None unless non-empty, and `messages` None unless some are given: in each case Ollama

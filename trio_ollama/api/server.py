@@ -59,7 +59,7 @@ async def serve(
             )
     # anycorn: hypercorn's AnyIO fork, run here on Trio. Hypercorn 0.18 let a half-closed
     # request's BusyResourceError escape (ending the server) and never closed `Connection: close`
-    # or HTTP/1.0 responses; anycorn does neither (DESIGN §2).
+    # or HTTP/1.0 responses; anycorn does neither.
     config = anycorn.config.Config()
     config.bind = [_bind(settings)]
     config.accesslog = None

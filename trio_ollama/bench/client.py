@@ -57,6 +57,7 @@ class Outcome:
         return sum(self.gaps) / max(tokens - 1, 1)
 
     def to_json(self) -> dict[str, Any]:
+        # A result file's record (not a Go type): every field, the gaps rounded.
         data = attrs.asdict(self)
         data["gaps"] = [round(g, 6) for g in self.gaps]
         return data

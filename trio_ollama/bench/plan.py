@@ -44,7 +44,8 @@ class Planned:
     priority: int | None = None  # sent as the request's `priority` (lower first)
 
     def to_json(self) -> dict[str, Any]:
-        """A trace line (docs/benchmarks.md)."""
+        """A trace line (docs/benchmarks.md). Not a plain encoding: `messages` or else `prompt`,
+        and `max_tokens` named `output_tokens`."""
         line: dict[str, Any] = {"at": self.at, "model": self.model}
         if self.messages:
             line["messages"] = list(self.messages)

@@ -101,6 +101,7 @@ class Spec:
     keepalive: bool = True
 
     def to_json(self) -> dict[str, Any]:
+        # The spec in the result file, key for key as `load_spec` reads it (not a Go type).
         return attrs.asdict(self, recurse=True, value_serializer=_plain)
 
 

@@ -1,4 +1,4 @@
-"""The model-management verbs: list, ps, show, stop, rm, cp, pull, push (reference §6)."""
+"""The model-management verbs: list, ps, show, stop, rm, cp, pull, push (Ollama's `cmd/cmd.go`)."""
 
 from __future__ import annotations
 

@@ -34,13 +34,16 @@ class DecodeError(ValueError):
 class GoType:
     """One Go type as the decoder sees it: what JSON it accepts and how its errors name it.
 
-    `kind` is "string", "int", "float", "bool", "any", "struct", "slice" or "map".
+    `kind` is "string", "int", "float", "bool", "any", "struct", "slice" or "map". A pointer
+    decodes as what it points to (and Go's errors name that); it matters to the encoder, where
+    only nil is an empty pointer (`omitempty`).
     """
 
     kind: str
     name: str
     fields: Mapping[str, GoType] = attrs.field(factory=dict)
     elem: GoType | None = None
+    pointer: bool = False
 
     @property
     def struct_name(self) -> str:
@@ -66,6 +69,10 @@ def map_of(elem: GoType) -> GoType:
 
 def struct(type_name: str, /, **fields: GoType) -> GoType:
     return GoType("struct", type_name, fields=fields)
+
+
+def pointer_to(elem: GoType) -> GoType:
+    return attrs.evolve(elem, pointer=True)
 
 
 MAP_ANY: Final = map_of(ANY)
@@ -330,11 +337,15 @@ _GO = "trio_ollama.go"
 
 
 @attrs.frozen
-class _Wire:
+class Wire:
+    """What `go_field` says of a field, for the decoder here and the encoder (`encode.py`)."""
+
     go: GoType
     json: str | None
     fallback: str | None
     convert: Convert | None
+    omitempty: bool
+    encode: Callable[[Any], Any] | None
 
 
 def go_field(
@@ -345,26 +356,51 @@ def go_field(
     json: str | None = None,
     fallback: str | None = None,
     convert: Convert | None = None,
+    omitempty: bool = False,
+    encode: Callable[[Any], Any] | None = None,
 ) -> Any:
-    """An attrs field decoded from JSON key `json` (default: the field's name) of Go type `go`.
+    """An attrs field that is JSON key `json` (default: the field's name) of Go type `go`.
 
-    `fallback` names a deprecated key read when the value is empty (`name` for `model`).
-    `convert(value, path)` turns the well-typed JSON value into the field's value; `path` is
-    where it sits (`ChatRequest.messages[0]`), for messages. Absent or null keeps the default.
+    Decoding (`build`): `fallback` names a deprecated key read when the value is empty (`name`
+    for `model`). `convert(value, path)` turns the well-typed JSON value into the field's value;
+    `path` is where it sits (`ChatRequest.messages[0]`), for messages. Absent or null keeps the
+    default. Encoding (`encode.marshal_struct`): `omitempty` is Go's tag option; `encode` writes
+    the value where the encoder's own rules would not. A field with an attrs `converter` is an
+    `attrs.field` with `metadata=go_metadata(...)` (the same words), so that type checkers see
+    what its converter accepts.
     """
-    wire = _Wire(go, json, fallback, convert)
+    metadata = go_metadata(
+        go, json=json, fallback=fallback, convert=convert, omitempty=omitempty, encode=encode
+    )
     if factory is not None:
-        return attrs.field(factory=factory, metadata={_GO: wire})
-    return attrs.field(default=default, metadata={_GO: wire})
+        return attrs.field(factory=factory, metadata=metadata)
+    return attrs.field(default=default, metadata=metadata)
 
 
-def _wires(cls: type) -> list[tuple[str, _Wire]]:
-    out = []
-    for field in attrs.fields(cls):
-        wire = field.metadata.get(_GO)
-        if wire is not None:
-            out.append((field.name, wire))
-    return out
+def go_metadata(
+    go: GoType,
+    *,
+    json: str | None = None,
+    fallback: str | None = None,
+    convert: Convert | None = None,
+    omitempty: bool = False,
+    encode: Callable[[Any], Any] | None = None,
+) -> dict[str, Wire]:
+    """The attrs metadata `go_field` puts on its field."""
+    return {_GO: Wire(go, json, fallback, convert, omitempty, encode)}
+
+
+_WIRES: dict[type, tuple[tuple[str, Wire], ...]] = {}
+
+
+def wires(cls: type) -> tuple[tuple[str, Wire], ...]:
+    """The fields of `cls` declared with `go_field`, in declaration order, with what each says."""
+    known = _WIRES.get(cls)
+    if known is None:
+        known = _WIRES[cls] = tuple(
+            (f.name, f.metadata[_GO]) for f in attrs.fields(cls) if _GO in f.metadata
+        )
+    return known
 
 
 _STRUCTS: dict[type, GoType] = {}
@@ -376,7 +412,7 @@ def struct_type(cls: type) -> GoType:
     if known is not None:
         return known
     fields: dict[str, GoType] = {}
-    for name, wire in _wires(cls):
+    for name, wire in wires(cls):
         fields[wire.json or name] = wire.go
         if wire.fallback:
             fields[wire.fallback] = wire.go
@@ -392,7 +428,7 @@ def build(cls: type[T], data: Mapping[str, Any] | None, path: str) -> T:
     """An instance of `cls` from a JSON object already `check`ed against `struct_type(cls)`."""
     data = data or {}
     values: dict[str, Any] = {}
-    for name, wire in _wires(cls):
+    for name, wire in wires(cls):
         key = wire.json or name
         value = data.get(key)
         if wire.fallback and not value:

@@ -34,7 +34,7 @@ FOREVER = math.inf
 # A Go `time.Duration` is an int64 of nanoseconds: 292 years at most.
 MAX_DURATION_NS = INT64_MAX
 MAX_DURATION_SECONDS = MAX_DURATION_NS / SECOND
-_GO_LIMIT = 1 << 63  # what Go's parser sums to, in uint64, before the sign is applied
+_GO_LIMIT = MAX_DURATION_NS + 1  # what Go's parser sums to, in uint64, before the sign is applied
 
 
 class DurationError(ValueError):

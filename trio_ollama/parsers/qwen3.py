@@ -181,7 +181,9 @@ class Qwen3Parser(Buffered):
         args = data.get("arguments") or {}
         if not isinstance(args, dict):
             raise ParseError("failed to parse JSON: arguments is not an object")
-        call = ToolCall(ToolCallFunction(name=str(name), arguments=args, index=self._index))
+        call = ToolCall(
+            function=ToolCallFunction(name=str(name), arguments=args, index=self._index)
+        )
         self._index += 1
         return call
 
@@ -317,6 +319,6 @@ class Qwen3CoderParser(Buffered):
         for param, value in _PARAMETER.findall(match.group(2)):
             value = value.removeprefix("\n").removesuffix("\n")
             args[param] = _typed(value, _types(function, param))
-        call = ToolCall(ToolCallFunction(name=name, arguments=args, index=self._index))
+        call = ToolCall(function=ToolCallFunction(name=name, arguments=args, index=self._index))
         self._index += 1
         return call

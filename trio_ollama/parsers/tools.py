@@ -297,7 +297,7 @@ class ToolCallParser(Buffered):
             # looks again at every piece, and finds the same).
             self._stuck = True
             return None
-        call = ToolCall(ToolCallFunction(name=name, arguments=args, index=self._count))
+        call = ToolCall(function=ToolCallFunction(name=name, arguments=args, index=self._count))
         self._count += 1
         self._take(max(start + len(name), args_end))
         return call

@@ -94,8 +94,9 @@ def format_problem(fmt: str) -> str | None:
 
 @functools.lru_cache(maxsize=16)
 def format_grammar(fmt: str) -> str:
-    """GBNF for Ollama's `format`: "json" or a JSON schema (reference §1.15), within the bounds
-    of `format_problem`. Kept for the last few formats: clients send the same schema again."""
+    """GBNF for Ollama's `format`: "json" or a JSON schema (as its `llm/server.go` turns either
+    into a grammar), within the bounds of `format_problem`. Kept for the last few formats:
+    clients send the same schema again."""
     from llama_cpp import llama_grammar
 
     if fmt == "json":

@@ -37,6 +37,7 @@ class Message:
     kind: ClassVar[str]
 
     def to_json(self) -> dict[str, Any]:
+        # Frames are this project's own JSON, not a Go struct's: every field, then the kind.
         data = attrs.asdict(self, recurse=True)  # type: ignore[arg-type]
         data["type"] = self.kind
         return data
@@ -71,7 +72,8 @@ def message(kind: str) -> Any:
 @attrs.frozen(kw_only=True)
 class RunnerOptions:
     """The options fixed when a runner loads: one field for each "load" option of
-    `trio_ollama.options`, whose defaults these are. A change means a reload (reference §4.3)."""
+    `trio_ollama.options`, whose defaults these are. A change means a reload (Ollama's
+    `needsReload`, `server/sched.go`)."""
 
     num_ctx: int = _DEFAULT["num_ctx"]
     num_batch: int = _DEFAULT["num_batch"]
@@ -130,8 +132,9 @@ class Ready(Message):
 
 @attrs.frozen(kw_only=True)
 class Sampling:
-    """Per-request predict options (reference §1.14), already merged and validated: one field
-    for each "predict" option of `trio_ollama.options`, whose defaults these are."""
+    """Per-request predict options (Ollama's `api.Options`, `api/types.go`), already merged and
+    validated: one field for each "predict" option of `trio_ollama.options`, whose defaults these
+    are."""
 
     num_keep: int = _DEFAULT["num_keep"]
     seed: int = _DEFAULT["seed"]
@@ -185,6 +188,7 @@ class Piece(Reply):
     logprobs: list[dict[str, Any]] = attrs.field(factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        # A frame, as Message's (not a Go struct): written by hand to leave out empty logprobs.
         data: dict[str, Any] = {"type": self.kind, "id": self.id, "text": self.text}
         if self.logprobs:  # pieces go by the thousand: nothing for what was not asked
             data["logprobs"] = self.logprobs

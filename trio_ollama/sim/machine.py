@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 
 from trio_ollama.config import ConfigError, Settings
-from trio_ollama.config_file import ConfigFileError, Policies, config_from
+from trio_ollama.config_file import ConfigFile, ConfigFileError, Policies, config_from
 from trio_ollama.gguf_info import GGUFError, GGUFInfo, read_gguf_info
 from trio_ollama.scheduler.devices import LIBRARY_CUDA, LIBRARY_METAL
 from trio_ollama.store import Store, StoreError
@@ -66,8 +66,9 @@ class Machine:
     # that has its model loaded (else the one with the fewest models loaded).
     servers: int = 1
     routing: str = "random"
-    # The server's configuration file (docs/policies.md), as a `[config]` table.
-    policies: Policies = attrs.field(factory=Policies)
+    # The server's configuration file (docs/policies.md), as a `[config]` table: its policies,
+    # and its [server] settings, which [env] overrides as a variable does on a real server.
+    config: ConfigFile = attrs.field(factory=lambda: ConfigFile(policies=Policies()))
 
     def profile(self, name: str) -> ModelProfile:
         return self.models.get(name, self.default)
@@ -127,9 +128,8 @@ def machine_from(data: Mapping[str, Any], base: Path | None = None) -> Machine:
         memory_gib=float(memory),
         cores=cores,
         gpus=tuple(_gpu(value, f"gpus[{i}]") for i, value in enumerate(gpus)),
-        # The file's [server] settings, unless [env] sets the variable, as on a real server.
-        env={**config.variables, **{str(k): str(v) for k, v in env.items()}},
-        policies=config.policies,
+        env={str(k): str(v) for k, v in env.items()},
+        config=config,
         models={name: _profile(value, f"models.{name}") for name, value in models.items()},
         default=_profile(data.get("default", {}), "default"),
         servers=servers,

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-import attrs
 import trio
 import trio.testing
 
@@ -70,8 +69,7 @@ async def _simulate(
     spec: Spec, machine: Machine, results: list[StepResult],
     on_scheduler: Callable[[Scheduler], None] | None, transport: str,
 ) -> None:  # fmt: skip
-    settings = Settings.from_env({"OLLAMA_NOPRUNE": "1", **machine.env})
-    settings = attrs.evolve(settings, policies=machine.policies)
+    settings = Settings.from_env({"OLLAMA_NOPRUNE": "1", **machine.env}, config=machine.config)
     memory = int(machine.memory_gib * GiB)
     models: dict[str, ModelSpec] = {}
 

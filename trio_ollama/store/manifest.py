@@ -1,4 +1,5 @@
-"""Manifest and config-blob schema (reference §2.3), byte-compatible with Ollama's files.
+"""Manifest and config-blob schema (Ollama v0.12.10's `server/manifest.go`), byte-compatible with
+Ollama's files.
 
 Everything here reads files another program (or a registry, or a damaged disk) wrote: each is
 decoded as Go's `encoding/json` decodes it into Ollama's types, so a value of the wrong type is
@@ -8,13 +9,23 @@ refused here, with Go's own text, and never reaches the code that uses it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
 from trio_ollama.gocompat import decode as go
 from trio_ollama.gocompat import gojson
-from trio_ollama.gocompat.decode import INT, MAP_ANY, STRING, GoType, slice_of, struct
+from trio_ollama.gocompat.decode import (
+    INT,
+    MAP_ANY,
+    STRING,
+    GoType,
+    go_field,
+    slice_of,
+    struct,
+    struct_type,
+)
+from trio_ollama.gocompat.encode import GoStruct
 from trio_ollama.store.layout import InvalidDigestError, normalize_digest
 from trio_ollama.templates import Message
 
@@ -36,21 +47,8 @@ class ManifestError(ValueError):
     """A manifest, config blob or layer that cannot be parsed; the message says why."""
 
 
-# Ollama's types, as `encoding/json` sees them (their Go names are those in Go's messages).
-_LAYER = struct(
-    "manifest.Layer",
-    mediaType=STRING,
-    digest=STRING,
-    size=GoType("int", "int64"),
-    **{"from": STRING},
-)
-_MANIFEST = struct(
-    "manifest.Manifest",
-    schemaVersion=INT,
-    mediaType=STRING,
-    config=_LAYER,
-    layers=slice_of(_LAYER),
-)
+# Ollama's types, as `encoding/json` sees them (their Go names are those in Go's messages);
+# a manifest's and a layer's are declared by `Manifest` and `Layer`.
 _CONFIG_STRINGS = (
     "model_format", "model_family", "model_type", "file_type", "renderer", "parser",
     "requires", "remote_host", "remote_model", "base_name", "architecture", "os",
@@ -108,21 +106,13 @@ def parse_messages(raw: bytes) -> tuple[Message, ...]:
 
 
 @attrs.frozen
-class Layer:
-    media_type: str
-    digest: str
-    size: int
-    from_: str = ""
+class Layer(GoStruct):
+    GO_NAME: ClassVar[str] = "manifest.Layer"
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "mediaType": self.media_type,
-            "digest": self.digest,
-            "size": self.size,
-        }
-        if self.from_:
-            out["from"] = self.from_
-        return out
+    media_type: str = go_field(STRING, json="mediaType")
+    digest: str = go_field(STRING)
+    size: int = go_field(GoType("int", "int64"))
+    from_: str = go_field(STRING, default="", json="from", omitempty=True)
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None, *, config: bool = False) -> Layer:
@@ -139,12 +129,17 @@ class Layer:
         )
 
 
-@attrs.frozen
-class Manifest:
-    config: Layer
-    layers: tuple[Layer, ...]
-    schema_version: int = 2
-    media_type: str = MANIFEST_MEDIA_TYPE
+_LAYER = struct_type(Layer)
+
+
+@attrs.frozen(kw_only=True)
+class Manifest(GoStruct):
+    GO_NAME: ClassVar[str] = "manifest.Manifest"
+
+    schema_version: int = go_field(INT, default=2, json="schemaVersion")
+    media_type: str = go_field(STRING, default=MANIFEST_MEDIA_TYPE, json="mediaType")
+    config: Layer = go_field(_LAYER)
+    layers: tuple[Layer, ...] = go_field(slice_of(_LAYER))
 
     @property
     def size(self) -> int:
@@ -158,18 +153,11 @@ class Manifest:
         return {self.config.digest} | {layer.digest for layer in self.layers}
 
     def to_bytes(self) -> bytes:
-        return gojson.encode(
-            {
-                "schemaVersion": self.schema_version,
-                "mediaType": self.media_type,
-                "config": self.config.to_json(),
-                "layers": [layer.to_json() for layer in self.layers],
-            }
-        )
+        return gojson.encode(self.go_json())
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Manifest:
-        data = _decode(raw, _MANIFEST, "manifest")
+        data = _decode(raw, struct_type(Manifest), "manifest")
         if not data or data.get("config") is None:
             raise ManifestError("manifest has no config")
         return cls(
@@ -214,6 +202,7 @@ class ModelConfig:
         return attrs.evolve(self, diff_ids=tuple(layer.digest for layer in layers))
 
     def to_bytes(self) -> bytes:
+        # Not a plain encoding: unknown keys read from disk go back between the known ones.
         data: dict[str, Any] = {
             "model_format": self.model_format,
             "model_family": self.model_family,

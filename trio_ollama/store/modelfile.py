@@ -1,4 +1,5 @@
-"""The Modelfile language (reference §2.4): parse, turn into a create request, and print back.
+"""The Modelfile language (Ollama's `parser/parser.go`): parse, turn into a create request, and
+print back.
 
 Parsing is pure; turning `FROM ./file.gguf` into a blob digest is done by the caller's hasher,
 so the same code serves the local store and a CLI that uploads blobs over HTTP.
@@ -150,7 +151,7 @@ def expand_path(path: str, relative_to: Path) -> Path:
 
 @attrs.frozen(kw_only=True)
 class CreateRequest:
-    """What `/api/create` receives (reference §2.5), independent of how it arrived."""
+    """What `/api/create` receives (Ollama's `server/create.go`), independent of how it arrived."""
 
     from_: str = ""
     files: dict[str, str] = attrs.field(factory=dict)

@@ -542,7 +542,7 @@ class Store:
         progress: Callable[[str], None] = lambda status: None,
         prune: bool = True,
     ) -> ModelName:
-        """Build a model from blobs and/or an existing model (reference §2.5)."""
+        """Build a model from blobs and/or an existing model (Ollama's `server/create.go`)."""
         plan = plan_model(self, name, request, progress)
         existing_before = {layer.digest: self.has_blob(layer.digest) for layer in plan.layers}
         for digest, data in plan.new_blobs:

@@ -10,6 +10,7 @@ from trio_ollama.gocompat.template import (
     parse,
 )
 from trio_ollama.templates.chat import (
+    IMAGE_DATA,
     Message,
     PromptTemplate,
     PropertyType,
@@ -38,6 +39,7 @@ from trio_ollama.templates.select import (
 )
 
 __all__ = [
+    "IMAGE_DATA",
     "MAX_DISTANCE",
     "BuiltinTemplate",
     "GoTemplate",

@@ -1,6 +1,6 @@
 """The values Ollama hands a chat template, and how it renders a conversation with one.
 
-Ollama's `Template.Execute` picks one of three ways to render (reference §1.3, §1.4, §1.16):
+Ollama's `Template.Execute` picks one of three ways to render (`template/template.go`):
 
 1. `prompt` and `suffix` both set (fill-in-the-middle): one render with `.Prompt` and `.Suffix`.
 2. The template mentions `.Messages` anywhere (as a field or `$.Messages`): one render with
@@ -23,11 +23,24 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, TypeVar, overload
+from typing import Any, ClassVar, Final, TypeVar, overload
 
 import attrs
 
 from trio_ollama.gocompat import gojson
+from trio_ollama.gocompat.decode import (
+    ANY,
+    INT,
+    STRING,
+    TOOL_ARGUMENTS,
+    GoType,
+    go_field,
+    go_metadata,
+    pointer_to,
+    slice_of,
+    struct_type,
+)
+from trio_ollama.gocompat.encode import GoStruct
 from trio_ollama.gocompat.template import (
     ActionNode,
     Arg,
@@ -42,6 +55,7 @@ from trio_ollama.gocompat.template import (
 )
 
 __all__ = [
+    "IMAGE_DATA",
     "Message",
     "PromptTemplate",
     "PropertyType",
@@ -63,6 +77,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _V = TypeVar("_V")
+
+# Ollama's `ImageData`: a `[]byte`, base64 in JSON.
+IMAGE_DATA: Final = GoType("string", "api.ImageData")
 
 
 def _json_text(data: Any) -> str:
@@ -107,7 +124,7 @@ class ToolArguments(_GoMap[Any]):
     def __repr__(self) -> str:
         return f"ToolArguments({self._data!r})"
 
-    def go_json(self) -> Any:
+    def go_json(self) -> Any:  # a Go map, not a struct: keys sorted
         return go_json_value(self._data)
 
     def go_string(self) -> str:
@@ -118,20 +135,23 @@ def _arguments(value: Mapping[str, Any] | None) -> ToolArguments:
     return value if isinstance(value, ToolArguments) else ToolArguments(value)
 
 
-@attrs.frozen
-class ToolCallFunction:
-    name: str
-    arguments: ToolArguments = attrs.field(factory=ToolArguments, converter=_arguments)
-    index: int = 0
+@attrs.frozen(kw_only=True)
+class ToolCallFunction(GoStruct):
+    GO_NAME: ClassVar[str] = "api.ToolCallFunction"
 
-    def go_json(self) -> Any:
-        return {"index": self.index, "name": self.name, "arguments": self.arguments.go_json()}
+    index: int = go_field(INT, default=0)
+    name: str = go_field(STRING)
+    arguments: ToolArguments = attrs.field(
+        factory=ToolArguments, converter=_arguments, metadata=go_metadata(TOOL_ARGUMENTS)
+    )
 
 
-@attrs.frozen
-class ToolCall:
-    function: ToolCallFunction
-    id: str = ""
+@attrs.frozen(kw_only=True)
+class ToolCall(GoStruct):
+    GO_NAME: ClassVar[str] = "api.ToolCall"
+
+    id: str = go_field(STRING, default="", omitempty=True)
+    function: ToolCallFunction = go_field(struct_type(ToolCallFunction))
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> ToolCall:
@@ -146,11 +166,6 @@ class ToolCall:
             ),
             id=str(data.get("id") or ""),
         )
-
-    def go_json(self) -> Any:
-        out: dict[str, Any] = {"id": self.id} if self.id else {}
-        out["function"] = self.function.go_json()
-        return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,19 +190,26 @@ def _strings(value: Iterable[str]) -> tuple[str, ...]:
 
 
 @attrs.frozen
-class Message:
+class Message(GoStruct):
     """A chat message; templates read it as `.Role`, `.Content`, `.ToolCalls`, `.ToolCallID`, ..."""
 
+    GO_NAME: ClassVar[str] = "api.Message"
     # Go hands templates pointers to messages, which `{{ . }}` prints as `&{...}`.
     go_pointer: ClassVar[bool] = True
 
-    role: str
-    content: str = ""
-    thinking: str = ""
-    images: tuple[bytes, ...] = attrs.field(default=(), converter=_images)
-    tool_calls: tuple[ToolCall, ...] = attrs.field(default=(), converter=_tool_calls)
-    tool_name: str = ""
-    tool_call_id: str = ""
+    role: str = go_field(STRING)
+    content: str = go_field(STRING, default="")
+    thinking: str = go_field(STRING, default="", omitempty=True)
+    images: tuple[bytes, ...] = attrs.field(
+        default=(), converter=_images, metadata=go_metadata(slice_of(IMAGE_DATA), omitempty=True)
+    )
+    tool_calls: tuple[ToolCall, ...] = attrs.field(
+        default=(),
+        converter=_tool_calls,
+        metadata=go_metadata(slice_of(struct_type(ToolCall)), omitempty=True),
+    )
+    tool_name: str = go_field(STRING, default="", omitempty=True)
+    tool_call_id: str = go_field(STRING, default="", omitempty=True)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Message:
@@ -212,20 +234,6 @@ class Message:
             tool_name=str(data.get("tool_name") or ""),
             tool_call_id=str(data.get("tool_call_id") or ""),
         )
-
-    def go_json(self) -> Any:
-        out: dict[str, Any] = {"role": self.role, "content": self.content}
-        if self.thinking:
-            out["thinking"] = self.thinking
-        if self.images:
-            out["images"] = [base64.b64encode(i).decode() for i in self.images]
-        if self.tool_calls:
-            out["tool_calls"] = [c.go_json() for c in self.tool_calls]
-        if self.tool_name:
-            out["tool_name"] = self.tool_name
-        if self.tool_call_id:
-            out["tool_call_id"] = self.tool_call_id
-        return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,7 +280,7 @@ class PropertyType(Sequence[str]):
             return self._names[0]
         return "[" + " ".join(self._names) + "]" if self._names else ""
 
-    def go_json(self) -> Any:
+    def go_json(self) -> Any:  # Ollama's own MarshalJSON: one name alone is a string
         return self._names[0] if len(self._names) == 1 else list(self._names)
 
 
@@ -292,15 +300,31 @@ def _ts_type(name: str) -> str:
     }.get(name, "any")
 
 
+# Go's `PropertyType` and `ToolPropertiesMap`: a `[]string` and a map, each with its own JSON.
+_PROPERTY_TYPE: Final = GoType("slice", "api.PropertyType", elem=STRING)
+_PROPERTIES: Final = pointer_to(GoType("map", "api.ToolPropertiesMap", elem=ANY))
+
+
 @attrs.frozen
-class ToolProperty:
-    type: PropertyType = attrs.field(factory=PropertyType, converter=_property_type)
-    description: str = ""
-    enum: tuple[Any, ...] | None = None
-    items: Any = None
-    any_of: tuple[ToolProperty, ...] = ()
-    properties: ToolProperties | None = None
-    required: tuple[str, ...] = ()
+class ToolProperty(GoStruct):
+    GO_NAME: ClassVar[str] = "api.ToolProperty"
+
+    # Of this same struct (a class cannot name itself in its own declaration).
+    any_of: tuple[ToolProperty, ...] = go_field(
+        slice_of(ANY), default=(), json="anyOf", omitempty=True
+    )
+    type: PropertyType = attrs.field(
+        factory=PropertyType,
+        converter=_property_type,
+        metadata=go_metadata(_PROPERTY_TYPE, omitempty=True),
+    )
+    items: Any = go_field(ANY, default=None, omitempty=True, encode=go_json_value)
+    description: str = go_field(STRING, default="", omitempty=True)
+    enum: tuple[Any, ...] | None = go_field(
+        slice_of(ANY), default=None, omitempty=True, encode=go_json_value
+    )
+    properties: ToolProperties | None = go_field(_PROPERTIES, default=None, omitempty=True)
+    required: tuple[str, ...] = go_field(slice_of(STRING), default=(), omitempty=True)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ToolProperty:
@@ -323,24 +347,6 @@ class ToolProperty:
         if not self.type:
             return "any"
         return " | ".join(_ts_type(t) for t in self.type)
-
-    def go_json(self) -> Any:
-        out: dict[str, Any] = {}
-        if self.any_of:
-            out["anyOf"] = [p.go_json() for p in self.any_of]
-        if self.type:
-            out["type"] = self.type.go_json()
-        if self.items is not None:
-            out["items"] = go_json_value(self.items)
-        if self.description:
-            out["description"] = self.description
-        if self.enum:
-            out["enum"] = go_json_value(list(self.enum))
-        if self.properties is not None:
-            out["properties"] = self.properties.go_json()
-        if self.required:
-            out["required"] = list(self.required)
-        return out
 
 
 class ToolProperties(_GoMap["ToolProperty"]):
@@ -366,7 +372,7 @@ class ToolProperties(_GoMap["ToolProperty"]):
     def __repr__(self) -> str:
         return f"ToolProperties({self._data!r})"
 
-    def go_json(self) -> Any:
+    def go_json(self) -> Any:  # a Go map, not a struct: keys sorted
         return {k: self._data[k].go_json() for k in sorted(self._data)}
 
     def go_string(self) -> str:
@@ -380,12 +386,18 @@ def _properties(value: Any) -> ToolProperties | None:
 
 
 @attrs.frozen
-class ToolFunctionParameters:
-    type: str = "object"
-    properties: ToolProperties | None = attrs.field(default=None, converter=_properties)
-    required: tuple[str, ...] = attrs.field(default=(), converter=_strings)
-    defs: Any = None
-    items: Any = None
+class ToolFunctionParameters(GoStruct):
+    GO_NAME: ClassVar[str] = "api.ToolFunctionParameters"
+
+    type: str = go_field(STRING, default="object")
+    defs: Any = go_field(ANY, default=None, json="$defs", omitempty=True, encode=go_json_value)
+    items: Any = go_field(ANY, default=None, omitempty=True, encode=go_json_value)
+    required: tuple[str, ...] = attrs.field(
+        default=(), converter=_strings, metadata=go_metadata(slice_of(STRING), omitempty=True)
+    )
+    properties: ToolProperties | None = attrs.field(
+        default=None, converter=_properties, metadata=go_metadata(_PROPERTIES)
+    )
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ToolFunctionParameters:
@@ -398,17 +410,6 @@ class ToolFunctionParameters:
             items=data.get("items"),
         )
 
-    def go_json(self) -> Any:
-        out: dict[str, Any] = {"type": self.type}
-        if self.defs is not None:
-            out["$defs"] = go_json_value(self.defs)
-        if self.items is not None:
-            out["items"] = go_json_value(self.items)
-        if self.required:
-            out["required"] = list(self.required)
-        out["properties"] = None if self.properties is None else self.properties.go_json()
-        return out
-
     def go_string(self) -> str:
         # Ollama's `String()` is JSON, and Go's template printer uses it: templates rely on
         # `{{ .Function.Parameters }}` printing the schema the model is meant to read.
@@ -416,30 +417,29 @@ class ToolFunctionParameters:
 
 
 @attrs.frozen
-class ToolFunction:
-    name: str
-    description: str = ""
-    parameters: ToolFunctionParameters = attrs.field(factory=ToolFunctionParameters)
+class ToolFunction(GoStruct):
+    GO_NAME: ClassVar[str] = "api.ToolFunction"
 
-    def go_json(self) -> Any:
-        out: dict[str, Any] = {"name": self.name}
-        if self.description:  # omitempty in Ollama's struct
-            out["description"] = self.description
-        out["parameters"] = self.parameters.go_json()
-        return out
+    name: str = go_field(STRING)
+    description: str = go_field(STRING, default="", omitempty=True)
+    parameters: ToolFunctionParameters = go_field(
+        struct_type(ToolFunctionParameters), factory=ToolFunctionParameters
+    )
 
     def go_string(self) -> str:
         # What Qwen's `{"type": "function", "function": {{ .Function }}}` relies on.
         return _json_text(self.go_json())
 
 
-@attrs.frozen
-class Tool:
+@attrs.frozen(kw_only=True)
+class Tool(GoStruct):
     """A tool offered to the model; `{{ . }}` on one prints its JSON, as Ollama's `Tool.String`."""
 
-    function: ToolFunction
-    type: str = "function"
-    items: Any = None
+    GO_NAME: ClassVar[str] = "api.Tool"
+
+    type: str = go_field(STRING, default="function")
+    items: Any = go_field(ANY, default=None, omitempty=True, encode=go_json_value)
+    function: ToolFunction = go_field(struct_type(ToolFunction))
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Tool:
@@ -453,13 +453,6 @@ class Tool:
             type=str(data.get("type", "") or ""),
             items=data.get("items"),
         )
-
-    def go_json(self) -> Any:
-        out: dict[str, Any] = {"type": self.type}
-        if self.items is not None:
-            out["items"] = go_json_value(self.items)
-        out["function"] = self.function.go_json()
-        return out
 
     def go_string(self) -> str:
         return _json_text(self.go_json())
@@ -487,7 +480,7 @@ class ToolList(Sequence[Tool]):
     def __repr__(self) -> str:
         return "ToolList(None)" if self._is_nil else f"ToolList({list(self._tools)!r})"
 
-    def go_json(self) -> Any:
+    def go_json(self) -> Any:  # a Go slice, not a struct: nil is null
         return None if self._is_nil else [t.go_json() for t in self._tools]
 
     def go_string(self) -> str:

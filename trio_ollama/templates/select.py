@@ -2,7 +2,8 @@
 
 When a GGUF is imported, Ollama compares its `tokenizer.chat_template` with every Jinja template
 in `builtin/index.json`, takes the entry at the smallest Levenshtein distance (the first one on a
-tie) and uses that entry's Go template when the distance is under 100 (reference §2.5).
+tie) and uses that entry's Go template when the distance is under 100 (Ollama's `template.Named`,
+`template/template.go`).
 """
 
 from __future__ import annotations
