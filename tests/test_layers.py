@@ -63,8 +63,15 @@ ALLOWED: dict[str, set[str]] = {
     | {"trio_ollama.options", "trio_ollama.runner", "trio_ollama.runner.protocol"},
     # Reading model output (tool calls, thinking): below the API layers, beside the prompt.
     "trio_ollama.parsers": _FACTS | {"trio_ollama.templates"},
+    # Writing a family's prompt in code (a model's RENDERER), beside the templates.
+    "trio_ollama.renderers": _FACTS | {"trio_ollama.templates"},
     "trio_ollama.prompt": _FACTS
-    | {"trio_ollama.store", "trio_ollama.templates", "trio_ollama.parsers"},
+    | {
+        "trio_ollama.store",
+        "trio_ollama.templates",
+        "trio_ollama.parsers",
+        "trio_ollama.renderers",
+    },
     "trio_ollama.specs": _FACTS | {"trio_ollama.store", "trio_ollama.scheduler"},
     "trio_ollama.testing": _FACTS
     | {

@@ -23,6 +23,7 @@ from trio_ollama.parsers import (
     builtin_parser,
     infer_thinking_tags,
 )
+from trio_ollama.renderers import builtin_renderer
 from trio_ollama.runner.window import surely_longer
 from trio_ollama.store import ModelDetails
 from trio_ollama.templates import (
@@ -87,9 +88,11 @@ class ModelPrompt:
     has_projector: bool
     # The template came with the request: its failures are the client's (400), not the model's.
     from_request: bool = False
-    # The model's built-in output parser (its PARSER), its family, and whether its own weights
-    # see images (a `vision.block_count` key), as Ollama's capabilities read them.
+    # The model's built-in output parser (its PARSER) and prompt renderer (its RENDERER), its
+    # family, and whether its own weights see images (a `vision.block_count` key), as Ollama's
+    # capabilities read them.
     parser: str = ""
+    renderer: str = ""
     family: str = ""
     vision_weights: bool = False
 
@@ -118,6 +121,7 @@ class ModelPrompt:
             has_projector=bool(details.projectors),
             from_request=template_override is not None,
             parser=details.config.parser,
+            renderer=details.config.renderer,
             family=details.config.model_family,
             vision_weights=info is not None and info.get("vision.block_count") is not None,
         )
@@ -161,7 +165,7 @@ class ModelPrompt:
         return OutputParser.for_request(
             self.go.template if self.go is not None else None,
             prompt,
-            think=None if think is None else bool(think),
+            think=think,
             tools=tools,
             builtin="" if raw else self.parser,
         )
@@ -187,6 +191,10 @@ class ModelPrompt:
         tools: Sequence[Mapping[str, Any]] | None = None,
         think: bool | str | None = None,
     ) -> str:
+        # A built-in renderer writes the prompt in place of the template, as Ollama's does.
+        builtin = builtin_renderer(self.renderer) if self.renderer else None
+        if builtin is not None:
+            return builtin.render(messages, tools, think)
         try:
             if self.go is not None:
                 return render_chat(self.go, messages, tools=tools, think=think)

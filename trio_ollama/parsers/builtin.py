@@ -1,7 +1,8 @@
 """Ollama's built-in output parsers, chosen by a model's `parser` (its Modelfile's PARSER, or
 the config Ollama's library ships): they know a family's tags without reading its template.
 
-Each takes the request's tools and `think` once (`init`), then the output piece by piece; `add`
+Each takes the request's tools and `think` once (`init`: a bool, a level such as "high", or
+None when the request does not say), then the output piece by piece; `add`
 returns the answer text, the thinking text and the complete calls so far (indexed from 0, ids
 left to the caller). A call the model botched raises `ParseError`, as Ollama's do.
 """
@@ -24,7 +25,7 @@ class BuiltinParser(Protocol):
     @property
     def has_thinking_support(self) -> bool: ...
 
-    def init(self, tools: Sequence[Mapping[str, Any]], think: bool | None) -> None: ...
+    def init(self, tools: Sequence[Mapping[str, Any]], think: bool | str | None) -> None: ...
 
     def add(self, text: str, done: bool) -> tuple[str, str, list[ToolCall]]: ...
 

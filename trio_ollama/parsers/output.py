@@ -50,7 +50,7 @@ class OutputParser:
         template: GoTemplate | None,
         prompt: str,
         *,
-        think: bool | None,
+        think: bool | str | None,
         tools: Sequence[Mapping[str, Any]] = (),
         builtin: str = "",
     ) -> OutputParser:

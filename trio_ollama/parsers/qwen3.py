@@ -83,7 +83,7 @@ class Qwen3Parser(Buffered):
         self._index = 0
         self._maybe_open = False
 
-    def init(self, tools: Sequence[Mapping[str, Any]], think: bool | None) -> None:
+    def init(self, tools: Sequence[Mapping[str, Any]], think: bool | str | None) -> None:
         thinking = self._default_thinking if think is None else think
         # Qwen 3 prompts end with <think> when it thinks: the output starts inside it.
         self._state = "thinking" if self.has_thinking_support and thinking else "content"
@@ -276,7 +276,7 @@ class Qwen3CoderParser(Buffered):
         self._in_call = False
         self._index = 0
 
-    def init(self, tools: Sequence[Mapping[str, Any]], think: bool | None) -> None:
+    def init(self, tools: Sequence[Mapping[str, Any]], think: bool | str | None) -> None:
         self._functions = _functions(tools)
         self._index = 0
 
