@@ -13,6 +13,7 @@ import pytest
 
 from trio_ollama.parsers import ParseError, builtin_parser
 from trio_ollama.parsers.harmony import FunctionNames, HarmonyParser, _identifier, parse_header
+from trio_ollama.prompt import ModelPrompt, _uses_harmony
 from trio_ollama.templates import Message, ToolCall
 
 Output = tuple[str, str, list[tuple[str, dict[str, Any]]]]
@@ -387,3 +388,39 @@ def test_a_megabyte_of_hostile_output_costs_its_length(case: str) -> None:
 def test_huge_arguments_are_read() -> None:
     pieces = hostile()["huge arguments"]
     assert run(pieces)[2] == [("calculate", {"expression": "1+" * (MEGABYTE // 2) + "1"})]
+
+
+# ----- chosen by the family, as Ollama chooses (`shouldUseHarmony`)
+
+HARMONY_TEMPLATE = "<|start|>system<|message|>{{ .System }}<|end|>{{ range .Messages }}{{ end }}"
+
+
+def model(**fields: Any) -> ModelPrompt:
+    return ModelPrompt(go=None, jinja=None, system=None, messages=(), embedding=False,
+                       has_projector=False, **fields)  # fmt: skip
+
+
+def test_a_gpt_oss_model_whose_template_writes_harmony_is_read_by_harmony() -> None:
+    assert _uses_harmony("gptoss", HARMONY_TEMPLATE) and _uses_harmony("gpt-oss", HARMONY_TEMPLATE)
+    assert not _uses_harmony("llama", HARMONY_TEMPLATE)
+    assert not _uses_harmony("gptoss", "{{ .Prompt }}") and not _uses_harmony("gptoss", None)
+    gpt_oss = model(family="gptoss", harmony=True)
+    assert gpt_oss.builtin_parser_name == "harmony"
+    assert isinstance(gpt_oss.output_parser("", think=True).builtin, HarmonyParser)
+    assert "thinking" in gpt_oss.capabilities
+    # Its PARSER, when it has one, wins.
+    assert model(family="gptoss", harmony=True, parser="qwen3").builtin_parser_name == "qwen3"
+
+
+def test_max_asks_a_gpt_oss_model_for_high() -> None:
+    # Harmony's reasoning levels stop at high; Ollama maps by the family, not by PARSER.
+    assert model(family="gptoss", harmony=True).request_think("max") == "high"
+    assert model(family="gptoss", harmony=True).request_think("low") == "low"
+    assert model(parser="harmony").request_think("max") == "max"
+
+
+def test_a_format_restart_closes_harmony_thinking() -> None:
+    final = "<|end|><|start|>assistant<|channel|>final<|message|>"
+    assert model(family="gptoss", harmony=True).format_restart == final
+    assert model(parser="harmony").format_restart == final
+    assert model(parser="qwen3").format_restart == ""
