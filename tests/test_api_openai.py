@@ -159,6 +159,11 @@ def test_chat_request_tools_pass_through() -> None:
         ({"reasoning_effort": "medium"}, "medium"),
         ({"reasoning_effort": "low"}, "low"),
         ({"reasoning_effort": "none"}, False),
+        # Ollama HEAD clamps OpenAI's tiers past its own to the nearest one, and takes "max".
+        ({"reasoning_effort": "minimal"}, "low"),
+        ({"reasoning_effort": "max"}, "max"),
+        ({"reasoning_effort": "xhigh"}, "max"),
+        ({"reasoning_effort": "ultra"}, "max"),
         ({"reasoning": {"effort": "low"}}, "low"),
         # The object wins over the flat field, even when it says nothing.
         ({"reasoning": {"effort": "high"}, "reasoning_effort": "low"}, "high"),
@@ -171,11 +176,14 @@ def test_chat_request_reasoning(fields: dict[str, Any], think: Any) -> None:
     assert native.get("think") == think
 
 
-@pytest.mark.parametrize("fields", [{"reasoning_effort": "max"}, {"reasoning": {"effort": "x"}}])
+@pytest.mark.parametrize(
+    "fields", [{"reasoning_effort": "extreme"}, {"reasoning": {"effort": "x"}}]
+)
 def test_chat_request_bad_reasoning(fields: dict[str, Any]) -> None:
     effort = fields.get("reasoning_effort") or fields["reasoning"]["effort"]
     assert bad_request(oa.chat_request, chat(**fields)) == (
-        f'invalid reasoning value: \'{effort}\' (must be "high", "medium", "low", or "none")'
+        f'invalid reasoning value: "{effort}" (must be "minimal", "low", "medium", "high", '
+        '"xhigh", "ultra", "max", or "none")'
     )
 
 

@@ -165,17 +165,23 @@ BAD: list[tuple[str, type[Any], dict[str, Any] | bytes, str | tuple[str, str]]] 
     ("format list", ChatRequest, {"format": ["json"]}, "invalid format"),
     # --- think
     (
-        "think max",
+        "think other level",
         GenerateRequest,
-        {"think": "max"},
-        ("=", 'invalid think value: "max" (must be "high", "medium", "low", true, or false)'),
+        {"think": "xhigh"},
+        (
+            "=",
+            'invalid think value: "xhigh" (must be "high", "medium", "low", "max", true, or false)',
+        ),
     ),
     ("think upper", ChatRequest, {"think": "HIGH"}, 'invalid think value: "HIGH"'),
     (
         "think number",
         ChatRequest,
         {"think": 1},
-        ("=", 'think must be a boolean or string ("high", "medium", "low", true, or false)'),
+        (
+            "=",
+            'think must be a boolean or string ("high", "medium", "low", "max", true, or false)',
+        ),
     ),
     # --- images
     ("images string", GenerateRequest, {"images": "abc"}, "GenerateRequest.images"),
@@ -540,7 +546,7 @@ def test_think_values() -> None:
     assert parse_think(None) is None
     assert parse_think(True) is True
     assert parse_think(False) is False
-    for level in ("high", "medium", "low"):
+    for level in ("high", "medium", "low", "max"):
         assert parse_think(level) == level
 
 

@@ -565,6 +565,8 @@ def test_think_values() -> None:
     assert think_values(True) == (True, "medium", True)
     assert think_values(False) == (False, "", True)
     assert think_values("high") == (True, "high", True)
+    # Ollama HEAD's ThinkValue.Bool: "max" is a level that thinks too.
+    assert think_values("max") == (True, "max", True)
     source = "{{ .Think }} {{ .ThinkLevel }} {{ .IsThinkSet }}{{ range .Messages }}{{ end }}"
     assert render_chat(source, [HELLO], think=True) == "true medium true"
 

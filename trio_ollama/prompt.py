@@ -19,11 +19,12 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from trio_ollama.parsers import (
     OutputParser,
+    RenamesTools,
     ThinkingParser,
     builtin_parser,
     infer_thinking_tags,
 )
-from trio_ollama.renderers import builtin_renderer
+from trio_ollama.renderers import UnknownRenderer, builtin_renderer
 from trio_ollama.runner.window import surely_longer
 from trio_ollama.store import ModelDetails
 from trio_ollama.templates import (
@@ -95,6 +96,8 @@ class ModelPrompt:
     renderer: str = ""
     family: str = ""
     vision_weights: bool = False
+    # A gpt-oss model whose own template writes harmony (Ollama's `shouldUseHarmony`).
+    harmony: bool = False
 
     @classmethod
     def of(cls, details: ModelDetails, template_override: str | None = None) -> ModelPrompt:
@@ -124,7 +127,37 @@ class ModelPrompt:
             renderer=details.config.renderer,
             family=details.config.model_family,
             vision_weights=info is not None and info.get("vision.block_count") is not None,
+            harmony=_uses_harmony(details.config.model_family, details.template),
         )
+
+    @property
+    def builtin_parser_name(self) -> str:
+        """The built-in parser that reads this model's output: its PARSER, else harmony for a
+        gpt-oss model whose template writes harmony (Ollama picks it by the family)."""
+        return self.parser or ("harmony" if self.harmony else "")
+
+    def request_think(self, think: bool | str | None) -> bool | str | None:
+        """The `think` the prompt and parser get: harmony's reasoning levels stop at "high",
+        so Ollama asks a harmony model for that when the request says "max"."""
+        return "high" if self.harmony and think == "max" else think
+
+    @property
+    def format_restart(self) -> str:
+        """What ends the thinking when a chat under a format starts its second run: harmony
+        cannot tell a prompt ending in thinking from one whose thinking goes on, so Ollama
+        closes it and opens the final answer."""
+        harmony = self.harmony or self.parser == "harmony"
+        return "<|end|><|start|>assistant<|channel|>final<|message|>" if harmony else ""
+
+    def prompt_tools(
+        self, tools: Sequence[Mapping[str, Any]] | None
+    ) -> Sequence[Mapping[str, Any]] | None:
+        """The tools as the prompt shows them: a built-in parser may rename them (harmony
+        makes TypeScript identifiers of them), and reads the calls back by those names."""
+        parser: object = builtin_parser(self.builtin_parser_name) if tools else None
+        if isinstance(parser, RenamesTools):
+            return parser.prompt_tools(tools or ())
+        return tools
 
     @property
     def capabilities(self) -> list[str]:
@@ -158,16 +191,18 @@ class ModelPrompt:
         think: bool | str | None,
         tools: Sequence[Mapping[str, Any]] = (),
         raw: bool = False,
+        last: Message | None = None,
     ) -> OutputParser:
-        """How to read this model's answer to `prompt`: thinking and tool calls as its
-        template writes them. A raw prompt skips the built-in parser, as Ollama's does, but
-        its thinking is still split by the template's tags."""
+        """How to read this model's answer to `prompt` (a chat's ending with `last`):
+        thinking and tool calls as its template writes them. A raw prompt skips the built-in
+        parser, as Ollama's does, but its thinking is still split by the template's tags."""
         return OutputParser.for_request(
             self.go.template if self.go is not None else None,
             prompt,
             think=think,
             tools=tools,
-            builtin="" if raw else self.parser,
+            builtin="" if raw else self.builtin_parser_name,
+            last=last,
         )
 
     def drop_old_thinking(self, messages: Sequence[Message], model_name: str) -> list[Message]:
@@ -191,10 +226,19 @@ class ModelPrompt:
         tools: Sequence[Mapping[str, Any]] | None = None,
         think: bool | str | None = None,
     ) -> str:
-        # A built-in renderer writes the prompt in place of the template, as Ollama's does.
-        builtin = builtin_renderer(self.renderer) if self.renderer else None
-        if builtin is not None:
-            return builtin.render(messages, tools, think)
+        tools = self.prompt_tools(tools)
+        try:
+            # A built-in renderer writes the prompt in place of the model's template, as
+            # Ollama's does; a request's own template (generate's) is used as it is.
+            builtin = (
+                builtin_renderer(self.renderer) if self.renderer and not self.from_request else None
+            )
+            if builtin is not None:
+                return builtin.render(messages, tools, think)
+        except UnknownRenderer as exc:
+            raise PromptError(str(exc)) from exc
+        except (TemplateError, RecursionError) as exc:
+            raise PromptError(f"template error: {exc}") from exc
         try:
             if self.go is not None:
                 return render_chat(self.go, messages, tools=tools, think=think)
@@ -227,6 +271,16 @@ class ModelPrompt:
         if self.system and (not messages or messages[0].role != "system"):
             msgs.insert(0, Message(role="system", content=self.system))
         return msgs
+
+
+def _uses_harmony(family: str, template: str | None) -> bool:
+    # Ollama's heuristic: the family, and the tags nearly every harmony template has.
+    return (
+        family in ("gptoss", "gpt-oss")
+        and template is not None
+        and "<|start|>" in template
+        and "<|end|>" in template
+    )
 
 
 async def fit_history(

@@ -112,6 +112,26 @@ def tool_arguments(value: Any, *, failure: str) -> dict[str, Any]:
         raise invalid(failure.format(error=exc)) from None
 
 
+def think_from_effort(effort: str) -> bool | str | None:
+    """An OpenAI reasoning effort as the native `think` (Ollama HEAD's
+    `thinkFromReasoningEffort`, shared by chat completions and Responses): none is no
+    thinking, an empty effort leaves it to the model, and OpenAI's tiers past Ollama's
+    (`minimal` below `low`, `xhigh` and `ultra` above `high`) clamp to the nearest one."""
+    match effort:
+        case "":
+            return None
+        case "none":
+            return False
+        case "minimal":
+            return "low"
+        case "low" | "medium" | "high" | "max":
+            return effort
+        case "xhigh" | "ultra":
+            return "max"
+    allowed = '"minimal", "low", "medium", "high", "xhigh", "ultra", "max", or "none"'
+    raise invalid(f'invalid reasoning value: "{effort}" (must be {allowed})')
+
+
 def no_web_search(tool_type: str) -> APIError:
     """The answer to a web-search tool. Ollama answers these by searching on ollama.com; this
     server reaches no network, so the request is refused (which tool types ask for a search is

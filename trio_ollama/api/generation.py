@@ -155,7 +155,7 @@ class Generation(ModelAccess):
             raise APIError(400, f'"{req.model}" does not support {verb}')
         if needs is not None and needs not in caps:
             raise APIError(400, f"{details.name} does not support {needs}")
-        think = _check_think(req.model, req.think, caps)
+        think = model.request_think(_check_think(req.model, req.think, caps))
         if images:
             raise APIError(400, NO_VISION if "vision" not in caps else VISION_NOT_SERVED)
         return model, think
@@ -283,13 +283,21 @@ class Generation(ModelAccess):
             runner = slot.lease.runner
             with prompt_errors():
                 prompt = await _fit_chat(model, msgs, slot.lease, req, think)
-            parser = model.output_parser(prompt, think=think, tools=req.tools)
+            parser = model.output_parser(
+                prompt, think=think, tools=req.tools, last=msgs[-1] if msgs else None
+            )
             # Ollama's structured output for a model that thinks: it thinks free of the format;
             # when its answer begins, that run stops and a second one answers under the format,
-            # the thinking so far handed back as an assistant message.
+            # the thinking so far handed back as an assistant message. A built-in parser told
+            # not to think answers under the format at once.
+            told_not_to = (
+                parser.builtin is not None and parser.builtin.has_thinking_support
+                and think is False
+            )  # fmt: skip
             run = _ChatRun(
                 parser, bool(req.format) and "thinking" in model.capabilities
-                and (parser.thinking is not None or parser.builtin is not None),
+                and (parser.thinking is not None or parser.builtin is not None)
+                and not told_not_to,
                 _TokenClock.start(self.metrics, slot.spec.name, started),
             )  # fmt: skip
             while True:
@@ -302,6 +310,7 @@ class Generation(ModelAccess):
                 msgs = [*msgs, Message(role="assistant", thinking=run.thought)]
                 with prompt_errors():
                     prompt = await _fit_chat(model, msgs, slot.lease, req, think)
+                prompt += model.format_restart
 
 
 def _done(model: str, reason: str, **empty: Any) -> dict[str, Any]:

@@ -30,7 +30,6 @@ from trio_ollama.gocompat.decode import (
     struct_type,
 )
 
-_REASONING_EFFORTS: Final = ("high", "medium", "low", "none")
 _ENCODING_FORMATS: Final = ("float", "base64")
 
 
@@ -405,12 +404,7 @@ def _response_format(response_format: ResponseFormat | None) -> Any:
 def _think(req: ChatCompletionRequest) -> bool | str | None:
     # A `reasoning` object wins even when its effort is empty, as in Ollama.
     effort = req.reasoning.effort if req.reasoning is not None else req.reasoning_effort
-    if not effort:
-        return None
-    if effort not in _REASONING_EFFORTS:
-        allowed = '"high", "medium", "low", or "none"'
-        raise invalid(f"invalid reasoning value: '{effort}' (must be {allowed})")
-    return False if effort == "none" else effort
+    return compat.think_from_effort(effort)
 
 
 # --- completions and embeddings -------------------------------------------------------------------

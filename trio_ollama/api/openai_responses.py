@@ -180,7 +180,7 @@ def responses_request(body: Any) -> tuple[dict[str, Any], ResponsesOptions]:
     fmt = req.text_format
     if fmt is not None and fmt.type == "json_schema" and fmt.schema is not None:
         native["format"] = fmt.schema
-    think = _think(req.reasoning.effort)
+    think = compat.think_from_effort(req.reasoning.effort)
     if think is not None:
         native["think"] = think
     return native, ResponsesOptions(stream, req)
@@ -434,23 +434,6 @@ def _tools(tool: Tool) -> list[dict[str, Any]]:
                 native["function"]["name"] = prefix + name
             out.append(native)
     return out
-
-
-def _think(effort: str) -> bool | str | None:
-    """`reasoning.effort` → native `think` (Ollama HEAD's mapping)."""
-    match effort:
-        case "":
-            return None
-        case "none":
-            return False
-        case "minimal":
-            return "low"
-        case "low" | "medium" | "high" | "max":
-            return effort
-        case "xhigh" | "ultra":
-            return "max"
-    allowed = '"minimal", "low", "medium", "high", "xhigh", "ultra", "max", or "none"'
-    raise invalid(f'invalid reasoning value: "{effort}" (must be {allowed})')
 
 
 # --- replies --------------------------------------------------------------------------------------

@@ -82,9 +82,10 @@ __all__ = [
 ]
 
 CHAT_ROLES = ("system", "user", "assistant", "tool")
-THINK_LEVELS = ("high", "medium", "low")
+# Ollama HEAD's ThinkValue levels ("max" came after v0.12).
+THINK_LEVELS = ("high", "medium", "low", "max")
 
-_THINK_LEVELS_TEXT = '"high", "medium", "low", true, or false'
+_THINK_LEVELS_TEXT = '"high", "medium", "low", "max", true, or false'
 _ROLE_TEXT = 'must be one of "system", "user", "assistant", or "tool"'
 _MESSAGE_ROLE_TEXT = 'message role must be one of "system", "user", or "assistant"'
 _B64_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")

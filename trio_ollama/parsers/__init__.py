@@ -4,7 +4,13 @@
 `thinking.py` are Ollama's template-driven parsers (its `tools/` and `thinking/` packages).
 """
 
-from trio_ollama.parsers.builtin import BuiltinParser, ParseError, builtin_parser
+from trio_ollama.parsers.builtin import (
+    BuiltinParser,
+    ParseError,
+    Prefills,
+    RenamesTools,
+    builtin_parser,
+)
 from trio_ollama.parsers.output import OutputParser, Parsed, new_tool_call_id
 from trio_ollama.parsers.thinking import ThinkingParser, infer_thinking_tags
 from trio_ollama.parsers.tools import ToolCallParser, tool_call_tag
@@ -14,6 +20,8 @@ __all__ = [
     "OutputParser",
     "ParseError",
     "Parsed",
+    "Prefills",
+    "RenamesTools",
     "ThinkingParser",
     "ToolCallParser",
     "builtin_parser",

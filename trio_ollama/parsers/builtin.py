@@ -5,17 +5,23 @@ Each takes the request's tools and `think` once (`init`: a bool, a level such as
 None when the request does not say), then the output piece by piece; `add`
 returns the answer text, the thinking text and the complete calls so far (indexed from 0, ids
 left to the caller). A call the model botched raises `ParseError`, as Ollama's do.
+
+Ollama's `Init` also takes the conversation's last message and may rename the tools the prompt
+shows; a parser that needs either has the optional methods of `Prefills` (called after `init`
+on the chat path, with the last message whatever its role) and `RenamesTools` (a pure function
+of the tools: the prompt's renderer or template gets what it returns).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
+from trio_ollama.parsers.harmony import HarmonyParser
 from trio_ollama.parsers.qwen3 import ParseError, Qwen3CoderParser, Qwen3Parser
-from trio_ollama.templates import ToolCall
+from trio_ollama.templates import Message, ToolCall
 
-__all__ = ["BuiltinParser", "ParseError", "builtin_parser"]
+__all__ = ["BuiltinParser", "ParseError", "Prefills", "RenamesTools", "builtin_parser"]
 
 
 class BuiltinParser(Protocol):
@@ -30,7 +36,18 @@ class BuiltinParser(Protocol):
     def add(self, text: str, done: bool) -> tuple[str, str, list[ToolCall]]: ...
 
 
+@runtime_checkable
+class Prefills(Protocol):
+    def prefill(self, last: Message) -> None: ...
+
+
+@runtime_checkable
+class RenamesTools(Protocol):
+    def prompt_tools(self, tools: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]: ...
+
+
 _PARSERS: dict[str, Callable[[], BuiltinParser]] = {
+    "harmony": HarmonyParser,
     "qwen3": lambda: Qwen3Parser(thinking_support=False, default_thinking=False),
     "qwen3-thinking": lambda: Qwen3Parser(thinking_support=True, default_thinking=True),
     "qwen3-coder": Qwen3CoderParser,

@@ -14,10 +14,10 @@ from typing import Any
 import attrs
 
 from trio_ollama.gocompat.template import GoTemplate
-from trio_ollama.parsers.builtin import BuiltinParser, builtin_parser
+from trio_ollama.parsers.builtin import BuiltinParser, Prefills, builtin_parser
 from trio_ollama.parsers.thinking import ThinkingParser, infer_thinking_tags
 from trio_ollama.parsers.tools import ToolCallParser, tool_call_tag
-from trio_ollama.templates import ToolCall
+from trio_ollama.templates import Message, ToolCall
 
 __all__ = ["OutputParser", "Parsed", "new_tool_call_id"]
 
@@ -53,13 +53,17 @@ class OutputParser:
         think: bool | str | None,
         tools: Sequence[Mapping[str, Any]] = (),
         builtin: str = "",
+        last: Message | None = None,
     ) -> OutputParser:
         """The parsers a request needs. A model with a built-in parser (its PARSER) is read by
-        that alone. Otherwise: thinking when it thinks and the template names tags (the prompt
-        may already have opened the thinking), tool calls when it offers tools."""
+        that alone, told the chat's `last` message (an answer the prompt left open goes on).
+        Otherwise: thinking when it thinks and the template names tags (the prompt may already
+        have opened the thinking), tool calls when it offers tools."""
         family = builtin_parser(builtin) if builtin else None
         if family is not None:
             family.init(tools, think)
+            if last is not None and isinstance(family, Prefills):
+                family.prefill(last)
             return cls(builtin=family)
         thinking = None
         opening, closing = infer_thinking_tags(template)

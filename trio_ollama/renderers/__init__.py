@@ -5,16 +5,25 @@ than through its template, as Ollama's `model/renderers` package does.
 A renderer takes the conversation (the model's SYSTEM and MESSAGEs already in it), the
 request's tools and its `think` (a bool, a level such as "high", or None when not asked) and
 returns the whole prompt, ready for the runner.
+
+A name Ollama does not know is an error when a request renders (Ollama stores any name at
+create and fails there); a name Ollama knows but this server does not have yet leaves the
+prompt to the model's template.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from trio_ollama.gocompat import gojson
+from trio_ollama.renderers.harmony import HarmonyRenderer
 from trio_ollama.templates import Message
 
-__all__ = ["Renderer", "builtin_renderer"]
+__all__ = ["Renderer", "UnknownRenderer", "builtin_renderer"]
+
+log = logging.getLogger(__name__)
 
 
 class Renderer(Protocol):
@@ -26,12 +35,35 @@ class Renderer(Protocol):
     ) -> str: ...
 
 
+class UnknownRenderer(LookupError):
+    """A RENDERER no one knows: Ollama's error when a request renders with it."""
+
+
 # By the name a Modelfile's RENDERER gives; each family's module adds its own.
-_RENDERERS: dict[str, Callable[[], Renderer]] = {}
+_RENDERERS: dict[str, Callable[[], Renderer]] = {
+    # gpt-oss's prompt. Ollama writes it with the model's own template and has no renderer
+    # by this name; here it is one, for a gpt-oss model whose template is missing or broken.
+    "harmony": HarmonyRenderer,
+}
+
+# Every name Ollama's `rendererForName` knows (HEAD).
+_OLLAMA_NAMES = frozenset({
+    "cogito", "cohere", "deepseek3.1", "functiongemma", "gemma4", "gemma4-large",
+    "gemma4-small", "glimmer", "glm-4.7", "glm-ocr", "laguna", "lfm2", "lfm2-thinking",
+    "nemotron-3-nano", "nemotron-3.5-nano", "olmo3", "olmo3-32b-think", "olmo3-think",
+    "olmo3.1", "ornith", "poolside-v1", "qwen3-coder", "qwen3-vl-instruct", "qwen3-vl-thinking",
+    "qwen3.5", "qwen3.8",
+})  # fmt: skip
 
 
 def builtin_renderer(name: str) -> Renderer | None:
-    """The renderer Ollama selects for `name`, if this server has it (others: none, and the
-    model's template renders the prompt, as for a model without a RENDERER)."""
+    """The renderer Ollama selects for `name`. None where Ollama has one and this server not
+    yet: the model's template renders the prompt, as for a model without a RENDERER. Raises
+    `UnknownRenderer` for a name Ollama does not know either."""
     make = _RENDERERS.get(name)
-    return make() if make is not None else None
+    if make is not None:
+        return make()
+    if name in _OLLAMA_NAMES:
+        log.debug("renderer %r is not built in here: the template renders the prompt", name)
+        return None
+    raise UnknownRenderer(f"unknown renderer {gojson.quote(name)}")

@@ -668,7 +668,7 @@ def think_values(think: bool | str | None) -> tuple[bool, str, bool]:
         return False, "", False
     if isinstance(think, bool):
         return think, "medium" if think else "", True
-    return think in ("high", "medium", "low"), think, True
+    return think in ("high", "medium", "low", "max"), think, True
 
 
 def render_chat(
