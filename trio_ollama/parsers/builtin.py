@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from trio_ollama.parsers.cogito import CogitoParser
+from trio_ollama.parsers.deepseek3 import DeepSeek3Parser
 from trio_ollama.parsers.qwen3 import ParseError, Qwen3CoderParser, Qwen3Parser
 from trio_ollama.templates import ToolCall
 
@@ -34,6 +36,9 @@ _PARSERS: dict[str, Callable[[], BuiltinParser]] = {
     "qwen3": lambda: Qwen3Parser(thinking_support=False, default_thinking=False),
     "qwen3-thinking": lambda: Qwen3Parser(thinking_support=True, default_thinking=True),
     "qwen3-coder": Qwen3CoderParser,
+    # wt-i's families (issue 31)
+    "cogito": CogitoParser,
+    "deepseek3": DeepSeek3Parser,
 }
 
 
