@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from trio_ollama.renderers.cogito import CogitoRenderer
+from trio_ollama.renderers.deepseek3 import DeepSeek3Renderer
 from trio_ollama.templates import Message
 
 __all__ = ["Renderer", "builtin_renderer"]
@@ -27,7 +29,11 @@ class Renderer(Protocol):
 
 
 # By the name a Modelfile's RENDERER gives; each family's module adds its own.
-_RENDERERS: dict[str, Callable[[], Renderer]] = {}
+_RENDERERS: dict[str, Callable[[], Renderer]] = {
+    # wt-i's families (issue 31)
+    "cogito": CogitoRenderer,
+    "deepseek3.1": DeepSeek3Renderer,
+}
 
 
 def builtin_renderer(name: str) -> Renderer | None:
