@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 from trio_ollama.parsers.cogito import CogitoParser
 from trio_ollama.parsers.deepseek3 import DeepSeek3Parser
+from trio_ollama.parsers.glm47 import GLM47Parser
+from trio_ollama.parsers.glmocr import GlmOcrParser
 from trio_ollama.parsers.qwen3 import ParseError, Qwen3CoderParser, Qwen3Parser
 from trio_ollama.templates import ToolCall
 
@@ -39,6 +41,8 @@ _PARSERS: dict[str, Callable[[], BuiltinParser]] = {
     # wt-i's families (issue 31)
     "cogito": CogitoParser,
     "deepseek3": DeepSeek3Parser,
+    "glm-4.7": GLM47Parser,
+    "glm-ocr": GlmOcrParser,
 }
 
 

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 from trio_ollama.renderers.cogito import CogitoRenderer
 from trio_ollama.renderers.deepseek3 import DeepSeek3Renderer
+from trio_ollama.renderers.glm47 import GLM47Renderer
+from trio_ollama.renderers.glmocr import GlmOcrRenderer
 from trio_ollama.templates import Message
 
 __all__ = ["Renderer", "builtin_renderer"]
@@ -33,6 +35,8 @@ _RENDERERS: dict[str, Callable[[], Renderer]] = {
     # wt-i's families (issue 31)
     "cogito": CogitoRenderer,
     "deepseek3.1": DeepSeek3Renderer,
+    "glm-4.7": GLM47Renderer,
+    "glm-ocr": GlmOcrRenderer,
 }
 
 
