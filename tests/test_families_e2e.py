@@ -81,6 +81,26 @@ FAMILIES = {
         content="Sure.",
         calls=[("get_weather", {"city": "Paris"})],
     ),
+    "glm-4.7": Family(
+        parser="glm-4.7",
+        renderer="glm-4.7",
+        script=["Plan", " it.", "</think>", "Checking", ".", "<tool_call>", "get_weather",
+                "<arg_key>city</arg_key>", "<arg_value>Paris</arg_value>", "</tool_call>"],
+        think=True,
+        thinking="Plan it.",
+        content="Checking.",
+        calls=[("get_weather", {"city": "Paris"})],
+    ),
+    "glm-ocr": Family(
+        parser="glm-ocr",
+        renderer="glm-ocr",
+        script=["Reading", ".", "<tool_call>get_weather<arg_key>city</arg_key>",
+                "<arg_value>Oslo</arg_value></tool_call>"],
+        think=False,
+        thinking="",
+        content="Reading.",
+        calls=[("get_weather", {"city": "Oslo"})],
+    ),
 }  # fmt: skip
 
 
