@@ -25,9 +25,11 @@ def _go_numbers(value: Any) -> Any:
     return value
 
 
-def dumps(value: Any) -> str:
-    """`json.Marshal`: compact, HTML-escaped. Dict order is kept (Go structs are ordered too)."""
-    text = json.dumps(_go_numbers(value), ensure_ascii=False, separators=(",", ":"))
+def dumps(value: Any, indent: int | None = None) -> str:
+    """`json.Marshal`: compact, HTML-escaped. Dict order is kept (Go structs are ordered too).
+    With `indent`, `json.MarshalIndent(v, "", <indent spaces>)`."""
+    separators = (",", ":") if indent is None else (",", ": ")
+    text = json.dumps(_go_numbers(value), ensure_ascii=False, separators=separators, indent=indent)
     return text.translate(_ESCAPES)
 
 

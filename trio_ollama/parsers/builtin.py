@@ -17,6 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from trio_ollama.parsers.cogito import CogitoParser
+from trio_ollama.parsers.deepseek3 import DeepSeek3Parser
+from trio_ollama.parsers.glm47 import GLM47Parser
+from trio_ollama.parsers.glmocr import GlmOcrParser
 from trio_ollama.parsers.harmony import HarmonyParser
 from trio_ollama.parsers.qwen3 import ParseError, Qwen3CoderParser, Qwen3Parser
 from trio_ollama.templates import Message, ToolCall
@@ -51,6 +55,11 @@ _PARSERS: dict[str, Callable[[], BuiltinParser]] = {
     "qwen3": lambda: Qwen3Parser(thinking_support=False, default_thinking=False),
     "qwen3-thinking": lambda: Qwen3Parser(thinking_support=True, default_thinking=True),
     "qwen3-coder": Qwen3CoderParser,
+    # wt-i's families (issue 31)
+    "cogito": CogitoParser,
+    "deepseek3": DeepSeek3Parser,
+    "glm-4.7": GLM47Parser,
+    "glm-ocr": GlmOcrParser,
 }
 
 

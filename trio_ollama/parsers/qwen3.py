@@ -23,6 +23,9 @@ TOOL_OPEN, TOOL_CLOSE = "<tool_call>", "</tool_call>"
 
 
 def _overlap(text: str, tag: str) -> int:
+    # Most text holds no start of the tag among its last characters: one search says so.
+    if text.find(tag[0], max(0, len(text) - len(tag) + 1)) == -1:
+        return 0
     for n in range(min(len(tag), len(text)), 0, -1):
         if text.endswith(tag[:n]):
             return n

@@ -18,6 +18,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from trio_ollama.gocompat import gojson
+from trio_ollama.renderers.cogito import CogitoRenderer
+from trio_ollama.renderers.deepseek3 import DeepSeek3Renderer
+from trio_ollama.renderers.glm47 import GLM47Renderer
+from trio_ollama.renderers.glmocr import GlmOcrRenderer
 from trio_ollama.renderers.harmony import HarmonyRenderer
 from trio_ollama.templates import Message
 
@@ -44,6 +48,10 @@ _RENDERERS: dict[str, Callable[[], Renderer]] = {
     # gpt-oss's prompt. Ollama writes it with the model's own template and has no renderer
     # by this name; here it is one, for a gpt-oss model whose template is missing or broken.
     "harmony": HarmonyRenderer,
+    "cogito": CogitoRenderer,
+    "deepseek3.1": DeepSeek3Renderer,
+    "glm-4.7": GLM47Renderer,
+    "glm-ocr": GlmOcrRenderer,
 }
 
 # Every name Ollama's `rendererForName` knows (HEAD).

@@ -1,0 +1,137 @@
+"""Ollama's own test cases for the family parsers and renderers, and what their tests share.
+
+`tests/data/ollama-cases/*.json` are the tables of Ollama's `model/parsers/*_test.go` and
+`model/renderers/*_test.go` (commit fb30760996871fa9460115c753afd2c60d4ab0f7), translated into
+data: one key a Go test function, its cases as written there, with Go's values in the API's
+JSON shape (a tool call is `{"function": {"name", "arguments", "index"}}`, a message
+`{"role", "content", ...}`, a `think` value `{"__think__": value}`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from trio_ollama.parsers import ParseError
+from trio_ollama.templates import Message, ToolCall
+
+CASES = Path(__file__).parent / "data" / "ollama-cases"
+SPLITS = 300
+
+
+@cache
+def _load(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((CASES / f"{name}.json").read_text())
+    return data
+
+
+def cases(name: str, test: str) -> list[dict[str, Any]]:
+    """The cases of Ollama's `test` function in `name`.json, each with its name."""
+    return list(_load(name)[test])
+
+
+def ids(table: Iterable[Mapping[str, Any]]) -> list[str]:
+    return [str(case.get("name", i)) for i, case in enumerate(table)]
+
+
+def think_of(value: Any) -> bool | str | None:
+    """A Go `*api.ThinkValue` from the tables: nil, or `{"__think__": true}`."""
+    return None if value is None else value["__think__"]
+
+
+def message(data: Mapping[str, Any] | None) -> Message | None:
+    return None if data is None else Message.from_json(data)
+
+
+def messages(data: Sequence[Mapping[str, Any]] | None) -> list[Message]:
+    return [Message.from_json(m) for m in data or ()]
+
+
+def call_json(call: ToolCall) -> dict[str, Any]:
+    fn = call.function
+    return {"name": fn.name, "arguments": fn.arguments.go_json(), "index": fn.index}
+
+
+def expected_calls(data: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+    """Go's expected calls (missing fields are zero values) in `call_json`'s shape."""
+    out = []
+    for call in data or ():
+        fn = call["function"]
+        out.append({"name": fn.get("name", ""), "arguments": fn.get("arguments") or {},
+                    "index": fn.get("index", 0)})  # fmt: skip
+    return out
+
+
+def feed(parser: Any, pieces: Sequence[str]) -> tuple[str, str, list[dict[str, Any]]]:
+    """Content, thinking and calls from `pieces`, the last with `done`."""
+    content, thinking, calls = [], [], []
+    for i, piece in enumerate(pieces):
+        c, t, tc = parser.add(piece, i == len(pieces) - 1)
+        content.append(c)
+        thinking.append(t)
+        calls += [call_json(x) for x in tc]
+    return "".join(content), "".join(thinking), calls
+
+
+def random_pieces(text: str, rng: random.Random) -> list[str]:
+    """`text` cut at random places (one to a dozen cuts, some pieces one character)."""
+    if len(text) < 2:
+        return [text, ""]
+    cuts = sorted(rng.sample(range(1, len(text)), min(len(text) - 1, rng.randint(1, 12))))
+    if rng.random() < 0.2:  # now and then: a character a piece
+        cuts = list(range(1, len(text)))
+    bounds = [0, *cuts, len(text)]
+    return [text[a:b] for a, b in itertools.pairwise(bounds)] + [""]
+
+
+def same_in_any_pieces(make: Callable[[], Any], text: str, seed: str) -> None:
+    """`SPLITS` random cuts of `text` give what the whole gives (or the same ParseError)."""
+
+    def run(pieces: Sequence[str]) -> Any:
+        try:
+            return feed(make(), pieces)
+        except ParseError as exc:
+            return ("error", str(exc))
+
+    whole = run([text])
+    rng = random.Random(seed)
+    for _ in range(SPLITS):
+        pieces = random_pieces(text, rng)
+        assert run(pieces) == whole, pieces
+
+
+def hostile_outputs() -> dict[str, str]:
+    """About 1 MB each of what breaks a careless parser: tags never closed, tags opened inside
+    each other, a call with a huge argument, half-tags, long runs of blanks."""
+    mb = 1 << 20
+    return {
+        "unclosed": "<think>" + "a" * mb,
+        "open_tags": ("<tool_call>" * (mb // 11)),
+        "nested": ("<think><tool_call><｜tool▁calls▁begin｜><|START_ACTION|>{[" * (mb // 60)),
+        "half_tags": ("</thin <tool_ <｜tool▁call <|END_ " * (mb // 36)),
+        "huge_argument": '<tool_call>{"name": "f", "arguments": {"x": "' + "y" * mb + '"}}',
+        "blanks": " \n" * (mb // 2),
+        "braces": "{" * mb,
+    }
+
+
+def survives_hostile(make: Callable[[], Any], piece: int = 16, bound: float = 1.0) -> None:
+    """Each hostile output, in pieces of `piece` characters, is read within `bound` CPU
+    seconds, and fails, if at all, with a ParseError only."""
+    for name, text in hostile_outputs().items():
+        parser = make()
+        started = time.process_time()
+        try:
+            for i in range(0, len(text), piece):
+                parser.add(text[i : i + piece], False)
+            parser.add("", True)
+        except ParseError:
+            pass
+        took = time.process_time() - started
+        assert took < bound, (name, took)

@@ -1,0 +1,43 @@
+"""Ollama's `glm-4.7` and `glm-ocr` renderers: the exact prompt of each of Ollama's cases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.parser_cases import cases, ids, think_of
+from trio_ollama.renderers import builtin_renderer
+from trio_ollama.templates import Message
+
+GLM47 = cases("renderers_glm47", "TestGLM47Renderer")
+OCR = cases("renderers_glmocr", "TestGlmOcrRenderer_Images")
+
+
+def messages(data: list[dict[str, Any]]) -> list[Message]:
+    """The tables' messages; an image is its bytes (Ollama's `api.ImageData`)."""
+    out = []
+    for m in data:
+        images = [i["__image__"].encode() for i in m.get("images") or ()]
+        out.append(Message.from_json({**m, "images": images}))
+    return out
+
+
+@pytest.mark.parametrize("case", GLM47, ids=ids(GLM47))
+def test_glm47_prompt_is_ollamas(case: dict[str, Any]) -> None:
+    renderer = builtin_renderer("glm-4.7")
+    assert renderer is not None
+    prompt = renderer.render(messages(case["messages"]), case.get("tools"),
+                             think_of(case.get("thinkValue")))  # fmt: skip
+    assert prompt == case["expected"]
+
+
+@pytest.mark.parametrize("case", OCR, ids=ids(OCR))
+def test_glm_ocr_prompt_is_ollamas(case: dict[str, Any]) -> None:
+    # Ollama's server has its renderers mark images (`RenderImgTags`); the cases without are
+    # for other users of the package.
+    if not case["renderer"].get("useImgTags"):
+        pytest.skip("Ollama's server always marks images")
+    renderer = builtin_renderer("glm-ocr")
+    assert renderer is not None
+    assert renderer.render(messages(case["messages"]), None, None) == case["expected"]

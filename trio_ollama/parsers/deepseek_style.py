@@ -1,0 +1,205 @@
+"""The output of models trained on DeepSeek's chat format (Ollama's `deepseek3` and `cogito`
+parsers): thinking up to `</think>`, then answer text, and tool calls between full-width-bar
+tags:
+
+    <｜tool▁calls▁begin｜><｜tool▁call▁begin｜>...<｜tool▁call▁end｜>...<｜tool▁calls▁end｜>
+
+The families differ in what a call holds and in what they do with tool output the model
+writes itself; `deepseek3.py` and `cogito.py` say that.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from trio_ollama.gocompat.decode import DecodeError, tool_arguments
+from trio_ollama.parsers.buffered import Buffered
+from trio_ollama.parsers.qwen3 import _more_blanks, _release
+from trio_ollama.parsers.tagged import TagSearch
+from trio_ollama.templates import Message, ToolCall, ToolCallFunction
+
+__all__ = ["DeepSeekStyleParser", "arguments"]
+
+log = logging.getLogger(__name__)
+
+THINK_CLOSE = "</think>"
+CALLS_BEGIN, CALLS_END = "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>"
+CALL_BEGIN, CALL_END = "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>"
+TOOL_SEP = "<｜tool▁sep｜>"
+OUTPUT_BEGIN, OUTPUT_END = "<｜tool▁output▁begin｜>", "<｜tool▁output▁end｜>"
+OUTPUTS_BEGIN, OUTPUTS_END = "<｜tool▁outputs▁begin｜>", "<｜tool▁outputs▁end｜>"
+
+
+def arguments(raw: str) -> dict[str, Any] | None:
+    """A call's JSON arguments as Go's `json.Unmarshal` into Ollama's arguments reads them, or
+    None where it fails (these families log that and leave the call unread)."""
+    try:
+        return tool_arguments(raw)
+    except DecodeError as exc:
+        log.warning("tool call parsing failed: %s", exc)
+        return None
+
+
+class DeepSeekStyleParser(Buffered):
+    """The states and tags both families share. A subclass says when the output starts in
+    thinking, how a call's text reads (`_read_call`), and which tag opens tool output in the
+    answer (`_OUTPUT_OPEN`), and how that output is read (`_eat_output`)."""
+
+    has_tool_support = True
+    has_thinking_support = True
+    _OUTPUT_OPEN = OUTPUT_BEGIN
+    # Whether blanks before the tool-output tag are dropped, as before the calls.
+    _TRIM_BEFORE_OUTPUT = False
+
+    def __init__(self) -> None:
+        self._state = "content"  # "thinking", "content", "calls", "output"
+        self._buffer = ""
+        self._trim = False  # the blanks at the buffer's start go (a tag before them ate them)
+        self._blanks_held = True
+        self._stuck = False  # in "calls": the first call is one Ollama cannot read
+        self._index = 0
+        self._think_close = TagSearch(THINK_CLOSE)
+        self._calls_begin = TagSearch(CALLS_BEGIN)
+        self._output_open = TagSearch(self._OUTPUT_OPEN)
+        self._call_begin = TagSearch(CALL_BEGIN)
+        self._call_end = TagSearch(CALL_END)
+        self._calls_end = TagSearch(CALLS_END)
+        self._searches: tuple[TagSearch, ...] = (
+            self._think_close, self._calls_begin, self._output_open,
+            self._call_begin, self._call_end, self._calls_end,
+        )  # fmt: skip
+
+    def _starts_thinking(
+        self, tools: Sequence[Mapping[str, Any]], think: bool | str | None
+    ) -> bool:
+        raise NotImplementedError
+
+    def _read_call(self, raw: str) -> tuple[str, dict[str, Any]] | None:
+        raise NotImplementedError
+
+    def _eat_output(self, content: list[str]) -> bool:
+        raise NotImplementedError
+
+    def init(
+        self,
+        tools: Sequence[Mapping[str, Any]],
+        think: bool | str | None,
+        *,
+        last_message: Message | None = None,
+    ) -> None:
+        """`last_message`: the conversation's last, which the answer continues when it is
+        the assistant's with text (a prefill): then the thinking is over."""
+        prefill = (last_message is not None and last_message.role == "assistant"
+                   and bool(last_message.content))  # fmt: skip
+        thinking = not prefill and self._starts_thinking(tools, think)
+        self._state = "thinking" if thinking else "content"
+        self._buffer = ""
+        self._trim = False
+        self._blanks_held = True
+        self._stuck = False
+        self._index = 0
+        self._reset()
+
+    def add(self, text: str, done: bool) -> tuple[str, str, list[ToolCall]]:
+        self._append(text)
+        thinking_or_answer = self._state in ("content", "thinking")
+        if not done and thinking_or_answer and _more_blanks(self._blanks_held, text):
+            return "", "", []
+        content: list[str] = []
+        thinking: list[str] = []
+        calls: list[ToolCall] = []
+        while self._eat(content, thinking, calls):
+            pass
+        if done and self._state == "content" and self._buffer:
+            # The answer streams whole in Ollama: what was held for a tag is answer after all.
+            content.append(self._buffer)
+            self._buffer = ""
+        self._blanks_held = not self._buffer or self._buffer.isspace()
+        return "".join(content), "".join(thinking), calls
+
+    def _reset(self) -> None:
+        for search in self._searches:
+            search.reset()
+
+    def _consume(self, rest: str, *, trim: bool, state: str | None = None) -> None:
+        """The buffer becomes `rest` (read from its start again); `trim` drops its leading
+        blanks, and those of the pieces after it until text comes."""
+        self._buffer = rest
+        self._trim = trim
+        if state is not None:
+            self._state = state
+        self._reset()
+
+    def _eat(self, content: list[str], thinking: list[str], calls: list[ToolCall]) -> bool:
+        if self._trim:
+            self._buffer = self._buffer.lstrip()
+            if not self._buffer:
+                return False
+            self._trim = False
+        acc = self._buffer
+        if self._state == "thinking":
+            close = self._think_close.find(acc)
+            if close != -1:
+                if before := acc[:close].rstrip():
+                    thinking.append(before)
+                self._consume(acc[close + len(THINK_CLOSE) :], trim=True, state="content")
+                return True
+            out, self._buffer = _release(acc, THINK_CLOSE)
+            self._reset()
+            if out:
+                thinking.append(out)
+            return False
+        if self._state == "content":
+            calls_at, output_at = self._calls_begin.find(acc), self._output_open.find(acc)
+            if calls_at != -1 and (output_at == -1 or calls_at < output_at):
+                if before := acc[:calls_at].rstrip():
+                    content.append(before)
+                self._consume(acc[calls_at + len(CALLS_BEGIN) :], trim=False, state="calls")
+                return True
+            if output_at != -1:
+                before = acc[:output_at]
+                if self._TRIM_BEFORE_OUTPUT:
+                    before = before.rstrip()
+                if before:
+                    content.append(before)
+                rest = acc[output_at + len(self._OUTPUT_OPEN) :]
+                self._consume(rest, trim=False, state="output")
+                return True
+            out, self._buffer = _release(acc, CALLS_BEGIN, self._OUTPUT_OPEN)
+            self._reset()
+            if out:
+                content.append(out)
+            return False
+        if self._state == "calls":
+            return self._eat_calls(calls)
+        return self._eat_output(content)
+
+    def _eat_calls(self, calls: list[ToolCall]) -> bool:
+        acc = self._buffer
+        begin = -1 if self._stuck else self._call_begin.find(acc)
+        if begin != -1:
+            start = begin + len(CALL_BEGIN)
+            end = self._call_end.find(acc, start)
+            if end != -1:
+                read = self._read_call(acc[start:end])
+                if read is not None:
+                    name, args = read
+                    calls.append(ToolCall(ToolCallFunction(name, args, index=self._index)))
+                    self._index += 1
+                    self._consume(acc[end + len(CALL_END) :], trim=True)
+                    return True
+                # Ollama tries this call again at every piece and fails the same way: only
+                # the end of the calls moves on.
+                self._stuck = True
+        return self._skip_to(self._calls_end, acc)
+
+    def _skip_to(self, search: TagSearch, acc: str) -> bool:
+        """Past `search`'s tag, back to the answer, if the buffer holds it."""
+        at = search.find(acc)
+        if at == -1:
+            return False
+        self._stuck = False
+        self._consume(acc[at + len(search.tag) :], trim=True, state="content")
+        return True
