@@ -115,7 +115,9 @@ def test_gpt_oss_own_tools_are_described_in_the_system_message() -> None:
 
 
 def test_a_conversation_with_a_call_and_its_result() -> None:
-    call = ToolCall(ToolCallFunction(name="get_weather", arguments={"location": "Oslo <N>"}))
+    call = ToolCall(
+        function=ToolCallFunction(name="get_weather", arguments={"location": "Oslo <N>"})
+    )
     msgs = [
         Message(role="user", content="Weather in Oslo?"),
         Message(role="assistant", thinking="Need the tool.", tool_calls=(call,)),
@@ -143,7 +145,7 @@ def test_a_conversation_with_a_call_and_its_result() -> None:
 
 
 def test_builtin_calls_go_to_the_analysis_channel() -> None:
-    call = ToolCall(ToolCallFunction(name="python", arguments={"code": "1+1"}))
+    call = ToolCall(function=ToolCallFunction(name="python", arguments={"code": "1+1"}))
     msgs = [USER, Message(role="assistant", tool_calls=(call,)),
             Message(role="tool", tool_name="python", content="2")]  # fmt: skip
     assert render(msgs, [PYTHON]).endswith(

@@ -186,7 +186,11 @@ class DeepSeekStyleParser(Buffered):
                 read = self._read_call(acc[start:end])
                 if read is not None:
                     name, args = read
-                    calls.append(ToolCall(ToolCallFunction(name, args, index=self._index)))
+                    calls.append(
+                        ToolCall(
+                            function=ToolCallFunction(name=name, arguments=args, index=self._index)
+                        )
+                    )
                     self._index += 1
                     self._consume(acc[end + len(CALL_END) :], trim=True)
                     return True

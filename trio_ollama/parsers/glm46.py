@@ -267,7 +267,7 @@ class GLM46Parser(Buffered):
             key = key.strip()
             value = value.removeprefix("\n").removesuffix("\n")
             args[key] = _typed(value, _types(function, key))
-        call = ToolCall(ToolCallFunction(name=name, arguments=args, index=self._index))
+        call = ToolCall(function=ToolCallFunction(name=name, arguments=args, index=self._index))
         self._index += 1
         return call
 

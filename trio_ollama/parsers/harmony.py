@@ -247,4 +247,4 @@ class HarmonyParser(Buffered):
             raise ParseError(
                 f"error parsing tool call: raw='{raw}', err=arguments are not a JSON object"
             )
-        return [ToolCall(ToolCallFunction(name=name, arguments=args))]
+        return [ToolCall(function=ToolCallFunction(name=name, arguments=args))]
