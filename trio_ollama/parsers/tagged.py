@@ -4,14 +4,9 @@ character about once however small the pieces, and Ollama's reading of a `think`
 
 from __future__ import annotations
 
+from trio_ollama.templates.chat import thinks
+
 __all__ = ["TagSearch", "thinks"]
-
-_LEVELS = frozenset({"high", "medium", "low", "max"})
-
-
-def thinks(think: bool | str | None) -> bool:
-    """Ollama's `ThinkValue.Bool`: thinking is on for true and for any level."""
-    return think is True or (isinstance(think, str) and think in _LEVELS)
 
 
 class TagSearch:

@@ -10,9 +10,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trio_ollama.gocompat import gojson
-from trio_ollama.parsers.tagged import thinks
 from trio_ollama.templates import Message
-from trio_ollama.templates.chat import Tool, ToolCall
+from trio_ollama.templates.chat import Tool, ToolCall, thinks
 
 __all__ = ["GLM47Renderer", "tool_arguments", "tools_section"]
 

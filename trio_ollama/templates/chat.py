@@ -662,13 +662,21 @@ def parse_template(source: str) -> PromptTemplate:
     return PromptTemplate(source, tmpl, names)
 
 
+THINK_LEVELS = ("high", "medium", "low", "max")
+
+
+def thinks(think: bool | str | None) -> bool:
+    """Ollama's `ThinkValue.Bool`: thinking is on for true and for any level."""
+    return think is True or (isinstance(think, str) and think in THINK_LEVELS)
+
+
 def think_values(think: bool | str | None) -> tuple[bool, str, bool]:
     """`.Think`, `.ThinkLevel` and `.IsThinkSet` for a request's `think` (true means "medium")."""
     if think is None:
         return False, "", False
     if isinstance(think, bool):
         return think, "medium" if think else "", True
-    return think in ("high", "medium", "low", "max"), think, True
+    return thinks(think), think, True
 
 
 def render_chat(
