@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from trio_ollama.parsers.functiongemma import FunctionGemmaParser
+from trio_ollama.parsers.lfm2 import LFM2Parser
+from trio_ollama.parsers.ministral import MinistralParser
+from trio_ollama.parsers.nemotron3nano import Nemotron3NanoParser
+from trio_ollama.parsers.olmo3 import Olmo3Parser
+from trio_ollama.parsers.olmo3_think import Olmo3ThinkParser
 from trio_ollama.parsers.qwen3 import ParseError, Qwen3CoderParser, Qwen3Parser
+from trio_ollama.parsers.qwen3vl import Qwen3VLParser
+from trio_ollama.parsers.qwen35 import Qwen35Parser
 from trio_ollama.templates import ToolCall
 
 __all__ = ["BuiltinParser", "ParseError", "builtin_parser"]
@@ -34,6 +42,18 @@ _PARSERS: dict[str, Callable[[], BuiltinParser]] = {
     "qwen3": lambda: Qwen3Parser(thinking_support=False, default_thinking=False),
     "qwen3-thinking": lambda: Qwen3Parser(thinking_support=True, default_thinking=True),
     "qwen3-coder": Qwen3CoderParser,
+    # wt-j's families (issue 31)
+    "functiongemma": FunctionGemmaParser,
+    "lfm2": lambda: LFM2Parser(thinking=False),
+    "lfm2-thinking": lambda: LFM2Parser(thinking=True),
+    "ministral": MinistralParser,
+    "nemotron-3-nano": Nemotron3NanoParser,
+    "nemotron-3.5-nano": Nemotron3NanoParser,
+    "olmo3": Olmo3Parser,
+    "olmo3-think": Olmo3ThinkParser,
+    "qwen3-vl-instruct": lambda: Qwen3VLParser(thinking=False),
+    "qwen3-vl-thinking": lambda: Qwen3VLParser(thinking=True),
+    "qwen3.5": Qwen35Parser,
 }
 
 
