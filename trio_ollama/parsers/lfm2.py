@@ -233,18 +233,22 @@ class LFM2Parser(Buffered):
             trimmed = self._buffer.lstrip()
             if not trimmed.startswith(THINK_OPEN):
                 self._buffer, self._state = trimmed, "content"
+        idle = self._state in ("looking", "thinking", "content")
+        if not done and idle and _more_blanks(self._blanks_held, text):
+            return "", "", []
         content: list[str] = []
         thinking: list[str] = []
         found: list[tuple[str, dict[str, Any]]] = []
-        idle = self._state in ("looking", "thinking", "content")
-        if not (idle and _more_blanks(self._blanks_held, text)):
-            while self._eat(content, thinking, found):
-                pass
+        while self._eat(content, thinking, found):
+            pass
         if done and self._state == "content":
             # The end: what was held as a possible tag or blanks before one is the answer's.
             content.append(self._buffer)
             self._buffer = ""
-        self._blanks_held = not self._buffer or self._buffer.isspace()
+        # Only where a run of blanks is held (a call's text may be long: not read again here).
+        self._blanks_held = self._state in ("looking", "thinking", "content") and (
+            not self._buffer or self._buffer.isspace()
+        )
         answer = "".join(content)
         if done and not found and self._has_tools:
             try:
@@ -316,5 +320,6 @@ class LFM2Parser(Buffered):
         if rest.startswith(CALL_START):
             self._buffer = rest[len(CALL_START) :]
         else:
-            self._buffer, self._state = rest.lstrip(), "content"
+            # The blanks after it go, in whatever piece they come.
+            self._buffer, self._state, self._trim = rest, "content", True
         return True

@@ -68,7 +68,10 @@ class MinistralParser(Buffered):
         calls: list[ToolCall] = []
         while self._eat(content, thinking, calls):
             pass
-        self._blanks_held = not self._buffer or self._buffer.isspace()
+        # Only where a run of blanks is held (a call's text may be long: not read again here).
+        self._blanks_held = self._state in ("content",) and (
+            not self._buffer or self._buffer.isspace()
+        )
         return "".join(content), "".join(thinking), calls
 
     def _eat(self, content: list[str], thinking: list[str], calls: list[ToolCall]) -> bool:
@@ -90,13 +93,20 @@ class MinistralParser(Buffered):
             if out:
                 content.append(out)
             return False
+        if self._state == "after_think":
+            self._buffer = acc.lstrip()
+            if not self._buffer:
+                return False
+            self._state = "content"
+            return True
         if self._state == "thinking":
             before, found, after = acc.partition(THINK_END)
             if found:
                 if before:
                     thinking.append(before)
                 self._buffer = after.lstrip()
-                self._state = "content"
+                # The blanks after it go, in whatever piece they come.
+                self._state = "content" if self._buffer else "after_think"
                 return True
             n = _overlap(acc, THINK_END)
             if acc[: len(acc) - n]:

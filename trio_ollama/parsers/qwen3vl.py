@@ -22,6 +22,15 @@ class _Calls(Qwen3Parser):
     def __init__(self) -> None:
         super().__init__(thinking_support=False, default_thinking=False)
 
+    def _eat(self, content: list[str], thinking: list[str], calls: list[ToolCall]) -> bool:
+        before = len(calls)
+        again = super()._eat(content, thinking, calls)
+        if len(calls) > before and not self._buffer:
+            # Blanks after a call are dropped in the pieces that follow too (Qwen 3's parser
+            # drops them only from the piece the call ended in).
+            self._state = "think_done"
+        return again
+
     def _call(self, raw: str) -> ToolCall:
         try:
             data = loads_text(raw)
