@@ -119,8 +119,8 @@ CASES: list[tuple[str, list[Message], Any, Any, str]] = [
         None,
         "<bos><start_of_turn>developer\nYou are a weather expert.\nYou can do function calling with"
         " the following functions:<start_function_declaration>declaration:get_weather{description:"
-        "<escape>Get weather<escape>,parameters:{properties:{city:{description:<escape>City<escape>,"
-        "type:<escape>STRING<escape>}},type:<escape>OBJECT<escape>}}<end_function_declaration>"
+        "<escape>Get weather<escape>,parameters:{properties:{city:{description:"
+        "<escape>City<escape>,type:<escape>STRING<escape>}},type:<escape>OBJECT<escape>}}<end_function_declaration>"
         "<end_of_turn>\n<start_of_turn>user\nWeather?<end_of_turn>\n<start_of_turn>model\n",
     ),
     (
@@ -148,8 +148,7 @@ CASES: list[tuple[str, list[Message], Any, Any, str]] = [
         "lfm2",
         [
             msg("user", "Call a tool"),
-            msg("assistant", "Checking now.",
-                  tool_calls=[call("get_weather", location="Paris")]),
+            msg("assistant", "Checking now.", tool_calls=[call("get_weather", location="Paris")]),
         ],
         None,
         False,
