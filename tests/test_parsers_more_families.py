@@ -235,6 +235,8 @@ CLOSERS = {"functiongemma": "<end_function_call>", "lfm2": "<|tool_call_end|>",
            "olmo3-think": "</think>"}  # fmt: skip
 
 
+# Slow as a whole (a megabyte fed in 7-character pieces, 80 times over), each run under a second.
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(OPENERS))
 @pytest.mark.parametrize("shape", sorted(HOSTILE))
 def test_a_megabyte_of_hostile_output_costs_its_length(name: str, shape: str) -> None:
