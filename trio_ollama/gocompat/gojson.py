@@ -14,6 +14,10 @@ _ESCAPES = str.maketrans(
 )
 
 
+# Go escapes these two whatever the encoder's settings.
+_LINE_ESCAPES = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 def _go_numbers(value: Any) -> Any:
     # Go writes an integral float as `1`, Python as `1.0`.
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
@@ -25,12 +29,13 @@ def _go_numbers(value: Any) -> Any:
     return value
 
 
-def dumps(value: Any, indent: int | None = None) -> str:
-    """`json.Marshal`: compact, HTML-escaped. Dict order is kept (Go structs are ordered too).
-    With `indent`, `json.MarshalIndent(v, "", <indent spaces>)`."""
+def dumps(value: Any, indent: int | None = None, *, escape_html: bool = True) -> str:
+    """`json.Marshal`: compact, HTML-escaped (unless an encoder's `SetEscapeHTML(false)` says
+    otherwise). Dict order is kept (Go structs are ordered too). With `indent`,
+    `json.MarshalIndent(v, "", <indent spaces>)`."""
     separators = (",", ":") if indent is None else (",", ": ")
     text = json.dumps(_go_numbers(value), ensure_ascii=False, separators=separators, indent=indent)
-    return text.translate(_ESCAPES)
+    return text.translate(_ESCAPES if escape_html else _LINE_ESCAPES)
 
 
 def encode(value: Any) -> bytes:

@@ -19,10 +19,18 @@ from typing import Any, Protocol, runtime_checkable
 
 from trio_ollama.parsers.cogito import CogitoParser
 from trio_ollama.parsers.deepseek3 import DeepSeek3Parser
+from trio_ollama.parsers.functiongemma import FunctionGemmaParser
 from trio_ollama.parsers.glm47 import GLM47Parser
 from trio_ollama.parsers.glmocr import GlmOcrParser
 from trio_ollama.parsers.harmony import HarmonyParser
+from trio_ollama.parsers.lfm2 import LFM2Parser
+from trio_ollama.parsers.ministral import MinistralParser
+from trio_ollama.parsers.nemotron3nano import Nemotron3NanoParser
+from trio_ollama.parsers.olmo3 import Olmo3Parser
+from trio_ollama.parsers.olmo3_think import Olmo3ThinkParser
 from trio_ollama.parsers.qwen3 import ParseError, Qwen3CoderParser, Qwen3Parser
+from trio_ollama.parsers.qwen3vl import Qwen3VLParser
+from trio_ollama.parsers.qwen35 import Qwen35Parser
 from trio_ollama.templates import Message, ToolCall
 
 __all__ = ["BuiltinParser", "ParseError", "Prefills", "RenamesTools", "builtin_parser"]
@@ -53,13 +61,23 @@ class RenamesTools(Protocol):
 _PARSERS: dict[str, Callable[[], BuiltinParser]] = {
     "harmony": HarmonyParser,
     "qwen3": lambda: Qwen3Parser(thinking_support=False, default_thinking=False),
-    "qwen3-thinking": lambda: Qwen3Parser(thinking_support=True, default_thinking=True),
     "qwen3-coder": Qwen3CoderParser,
-    # wt-i's families (issue 31)
+    "qwen3-thinking": lambda: Qwen3Parser(thinking_support=True, default_thinking=True),
     "cogito": CogitoParser,
     "deepseek3": DeepSeek3Parser,
+    "functiongemma": FunctionGemmaParser,
     "glm-4.7": GLM47Parser,
     "glm-ocr": GlmOcrParser,
+    "lfm2": lambda: LFM2Parser(thinking=False),
+    "lfm2-thinking": lambda: LFM2Parser(thinking=True),
+    "ministral": MinistralParser,
+    "nemotron-3-nano": Nemotron3NanoParser,
+    "nemotron-3.5-nano": Nemotron3NanoParser,
+    "olmo3": Olmo3Parser,
+    "olmo3-think": Olmo3ThinkParser,
+    "qwen3-vl-instruct": lambda: Qwen3VLParser(thinking=False),
+    "qwen3-vl-thinking": lambda: Qwen3VLParser(thinking=True),
+    "qwen3.5": Qwen35Parser,
 }
 
 

@@ -106,7 +106,8 @@ class Qwen3Parser(Buffered):
         again = True
         while again:
             again = self._eat(content, thinking, calls)
-        self._blanks_held = _blank(self._buffer)
+        # Only outside a call: a call's text may be long, and is not read again here.
+        self._blanks_held = self._state in ("content", "thinking") and _blank(self._buffer)
         return "".join(content), "".join(thinking), calls
 
     def _eat(self, content: list[str], thinking: list[str], calls: list[ToolCall]) -> bool:
@@ -309,7 +310,8 @@ class Qwen3CoderParser(Buffered):
             self._buffer = rest.lstrip()
             self._in_call = False
             calls.append(self._call(raw))
-        self._blanks_held = _blank(self._buffer)
+        # Only outside a call: a call's text may be long, and is not read again here.
+        self._blanks_held = not self._in_call and _blank(self._buffer)
         return "".join(content), "", calls
 
     def _call(self, raw: str) -> ToolCall:

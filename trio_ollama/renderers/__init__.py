@@ -20,9 +20,16 @@ from typing import Any, Protocol
 from trio_ollama.gocompat import gojson
 from trio_ollama.renderers.cogito import CogitoRenderer
 from trio_ollama.renderers.deepseek3 import DeepSeek3Renderer
+from trio_ollama.renderers.functiongemma import FunctionGemmaRenderer
 from trio_ollama.renderers.glm47 import GLM47Renderer
 from trio_ollama.renderers.glmocr import GlmOcrRenderer
 from trio_ollama.renderers.harmony import HarmonyRenderer
+from trio_ollama.renderers.lfm2 import LFM2Renderer
+from trio_ollama.renderers.nemotron3nano import Nemotron3NanoRenderer
+from trio_ollama.renderers.olmo3 import Olmo3Renderer
+from trio_ollama.renderers.olmo3_think import Olmo3ThinkRenderer
+from trio_ollama.renderers.qwen3vl import Qwen3VLRenderer
+from trio_ollama.renderers.qwen35 import Qwen35Renderer
 from trio_ollama.templates import Message
 
 __all__ = ["Renderer", "UnknownRenderer", "builtin_renderer"]
@@ -50,8 +57,20 @@ _RENDERERS: dict[str, Callable[[], Renderer]] = {
     "harmony": HarmonyRenderer,
     "cogito": CogitoRenderer,
     "deepseek3.1": DeepSeek3Renderer,
+    "functiongemma": FunctionGemmaRenderer,
     "glm-4.7": GLM47Renderer,
     "glm-ocr": GlmOcrRenderer,
+    "lfm2": lambda: LFM2Renderer(thinking=False),
+    "lfm2-thinking": lambda: LFM2Renderer(thinking=True),
+    "nemotron-3-nano": lambda: Nemotron3NanoRenderer(v35=False),
+    "nemotron-3.5-nano": lambda: Nemotron3NanoRenderer(v35=True),
+    "olmo3": lambda: Olmo3Renderer(extended_system=False),
+    "olmo3-32b-think": lambda: Olmo3ThinkRenderer(variant_32b=True),
+    "olmo3-think": lambda: Olmo3ThinkRenderer(variant_32b=False),
+    "olmo3.1": lambda: Olmo3Renderer(extended_system=True),
+    "qwen3-vl-instruct": lambda: Qwen3VLRenderer(thinking=False),
+    "qwen3-vl-thinking": lambda: Qwen3VLRenderer(thinking=True),
+    "qwen3.5": Qwen35Renderer,
 }
 
 # Every name Ollama's `rendererForName` knows (HEAD).

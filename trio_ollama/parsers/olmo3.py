@@ -1,0 +1,172 @@
+"""Olmo 3's output, as Ollama's `olmo3` parser reads it: answer text and calls in
+`<function_calls>` sections, one Python-like call a line: `name(key="value", n=1)`. A section
+Ollama cannot read is dropped, not an error."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from trio_ollama.parsers.buffered import Buffered
+from trio_ollama.parsers.qwen3 import _overlap
+from trio_ollama.templates import ToolCall, ToolCallFunction
+
+__all__ = ["Olmo3Parser"]
+
+OPEN, CLOSE = "<function_calls>", "</function_calls>"
+_CALL = re.compile(r"(\w+)\((.*)\)", re.ASCII | re.DOTALL)
+_GO_INT = re.compile(r"[+-]?[0-9]+")
+_GO_FLOAT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# Values nest at most this deep: each level splits its text again, so a deeper one would cost
+# the section's length that many times (Ollama reads any depth; a real call never nests so).
+MAX_NESTING = 32
+
+
+class _Unreadable(ValueError):
+    """A section Ollama would not read (it logs and drops it)."""
+
+
+def _split(text: str, *, depth_only: bool = False) -> list[str]:
+    """Ollama's `splitArguments`: at the commas outside quotes and brackets (or, with
+    `depth_only`, a check that brackets nest no deeper than `MAX_NESTING`)."""
+    parts: list[str] = []
+    start = depth = 0
+    quote = ""
+    escaped = False
+    for i, ch in enumerate(text):
+        if escaped:
+            escaped = False
+        elif quote:
+            if ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+            if depth_only and depth > MAX_NESTING:
+                raise _Unreadable("nested too deep")
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0 and not depth_only:
+            parts.append(text[start:i])
+            start = i + 1
+    if start < len(text):
+        parts.append(text[start:])
+    return parts
+
+
+def _unescape(text: str) -> str:
+    text = text.replace("\\\\", "\x00").replace('\\"', '"').replace("\\'", "'")
+    text = text.replace("\\n", "\n").replace("\\t", "\t").replace("\\r", "\r")
+    return text.replace("\x00", "\\")
+
+
+def _value(text: str) -> Any:
+    s = text.strip()
+    if len(s) >= 2 and s[0] == s[-1] and s[0] in "\"'":
+        return _unescape(s[1:-1])
+    if s in ("true", "True"):
+        return True
+    if s in ("false", "False"):
+        return False
+    if s in ("null", "None", "nil"):
+        return None
+    # Digits counted before int() (Python refuses to read more than 4,300).
+    if _GO_INT.fullmatch(s) and len(s) <= 20 and -(2**63) <= int(s) < 2**63:
+        return int(s)
+    if _GO_FLOAT.fullmatch(s) and math.isfinite(number := float(s)):
+        return number
+    if s.startswith("[") and s.endswith("]"):
+        inner = s[1:-1].strip()
+        return [_value(p) for p in _split(inner)] if inner else []
+    if s.startswith("{") and s.endswith("}"):
+        out: dict[str, Any] = {}
+        for part in _split(s[1:-1].strip()):
+            part = part.strip()
+            if not part:
+                continue
+            key, colon, value = part.partition(":")
+            if not colon:
+                raise _Unreadable(f"invalid object entry: {part}")
+            key = key.strip()
+            if len(key) >= 2 and key[0] == key[-1] and key[0] in "\"'":
+                key = key[1:-1]
+            out[key] = _value(value)
+        return out
+    return s
+
+
+def _calls(section: str) -> list[tuple[str, dict[str, Any]]]:
+    _split(section, depth_only=True)
+    out = []
+    for line in section.strip().split("\n"):
+        line = line.strip()
+        if not line:
+            continue
+        match = _CALL.fullmatch(line)
+        if match is None:
+            raise _Unreadable("invalid function call format")
+        args: dict[str, Any] = {}
+        for part in _split(match.group(2).strip()):
+            part = part.strip()
+            if not part:
+                continue
+            key, eq, value = part.partition("=")
+            if not eq:
+                raise _Unreadable(f"invalid argument format: {part}")
+            args[key.strip()] = _value(value)
+        out.append((match.group(1), args))
+    return out
+
+
+class Olmo3Parser(Buffered):
+    has_tool_support = True
+    has_thinking_support = False
+
+    def __init__(self) -> None:
+        self._in_calls = False
+        self._buffer = ""
+        self._searched = 0
+        self._index = 0
+
+    def init(self, tools: Sequence[Mapping[str, Any]], think: bool | str | None) -> None:
+        self._in_calls = False
+        self._buffer = ""
+        self._searched = 0
+        self._index = 0
+
+    def add(self, text: str, done: bool) -> tuple[str, str, list[ToolCall]]:
+        self._append(text)
+        content: list[str] = []
+        calls: list[ToolCall] = []
+        while True:
+            acc = self._buffer
+            if not self._in_calls:
+                before, found, after = acc.partition(OPEN)
+                if found:
+                    content.append(before)
+                    self._buffer, self._in_calls, self._searched = after, True, 0
+                    continue
+                # At the end, what was held as a possible tag is the answer's.
+                n = 0 if done else _overlap(acc, OPEN)
+                content.append(acc[: len(acc) - n])
+                self._buffer = acc[len(acc) - n :]
+                break
+            close = acc.find(CLOSE, self._searched)
+            if close == -1:
+                self._searched = max(0, len(acc) - len(CLOSE) + 1)
+                break
+            self._buffer, self._in_calls = acc[close + len(CLOSE) :], False
+            try:
+                found_calls = _calls(acc[:close])
+            except _Unreadable:
+                continue
+            for name, args in found_calls:
+                calls.append(ToolCall(function=ToolCallFunction(name=name, arguments=args,
+                                                       index=self._index)))  # fmt: skip
+                self._index += 1
+        return "".join(content), "", calls

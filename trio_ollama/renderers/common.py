@@ -1,0 +1,135 @@
+"""What several renderers share: tools and arguments as Ollama's `json.Marshal` writes them (its
+structs' field order; properties and arguments in the order the client sent them, as Ollama's
+ordered maps keep them), the spaced JSON some families read, and `[img-N]` image tags."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from trio_ollama.gocompat import gojson
+from trio_ollama.gocompat.template import go_json_value
+from trio_ollama.templates import Message, ToolCall
+
+__all__ = ["arguments", "dumps", "image_tags", "spaced", "thinks", "tool_json"]
+
+dumps = gojson.dumps
+
+
+def thinks(think: bool | str | None) -> bool:
+    """Ollama's `ThinkValue.Bool()`: a level is a yes, no value and other text a no."""
+    if isinstance(think, str):
+        return think in ("high", "medium", "low", "max")
+    return bool(think)
+
+
+def _types(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def property_json(prop: Mapping[str, Any]) -> dict[str, Any]:
+    """An `api.ToolProperty`, marshalled."""
+    out: dict[str, Any] = {}
+    if prop.get("anyOf"):
+        out["anyOf"] = [property_json(p) for p in prop["anyOf"]]
+    if types := _types(prop.get("type")):
+        out["type"] = types[0] if len(types) == 1 else types
+    if prop.get("items") is not None:
+        out["items"] = go_json_value(prop["items"])
+    if prop.get("description"):
+        out["description"] = prop["description"]
+    if prop.get("enum"):
+        out["enum"] = go_json_value(prop["enum"])
+    if isinstance(props := prop.get("properties"), Mapping):
+        out["properties"] = {k: property_json(v or {}) for k, v in props.items()}
+    if prop.get("required"):
+        out["required"] = list(prop["required"])
+    return out
+
+
+def parameters_json(params: Mapping[str, Any]) -> dict[str, Any]:
+    """An `api.ToolFunctionParameters`, marshalled."""
+    out: dict[str, Any] = {"type": params.get("type") or ""}
+    if params.get("$defs") is not None:
+        out["$defs"] = go_json_value(params["$defs"])
+    if params.get("items") is not None:
+        out["items"] = go_json_value(params["items"])
+    if params.get("required"):
+        out["required"] = list(params["required"])
+    props = params.get("properties")
+    out["properties"] = (
+        {k: property_json(v or {}) for k, v in props.items()}
+        if isinstance(props, Mapping)
+        else None
+    )
+    return out
+
+
+def function_json(tool: Mapping[str, Any]) -> dict[str, Any]:
+    """An `api.ToolFunction`, marshalled."""
+    fn = tool.get("function") or {}
+    out: dict[str, Any] = {"name": fn.get("name") or ""}
+    if fn.get("description"):
+        out["description"] = fn["description"]
+    out["parameters"] = parameters_json(fn.get("parameters") or {})
+    return out
+
+
+def tool_json(tool: Mapping[str, Any]) -> dict[str, Any]:
+    """An `api.Tool`, marshalled."""
+    out: dict[str, Any] = {"type": tool.get("type") or ""}
+    if tool.get("items") is not None:
+        out["items"] = go_json_value(tool["items"])
+    out["function"] = function_json(tool)
+    return out
+
+
+def arguments(call: ToolCall) -> dict[str, Any]:
+    """A call's arguments in the order they came (Ollama's ordered map); values as Go's
+    `json.Unmarshal` into `any` made them (objects as Go maps print with sorted keys)."""
+    return {k: go_json_value(v) for k, v in call.function.arguments.items()}
+
+
+def spaced(text: str) -> str:
+    """Ollama's `addJSONSpaces`: a space after each `:` and `,` outside strings."""
+    out: list[str] = []
+    start = 0
+    in_string = escaped = False
+    for i, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in ":,":
+            out.append(text[start : i + 1])
+            out.append(" ")
+            start = i + 1
+    out.append(text[start:])
+    return "".join(out)
+
+
+def image_tags(message: Message, offset: int) -> tuple[str, int]:
+    """Ollama's `renderContentWithImageTags`: `[img]` placeholders numbered in order, tags for
+    the other images before the text; and the next image's number."""
+    content, count = message.content, len(message.images)
+    if count == 0:
+        return content, offset
+    if "[img-" in content:
+        return content, offset + count
+    prefix: list[str] = []
+    for i in range(count):
+        tag = f"[img-{offset + i}]"
+        if "[img]" in content:
+            content = content.replace("[img]", tag, 1)
+        else:
+            prefix.append(tag)
+    if prefix and content and not content[0].isspace():
+        prefix.append(" ")
+    return "".join(prefix) + content, offset + count

@@ -1,0 +1,38 @@
+"""Olmo 3 Think's prompt, as Ollama's `olmo3-think` and `olmo3-32b-think` renderers write it:
+ChatML without tools or tool turns, and `<think>` opened for the answer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from trio_ollama.templates import Message
+
+__all__ = ["Olmo3ThinkRenderer"]
+
+FUNCTIONS_SUFFIX = " You do not currently have access to any functions. <functions></functions>"
+SYSTEM_32B = "You are a helpful AI assistant."
+SYSTEM_31 = (
+    "You are Olmo, a helpful AI assistant built by Ai2. Your date cutoff is December 2024, and"
+    " your model weights are available at https://huggingface.co/allenai."
+)
+
+
+class Olmo3ThinkRenderer:
+    def __init__(self, *, variant_32b: bool) -> None:
+        self._default = SYSTEM_32B if variant_32b else SYSTEM_31
+
+    def render(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[Mapping[str, Any]] | None,
+        think: bool | str | None,
+    ) -> str:
+        systems = [m for m in messages if m.role == "system"]
+        system = systems[0].content + FUNCTIONS_SUFFIX if systems else self._default
+        out = [f"<|im_start|>system\n{system}<|im_end|>\n"]
+        for message in messages:
+            if message.role in ("user", "assistant"):
+                out.append(f"<|im_start|>{message.role}\n{message.content}<|im_end|>\n")
+        out.append("<|im_start|>assistant\n<think>")
+        return "".join(out)

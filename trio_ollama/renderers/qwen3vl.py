@@ -1,0 +1,94 @@
+"""Qwen 3 VL's prompt, as Ollama's `qwen3-vl-instruct` and `qwen3-vl-thinking` renderers write
+it: ChatML, the tools as spaced JSON in the system turn, calls as JSON in `<tool_call>`, tool
+results in a user turn; the thinking variant opens `<think>` for the answer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from trio_ollama.renderers.common import arguments, dumps, image_tags, spaced, thinks, tool_json
+from trio_ollama.templates import Message
+
+__all__ = ["Qwen3VLRenderer", "last_query"]
+
+TOOLS_INTRO = (
+    "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>"
+)
+TOOLS_OUTRO = (
+    "\n</tools>\n\nFor each function call, return a json object with function name and arguments"
+    " within <tool_call></tool_call> XML tags:\n<tool_call>\n"
+    '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call><|im_end|>\n'
+)
+
+
+def last_query(messages: Sequence[Message], *, strip: bool) -> int:
+    """The last user message that is not only a tool's answer (`<tool_response>...`)."""
+    for i in range(len(messages) - 1, -1, -1):
+        if messages[i].role == "user":
+            content = image_tags(messages[i], 0)[0]
+            if strip:
+                content = content.strip()
+            if not (content.startswith("<tool_response>") and content.endswith("</tool_response>")):
+                return i
+    return len(messages) - 1
+
+
+class Qwen3VLRenderer:
+    def __init__(self, *, thinking: bool) -> None:
+        self._thinking = thinking
+
+    def render(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[Mapping[str, Any]] | None,
+        think: bool | str | None,
+    ) -> str:
+        out: list[str] = []
+        thinking = self._thinking if think is None else thinks(think)
+        system = messages[0].content if messages and messages[0].role == "system" else None
+        if tools:
+            out.append("<|im_start|>system\n")
+            if system is not None:
+                out.append(system + "\n\n")
+            out.append(TOOLS_INTRO)
+            for tool in tools:
+                out.append("\n" + spaced(dumps(tool_json(tool))))
+            out.append(TOOLS_OUTRO)
+        elif system is not None:
+            out.append(f"<|im_start|>system\n{system}<|im_end|>\n")
+        query = last_query(messages, strip=False)
+        offset = 0
+        for i, message in enumerate(messages):
+            content, offset = image_tags(message, offset)
+            last = i == len(messages) - 1
+            prefill = last and message.role == "assistant"
+            if message.role == "user" or (message.role == "system" and i != 0):
+                out.append(f"<|im_start|>{message.role}\n{content}<|im_end|>\n")
+            elif message.role == "assistant":
+                reasoning = message.thinking if thinking else ""
+                if thinking and i > query and (last or reasoning):
+                    out.append("<|im_start|>assistant\n<think>\n" + reasoning.strip("\n"))
+                    if content:
+                        out.append("\n</think>\n\n" + content.lstrip("\n"))
+                else:
+                    out.append("<|im_start|>assistant\n" + content)
+                for j, call in enumerate(message.tool_calls):
+                    if j > 0 or content:
+                        out.append("\n")
+                    out.append(f'<tool_call>\n{{"name": "{call.function.name}", "arguments": ')
+                    out.append(spaced(dumps(arguments(call))) + "}\n</tool_call>")
+                if not prefill:
+                    out.append("<|im_end|>\n")
+            elif message.role == "tool":
+                if i == 0 or messages[i - 1].role != "tool":
+                    out.append("<|im_start|>user")
+                out.append(f"\n<tool_response>\n{content}\n</tool_response>")
+                if last or messages[i + 1].role != "tool":
+                    out.append("<|im_end|>\n")
+            if last and not prefill:
+                out.append("<|im_start|>assistant\n")
+                if thinking:
+                    out.append("<think>\n")
+        return "".join(out)
