@@ -99,6 +99,8 @@ class Load(RunnerOptions, Message):
     kv_cache_type: str = ""
     adapters: list[str] = attrs.field(factory=list)
     embedding: bool = False
+    # A vision projector GGUF, loaded beside the model with llama.cpp's mtmd ("": none).
+    projector_path: str = ""
 
 
 @message("ready")
@@ -162,6 +164,9 @@ class Completion(Request):
     # Log-probabilities of each generated token, and of its `top_logprobs` likeliest rivals.
     logprobs: bool = False
     top_logprobs: int = 0
+    # The images the prompt's `[img-N]` tags stand for, base64 (the frame is JSON): image N is
+    # `images[N]`. Only a runner with a projector takes them.
+    images: list[str] = attrs.field(factory=list)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Completion:
@@ -200,6 +205,7 @@ class Done(Reply):
     eval_count: int = 0
     eval_duration: int = 0
     prompt_cached: int = 0  # of prompt_eval_count, the tokens the slot's cache already held
+    prompt_images: int = 0  # of prompt_eval_count, the tokens the prompt's images became
 
 
 # ----- embeddings and tokens
