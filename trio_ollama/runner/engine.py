@@ -458,9 +458,7 @@ class LlamaEngine:
             except Exception as exc:  # a tokenizer failure is this request's, not the runner's
                 out.append(RequestFailed(id=request.id, message=f"tokenize: {exc}"))
                 continue
-            failure = (
-                INPUT_TOO_LONG if segments is None else "empty prompt" if not segments else ""
-            )
+            failure = INPUT_TOO_LONG if segments is None else "empty prompt" if not segments else ""
             if not failure:
                 try:
                     sampler = self._make_sampler(request)
@@ -493,9 +491,8 @@ class LlamaEngine:
                 pending=[],
                 # Ollama counts the whole prompt, cached or not (clients bill by it), and an
                 # image as the tokens it became.
-                prompt_count=len(keys) - sum(
-                    seg.n_pos - seg.n_tokens for seg in segments if isinstance(seg, ImageChunk)
-                ),
+                prompt_count=len(keys)
+                - sum(seg.n_pos - seg.n_tokens for seg in segments if isinstance(seg, ImageChunk)),
                 cached=common,
                 started=time.monotonic(),
                 probe=probe,

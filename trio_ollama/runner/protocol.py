@@ -80,9 +80,10 @@ class RunnerOptions:
     use_mmap: bool | None = _DEFAULT["use_mmap"]
     num_thread: int = _DEFAULT["num_thread"]
 
-    def normalized(self, n_ctx_train: int) -> RunnerOptions:
-        """Ollama's adjustments: num_ctx at least 4 and at most the training context."""
-        num_ctx = max(4, self.num_ctx)
+    def normalized(self, n_ctx_train: int, minimum: int = 4) -> RunnerOptions:
+        """Ollama's adjustments: num_ctx at least `minimum` (4; 2048 for a model that sees)
+        and at most the training context."""
+        num_ctx = max(minimum, self.num_ctx)
         if n_ctx_train > 0:
             num_ctx = min(num_ctx, n_ctx_train)
         return attrs.evolve(self, num_ctx=num_ctx, num_batch=max(1, min(self.num_batch, num_ctx)))

@@ -168,9 +168,9 @@ class Projector:
         self._info.argtypes = [ctypes.c_char_p, ctypes.c_int] + [ctypes.POINTER(ctypes.c_int)] * 3
         self._info.restype = ctypes.c_int
         self._load = lib.stbi_load_from_memory
-        self._load.argtypes = [ctypes.c_char_p, ctypes.c_int] + [
-            ctypes.POINTER(ctypes.c_int)
-        ] * 3 + [ctypes.c_int]
+        self._load.argtypes = (
+            [ctypes.c_char_p, ctypes.c_int] + [ctypes.POINTER(ctypes.c_int)] * 3 + [ctypes.c_int]
+        )
         self._load.restype = ctypes.POINTER(ctypes.c_uint8)
         self._free = lib.stbi_image_free
         self._free.argtypes = [ctypes.c_void_p]
