@@ -268,8 +268,9 @@ class LlamaEngine:
         if params.projector_path:
             try:
                 self.projector = Projector(
-                    L, self.model, params.projector_path, self.n_threads, self._logs.callback
-                )
+                    L, self.model, params.projector_path, n_threads=self.n_threads,
+                    use_gpu=params.num_gpu != 0, log=self._logs.callback,
+                )  # fmt: skip
             except ProjectorError as exc:
                 raise EngineError(str(exc)) from exc
             projector_bytes = os.path.getsize(params.projector_path)

@@ -143,7 +143,9 @@ class Projector:
     """An mtmd context for one text model and its projector; used from the engine's step
     thread only (tokenizing runs there too)."""
 
-    def __init__(self, llama: Any, model: Any, path: str, n_threads: int, log: Any) -> None:
+    def __init__(
+        self, llama: Any, model: Any, path: str, *, n_threads: int, use_gpu: bool, log: Any
+    ) -> None:
         from llama_cpp import mtmd_cpp
 
         self.M = mtmd_cpp
@@ -153,7 +155,7 @@ class Projector:
         mtmd_cpp.mtmd_log_set(log, ctypes.c_void_p(0))
         mtmd_cpp.mtmd_helper_log_set(log, ctypes.c_void_p(0))
         params = mtmd_cpp.mtmd_context_params_default()
-        params.use_gpu = False
+        params.use_gpu = use_gpu
         params.print_timings = False
         params.n_threads = n_threads
         self.ctx = mtmd_cpp.mtmd_init_from_file(path.encode(), model, params)
