@@ -11,9 +11,10 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 
-from trio_ollama.runner.vision import MAX_PIXELS
-
 INVALID = "invalid image input"
+# What a decoded image may be, in pixels: 192 MiB of RGB. The runner refuses larger ones before
+# decoding them too (`runner.vision`), for bytes that did not come through here.
+MAX_PIXELS = 8192 * 8192
 _PNG = b"\x89PNG\r\n\x1a\n"
 # JPEG's start-of-frame markers, which hold the size: C0 to CF but for C4 (tables), C8 (reserved)
 # and CC (arithmetic coding conditions).

@@ -24,12 +24,10 @@ from typing import Any
 
 import attrs
 
+from trio_ollama.images import MAX_PIXELS
 from trio_ollama.runner.interface import InvalidRequest
 
 TAG = re.compile(r"\[img-(\d+)\]")
-# What a decoded image may be, in pixels: 192 MiB of RGB. Larger pictures are refused before
-# they are decoded (their header says their size); the server checks the same bound first.
-MAX_PIXELS = 8192 * 8192
 
 
 class ProjectorError(Exception):
