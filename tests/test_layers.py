@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "trio_ollama"
 RUNNER_CHILD = "runner, the child's side"
 _RUNNER_CHILD_MODULES = {
     f"trio_ollama.runner.{name}"
-    for name in ("server", "engine", "fake", "text", "interface", "__main__")
+    for name in ("server", "engine", "fake", "text", "interface", "vision", "__main__")
 }
 _LEAVES = {
     "trio_ollama.gocompat",
@@ -29,6 +29,8 @@ _LEAVES = {
     "trio_ollama.runner.window",
     # A request's `format` turned into a grammar: checked by the parent, compiled by the child.
     "trio_ollama.runner.grammar",
+    # An image's header read: checked by the parent, its pixel bound kept by the child too.
+    "trio_ollama.images",
 }
 _FACTS = _LEAVES | {
     "trio_ollama.names",
@@ -44,6 +46,7 @@ ALLOWED: dict[str, set[str]] = {
     "trio_ollama.logs": set(),
     "trio_ollama.runner.window": set(),
     "trio_ollama.runner.grammar": set(),
+    "trio_ollama.images": set(),
     "trio_ollama.names": {"trio_ollama.gocompat"},
     "trio_ollama.gguf_info": {"trio_ollama.gocompat"},
     "trio_ollama.config_file": {"trio_ollama.gocompat", "trio_ollama.names"},

@@ -44,6 +44,10 @@ Tokenize = Callable[[str], Awaitable[int]]
 # A request's own template: real ones are a few KB; parsing is linear but not free.
 MAX_REQUEST_TEMPLATE = 1024 * 1024
 
+# What an image counts for when a conversation is fitted to the window (Ollama's `chatPrompt`
+# counts every image of a model with a projector as 768 tokens, whatever the projector makes).
+IMAGE_TOKENS = 768
+
 # Parsed templates are cached, but only small ones: a request may bring a template of its own,
 # and sixteen 4 MB ones must not stay in memory.
 CACHED_TEMPLATE_BYTES = 64 * 1024
@@ -283,7 +287,43 @@ def _uses_harmony(family: str, template: str | None) -> bool:
     )
 
 
+@attrs.frozen
+class FittedPrompt:
+    """A prompt that fits the window, and the images its `[img-N]` tags stand for, in order."""
+
+    text: str
+    images: tuple[bytes, ...] = ()
+
+
+def tag_images(messages: Sequence[Message]) -> tuple[list[Message], tuple[bytes, ...]]:
+    """Ollama's image tags: each image of a message becomes `[img-N]` (N counting the images
+    of all `messages` from 0), put in place of the next `[img]` the message's text holds, or
+    else before its text. Returns the tagged messages and the images in the tags' order."""
+    images: list[bytes] = []
+    tagged: list[Message] = []
+    for msg in messages:
+        prefix, content = "", msg.content
+        for image in msg.images:
+            tag = f"[img-{len(images)}]"
+            if "[img]" in content:
+                content = content.replace("[img]", tag, 1)
+            else:
+                prefix += tag
+            images.append(image)
+        tagged.append(attrs.evolve(msg, content=prefix + content) if msg.images else msg)
+    return tagged, tuple(images)
+
+
 async def fit_history(
+    model: ModelPrompt,
+    messages: Sequence[Message],
+    **kwargs: Any,
+) -> str:
+    """`fit_prompt`'s text, for conversations without images."""
+    return (await fit_prompt(model, messages, **kwargs)).text
+
+
+async def fit_prompt(
     model: ModelPrompt,
     messages: Sequence[Message],
     *,
@@ -293,54 +333,70 @@ async def fit_history(
     tools: Sequence[Mapping[str, Any]] | None = None,
     think: bool | str | None = None,
     max_token_bytes: int = 0,
-) -> str:
-    """Ollama's `chatPrompt`: drop the oldest messages until the prompt fits `num_ctx`.
+) -> FittedPrompt:
+    """Ollama's `chatPrompt`: drop the oldest messages until the prompt fits `num_ctx`, then
+    tag the images of the messages kept (`tag_images`).
 
-    The last message and every system message before the cut always stay. The work grows with
-    what is kept, not with what was sent: the search starts from the newest message and doubles
-    the kept span until it overflows, then bisects that last doubling (dropping more never
-    lengthens the prompt), so a 5,000-message history that keeps 40 renders a few hundred
-    messages, not 5,000 a dozen times. A prompt of more than `num_ctx * max_token_bytes`
+    With a projector, each image counts `IMAGE_TOKENS`. The last message and every system
+    message before the cut always stay. The work grows with what is kept, not with what was
+    sent: the search starts from the newest message and doubles the kept span until it
+    overflows, then bisects that last doubling (dropping more never lengthens the prompt), so a
+    5,000-message history that keeps 40 renders a few hundred messages, not 5,000 a dozen
+    times. A prompt of more than `num_ctx * max_token_bytes`
     characters surely overflows and is not tokenized at all (`runner.window`). Templates render
     in a worker thread, so a heavy one (a request's own) never stalls the other requests.
     """
 
-    async def render(start: int) -> str:
-        kept = [m for m in messages[:start] if m.role == "system"] + list(messages[start:])
+    async def render(start: int, tagged: bool = False) -> str:
+        kept = list(messages[start:])
+        if tagged:
+            kept = tag_images(kept)[0]
+        kept = [m for m in messages[:start] if m.role == "system"] + kept
         return await trio.to_thread.run_sync(
             functools.partial(model.render, kept, tools=tools, think=think)
         )
 
-    async def fits(prompt: str) -> bool:
-        if surely_longer(len(prompt), num_ctx, max_token_bytes):
-            return False
-        return await tokenize(prompt) <= num_ctx
+    def images_from(start: int) -> int:
+        return sum(len(m.images) for m in messages[start:]) if model.has_projector else 0
 
-    if not truncate or len(messages) <= 1:
-        return await render(0)
-    last = len(messages) - 1  # always kept, fitting or not
+    async def fits(prompt: str, start: int) -> bool:
+        budget = num_ctx - IMAGE_TOKENS * images_from(start)
+        if surely_longer(len(prompt), budget, max_token_bytes):
+            return False
+        return await tokenize(prompt) <= budget
+
+    async def done(start: int) -> FittedPrompt:
+        """The prompt from message `start` on, its images tagged (rendered again if any)."""
+        images = tag_images(messages[start:])[1]
+        if start:
+            log.debug("truncated chat history", extra={"dropped": start})
+        if images:
+            return FittedPrompt(await render(start, tagged=True), images)
+        return FittedPrompt(fitting[start] if start in fitting else await render(start))
+
     fitting: dict[int, str] = {}
+    if not truncate or len(messages) <= 1:
+        return await done(0)
+    last = len(messages) - 1  # always kept, fitting or not
     # Find `low` < `high` where `high` fits (or is the last message) and `low` does not.
     high, span = last, 1
     while True:
         start = max(0, last - span)
         prompt = await render(start)
-        if not await fits(prompt):
+        if not await fits(prompt, start):
             low = start
             break
         fitting[start], high = prompt, start
         if start == 0:
-            return prompt
+            return await done(0)
         span *= 2
     low += 1  # the answer is in [low, high]
     while low < high:
         middle = (low + high) // 2
         prompt = await render(middle)
-        if await fits(prompt):
+        if await fits(prompt, middle):
             fitting[middle] = prompt
             high = middle
         else:
             low = middle + 1
-    if low:
-        log.debug("truncated chat history", extra={"dropped": low})
-    return fitting[low] if low in fitting else await render(low)
+    return await done(low)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trio_ollama.gguf_info import GGUFInfo
+from trio_ollama.gguf_info import GGUFInfo, gguf_info_cached
 from trio_ollama.scheduler import ModelSpec
 from trio_ollama.store import ModelDetails
 
@@ -32,6 +32,7 @@ def model_spec(details: ModelDetails) -> ModelSpec:
         digest=details.digest,
         adapters=tuple(str(p) for p in details.adapters),
         projectors=tuple(str(p) for p in details.projectors),
+        projector_info=tuple(gguf_info_cached(p) for p in details.projectors),
         embedding_only=embedding_only(info),
         details=details.config.details(),
     )

@@ -7,6 +7,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncGenerator, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
@@ -16,7 +17,13 @@ from trio_ollama.api.access import ModelAccess, merge_options, runner_options_of
 from trio_ollama.api.errors import APIError, store_error
 from trio_ollama.api.schemas import CopyRequest, CreateJSON, DeleteRequest, ShowRequest
 from trio_ollama.api.timefmt import FOREVER_SECONDS, local_time
-from trio_ollama.gguf_info import ArraySummary, GGUFError, read_gguf_info
+from trio_ollama.gguf_info import (
+    ArraySummary,
+    GGUFError,
+    GGUFInfo,
+    gguf_info_cached,
+    read_gguf_info,
+)
 from trio_ollama.gocompat.gojson import quote as go_quote
 from trio_ollama.names import ModelName, parse_name
 from trio_ollama.scheduler import Runner
@@ -84,6 +91,10 @@ class ModelAdmin(ModelAccess):
         if details.messages:
             out["messages"] = [m.go_json() for m in details.messages]
         out["model_info"] = await self._thread(_model_info, details, req.verbose)
+        if details.projectors:  # Ollama shows the first projector's metadata alone
+            out["projector_info"] = await self._thread(
+                _gguf_metadata, details.projectors[0], None, req.verbose
+            )
         if req.verbose and details.model_path is not None:
             info = details.gguf
             assert info is not None
@@ -243,8 +254,15 @@ def _go_value(value: Any) -> str:
 def _model_info(details: ModelDetails, verbose: bool) -> dict[str, Any]:
     if details.model_path is None:
         return {}
-    info = details.gguf if not verbose else read_gguf_info(details.model_path, array_limit=None)
-    assert info is not None
+    return _gguf_metadata(details.model_path, details.gguf, verbose)
+
+
+def _gguf_metadata(path: Path, info: GGUFInfo | None, verbose: bool) -> dict[str, Any]:
+    """A GGUF's metadata as `/api/show` lists it (`info`: its header, when already read)."""
+    if verbose:
+        info = read_gguf_info(path, array_limit=None)
+    elif info is None:
+        info = gguf_info_cached(path)
     out: dict[str, Any] = {}
     for key, value in sorted(info.metadata.items()):
         if key in ("general.name", "tokenizer.chat_template"):

@@ -7,6 +7,7 @@ work always ends with the block that reads it.
 
 from __future__ import annotations
 
+import base64
 import functools
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from contextlib import aclosing, asynccontextmanager
@@ -26,10 +27,11 @@ from trio_ollama.api.errors import APIError
 from trio_ollama.api.metrics import Metrics
 from trio_ollama.api.schemas import ChatRequest, GenerateRequest
 from trio_ollama.api.timefmt import utc_now
+from trio_ollama.images import check_images
 from trio_ollama.names import parse_name
 from trio_ollama.options import PREDICT_OPTIONS
 from trio_ollama.parsers import OutputParser, Parsed, ParseError
-from trio_ollama.prompt import ModelPrompt, fit_history
+from trio_ollama.prompt import FittedPrompt, ModelPrompt, fit_prompt, tag_images
 from trio_ollama.runner.connection import CompletionEvents, RunnerConnection
 from trio_ollama.runner.grammar import format_problem
 from trio_ollama.runner.protocol import Completion, Done, Piece, Sampling
@@ -44,8 +46,13 @@ from trio_ollama.templates import Message
 NO_VISION = (
     "image input is not supported - hint: if this is unexpected, you may need to provide the mmproj"
 )
-# A model with a projector could see, but the runner does not load projectors yet.
-VISION_NOT_SERVED = "image input is not supported by this server yet (docs/vision.md)"
+# A model whose own weights see (a `vision.block_count` key, no projector): Ollama's Go engine
+# runs those; llama.cpp, which this server runs, needs a projector (docs/vision.md).
+VISION_NOT_SERVED = (
+    "image input is not supported for vision built into the weights; import the model's "
+    "projector (mmproj) with it (docs/vision.md)"
+)
+MLLAMA_ONE_IMAGE = "this model only supports one image while more than one image requested"
 
 
 def metrics(done: Done, total: float, load: float) -> dict[str, int]:
@@ -144,11 +151,12 @@ class Generation(ModelAccess):
         verb: str,
         template: str | None = None,
         needs: str | None = None,
-        images: bool,
+        images: Sequence[Sequence[bytes]],
     ) -> tuple[ModelPrompt, bool | str | None]:
         """The model's prompt machinery (with the request's own `template`), once the model
         can do what is asked: `verb` at all, the capability a feature `needs`, the thinking
-        asked for, images. Returns it and the `think` that applies."""
+        asked for, the `images` of each message (their bytes checked here, before any runner
+        sees them). Returns it and the `think` that applies."""
         model = await self.prompt_of(details, template)  # parsed off the event loop
         caps = model.capabilities
         if "completion" not in caps:
@@ -156,8 +164,17 @@ class Generation(ModelAccess):
         if needs is not None and needs not in caps:
             raise APIError(400, f"{details.name} does not support {needs}")
         think = model.request_think(_check_think(req.model, req.think, caps))
-        if images:
-            raise APIError(400, NO_VISION if "vision" not in caps else VISION_NOT_SERVED)
+        if any(images):
+            if "vision" not in caps:
+                raise APIError(400, NO_VISION)
+            if not model.has_projector:
+                raise APIError(400, VISION_NOT_SERVED)
+            families = details.config.model_families or ()
+            if "mllama" in families and any(len(each) > 1 for each in images):
+                raise APIError(400, MLLAMA_ONE_IMAGE)
+            problem = check_images(image for each in images for image in each)
+            if problem:
+                raise APIError(400, problem)
         return model, think
 
     async def _unload(self, details: ModelDetails) -> None:
@@ -188,13 +205,13 @@ class Generation(ModelAccess):
             raise APIError(400, "raw mode does not support template, system, or context")
         model, think = await self._prepare(
             req, details, verb="generate", template=req.template,
-            needs="insert" if req.suffix else None, images=bool(req.images),
+            needs="insert" if req.suffix else None, images=[req.images],
         )  # fmt: skip
         req = attrs.evolve(req, think=think)
         if req.debug_render_only:
             with prompt_errors():
                 text = await trio.to_thread.run_sync(_generate_text, req, model)
-            yield _debug_render(req.model, text)
+            yield _debug_render(req.model, text, len(req.images))
             return
         async with self._slot(details, req) as slot:
             if req.prompt == "" and not req.suffix:
@@ -206,22 +223,26 @@ class Generation(ModelAccess):
             if req.context:
                 prefix = await runner.detokenize(_fit_context(req.context, options, lease.num_ctx))
             with prompt_errors():
-                if req.raw:
-                    prompt = req.prompt  # nothing to render: no trip to a worker thread
-                elif req.suffix:
-                    prompt = await trio.to_thread.run_sync(_generate_text, req, model)
+                if req.raw or req.suffix:
+                    # Images as they came, image N for an `[img-N]` the prompt itself holds.
+                    fitted = FittedPrompt(
+                        req.prompt  # nothing to render: no trip to a worker thread
+                        if req.raw
+                        else await trio.to_thread.run_sync(_generate_text, req, model),
+                        req.images,
+                    )
                 else:
-                    prompt = await fit_history(
+                    fitted = await fit_prompt(
                         model, _generate_messages(req, model), num_ctx=lease.num_ctx,
                         tokenize=runner.count_tokens, truncate=req.truncate, think=req.think,
                         max_token_bytes=window_of(runner)[1],
                     )  # fmt: skip
-            prompt = prefix + prompt
+            prompt = prefix + fitted.text
             text = ""
             # Generate parses thinking only (tool calls are for chat); a raw prompt skips the
             # model's built-in parser but not the template's thinking tags (Ollama's rule).
             parser = model.output_parser(prompt, think=think, raw=req.raw)
-            completion = _completion(runner, prompt, options, req)
+            completion = _completion(runner, attrs.evolve(fitted, text=prompt), options, req)
             clock = _TokenClock.start(self.metrics, spec.name, started)
             async with completion as events:
                 async for chunk in events:
@@ -265,16 +286,17 @@ class Generation(ModelAccess):
             return
         model, think = await self._prepare(
             req, details, verb="chat", needs="tools" if req.tools else None,
-            images=any(m.images for m in req.messages),
+            images=[m.images for m in req.messages],
         )  # fmt: skip
         msgs = model.conversation(req.messages, with_model_messages=True)
         msgs = model.drop_old_thinking(msgs, details.name.model)
         if req.debug_render_only:
             with prompt_errors():
+                tagged, images = tag_images(msgs)
                 text = await trio.to_thread.run_sync(
-                    functools.partial(model.render, msgs, tools=req.tools or None, think=think)
+                    functools.partial(model.render, tagged, tools=req.tools or None, think=think)
                 )
-            yield _debug_render(req.model, text)
+            yield _debug_render(req.model, text, len(images))
             return
         async with self._slot(details, req) as slot:
             if not req.messages:
@@ -284,7 +306,7 @@ class Generation(ModelAccess):
             with prompt_errors():
                 prompt = await _fit_chat(model, msgs, slot.lease, req, think)
             parser = model.output_parser(
-                prompt, think=think, tools=req.tools, last=msgs[-1] if msgs else None
+                prompt.text, think=think, tools=req.tools, last=msgs[-1] if msgs else None
             )
             # Ollama's structured output for a model that thinks: it thinks free of the format;
             # when its answer begins, that run stops and a second one answers under the format,
@@ -310,7 +332,7 @@ class Generation(ModelAccess):
                 msgs = [*msgs, Message(role="assistant", thinking=run.thought)]
                 with prompt_errors():
                     prompt = await _fit_chat(model, msgs, slot.lease, req, think)
-                prompt += model.format_restart
+                prompt = attrs.evolve(prompt, text=prompt.text + model.format_restart)
 
 
 def _done(model: str, reason: str, **empty: Any) -> dict[str, Any]:
@@ -324,9 +346,9 @@ async def _fit_chat(
     lease: Lease,
     req: ChatRequest,
     think: bool | str | None,
-) -> str:
+) -> FittedPrompt:
     runner = lease.runner
-    return await fit_history(
+    return await fit_prompt(
         model, msgs, num_ctx=lease.num_ctx, tokenize=runner.count_tokens,
         truncate=req.truncate, tools=req.tools or None, think=think,
         max_token_bytes=window_of(runner)[1],
@@ -336,7 +358,7 @@ async def _fit_chat(
 async def _chat_run(
     run: _ChatRun,
     runner: RunnerConnection,
-    prompt: str,
+    prompt: FittedPrompt,
     options: dict[str, Any],
     req: ChatRequest,
     lease: Lease,
@@ -381,7 +403,7 @@ async def _chat_run(
 def _generate_messages(req: GenerateRequest, model: ModelPrompt) -> list[Message]:
     """Ollama: the request's system (else the model's), the model's MESSAGEs (unless a
     `context` continues a conversation), then the prompt as a user message."""
-    user = Message(role="user", content=req.prompt)
+    user = Message(role="user", content=req.prompt, images=req.images)
     if req.system is not None:
         history = [] if req.context else list(model.messages)
         return [Message(role="system", content=req.system), *history, user]
@@ -394,7 +416,7 @@ def _generate_text(req: GenerateRequest, model: ModelPrompt) -> str:
         return str(req.prompt)
     if req.suffix:
         return model.render_suffix(req.prompt, req.suffix)
-    return model.render(_generate_messages(req, model), think=req.think)
+    return model.render(tag_images(_generate_messages(req, model))[0], think=req.think)
 
 
 def _check_think(model: str, think: bool | str | None, caps: list[str]) -> bool | str | None:
@@ -418,7 +440,7 @@ def _check_request(req: GenerateRequest | ChatRequest) -> None:
 @asynccontextmanager
 async def _completion(
     runner: RunnerConnection,
-    prompt: str,
+    fitted: FittedPrompt,
     options: dict[str, Any],
     req: GenerateRequest | ChatRequest,
     fmt: str | None = None,
@@ -428,13 +450,14 @@ async def _completion(
     # A prompt that surely overflows the window travels without the middle no cut keeps.
     num_ctx, bound = window_of(runner)
     prompt = shorten(
-        prompt, n_ctx=num_ctx, num_keep=int(options["num_keep"]), max_token_bytes=bound
+        fitted.text, n_ctx=num_ctx, num_keep=int(options["num_keep"]), max_token_bytes=bound
     )
     request = Completion(
         id=0, prompt=prompt, sampling=sampling_of(options),
         format=req.format if fmt is None else fmt,
         truncate=req.truncate, shift=req.shift, logprobs=req.logprobs,
         top_logprobs=req.top_logprobs if req.logprobs else 0,
+        images=[base64.b64encode(image).decode() for image in fitted.images],
     )  # fmt: skip
     async with runner.completion(request) as stream:
         yield stream
@@ -456,14 +479,14 @@ async def _context_of(runner: RunnerConnection, text: str, options: dict[str, An
     return tokens if short is text else cut(tokens, num_ctx, num_keep)
 
 
-def _debug_render(model: str, prompt: str) -> dict[str, Any]:
+def _debug_render(model: str, prompt: str, images: int) -> dict[str, Any]:
     """`_debug_render_only`: the prompt the model would have read, and nothing run."""
     return {
         "model": model,
         "created_at": utc_now(),
         "response": "",
         "done": True,
-        "_debug_info": {"rendered_template": prompt, "image_count": 0},
+        "_debug_info": {"rendered_template": prompt, "image_count": images},
     }
 
 

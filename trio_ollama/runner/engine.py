@@ -11,6 +11,7 @@ would need a lock, since a ctypes call lets go of the GIL (a shared piece buffer
 
 from __future__ import annotations
 
+import base64
 import codecs
 import ctypes
 import logging
@@ -42,6 +43,17 @@ from trio_ollama.runner.protocol import (
     RequestFailed,
 )
 from trio_ollama.runner.text import TextStream
+from trio_ollama.runner.vision import (
+    ImageChunk,
+    Projector,
+    ProjectorError,
+    Segment,
+    cache_keys,
+    cut_segments,
+    inside_image,
+    positions,
+    skip_positions,
+)
 from trio_ollama.runner.window import MARGIN, surely_longer, window
 
 log = logging.getLogger(__name__)
@@ -59,6 +71,10 @@ PROMPT_CHUNK = 128
 # this many tokens longer.
 RUN_COST_TOKENS = 64
 INPUT_TOO_LONG = "the input length exceeds the context length"
+# llama.cpp's words, as Ollama passes them on (`api.generation.NO_VISION`).
+NO_VISION = (
+    "image input is not supported - hint: if this is unexpected, you may need to provide the mmproj"
+)
 LLAMA_DEFAULT_SEED = 0xFFFFFFFF
 _GGML_LEVELS = {3: logging.WARNING, 4: logging.ERROR}  # ggml's WARN and ERROR; the rest is debug
 # llama.cpp's `llama_token_data`, for a whole vocabulary's logits in one numpy array.
@@ -80,7 +96,9 @@ def usable_threads(requested: int) -> int:
 @attrs.define
 class _Slot:
     seq: int
-    tokens: list[int] = attrs.field(factory=list)  # what the KV cache holds for this sequence
+    # What the KV cache holds for this sequence, one entry a position: a token id, or an
+    # image's position (`vision.cache_keys`).
+    tokens: list[int | str] = attrs.field(factory=list)
     last_used: float = 0.0
     busy: bool = False
 
@@ -105,6 +123,24 @@ class _Active:
     pieces: list[bytes] = attrs.field(factory=list)  # the bytes of those tokens, in step
     # Greedy without a grammar: picked here from the logits, as the chain would pick.
     greedy: Greedy | None = None
+    # What follows `pending` in a prompt with images: image chunks, and the text after them;
+    # `chunks` owns the images' mtmd chunks.
+    later: deque[Segment] = attrs.field(factory=deque)
+    chunks: Any = None
+    image_tokens: int = 0
+
+    def next_run(self) -> None:
+        """Take the next text of the prompt into `pending`, once `pending` is done."""
+        while not self.pending and self.later:
+            text = self.later[0]
+            if isinstance(text, ImageChunk):
+                return
+            self.later.popleft()
+            self.pending = list(text)
+
+    @property
+    def prompting(self) -> bool:
+        return bool(self.pending or self.later)
 
 
 class _LogCapture:
@@ -151,6 +187,7 @@ class LlamaEngine:
         self.active: dict[int, _Active] = {}
         self.waiting: deque[Completion] = deque()
         self.embeds: deque[Embed] = deque()
+        self.projector: Projector | None = None
         self._inbox: deque[tuple[str, Any]] = deque()
         self.n_ctx_seq = 0
         self.n_vocab = 0
@@ -227,13 +264,25 @@ class LlamaEngine:
             raise EngineError("failed to create the llama.cpp context (out of memory?)")
         for adapter in getattr(self, "_adapters", []):
             L.llama_set_adapter_lora(self.ctx, adapter, 1.0)
+        projector_bytes = 0
+        if params.projector_path:
+            try:
+                self.projector = Projector(
+                    L, self.model, params.projector_path, n_threads=self.n_threads,
+                    use_gpu=params.num_gpu != 0, log=self._logs.callback,
+                )  # fmt: skip
+            except ProjectorError as exc:
+                raise EngineError(str(exc)) from exc
+            projector_bytes = os.path.getsize(params.projector_path)
         # llama.cpp pads the cache (to 256 cells); the limit users asked for is the one to keep.
         self.n_ctx_seq = min(L.llama_n_ctx_seq(self.ctx), num_ctx)
         self.n_embd = L.llama_model_n_embd(self.model)
         self.batch = L.llama_batch_init(self.n_batch, 0, parallel)
         self.slots = [_Slot(seq=i) for i in range(parallel)]
         sizes = self._logs.buffer_sizes()
-        weights = sizes.get("model") or L.llama_model_size(self.model)
+        # The projector's compute buffer is among the compute sizes mtmd logs; its weights are
+        # its file's size (mtmd does not log them as a buffer).
+        weights = (sizes.get("model") or L.llama_model_size(self.model)) + projector_bytes
         kv = sizes.get("KV", 0) + sizes.get("RS", 0)
         compute = sizes.get("compute", 0) + sizes.get("output", 0)
         return Ready(
@@ -262,10 +311,11 @@ class LlamaEngine:
     def close(self) -> None:
         L = self.L
         for slot_active in list(self.active.values()):
-            L.llama_sampler_free(slot_active.sampler)
-            if slot_active.probe is not None:
-                L.llama_sampler_free(slot_active.probe)
+            self._release(slot_active)
         self.active.clear()
+        if self.projector is not None:
+            self.projector.close()
+            self.projector = None
         if self.batch is not None:
             L.llama_batch_free(self.batch)
             self.batch = None
@@ -339,6 +389,7 @@ class LlamaEngine:
         self._admit(out)
         if self.active:
             self._decode(out)
+            self._eval_image(out)
         if self.embeds:
             self._embed_one(out)
         return out
@@ -360,10 +411,13 @@ class LlamaEngine:
         self.L.llama_sampler_free(active.sampler)
         if active.probe is not None:
             self.L.llama_sampler_free(active.probe)
+        if active.chunks is not None and self.projector is not None:
+            self.projector.free_chunks(active.chunks)
+            active.chunks = None
         active.slot.busy = False
         active.slot.last_used = time.monotonic()
 
-    def _pick_slot(self, tokens: list[int]) -> tuple[_Slot, int] | None:
+    def _pick_slot(self, tokens: Sequence[int | str]) -> tuple[_Slot, int] | None:
         free: list[tuple[_Slot, int]] = []
         for slot in self.slots:
             if slot.busy:
@@ -373,6 +427,8 @@ class LlamaEngine:
                 if a != b:
                     break
                 common += 1
+            while inside_image(tokens, common):
+                common -= 1  # an image is evaluated whole: the cache stops before it
             free.append((slot, common))
         if not free:
             return None
@@ -383,55 +439,90 @@ class LlamaEngine:
     def _admit(self, out: list[Message]) -> None:
         while self.waiting and any(not s.busy for s in self.slots):
             request = self.waiting.popleft()
+            chunks = None
             try:
                 check_tokens(request.tokens, self.n_vocab)
-                # Only what the sequence can keep is tokenized: a 50 MB prompt costs as much
-                # as one that fills the window, not seconds of every stream's time.
-                fitted = window(
-                    self.tokenize, request.prompt, prefix=request.tokens,
-                    n_ctx=self.n_ctx_seq, num_keep=request.sampling.num_keep,
-                    max_token_bytes=self.max_token_bytes, truncate=request.truncate,
-                )  # fmt: skip
+                if request.images:
+                    chunks, segments = self._image_prompt(request)
+                else:
+                    # Only what the sequence can keep is tokenized: a 50 MB prompt costs as
+                    # much as one that fills the window, not seconds of every stream's time.
+                    fitted = window(
+                        self.tokenize, request.prompt, prefix=request.tokens,
+                        n_ctx=self.n_ctx_seq, num_keep=request.sampling.num_keep,
+                        max_token_bytes=self.max_token_bytes, truncate=request.truncate,
+                    )  # fmt: skip
+                    segments = None if fitted is None else [fitted] if fitted else []
             except InvalidRequest as exc:
                 out.append(RequestFailed(id=request.id, message=str(exc), invalid=True))
                 continue
             except Exception as exc:  # a tokenizer failure is this request's, not the runner's
                 out.append(RequestFailed(id=request.id, message=f"tokenize: {exc}"))
                 continue
-            if fitted is None:
-                out.append(RequestFailed(id=request.id, message=INPUT_TOO_LONG, invalid=True))
+            failure = INPUT_TOO_LONG if segments is None else "empty prompt" if not segments else ""
+            if not failure:
+                try:
+                    sampler = self._make_sampler(request)
+                    probe = self._shaping_chain(request) if request.logprobs else None
+                except FormatError as exc:
+                    failure = str(exc)
+            if failure or segments is None:
+                if chunks is not None and self.projector is not None:
+                    self.projector.free_chunks(chunks)
+                out.append(RequestFailed(id=request.id, message=failure, invalid=True))
                 continue
-            tokens = fitted
-            if not tokens:
-                out.append(RequestFailed(id=request.id, message="empty prompt", invalid=True))
-                continue
-            try:
-                sampler = self._make_sampler(request)
-                probe = self._shaping_chain(request) if request.logprobs else None
-            except FormatError as exc:
-                out.append(RequestFailed(id=request.id, message=str(exc), invalid=True))
-                continue
-            picked = self._pick_slot(tokens)
+            keys = cache_keys(segments)
+            picked = self._pick_slot(keys)
             assert picked is not None
             slot, common = picked
-            common = min(common, len(tokens) - 1)  # the last prompt token must be decoded
+            common = min(common, len(keys) - 1)  # the last prompt token must be decoded
+            while inside_image(keys, common):
+                common -= 1
             mem = self.L.llama_get_memory(self.ctx)
             self.L.llama_memory_seq_rm(mem, slot.seq, common, -1)
             del slot.tokens[common:]
             slot.busy = True
-            self.active[request.id] = _Active(
+            rest = deque(skip_positions(segments, common))
+            images = sum(seg.n_tokens for seg in segments if isinstance(seg, ImageChunk))
+            active = _Active(
                 request=request,
                 slot=slot,
                 sampler=sampler,
                 stream=TextStream(request.sampling.stop),
-                pending=tokens[common:],
-                # Ollama counts the whole prompt, cached or not (clients bill by it).
-                prompt_count=len(tokens),
+                pending=[],
+                # Ollama counts the whole prompt, cached or not (clients bill by it), and an
+                # image as the tokens it became.
+                prompt_count=len(keys)
+                - sum(seg.n_pos - seg.n_tokens for seg in segments if isinstance(seg, ImageChunk)),
                 cached=common,
                 started=time.monotonic(),
                 probe=probe,
                 greedy=Greedy.of(request, self.n_ctx_seq),
+                later=rest,
+                chunks=chunks,
+                image_tokens=images,
             )
+            active.next_run()
+            self.active[request.id] = active
+
+    def _image_prompt(self, request: Completion) -> tuple[Any, list[Segment] | None]:
+        """A prompt with images as mtmd's chunks and the segments they make, cut to the
+        window (None when it does not fit and may not be cut)."""
+        if self.projector is None:
+            raise InvalidRequest(NO_VISION)
+        try:
+            images = [base64.b64decode(image, validate=True) for image in request.images]
+        except ValueError as exc:
+            raise InvalidRequest(f"invalid image input: {exc}") from exc
+        chunks, segments = self.projector.tokenize(request.prompt, images, request.tokens)
+        fitted: list[Segment] | None = segments
+        if positions(segments) > self.n_ctx_seq:
+            fitted = (
+                cut_segments(segments, self.n_ctx_seq, request.sampling.num_keep)
+                if request.truncate
+                else None
+            )
+        return chunks, fitted
 
     def _shaping_chain(self, request: Completion) -> Any:
         """A chain of what is done to the logits before a token is picked: the format's grammar,
@@ -533,6 +624,7 @@ class LlamaEngine:
                 eval_count=active.generated,
                 eval_duration=int((now - first) * 1e9),
                 prompt_cached=active.cached,
+                prompt_images=active.image_tokens,
             )
         )
         del self.active[active.request.id]
@@ -578,7 +670,8 @@ class LlamaEngine:
         for active, take in zip(prompting, takes, strict=True):
             if take:
                 chunk, active.pending = active.pending[:take], active.pending[take:]
-                parts.append((active, chunk, not active.pending))
+                active.next_run()
+                parts.append((active, chunk, not active.prompting))
                 n += take
         if n == 0:
             return
@@ -607,41 +700,78 @@ class LlamaEngine:
             return
         now = time.monotonic()
         for active, index in sample_at:
-            if active.greedy is not None:
-                logits = L.llama_get_logits_ith(self.ctx, index)
-                token = active.greedy.pick(np.ctypeslib.as_array(logits, (self.n_vocab,)))
-            else:
-                token = L.llama_sampler_sample(active.sampler, self.ctx, index)
-            if not active.first_token_at:
-                active.first_token_at = now
-            if L.llama_vocab_is_eog(self.vocab, token):
-                self._finish(active, "stop", out)
+            self._sample(active, index, now, out)
+
+    def _sample(self, active: _Active, index: int, now: float, out: list[Message]) -> None:
+        """Pick the next token of `active` from the logits at batch row `index`, and send or
+        finish what it makes."""
+        L = self.L
+        if active.greedy is not None:
+            logits = L.llama_get_logits_ith(self.ctx, index)
+            token = active.greedy.pick(np.ctypeslib.as_array(logits, (self.n_vocab,)))
+        else:
+            token = L.llama_sampler_sample(active.sampler, self.ctx, index)
+        if not active.first_token_at:
+            active.first_token_at = now
+        if L.llama_vocab_is_eog(self.vocab, token):
+            self._finish(active, "stop", out)
+            return
+        active.generated += 1
+        piece = self.piece(token)
+        if active.probe is not None:
+            active.logprobs.append(self._token_logprobs(active, index, token))
+            active.pieces.append(piece)
+            L.llama_sampler_accept(active.probe, token)
+        text, stopped = active.stream.push(piece)
+        if stopped and active.probe is not None:
+            # The tokens of the stop string were never shown: neither are their logprobs
+            # (Ollama trims its pending logprobs to the pieces left after the cut).
+            del active.logprobs[tokens_covering(active.pieces, len(text)) :]
+        if text:
+            out.append(Piece(active.request.id, text, active.logprobs))
+            active.logprobs = []
+            active.pieces = []
+        if stopped:
+            self._finish(active, "stop", out)
+            return
+        limit = active.request.sampling.num_predict
+        if limit < 0:
+            limit = 10 * self.n_ctx_seq
+        if active.generated >= limit:
+            self._finish(active, "length", out)
+            return
+        active.next_token = token
+
+    def _eval_image(self, out: list[Message]) -> None:
+        """One image a step, into the sequence of the first request whose prompt has come to
+        one: a batch of embeddings cannot share a step's batch of tokens, and an image at a
+        time keeps the other sequences' streams moving between images."""
+        for active in list(self.active.values()):
+            image = active.later[0] if active.later and not active.pending else None
+            if not isinstance(image, ImageChunk):
                 continue
-            active.generated += 1
-            piece = self.piece(token)
-            if active.probe is not None:
-                active.logprobs.append(self._token_logprobs(active, index, token))
-                active.pieces.append(piece)
-                L.llama_sampler_accept(active.probe, token)
-            text, stopped = active.stream.push(piece)
-            if stopped and active.probe is not None:
-                # The tokens of the stop string were never shown: neither are their logprobs
-                # (Ollama trims its pending logprobs to the pieces left after the cut).
-                del active.logprobs[tokens_covering(active.pieces, len(text)) :]
-            if text:
-                out.append(Piece(active.request.id, text, active.logprobs))
-                active.logprobs = []
-                active.pieces = []
-            if stopped:
-                self._finish(active, "stop", out)
-                continue
-            limit = active.request.sampling.num_predict
-            if limit < 0:
-                limit = 10 * self.n_ctx_seq
-            if active.generated >= limit:
-                self._finish(active, "length", out)
-                continue
-            active.next_token = token
+            assert self.projector is not None
+            active.later.popleft()
+            active.next_run()
+            last = not active.prompting  # the prompt ends with it: sample from its logits
+            slot = active.slot
+            rc = self.projector.evaluate(
+                self.ctx, image, len(slot.tokens), slot.seq, self.n_batch, last
+            )
+            if rc != 0:
+                out.append(
+                    RequestFailed(id=active.request.id, message=f"image evaluation failed ({rc})")
+                )
+                mem = self.L.llama_get_memory(self.ctx)
+                self.L.llama_memory_seq_rm(mem, slot.seq, 0, -1)
+                slot.tokens.clear()
+                del self.active[active.request.id]
+                self._release(active)
+                return
+            slot.tokens += cache_keys([image])
+            if last:
+                self._sample(active, -1, time.monotonic(), out)
+            return
 
     @staticmethod
     def _put(batch: Any, i: int, token: int, pos: int, seq: int, logits: bool) -> None:

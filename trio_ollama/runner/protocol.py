@@ -82,9 +82,10 @@ class RunnerOptions:
     use_mmap: bool | None = _DEFAULT["use_mmap"]
     num_thread: int = _DEFAULT["num_thread"]
 
-    def normalized(self, n_ctx_train: int) -> RunnerOptions:
-        """Ollama's adjustments: num_ctx at least 4 and at most the training context."""
-        num_ctx = max(4, self.num_ctx)
+    def normalized(self, n_ctx_train: int, minimum: int = 4) -> RunnerOptions:
+        """Ollama's adjustments: num_ctx at least `minimum` (4; 2048 for a model that sees)
+        and at most the training context."""
+        num_ctx = max(minimum, self.num_ctx)
         if n_ctx_train > 0:
             num_ctx = min(num_ctx, n_ctx_train)
         return attrs.evolve(self, num_ctx=num_ctx, num_batch=max(1, min(self.num_batch, num_ctx)))
@@ -101,6 +102,8 @@ class Load(RunnerOptions, Message):
     kv_cache_type: str = ""
     adapters: list[str] = attrs.field(factory=list)
     embedding: bool = False
+    # A vision projector GGUF, loaded beside the model with llama.cpp's mtmd ("": none).
+    projector_path: str = ""
 
 
 @message("ready")
@@ -165,6 +168,9 @@ class Completion(Request):
     # Log-probabilities of each generated token, and of its `top_logprobs` likeliest rivals.
     logprobs: bool = False
     top_logprobs: int = 0
+    # The images the prompt's `[img-N]` tags stand for, base64 (the frame is JSON): image N is
+    # `images[N]`. Only a runner with a projector takes them.
+    images: list[str] = attrs.field(factory=list)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Completion:
@@ -204,6 +210,7 @@ class Done(Reply):
     eval_count: int = 0
     eval_duration: int = 0
     prompt_cached: int = 0  # of prompt_eval_count, the tokens the slot's cache already held
+    prompt_images: int = 0  # of prompt_eval_count, the tokens the prompt's images became
 
 
 # ----- embeddings and tokens

@@ -73,6 +73,9 @@ _T = TypeVar("_T")
 # A preload that failed, or crashed within PRELOAD_STABLE_SECONDS of loading, is tried again
 # after this long, doubling up to the maximum.
 PRELOAD_RETRY_SECONDS = 1.0
+# Ollama's smallest context for a model that sees (its projector's images take hundreds of
+# tokens each).
+VISION_MIN_CTX = 2048
 PRELOAD_RETRY_MAX_SECONDS = 60.0
 PRELOAD_STABLE_SECONDS = 60.0
 # How long a preload waits for the runner a request's reload puts in its place.
@@ -318,8 +321,9 @@ class Scheduler:
             self.finished_send.send_nowait(runner)
 
     def _options(self, model: ModelSpec, options: RunnerOptions | None) -> RunnerOptions:
+        # Ollama's floor for a model that sees: an image alone may take hundreds of tokens.
         return (options or RunnerOptions(num_ctx=self.settings.context_length)).normalized(
-            model.info.context_length
+            model.info.context_length, minimum=VISION_MIN_CTX if model.projectors else 4
         )
 
     def model_policy(self, name: str) -> ModelPolicy:
@@ -772,6 +776,7 @@ class Scheduler:
             num_batch=request.options.num_batch,
             num_gpu=request.options.num_gpu,
             num_parallel=self._parallel_for(request.model),
+            projectors=request.model.projector_info,
         )
         return plan_load(
             request.model.info,
@@ -817,6 +822,7 @@ class Scheduler:
             kv_cache_type=plan.estimate.kv_cache_type,
             adapters=list(model.adapters),
             embedding=model.embedding_only,
+            projector_path=model.projectors[0] if model.projectors else "",
         )
         self.loaded[model.key] = runner
         self.loads += 1

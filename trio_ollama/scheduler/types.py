@@ -44,6 +44,8 @@ class ModelSpec:
     digest: str = ""
     adapters: tuple[str, ...] = ()
     projectors: tuple[str, ...] = ()
+    # The projectors' headers, for the memory estimate.
+    projector_info: tuple[GGUFInfo, ...] = attrs.field(default=(), eq=False, hash=False)
     embedding_only: bool = False
     # The `details` object /api/ps shows (format, family, parameter size, quantization).
     details: dict[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
