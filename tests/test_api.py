@@ -261,6 +261,25 @@ def test_embed_and_legacy_embeddings(client: ollama.Client, url: str) -> None:
     }
 
 
+def test_embed_truncation_as_ollamas_integration_test(client: ollama.Client) -> None:
+    """Ollama's `embed-api-truncate` cases that fail (integration/embed_test.go), on the real
+    model: `num_ctx` 0 or 1 leaves no room once the BOS and EOS places are kept, so the input
+    is refused even with `truncate`; without it, the input is simply too long."""
+    question = "why is the sky blue?"
+    for num_ctx, truncate, error in [
+        (0, True, "input after truncation exceeds maximum context length"),
+        (1, True, "input after truncation exceeds maximum context length"),
+        (0, False, "input exceeds maximum context length"),
+        (3, False, "input exceeds maximum context length"),
+    ]:
+        with pytest.raises(ollama.ResponseError) as info:
+            client.embed(MODEL, input=question, truncate=truncate, options={"num_ctx": num_ctx})
+        assert (info.value.status_code, info.value.error) == (400, error), num_ctx
+    # Their passing neighbours: cut to fit, or whole.
+    assert client.embed(MODEL, input=question, options={"num_ctx": 3}).prompt_eval_count == 1
+    assert len(client.embed(MODEL, input="why", options={"num_ctx": 16}).embeddings) == 1
+
+
 # ----- the store over HTTP
 
 
