@@ -103,6 +103,18 @@ def test_root_and_version(url: str) -> None:
         assert response.headers["trio-ollama-version"] == __version__
 
 
+def test_claude_codes_preconnect_gets_ollamas_404(url: str) -> None:
+    """Claude Code sends `HEAD {ANTHROPIC_BASE_URL}/api/hello` at start-up to open a
+    connection early and ignores the answer; Ollama has no such route and answers gin's 404,
+    so this server does the same (the same text for a GET)."""
+    r = httpx.head(url + "/api/hello")
+    assert (r.status_code, r.content) == (404, b"")
+    r = httpx.get(url + "/api/hello")
+    assert (r.status_code, r.text) == (404, "404 page not found")
+    assert r.headers["content-type"].startswith("text/plain")
+    assert httpx.head(url).status_code == 200  # the preconnect of older versions: the root
+
+
 def test_tags_and_show(url: str, client: ollama.Client) -> None:
     tags = httpx.get(url + "/api/tags").json()
     entry = next(m for m in tags["models"] if m["name"] == MODEL)
