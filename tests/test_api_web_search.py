@@ -16,25 +16,13 @@ import openai
 import pytest
 
 from tests.server import running_server
+from tests.templates_with_tools import CHATML_JSON_CALLS
 from trio_ollama.store import CreateRequest, Store
 from trio_ollama.store.default_model import DEFAULT_MODEL, ensure_default_model
 
 pytestmark = pytest.mark.slow
 
-SEARCHER = "searcher"
-# ChatML with calls written as bare JSON objects (as Llama 3.2 writes them): the chat path
-# learns that shape from the template and reads the model's call back from it.
-TEMPLATE = """{{- if .Tools }}<|im_start|>system
-You can call these tools:
-{{ range .Tools }}{{ .Function }}
-{{ end }}<|im_end|>
-{{ end }}
-{{- range .Messages }}<|im_start|>{{ .Role }}
-{{ if .ToolCalls }}{{ range .ToolCalls }}{"name": "{{ .Function.Name }}", "parameters":
-{{- .Function.Arguments }}}{{ end }}
-{{- else }}{{ .Content }}{{ end }}<|im_end|>
-{{ end }}<|im_start|>assistant
-"""
+SEARCHER = "searcher"  # the default model with CHATML_JSON_CALLS, greedy
 QUERY = "the capital of France"
 UNAVAILABLE = "web search is unavailable: this server does not reach the network"
 
@@ -45,7 +33,9 @@ def url(tmp_path_factory: pytest.TempPathFactory, default_gguf: Path) -> Iterato
     ensure_default_model(store)
     store.create(
         SEARCHER,
-        CreateRequest(from_=DEFAULT_MODEL, template=TEMPLATE, parameters={"temperature": 0}),
+        CreateRequest(
+            from_=DEFAULT_MODEL, template=CHATML_JSON_CALLS, parameters={"temperature": 0}
+        ),
     )
     with running_server(store.root) as base:
         yield base
