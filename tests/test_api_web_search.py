@@ -8,17 +8,16 @@ rest of each API's (`test_api_responses.py`, `test_api_anthropic.py`)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anthropic
 import openai
 import pytest
 
-from tests.server import running_server
+from tests.server import ServerProcess
 from tests.templates_with_tools import CHATML_JSON_CALLS
 from trio_ollama.store import CreateRequest, Store
-from trio_ollama.store.default_model import DEFAULT_MODEL, ensure_default_model
+from trio_ollama.store.default_model import DEFAULT_MODEL
 
 pytestmark = pytest.mark.slow
 
@@ -28,17 +27,14 @@ UNAVAILABLE = "web search is unavailable: this server does not reach the network
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory: pytest.TempPathFactory, default_gguf: Path) -> Iterator[str]:
-    store = Store(tmp_path_factory.mktemp("search") / "models")
-    ensure_default_model(store)
-    store.create(
+def url(real_server: ServerProcess) -> str:
+    Store(real_server.models).create(
         SEARCHER,
         CreateRequest(
             from_=DEFAULT_MODEL, template=CHATML_JSON_CALLS, parameters={"temperature": 0}
         ),
     )
-    with running_server(store.root) as base:
-        yield base
+    return real_server.url
 
 
 # --- Anthropic: Claude Code's server tool ---------------------------------------------------------
