@@ -34,6 +34,20 @@ LLAMA32 = (
     "{{ if .Tools }}{{ json .Tools }}{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n"
 )
 
+# ChatML (SmolLM2's own format) with Llama 3.2's way of calling tools: a bare JSON object, on
+# its own line so that the model (or a JSON-schema `format`) can write one.
+CHATML_JSON_CALLS = """{{- if .Tools }}<|im_start|>system
+You can call these tools:
+{{ range .Tools }}{{ .Function }}
+{{ end }}<|im_end|>
+{{ end }}
+{{- range .Messages }}<|im_start|>{{ .Role }}
+{{ if .ToolCalls }}{{ range .ToolCalls }}{"name": "{{ .Function.Name }}", "parameters":
+{{- .Function.Arguments }}}{{ end }}
+{{- else }}{{ .Content }}{{ end }}<|im_end|>
+{{ end }}<|im_start|>assistant
+"""
+
 # Mistral: [TOOL_CALLS] then a JSON list of calls.
 MISTRAL = (
     "{{- range .Messages }}"

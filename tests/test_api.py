@@ -25,6 +25,7 @@ from tests.procs import alive, poll_until
 from tests.server import ServerProcess, free_port, running_server
 from trio_ollama.store import Store
 from trio_ollama.store.default_model import ensure_default_model
+from trio_ollama.version import OLLAMA_API_VERSION, __version__
 
 # The real server in a subprocess, with the real model.
 pytestmark = pytest.mark.slow
@@ -93,7 +94,25 @@ def test_root_and_version(url: str) -> None:
     assert httpx.head(url).status_code == 200
     r = httpx.get(url + "/api/version")
     assert r.headers["content-type"] == "application/json; charset=utf-8"
-    assert set(r.json()) == {"version"}
+    assert r.json() == {"version": OLLAMA_API_VERSION}
+    # Codex's `--oss` check: the field as semver (a leading "v" trimmed), at least 0.13.4.
+    parts = tuple(int(p) for p in r.json()["version"].removeprefix("v").split("."))
+    assert len(parts) == 3 and parts >= (0, 13, 4)
+    # The package's own version is on every answer, errors included.
+    for response in (r, httpx.head(url), httpx.get(url + "/nope")):
+        assert response.headers["trio-ollama-version"] == __version__
+
+
+def test_claude_codes_preconnect_gets_ollamas_404(url: str) -> None:
+    """Claude Code sends `HEAD {ANTHROPIC_BASE_URL}/api/hello` at start-up to open a
+    connection early and ignores the answer; Ollama has no such route and answers gin's 404,
+    so this server does the same (the same text for a GET)."""
+    r = httpx.head(url + "/api/hello")
+    assert (r.status_code, r.content) == (404, b"")
+    r = httpx.get(url + "/api/hello")
+    assert (r.status_code, r.text) == (404, "404 page not found")
+    assert r.headers["content-type"].startswith("text/plain")
+    assert httpx.head(url).status_code == 200  # the preconnect of older versions: the root
 
 
 def test_tags_and_show(url: str, client: ollama.Client) -> None:
@@ -252,6 +271,25 @@ def test_embed_and_legacy_embeddings(client: ollama.Client, url: str) -> None:
         "model": MODEL,
         "embeddings": [],
     }
+
+
+def test_embed_truncation_as_ollamas_integration_test(client: ollama.Client) -> None:
+    """Ollama's `embed-api-truncate` cases that fail (integration/embed_test.go), on the real
+    model: `num_ctx` 0 or 1 leaves no room once the BOS and EOS places are kept, so the input
+    is refused even with `truncate`; without it, the input is simply too long."""
+    question = "why is the sky blue?"
+    for num_ctx, truncate, error in [
+        (0, True, "input after truncation exceeds maximum context length"),
+        (1, True, "input after truncation exceeds maximum context length"),
+        (0, False, "input exceeds maximum context length"),
+        (3, False, "input exceeds maximum context length"),
+    ]:
+        with pytest.raises(ollama.ResponseError) as info:
+            client.embed(MODEL, input=question, truncate=truncate, options={"num_ctx": num_ctx})
+        assert (info.value.status_code, info.value.error) == (400, error), num_ctx
+    # Their passing neighbours: cut to fit, or whole.
+    assert client.embed(MODEL, input=question, options={"num_ctx": 3}).prompt_eval_count == 1
+    assert len(client.embed(MODEL, input="why", options={"num_ctx": 16}).embeddings) == 1
 
 
 # ----- the store over HTTP

@@ -549,12 +549,20 @@ async def test_a_heavy_request_template_stops_and_never_stalls_the_others(server
     assert answered == ["light", "heavy"], "the event loop was never blocked"
 
 
-async def test_num_ctx_zero_means_the_models_context_for_embeddings(server: Server) -> None:
+async def test_num_ctx_zero_on_embeddings(server: Server) -> None:
+    # The model loads with its own context, and the input, measured against the num_ctx asked
+    # for, is refused (Ollama's `embed-api-truncate/input_after_truncate_error`).
     r = await post(server, "/api/embed", {"model": "tiny", "input": "hi",
                                           "options": {"num_ctx": 0}})  # fmt: skip
-    assert r.status_code == 200 and len((await r.get_json())["embeddings"]) == 1
+    assert r.status_code == 400
+    error = "input after truncation exceeds maximum context length"
+    assert await r.get_json() == {"error": error}
     (runner,) = server.scheduler.running()
     assert runner.options.num_ctx == 128, "the tiny GGUF's context length"
+    # The legacy endpoint does not truncate: it embeds with the model's context.
+    r = await post(server, "/api/embeddings", {"model": "tiny", "prompt": "hi",
+                                               "options": {"num_ctx": 0}})  # fmt: skip
+    assert r.status_code == 200 and len((await r.get_json())["embedding"]) == 8
 
 
 async def test_a_linked_folder_in_the_store_carries_nothing_out(

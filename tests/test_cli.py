@@ -19,11 +19,11 @@ import pytest
 
 from tests.ggufs import write_tiny_gguf
 from tests.server import ServerProcess, free_port
-from trio_ollama import __version__
 from trio_ollama.cli.commands import processor, until
 from trio_ollama.cli.formatting import table
 from trio_ollama.gocompat.format import human_bytes
 from trio_ollama.store.default_model import GGUF_NAME, GGUF_SHA256
+from trio_ollama.version import OLLAMA_API_VERSION
 
 # The command line in subprocesses, against a real server.
 pytestmark = pytest.mark.slow
@@ -111,8 +111,18 @@ def cells(text: str, header: list[str]) -> list[list[str]]:
 # ----- no server needed
 
 
-def test_version() -> None:
-    assert ok(cli(None, "--version")) == f"trio-ollama {__version__}\n"
+def test_version_without_a_server() -> None:
+    # Ollama's `ollama -v` with no server: both lines on stdout, and exit status 0.
+    for flag in ("-v", "--version"):
+        assert ok(cli(None, flag)) == (
+            "Warning: could not connect to a running Ollama instance\n"
+            f"Warning: client version is {OLLAMA_API_VERSION}\n"
+        )
+
+
+def test_version_names_the_servers_ollama_version(url: str) -> None:
+    # The same version on both sides: Ollama prints no warning.
+    assert ok(cli(url, "-v")) == f"ollama version is {OLLAMA_API_VERSION}\n"
 
 
 def test_server_down_is_one_clear_line() -> None:
@@ -259,12 +269,24 @@ def test_unknown_model(url: str) -> None:
     assert failed(cli(url, "stop", "nosuch")) == 'Error: couldn\'t find model "nosuch" to stop'
     assert failed(cli(url, "rm", "nosuch")) == "Error: model 'nosuch' not found"
     assert failed(cli(url, "cp", "nosuch", "other")) == 'Error: model "nosuch" not found'
-    # `run` pulls a missing model first, and says why that failed (a registry on loopback that
-    # is not there: tests never reach for registry.ollama.ai).
-    nowhere = f"127.0.0.1:{free_port()}/library/nosuch"
-    result = cli(url, "run", nowhere, "hi")
+    # `run` pulls a missing model first, and says why that failed, naming what it reached for
+    # as Ollama does (a registry on loopback that is not there, a host no name service knows:
+    # tests never reach for registry.ollama.ai).
+    port = free_port()
+    result = cli(url, "run", f"127.0.0.1:{port}/library/nosuch", "hi")
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.splitlines()[-1].startswith("Error: pull model manifest: ")
+    assert result.stderr.splitlines()[-1] == (
+        f'Error: pull model manifest: Get "https://127.0.0.1:{port}/v2/library/nosuch/manifests/'
+        f'latest": dial tcp 127.0.0.1:{port}: connect: connection refused'
+    )
+    result = cli(url, "run", "nope.invalid/library/nope:1", "hi")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith(
+        'Error: pull model manifest: Get "https://nope.invalid/v2/library/nope/manifests/1": '
+        "dial tcp: lookup nope.invalid: "
+    ), last
+    assert "Errno" not in last  # Go's words for the failure, not Python's
 
 
 def test_pull_and_push_report_registry_failures(url: str) -> None:
@@ -272,7 +294,10 @@ def test_pull_and_push_report_registry_failures(url: str) -> None:
     result = cli(url, "pull", nowhere, "--insecure")
     assert result.returncode == 1 and result.stdout == ""
     status, error = result.stderr.splitlines()
-    assert status == "pulling manifest" and error.startswith("Error: pull model manifest: ")
+    assert status == "pulling manifest" and error == (
+        f'Error: pull model manifest: Get "http://{nowhere.replace("/some/", "/v2/some/")}/'
+        f'manifests/latest": dial tcp {nowhere.split("/")[0]}: connect: connection refused'
+    )
     result = cli(url, "push", nowhere, "--insecure")
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.splitlines() == [

@@ -18,22 +18,12 @@ import pytest
 from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
 from tests.server import ServerProcess
+from tests.templates_with_tools import CHATML_JSON_CALLS
 
 pytestmark = pytest.mark.slow
 
-# ChatML (SmolLM2's own format) with Llama 3.2's way of calling tools: a bare JSON object.
-MODELFILE = '''FROM smollm2:135m
-TEMPLATE """{{- if .Tools }}<|im_start|>system
-You can call these tools:
-{{ range .Tools }}{{ .Function }}
-{{ end }}<|im_end|>
-{{ end }}
-{{- range .Messages }}<|im_start|>{{ .Role }}
-{{ if .ToolCalls }}{{ range .ToolCalls }}{"name": "{{ .Function.Name }}", "parameters":
-{{- .Function.Arguments }}}{{ end }}
-{{- else }}{{ .Content }}{{ end }}<|im_end|>
-{{ end }}<|im_start|>assistant
-"""
+MODELFILE = f'''FROM smollm2:135m
+TEMPLATE """{CHATML_JSON_CALLS}"""
 PARAMETER temperature 0
 '''
 

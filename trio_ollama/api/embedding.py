@@ -18,7 +18,6 @@ from trio_ollama.runner.client import RunnerError
 from trio_ollama.runner.connection import RunnerConnection
 from trio_ollama.runner.window import MARGIN, surely_longer
 from trio_ollama.scheduler import ModelSpec
-from trio_ollama.store import ModelDetails
 
 
 @attrs.define
@@ -31,14 +30,18 @@ class Embedding(ModelAccess):
         details = await self.details(req.model, not_found=not_found)
         spec = await self.spec(details)
         inputs = list(req.input)
-        options = _embedding_options(spec, details, req.options, self.settings.context_length)
+        merged = merge_options(details, req.options, self.settings.context_length)
+        options = _embedding_options(spec, merged)
         async with self._leased(spec, options, req.keep_alive) as lease:
             if not inputs or inputs == [""]:
                 return {"model": req.model, "embeddings": []}
             vectors: list[list[float]] = []
             count = 0
             for text in inputs:
-                text = await _fit_embedding_input(lease.runner, spec, options, text, req.truncate)
+                # The input is measured against the num_ctx asked for, 0 included.
+                text = await _fit_embedding_input(
+                    lease.runner, spec, merged["num_ctx"], text, req.truncate
+                )
                 try:
                     result = await lease.runner.embed(text, truncate=req.truncate)
                 except RunnerError as exc:
@@ -64,7 +67,8 @@ class Embedding(ModelAccess):
             req.model, not_found='model "{name}" not found, try pulling it first'
         )
         spec = await self.spec(details)
-        options = _embedding_options(spec, details, req.options, self.settings.context_length)
+        merged = merge_options(details, req.options, self.settings.context_length)
+        options = _embedding_options(spec, merged)
         async with self._leased(spec, options, req.keep_alive) as lease:
             if not req.prompt:
                 return {"embedding": []}
@@ -79,27 +83,24 @@ class Embedding(ModelAccess):
             record.prompt_tokens = prompt_tokens
 
 
-def _embedding_options(
-    spec: ModelSpec, details: ModelDetails, request: dict[str, Any], default_ctx: int
-) -> dict[str, Any]:
-    """`merge_options`, where `num_ctx: 0` means the model's own context (Ollama's rule for
-    embeddings; a completion raises 0 to the runner's minimum instead)."""
-    options = merge_options(details, request, default_ctx)
-    if options["num_ctx"] == 0 and spec.info.context_length > 0:
-        options["num_ctx"] = spec.info.context_length
-    return options
+def _embedding_options(spec: ModelSpec, merged: dict[str, Any]) -> dict[str, Any]:
+    """The options an embedding model is loaded with: `num_ctx: 0` loads it with its own
+    context (a completion raises 0 to the runner's minimum instead)."""
+    if merged["num_ctx"] == 0 and spec.info.context_length > 0:
+        return {**merged, "num_ctx": spec.info.context_length}
+    return merged
 
 
 async def _fit_embedding_input(
-    runner: RunnerConnection, spec: ModelSpec, options: dict[str, Any], text: str, truncate: bool
+    runner: RunnerConnection, spec: ModelSpec, num_ctx: int, text: str, truncate: bool
 ) -> str:
     """Ollama's rule for an embedding input longer than `min(num_ctx, the model's context)`:
     refused without `truncate`; else cut, keeping room for a BOS and an EOS the tokenizer did
-    not add (Ollama's `EmbedHandler`, `server/routes.go`), and refused if nothing is left."""
+    not add (Ollama's `EmbedHandler`, `server/routes.go`), and refused if nothing is left.
+    `num_ctx: 0` leaves no room at all, so any input is refused (v0.12.10's `EmbedHandler`,
+    which Ollama's integration test `embed-api-truncate/input_after_truncate_error` expects)."""
     info = spec.info
-    window = info.context_length or options["num_ctx"]
-    if options["num_ctx"] > 0:
-        window = min(options["num_ctx"], window)
+    window = min(num_ctx, info.context_length) if info.context_length else num_ctx
     bound = window_of(runner)[1]
     if surely_longer(len(text), window + MARGIN, bound):
         text = text[: (window + MARGIN) * bound]  # only its start can be kept

@@ -15,7 +15,8 @@ import logging
 import netrc
 import os
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+import socket
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any, ClassVar
@@ -88,8 +89,47 @@ async def _bounded_body(response: httpx.Response) -> bytes:
     return bytes(data[:MAX_ERROR_BODY])
 
 
-def transport_error(exc: httpx.HTTPError) -> RegistryError:
-    return TransportError(str(exc) or type(exc).__name__)
+def transport_error(exc: httpx.HTTPError, request: httpx.Request | None = None) -> RegistryError:
+    """A failed exchange; with the `request` that could not be sent, named as Go's `url.Error`
+    names it (`Get "https://host/v2/...": dial tcp: lookup host: no such host`), so that the
+    user sees what was reached for."""
+    reason = str(exc) or type(exc).__name__
+    if request is not None:
+        reason = f"{request.method.capitalize()} {quote(str(request.url))}: {_dial(exc, request)}"
+    return TransportError(reason)
+
+
+def _dial(exc: httpx.HTTPError, request: httpx.Request) -> str:
+    """Why a connection could not be made, in Go's `net.OpError` words for the two failures a
+    user meets (an unknown host, nothing listening); otherwise the exception's own text."""
+    url = request.url
+    port = url.port or (443 if url.scheme == "https" else 80)
+    address = f"[{url.host}]:{port}" if ":" in url.host else f"{url.host}:{port}"
+    for cause in _causes(exc):
+        if isinstance(cause, socket.gaierror):
+            unknown = cause.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None))
+            why = "no such host" if unknown else str(cause.strerror or cause).lower()
+            return f"dial tcp: lookup {url.host}: {why}"
+        if isinstance(cause, ConnectionRefusedError):
+            return f"dial tcp {address}: connect: connection refused"
+    return str(exc) or type(exc).__name__
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, what it was raised from, and the members of any group among them."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        for linked in (current.__cause__, current.__context__):
+            if linked is not None:
+                pending.append(linked)
 
 
 def parse_url(text: str, base: httpx.URL | None = None) -> httpx.URL:
@@ -245,7 +285,7 @@ class Repository:
                 try:
                     response = await self.http.send(request, stream=True)
                 except httpx.HTTPError as exc:
-                    raise transport_error(exc) from exc
+                    raise transport_error(exc, request) from exc
                 try:
                     if response.status_code == 401:
                         challenge = response.headers.get("WWW-Authenticate", "")
@@ -306,12 +346,17 @@ class Repository:
         headers = {"User-Agent": USER_AGENT}
         if credentials is not None:
             headers["Authorization"] = basic(credentials)
+        token = self.http.build_request("GET", realm.copy_merge_params(params), headers=headers)
         try:
-            token_url = realm.copy_merge_params(params)
-            async with self.http.stream("GET", token_url, headers=headers) as response:
-                body = await _bounded_body(response)
+            response = await self.http.send(token, stream=True)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, token) from exc
+        try:
+            body = await _bounded_body(response)
         except httpx.HTTPError as exc:
             raise transport_error(exc) from exc
+        finally:
+            await response.aclose()
         if response.status_code >= 400:
             # As Ollama words it, an empty body too ("401: ").
             raise RegistryError(f"{response.status_code}: {body.decode(errors='replace')}")
