@@ -13,9 +13,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from trio_ollama.parsers.cogito import CogitoParser
+from trio_ollama.parsers.cohere import CohereParser
 from trio_ollama.parsers.deepseek3 import DeepSeek3Parser
 from trio_ollama.parsers.glm47 import GLM47Parser
 from trio_ollama.parsers.glmocr import GlmOcrParser
+from trio_ollama.parsers.laguna import LagunaParser, PoolsideV1Parser
 from trio_ollama.parsers.qwen3 import ParseError, Qwen3CoderParser, Qwen3Parser
 from trio_ollama.templates import ToolCall
 
@@ -40,9 +42,12 @@ _PARSERS: dict[str, Callable[[], BuiltinParser]] = {
     "qwen3-coder": Qwen3CoderParser,
     # wt-i's families (issue 31)
     "cogito": CogitoParser,
+    "cohere": CohereParser,
     "deepseek3": DeepSeek3Parser,
     "glm-4.7": GLM47Parser,
     "glm-ocr": GlmOcrParser,
+    "laguna": LagunaParser,
+    "poolside-v1": PoolsideV1Parser,
 }
 
 

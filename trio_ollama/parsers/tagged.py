@@ -4,7 +4,9 @@ character about once however small the pieces, and Ollama's reading of a `think`
 
 from __future__ import annotations
 
-__all__ = ["TagSearch", "thinks"]
+import re
+
+__all__ = ["Holdback", "TagSearch", "thinks"]
 
 _LEVELS = frozenset({"high", "medium", "low", "max"})
 
@@ -33,3 +35,27 @@ class TagSearch:
         i = buffer.find(self.tag, max(start, self._from))
         self._from = i if i != -1 else max(start, len(buffer) - len(self.tag) + 1)
         return i
+
+
+class Holdback:
+    """What streaming text must hold back at its end: the longest end that may begin one of
+    `tags`, and (with `blanks`) the blanks before it, which a tag may eat. Qwen 3's `_release`
+    with one search for all the tags, for families with many."""
+
+    __slots__ = ("_blanks", "_longest", "_partial")
+
+    def __init__(self, *tags: str, blanks: bool = True) -> None:
+        starts = sorted({tag[:n] for tag in tags for n in range(1, len(tag) + 1)}, key=len,
+                        reverse=True)  # fmt: skip
+        # The leftmost match is the longest end that begins a tag.
+        self._partial = re.compile("(?:" + "|".join(map(re.escape, starts)) + r")\Z")
+        self._longest = max(map(len, tags))
+        self._blanks = blanks
+
+    def split(self, text: str) -> tuple[str, str]:
+        """(text safe to emit, text to hold)."""
+        match = self._partial.search(text, max(0, len(text) - self._longest))
+        cut = match.start() if match is not None else len(text)
+        if self._blanks:
+            cut = len(text[:cut].rstrip())
+        return text[:cut], text[cut:]
