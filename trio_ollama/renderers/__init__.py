@@ -13,9 +13,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from trio_ollama.renderers.cogito import CogitoRenderer
+from trio_ollama.renderers.cohere import CohereRenderer
 from trio_ollama.renderers.deepseek3 import DeepSeek3Renderer
 from trio_ollama.renderers.glm47 import GLM47Renderer
 from trio_ollama.renderers.glmocr import GlmOcrRenderer
+from trio_ollama.renderers.laguna import LagunaRenderer, PoolsideV1Renderer
 from trio_ollama.templates import Message
 
 __all__ = ["Renderer", "builtin_renderer"]
@@ -34,9 +36,12 @@ class Renderer(Protocol):
 _RENDERERS: dict[str, Callable[[], Renderer]] = {
     # wt-i's families (issue 31)
     "cogito": CogitoRenderer,
+    "cohere": CohereRenderer,
     "deepseek3.1": DeepSeek3Renderer,
     "glm-4.7": GLM47Renderer,
     "glm-ocr": GlmOcrRenderer,
+    "laguna": LagunaRenderer,
+    "poolside-v1": PoolsideV1Renderer,
 }
 
 
