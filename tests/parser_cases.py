@@ -58,6 +58,11 @@ def call_json(call: ToolCall) -> dict[str, Any]:
     return {"name": fn.name, "arguments": fn.arguments.go_json(), "index": fn.index}
 
 
+def call(name: str, index: int = 0, /, **arguments: Any) -> dict[str, Any]:
+    """A call in `call_json`'s shape."""
+    return {"name": name, "arguments": arguments, "index": index}
+
+
 def expected_calls(data: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
     """Go's expected calls (missing fields are zero values) in `call_json`'s shape."""
     out = []

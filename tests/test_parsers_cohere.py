@@ -8,13 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.parser_cases import call_json, feed, message, same_in_any_pieces, survives_hostile
+from tests.parser_cases import call, call_json, feed, message, same_in_any_pieces, survives_hostile
 from trio_ollama.parsers import builtin_parser
 from trio_ollama.parsers.cohere import CohereParser
-
-
-def call(name: str, index: int = 0, /, **arguments: Any) -> dict[str, Any]:
-    return {"name": name, "arguments": arguments, "index": index}
 
 
 @dataclass(frozen=True)

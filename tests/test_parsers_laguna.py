@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.parser_cases import (
+    call,
     call_json,
     feed,
     message,
@@ -30,10 +31,6 @@ WEATHER = [tool("get_weather", location="string", days="integer")]
 READ = [tool("read", path="string")]
 SKILL = [tool("skill", name="string")]
 BASH = [tool("bash", command="string")]
-
-
-def call(name: str, index: int = 0, /, **arguments: Any) -> dict[str, Any]:
-    return {"name": name, "arguments": arguments, "index": index}
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from trio_ollama.gocompat.decode import DecodeError, loads_text
-from trio_ollama.parsers.buffered import Buffered
-from trio_ollama.parsers.qwen3 import _more_blanks
-from trio_ollama.parsers.tagged import Holdback, TagSearch, thinks
+from trio_ollama.parsers.tagged import Holdback, StatefulParser, TagSearch, thinks
 from trio_ollama.templates import Message, ToolCall, ToolCallFunction
 
 __all__ = ["CohereParser"]
@@ -52,9 +50,11 @@ _HOLD_CONTENT = Holdback(*_CLOSERS, blanks=False)
 _STRING_OR_BRACES = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|\{+|\}+|"', re.DOTALL)
 
 
-class CohereParser(Buffered):
+class CohereParser(StatefulParser):
     has_tool_support = True
     has_thinking_support = True
+    # Blanks at the thinking's end are held; the answer's stream.
+    _HOLDS_BLANKS = ("thinking",)
 
     def __init__(self) -> None:
         self._state = "thinking"  # "awaiting" (between blocks), "content", "action"
@@ -85,18 +85,6 @@ class CohereParser(Buffered):
         self._blanks_held = True
         self._index = 0
         self._reset()
-
-    def add(self, text: str, done: bool) -> tuple[str, str, list[ToolCall]]:
-        self._append(text)
-        if not done and self._state == "thinking" and _more_blanks(self._blanks_held, text):
-            return "", "", []
-        content: list[str] = []
-        thinking: list[str] = []
-        calls: list[ToolCall] = []
-        while self._eat(content, thinking, calls, done):
-            pass
-        self._blanks_held = not self._buffer or self._buffer.isspace()
-        return "".join(content), "".join(thinking), calls
 
     def _reset(self) -> None:
         for search in (self._end_thinking, self._end_action):

@@ -28,9 +28,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from trio_ollama.gocompat.decode import BracketScanner, DecodeError, loads_text, tool_arguments
-from trio_ollama.parsers.buffered import Buffered
-from trio_ollama.parsers.qwen3 import ParseError, _functions, _more_blanks, _typed, _types
-from trio_ollama.parsers.tagged import Holdback, TagSearch, thinks
+from trio_ollama.parsers.qwen3 import ParseError, _functions, _typed, _types
+from trio_ollama.parsers.tagged import Holdback, StatefulParser, TagSearch, thinks
 from trio_ollama.templates import Message, ToolCall, ToolCallFunction
 
 __all__ = ["LagunaParser", "PoolsideV1Parser"]
@@ -58,7 +57,7 @@ _ALIASES = {"read_file": "read", "write_file": "write", "edit_file": "edit",
             "web_fetch": "webfetch"}  # fmt: skip
 
 
-class LagunaParser(Buffered):
+class LagunaParser(StatefulParser):
     has_tool_support = True
     has_thinking_support = True
     # Whether the prompt continues a final assistant message in place (a prefill).
@@ -103,19 +102,6 @@ class LagunaParser(Buffered):
         self._blanks_held = True
         self._index = 0
         self._consume("", trim=True)
-
-    def add(self, text: str, done: bool) -> tuple[str, str, list[ToolCall]]:
-        self._append(text)
-        reading_text = self._state in ("content", "thinking")
-        if not done and reading_text and _more_blanks(self._blanks_held, text):
-            return "", "", []
-        content: list[str] = []
-        thinking: list[str] = []
-        calls: list[ToolCall] = []
-        while self._eat(content, thinking, calls, done):
-            pass
-        self._blanks_held = not self._buffer or self._buffer.isspace()
-        return "".join(content), "".join(thinking), calls
 
     def _consume(self, rest: str, *, trim: bool, state: str | None = None, at: int = 0) -> None:
         """The buffer becomes `rest`, read from its start again (a block in it from `at`);

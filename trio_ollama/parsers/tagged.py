@@ -5,8 +5,13 @@ character about once however small the pieces, and Ollama's reading of a `think`
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
-__all__ = ["Holdback", "TagSearch", "thinks"]
+from trio_ollama.parsers.buffered import Buffered
+from trio_ollama.parsers.qwen3 import _more_blanks
+from trio_ollama.templates import ToolCall
+
+__all__ = ["Holdback", "StatefulParser", "TagSearch", "thinks"]
 
 _LEVELS = frozenset({"high", "medium", "low", "max"})
 
@@ -59,3 +64,30 @@ class Holdback:
         if self._blanks:
             cut = len(text[:cut].rstrip())
         return text[:cut], text[cut:]
+
+
+class StatefulParser(Buffered):
+    """A parser that reads its buffer state by state: `_eat` takes what it can in the state
+    it is in, and says whether it moved on (to read again)."""
+
+    # The states that hold back blanks at the buffer's end, and so may skip more of them.
+    _HOLDS_BLANKS: ClassVar[tuple[str, ...]] = ("content", "thinking")
+    _state: str
+    _blanks_held: bool
+
+    def add(self, text: str, done: bool) -> tuple[str, str, list[ToolCall]]:
+        self._append(text)
+        if not done and self._state in self._HOLDS_BLANKS and _more_blanks(self._blanks_held, text):
+            return "", "", []
+        content: list[str] = []
+        thinking: list[str] = []
+        calls: list[ToolCall] = []
+        while self._eat(content, thinking, calls, done):
+            pass
+        self._blanks_held = not self._buffer or self._buffer.isspace()
+        return "".join(content), "".join(thinking), calls
+
+    def _eat(
+        self, content: list[str], thinking: list[str], calls: list[ToolCall], done: bool
+    ) -> bool:
+        raise NotImplementedError
