@@ -22,8 +22,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from trio_ollama.gocompat.decode import DecodeError, loads_text
-from trio_ollama.parsers.tagged import Holdback, StatefulParser, TagSearch, thinks
-from trio_ollama.templates import Message, ToolCall, ToolCallFunction
+from trio_ollama.parsers.tagged import Holdback, StatefulParser, TagSearch
+from trio_ollama.templates import Message, ToolCall, ToolCallFunction, thinks
 
 __all__ = ["CohereParser"]
 

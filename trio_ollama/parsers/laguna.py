@@ -29,8 +29,8 @@ from typing import Any
 
 from trio_ollama.gocompat.decode import BracketScanner, DecodeError, loads_text, tool_arguments
 from trio_ollama.parsers.qwen3 import ParseError, _functions, _typed, _types
-from trio_ollama.parsers.tagged import Holdback, StatefulParser, TagSearch, thinks
-from trio_ollama.templates import Message, ToolCall, ToolCallFunction
+from trio_ollama.parsers.tagged import Holdback, StatefulParser, TagSearch
+from trio_ollama.templates import Message, ToolCall, ToolCallFunction, thinks
 
 __all__ = ["LagunaParser", "PoolsideV1Parser"]
 

@@ -1,6 +1,7 @@
 """What the tag-driven family parsers (DeepSeek 3, Cogito, GLM, Cohere, Laguna) share beyond
 qwen3.py's helpers: a search for a tag in a buffer that grows at its end, which reads each
-character about once however small the pieces, and Ollama's reading of a `think` value."""
+character about once however small the pieces, what to hold back at a piece's end, and
+the loop that reads a buffer state by state."""
 
 from __future__ import annotations
 
@@ -11,14 +12,7 @@ from trio_ollama.parsers.buffered import Buffered
 from trio_ollama.parsers.qwen3 import _more_blanks
 from trio_ollama.templates import ToolCall
 
-__all__ = ["Holdback", "StatefulParser", "TagSearch", "thinks"]
-
-_LEVELS = frozenset({"high", "medium", "low", "max"})
-
-
-def thinks(think: bool | str | None) -> bool:
-    """Ollama's `ThinkValue.Bool`: thinking is on for true and for any level."""
-    return think is True or (isinstance(think, str) and think in _LEVELS)
+__all__ = ["Holdback", "StatefulParser", "TagSearch"]
 
 
 class TagSearch:

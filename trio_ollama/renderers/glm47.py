@@ -9,9 +9,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trio_ollama.gocompat import gojson
-from trio_ollama.parsers.tagged import thinks
 from trio_ollama.renderers.json_spaces import marshal_with_spaces
-from trio_ollama.templates import Message
+from trio_ollama.templates import Message, thinks
 from trio_ollama.templates.chat import Tool, ToolCall
 
 __all__ = ["GLM47Renderer", "tool_arguments", "tools_section"]

@@ -7,9 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from trio_ollama.parsers.tagged import thinks
 from trio_ollama.renderers.glm47 import tool_arguments, tools_section
-from trio_ollama.templates import Message
+from trio_ollama.templates import Message, thinks
 
 __all__ = ["GlmOcrRenderer", "with_image_tags"]
 

@@ -14,9 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from trio_ollama.parsers.tagged import thinks
 from trio_ollama.renderers.json_spaces import call_arguments, marshal_with_spaces
-from trio_ollama.templates import Message
+from trio_ollama.templates import Message, thinks
 from trio_ollama.templates.chat import Tool, ToolCall
 
 __all__ = ["LagunaRenderer", "PoolsideV1Renderer"]

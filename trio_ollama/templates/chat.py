@@ -678,6 +678,14 @@ def think_values(think: bool | str | None) -> tuple[bool, str, bool]:
     return think in ("high", "medium", "low"), think, True
 
 
+_THINK_LEVELS = frozenset({"high", "medium", "low", "max"})
+
+
+def thinks(think: bool | str | None) -> bool:
+    """Ollama's `ThinkValue.Bool`: thinking is on for true and for any level."""
+    return think is True or (isinstance(think, str) and think in _THINK_LEVELS)
+
+
 def render_chat(
     template: PromptTemplate | str,
     messages: Iterable[Message | Mapping[str, Any]],
