@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trio_ollama.gocompat import gojson
-from trio_ollama.renderers.json_spaces import marshal_with_spaces
+from trio_ollama.renderers.json_spaces import call_arguments, marshal_with_spaces
 from trio_ollama.templates import Message, thinks
 from trio_ollama.templates.chat import Tool, ToolCall
 
@@ -35,9 +35,10 @@ def tools_section(tools: Sequence[Mapping[str, Any]] | None) -> str:
 
 
 def tool_arguments(call: ToolCall) -> str:
-    """A call's arguments as GLM writes them: strings as they are, the rest as JSON."""
+    """A call's arguments as GLM writes them, in the call's order: strings as they are, the
+    rest as JSON."""
     out = []
-    for key, value in call.function.arguments.go_json().items():
+    for key, value in call_arguments(call).items():
         text = value if isinstance(value, str) else gojson.dumps(value)
         out.append(f"<arg_key>{key}</arg_key><arg_value>{text}</arg_value>")
     return "".join(out)
