@@ -58,6 +58,11 @@ def call_json(call: ToolCall) -> dict[str, Any]:
     return {"name": fn.name, "arguments": fn.arguments.go_json(), "index": fn.index}
 
 
+def call(name: str, index: int = 0, /, **arguments: Any) -> dict[str, Any]:
+    """A call in `call_json`'s shape."""
+    return {"name": name, "arguments": arguments, "index": index}
+
+
 def expected_calls(data: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
     """Go's expected calls (missing fields are zero values) in `call_json`'s shape."""
     out = []
@@ -121,10 +126,16 @@ def hostile_outputs() -> dict[str, str]:
     }
 
 
-def survives_hostile(make: Callable[[], Any], piece: int = 16, bound: float = 1.0) -> None:
-    """Each hostile output, in pieces of `piece` characters, is read within `bound` CPU
-    seconds, and fails, if at all, with a ParseError only."""
-    for name, text in hostile_outputs().items():
+def survives_hostile(
+    make: Callable[[], Any],
+    piece: int = 16,
+    bound: float = 1.0,
+    outputs: Mapping[str, str] | None = None,
+) -> None:
+    """Each hostile output (`hostile_outputs`, or a family's own `outputs`), in pieces of
+    `piece` characters, is read within `bound` CPU seconds, and fails, if at all, with a
+    ParseError only."""
+    for name, text in (hostile_outputs() if outputs is None else outputs).items():
         parser = make()
         started = time.process_time()
         try:

@@ -101,6 +101,40 @@ FAMILIES = {
         content="Reading.",
         calls=[("get_weather", {"city": "Oslo"})],
     ),
+    "cohere": Family(
+        parser="cohere",
+        renderer="cohere",
+        script=["Let me ", "think.", "<|END_THINKING|>", "<|START_TEXT|>", "Checking",
+                " the weather.", "<|END_TEXT|>", "<|START_ACTION|>", "[\n",
+                '{"tool_call_id": "0", "tool_name": "get_weather", ',
+                '"parameters": {"city": "Paris"}}', "\n]", "<|END_ACTION|>"],
+        think=True,
+        thinking="Let me think.",
+        content="Checking the weather.",
+        calls=[("get_weather", {"city": "Paris"})],
+    ),
+    "laguna": Family(
+        parser="laguna",
+        renderer="laguna",
+        script=["\n", "Plan", " it.", "\n", "</think>", "\n", "Checking", ".", "\n",
+                "<tool_call>", "get_weather", "\n", "<arg_key>", "city", "</arg_key>", "\n",
+                "<arg_value>", "Paris", "</arg_value>", "\n", "</tool_call>"],
+        think=True,
+        thinking="Plan it.",
+        content="Checking.",
+        calls=[("get_weather", {"city": "Paris"})],
+    ),
+    # Not asked to think, it thinks all the same: unseen.
+    "poolside-v1": Family(
+        parser="poolside-v1",
+        renderer="poolside-v1",
+        script=["<think>", "Hidden.", "</think>", "Sure", ".", "<tool_call>get_weather",
+                "<arg_key>city</arg_key>", "<arg_value>Oslo</arg_value>", "</tool_call>"],
+        think=False,
+        thinking="",
+        content="Sure.",
+        calls=[("get_weather", {"city": "Oslo"})],
+    ),
 }  # fmt: skip
 
 

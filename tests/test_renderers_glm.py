@@ -40,3 +40,14 @@ def test_glm_ocr_prompt_is_ollamas(case: dict[str, Any]) -> None:
     renderer = builtin_renderer("glm-ocr")
     assert renderer is not None
     assert renderer.render(messages(case["messages"]), None, None) == case["expected"]
+
+
+def test_glm47_arguments_keep_the_calls_order() -> None:
+    """Ollama's arguments are an ordered map: a call's arguments render in the order it gave
+    them (maps within them sorted, as Go marshals a map)."""
+    renderer = builtin_renderer("glm-4.7")
+    assert renderer is not None
+    call = {"function": {"name": "f", "arguments": {"b": {"z": 1, "y": 2}, "a": "x"}}}
+    prompt = renderer.render(messages([{"role": "assistant", "tool_calls": [call]}]), None, None)
+    assert ('<tool_call>f<arg_key>b</arg_key><arg_value>{"y":2,"z":1}</arg_value>'
+            "<arg_key>a</arg_key><arg_value>x</arg_value></tool_call>") in prompt  # fmt: skip

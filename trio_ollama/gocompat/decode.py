@@ -282,7 +282,8 @@ def loads_text(text: str) -> Any:
     """JSON text to Python values as Go reads it: lone surrogates become U+FFFD; NaN, Infinity,
     numbers past a float64's range and nesting past `MAX_DEPTH` are a `DecodeError`, whose
     text is for the client (never one of Python's own errors)."""
-    if nesting_depth(text) > MAX_DEPTH:
+    # Counting the brackets is cheap, and no text nests deeper than it has brackets.
+    if text.count("[") + text.count("{") > MAX_DEPTH and nesting_depth(text) > MAX_DEPTH:
         raise DecodeError(f"invalid JSON: exceeded max depth of {MAX_DEPTH}")
     try:
         return _clean_strings(

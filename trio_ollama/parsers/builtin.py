@@ -18,11 +18,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from trio_ollama.parsers.cogito import CogitoParser
+from trio_ollama.parsers.cohere import CohereParser
 from trio_ollama.parsers.deepseek3 import DeepSeek3Parser
 from trio_ollama.parsers.functiongemma import FunctionGemmaParser
 from trio_ollama.parsers.glm47 import GLM47Parser
 from trio_ollama.parsers.glmocr import GlmOcrParser
 from trio_ollama.parsers.harmony import HarmonyParser
+from trio_ollama.parsers.laguna import LagunaParser, PoolsideV1Parser
 from trio_ollama.parsers.lfm2 import LFM2Parser
 from trio_ollama.parsers.ministral import MinistralParser
 from trio_ollama.parsers.nemotron3nano import Nemotron3NanoParser
@@ -64,10 +66,12 @@ _PARSERS: dict[str, Callable[[], BuiltinParser]] = {
     "qwen3-coder": Qwen3CoderParser,
     "qwen3-thinking": lambda: Qwen3Parser(thinking_support=True, default_thinking=True),
     "cogito": CogitoParser,
+    "cohere": CohereParser,
     "deepseek3": DeepSeek3Parser,
     "functiongemma": FunctionGemmaParser,
     "glm-4.7": GLM47Parser,
     "glm-ocr": GlmOcrParser,
+    "laguna": LagunaParser,
     "lfm2": lambda: LFM2Parser(thinking=False),
     "lfm2-thinking": lambda: LFM2Parser(thinking=True),
     "ministral": MinistralParser,
@@ -75,6 +79,7 @@ _PARSERS: dict[str, Callable[[], BuiltinParser]] = {
     "nemotron-3.5-nano": Nemotron3NanoParser,
     "olmo3": Olmo3Parser,
     "olmo3-think": Olmo3ThinkParser,
+    "poolside-v1": PoolsideV1Parser,
     "qwen3-vl-instruct": lambda: Qwen3VLParser(thinking=False),
     "qwen3-vl-thinking": lambda: Qwen3VLParser(thinking=True),
     "qwen3.5": Qwen35Parser,

@@ -16,7 +16,8 @@ from trio_ollama.parsers.deepseek_style import (
     DeepSeekStyleParser,
     arguments,
 )
-from trio_ollama.parsers.tagged import TagSearch, thinks
+from trio_ollama.parsers.tagged import TagSearch
+from trio_ollama.templates import thinks
 
 __all__ = ["CogitoParser"]
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trio_ollama.parsers.glm46 import GLM46Parser
-from trio_ollama.parsers.tagged import thinks
+from trio_ollama.templates import thinks
 
 __all__ = ["GLM47Parser"]
 

@@ -1,12 +1,18 @@
 """What the tag-driven family parsers (DeepSeek 3, Cogito, GLM, Cohere, Laguna) share beyond
 qwen3.py's helpers: a search for a tag in a buffer that grows at its end, which reads each
-character about once however small the pieces, and Ollama's reading of a `think` value."""
+character about once however small the pieces, what to hold back at a piece's end, and
+the loop that reads a buffer state by state."""
 
 from __future__ import annotations
 
-from trio_ollama.templates.chat import thinks
+import re
+from typing import ClassVar
 
-__all__ = ["TagSearch", "thinks"]
+from trio_ollama.parsers.buffered import Buffered
+from trio_ollama.parsers.qwen3 import _more_blanks
+from trio_ollama.templates import ToolCall
+
+__all__ = ["Holdback", "StatefulParser", "TagSearch"]
 
 
 class TagSearch:
@@ -28,3 +34,54 @@ class TagSearch:
         i = buffer.find(self.tag, max(start, self._from))
         self._from = i if i != -1 else max(start, len(buffer) - len(self.tag) + 1)
         return i
+
+
+class Holdback:
+    """What streaming text must hold back at its end: the longest end that may begin one of
+    `tags`, and (with `blanks`) the blanks before it, which a tag may eat. Qwen 3's `_release`
+    with one search for all the tags, for families with many."""
+
+    __slots__ = ("_blanks", "_longest", "_partial")
+
+    def __init__(self, *tags: str, blanks: bool = True) -> None:
+        starts = sorted({tag[:n] for tag in tags for n in range(1, len(tag) + 1)}, key=len,
+                        reverse=True)  # fmt: skip
+        # The leftmost match is the longest end that begins a tag.
+        self._partial = re.compile("(?:" + "|".join(map(re.escape, starts)) + r")\Z")
+        self._longest = max(map(len, tags))
+        self._blanks = blanks
+
+    def split(self, text: str) -> tuple[str, str]:
+        """(text safe to emit, text to hold)."""
+        match = self._partial.search(text, max(0, len(text) - self._longest))
+        cut = match.start() if match is not None else len(text)
+        if self._blanks:
+            cut = len(text[:cut].rstrip())
+        return text[:cut], text[cut:]
+
+
+class StatefulParser(Buffered):
+    """A parser that reads its buffer state by state: `_eat` takes what it can in the state
+    it is in, and says whether it moved on (to read again)."""
+
+    # The states that hold back blanks at the buffer's end, and so may skip more of them.
+    _HOLDS_BLANKS: ClassVar[tuple[str, ...]] = ("content", "thinking")
+    _state: str
+    _blanks_held: bool
+
+    def add(self, text: str, done: bool) -> tuple[str, str, list[ToolCall]]:
+        self._append(text)
+        if not done and self._state in self._HOLDS_BLANKS and _more_blanks(self._blanks_held, text):
+            return "", "", []
+        content: list[str] = []
+        thinking: list[str] = []
+        calls: list[ToolCall] = []
+        while self._eat(content, thinking, calls, done):
+            pass
+        self._blanks_held = not self._buffer or self._buffer.isspace()
+        return "".join(content), "".join(thinking), calls
+
+    def _eat(
+        self, content: list[str], thinking: list[str], calls: list[ToolCall], done: bool
+    ) -> bool:
+        raise NotImplementedError

@@ -19,11 +19,13 @@ from typing import Any, Protocol
 
 from trio_ollama.gocompat import gojson
 from trio_ollama.renderers.cogito import CogitoRenderer
+from trio_ollama.renderers.cohere import CohereRenderer
 from trio_ollama.renderers.deepseek3 import DeepSeek3Renderer
 from trio_ollama.renderers.functiongemma import FunctionGemmaRenderer
 from trio_ollama.renderers.glm47 import GLM47Renderer
 from trio_ollama.renderers.glmocr import GlmOcrRenderer
 from trio_ollama.renderers.harmony import HarmonyRenderer
+from trio_ollama.renderers.laguna import LagunaRenderer, PoolsideV1Renderer
 from trio_ollama.renderers.lfm2 import LFM2Renderer
 from trio_ollama.renderers.nemotron3nano import Nemotron3NanoRenderer
 from trio_ollama.renderers.olmo3 import Olmo3Renderer
@@ -56,10 +58,12 @@ _RENDERERS: dict[str, Callable[[], Renderer]] = {
     # by this name; here it is one, for a gpt-oss model whose template is missing or broken.
     "harmony": HarmonyRenderer,
     "cogito": CogitoRenderer,
+    "cohere": CohereRenderer,
     "deepseek3.1": DeepSeek3Renderer,
     "functiongemma": FunctionGemmaRenderer,
     "glm-4.7": GLM47Renderer,
     "glm-ocr": GlmOcrRenderer,
+    "laguna": LagunaRenderer,
     "lfm2": lambda: LFM2Renderer(thinking=False),
     "lfm2-thinking": lambda: LFM2Renderer(thinking=True),
     "nemotron-3-nano": lambda: Nemotron3NanoRenderer(v35=False),
@@ -68,6 +72,7 @@ _RENDERERS: dict[str, Callable[[], Renderer]] = {
     "olmo3-32b-think": lambda: Olmo3ThinkRenderer(variant_32b=True),
     "olmo3-think": lambda: Olmo3ThinkRenderer(variant_32b=False),
     "olmo3.1": lambda: Olmo3Renderer(extended_system=True),
+    "poolside-v1": PoolsideV1Renderer,
     "qwen3-vl-instruct": lambda: Qwen3VLRenderer(thinking=False),
     "qwen3-vl-thinking": lambda: Qwen3VLRenderer(thinking=True),
     "qwen3.5": Qwen35Renderer,

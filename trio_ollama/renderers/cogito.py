@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trio_ollama.gocompat import gojson
-from trio_ollama.templates import Message
-from trio_ollama.templates.chat import Tool, thinks
+from trio_ollama.templates import Message, thinks
+from trio_ollama.templates.chat import Tool
 
 __all__ = ["CogitoRenderer"]
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from trio_ollama.gocompat import gojson
 from trio_ollama.renderers.cogito import BOS, EOS
-from trio_ollama.templates import Message
-from trio_ollama.templates.chat import Tool, thinks
+from trio_ollama.templates import Message, thinks
+from trio_ollama.templates.chat import Tool
 
 __all__ = ["DeepSeek3Renderer"]
 

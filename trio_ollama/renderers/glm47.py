@@ -5,17 +5,16 @@ every assistant turn, and the prompt ending `<think>` unless the request turns t
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trio_ollama.gocompat import gojson
-from trio_ollama.templates import Message
-from trio_ollama.templates.chat import Tool, ToolCall, thinks
+from trio_ollama.renderers.json_spaces import call_arguments, marshal_with_spaces
+from trio_ollama.templates import Message, thinks
+from trio_ollama.templates.chat import Tool, ToolCall
 
 __all__ = ["GLM47Renderer", "tool_arguments", "tools_section"]
 
-_STRING_OR_SEPARATOR = re.compile(r'"(?:[^"\\]|\\.)*"|[:,]')
 _CALL_FORMAT = (
     "For each function call, output the function name and arguments within the following XML"
     " format:\n<tool_call>{function-name}<arg_key>{arg-key-1}</arg_key><arg_value>{arg-value-1}"
@@ -23,17 +22,11 @@ _CALL_FORMAT = (
 )
 
 
-def _spaced(text: str) -> str:
-    """Go's compact JSON with a blank after each `:` and `,` outside strings."""
-    return _STRING_OR_SEPARATOR.sub(lambda m: m.group() if len(m.group()) > 1 else m.group() + " ",
-                                    text)  # fmt: skip
-
-
 def tools_section(tools: Sequence[Mapping[str, Any]] | None) -> str:
     """The system block listing the tools, shared by GLM-4.7 and GLM-OCR."""
     if not tools:
         return ""
-    lines = "".join(_spaced(gojson.dumps(Tool.from_json(t).go_json())) + "\n" for t in tools)
+    lines = "".join(marshal_with_spaces(Tool.from_json(t).go_json()) + "\n" for t in tools)
     return (
         "<|system|>\n# Tools\n\nYou may call one or more functions to assist with the user"
         " query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n"
@@ -42,9 +35,10 @@ def tools_section(tools: Sequence[Mapping[str, Any]] | None) -> str:
 
 
 def tool_arguments(call: ToolCall) -> str:
-    """A call's arguments as GLM writes them: strings as they are, the rest as JSON."""
+    """A call's arguments as GLM writes them, in the call's order: strings as they are, the
+    rest as JSON."""
     out = []
-    for key, value in call.function.arguments.go_json().items():
+    for key, value in call_arguments(call).items():
         text = value if isinstance(value, str) else gojson.dumps(value)
         out.append(f"<arg_key>{key}</arg_key><arg_value>{text}</arg_value>")
     return "".join(out)

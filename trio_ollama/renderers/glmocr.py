@@ -8,8 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trio_ollama.renderers.glm47 import tool_arguments, tools_section
-from trio_ollama.templates import Message
-from trio_ollama.templates.chat import thinks
+from trio_ollama.templates import Message, thinks
 
 __all__ = ["GlmOcrRenderer", "with_image_tags"]
 

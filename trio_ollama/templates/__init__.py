@@ -28,6 +28,7 @@ from trio_ollama.templates.chat import (
     parse_template,
     render_chat,
     think_values,
+    thinks,
 )
 from trio_ollama.templates.select import (
     MAX_DISTANCE,
@@ -68,4 +69,5 @@ __all__ = [
     "render_chat",
     "select_builtin",
     "think_values",
+    "thinks",
 ]
