@@ -1,7 +1,8 @@
-"""Issue 31's wt-j families and Gemma 4 end to end: a model whose Modelfile names the family's PARSER and
-RENDERER, served by the real server (`trio-ollama serve`, loopback) whose runner writes a fixed
-script; the official `ollama` and `openai` clients see the calls, thinking and content as
-Ollama sends them, streamed and not, and `_debug_render_only` shows the renderer's prompt."""
+"""Issue 31's wt-j families and Gemma 4 end to end: a model whose Modelfile names the family's
+PARSER and RENDERER, served by the real server (`trio-ollama serve`, loopback) whose runner
+writes a fixed script; the official `ollama` and `openai` clients see the calls, thinking and
+content as Ollama sends them, streamed and not, and `_debug_render_only` shows the renderer's
+prompt."""
 
 from __future__ import annotations
 
