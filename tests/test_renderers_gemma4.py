@@ -1,4 +1,4 @@
-"""Ollama's `gemma4`, `gemma4-small` and `gemma4-large` renderers (issue 31): the cases of
+"""Ollama's `gemma4`, `gemma4-small`, `gemma4-large` and `ornith` renderers (issue 31): the cases of
 Ollama's `model/renderers/gemma4_reference_test.go` (checked there against Gemma 4's own chat
 template; tests/data/ollama-cases/renderers_gemma4.json), each prompt exact."""
 
@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from tests.parser_cases import cases, ids, messages, think_of
+from trio_ollama.parsers import builtin_parser
+from trio_ollama.parsers.qwen35 import Qwen35Parser
 from trio_ollama.renderers import builtin_renderer
 from trio_ollama.templates import Message
 
@@ -108,3 +110,33 @@ def test_images_become_numbered_tags() -> None:
         "<bos><|turn>user\nWhat is this? [img-0]<turn|>\n<|turn>model\nA cat.<turn|>\n"
         "<|turn>user\n[img-1] And this?<turn|>\n<|turn>model\n"
     )
+
+
+# Ollama serves `ornith` with Qwen 3.5's renderer keeping every past think block, and with Qwen
+# 3.5's parser (model/renderers/ornith_test.go's cases).
+ORNITH_HISTORY = [
+    Message(role="user", content="Say hello."),
+    Message(role="assistant", content="Hello.", thinking="Keep it short."),
+    Message(role="user", content="Now say bye."),
+]
+
+
+def test_ornith_keeps_past_think_blocks() -> None:
+    history = [ORNITH_HISTORY[0], Message(role="assistant", content="Hello."), ORNITH_HISTORY[2]]
+    assert render("ornith", history) == (
+        "<|im_start|>user\nSay hello.<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+        "Hello.<|im_end|>\n<|im_start|>user\nNow say bye.<|im_end|>\n<|im_start|>assistant\n"
+        "<think>\n"
+    )
+
+
+def test_ornith_keeps_them_when_not_thinking() -> None:
+    assert render("ornith", ORNITH_HISTORY, None, False) == (
+        "<|im_start|>user\nSay hello.<|im_end|>\n<|im_start|>assistant\n<think>\nKeep it short."
+        "\n</think>\n\nHello.<|im_end|>\n<|im_start|>user\nNow say bye.<|im_end|>\n"
+        "<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    )
+
+
+def test_ornith_parser_is_qwen35s() -> None:
+    assert isinstance(builtin_parser("ornith"), Qwen35Parser)

@@ -75,6 +75,7 @@ _RENDERERS: dict[str, Callable[[], Renderer]] = {
     "gemma4": Gemma4Renderer,
     "gemma4-large": lambda: Gemma4Renderer(empty_block_on_nothink=True),
     "gemma4-small": Gemma4Renderer,
+    "ornith": lambda: Qwen35Renderer(always_think_block=True),
 }
 
 # Every name Ollama's `rendererForName` knows (HEAD).

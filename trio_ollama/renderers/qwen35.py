@@ -72,6 +72,12 @@ def _reasoning(content: str, thinking: str, think_block: bool) -> tuple[str, str
 
 
 class Qwen35Renderer:
+    """`always_think_block`: every past answer keeps its think block, however old and whether
+    or not this request thinks (Ollama's `ornith`, Qwen 3.5's code with that one change)."""
+
+    def __init__(self, *, always_think_block: bool = False) -> None:
+        self._always_block = always_think_block
+
     def render(
         self,
         messages: Sequence[Message],
@@ -102,7 +108,7 @@ class Qwen35Renderer:
             if message.role == "user" or (message.role == "system" and i != 0):
                 out.append(f"<|im_start|>{message.role}\n{content}<|im_end|>\n")
             elif message.role == "assistant":
-                block = thinking and i > query
+                block = self._always_block or (thinking and i > query)
                 reasoning, content = _reasoning(content, message.thinking, block)
                 if block:
                     out.append(
