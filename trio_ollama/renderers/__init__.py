@@ -76,6 +76,7 @@ _RENDERERS: dict[str, Callable[[], Renderer]] = {
     "gemma4-large": lambda: Gemma4Renderer(empty_block_on_nothink=True),
     "gemma4-small": Gemma4Renderer,
     "ornith": lambda: Qwen35Renderer(always_think_block=True),
+    "qwen3.8": lambda: Qwen35Renderer(qwen38=True),
 }
 
 # Every name Ollama's `rendererForName` knows (HEAD).
