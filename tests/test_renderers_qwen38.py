@@ -194,5 +194,5 @@ def test_qwen35_is_unchanged_by_the_variant() -> None:
     got = renderer.render([msg("system", " "), msg("user", "Q"),
                            msg("assistant", "<think>R</think>\nA"), msg("critic", "x")],
                           None, None)  # fmt: skip
-    assert got == (system("") + user("Q")
-                   + "<|im_start|>assistant\n<think>\nR\n</think>\n\nA<|im_end|>\n" + OPEN)  # fmt: skip
+    answer = "<|im_start|>assistant\n<think>\nR\n</think>\n\nA<|im_end|>\n"
+    assert got == system("") + user("Q") + answer + OPEN

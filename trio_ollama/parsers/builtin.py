@@ -21,6 +21,7 @@ from trio_ollama.parsers.cogito import CogitoParser
 from trio_ollama.parsers.deepseek3 import DeepSeek3Parser
 from trio_ollama.parsers.functiongemma import FunctionGemmaParser
 from trio_ollama.parsers.gemma4 import Gemma4Parser
+from trio_ollama.parsers.glimmer import GlimmerParser
 from trio_ollama.parsers.glm47 import GLM47Parser
 from trio_ollama.parsers.glmocr import GlmOcrParser
 from trio_ollama.parsers.harmony import HarmonyParser
@@ -82,6 +83,7 @@ _PARSERS: dict[str, Callable[[], BuiltinParser]] = {
     "gemma4": lambda: Gemma4Parser(thinking=True),
     "gemma4-no-thinking": lambda: Gemma4Parser(thinking=False),
     "ornith": Qwen35Parser,
+    "glimmer": GlimmerParser,
 }
 
 
