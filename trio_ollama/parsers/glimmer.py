@@ -202,7 +202,6 @@ class GlimmerParser(Buffered):
         if end is None:
             return False
         body = acc[start:body_end]
-        progress = end > start or complete
         if self._state == "content":
             if complete and (call := self._misaddressed_call(body)) is not None:
                 calls.append(call)
@@ -219,7 +218,9 @@ class GlimmerParser(Buffered):
         if complete:
             self._new_message()
             self._scan = end
-        return progress
+        # What is left of an unfinished message is only what may start a tag: reading it
+        # again before more comes would find the same.
+        return complete
 
     def _header(self, done: bool, content: list[str]) -> bool:
         acc, start = self._buffer, self._start
