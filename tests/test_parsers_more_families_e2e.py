@@ -1,7 +1,8 @@
-"""Issue 31's wt-j families end to end: a model whose Modelfile names the family's PARSER and
-RENDERER, served by the real server (`trio-ollama serve`, loopback) whose runner writes a fixed
-script; the official `ollama` and `openai` clients see the calls, thinking and content as
-Ollama sends them, streamed and not, and `_debug_render_only` shows the renderer's prompt."""
+"""Issue 31's wt-j families and Gemma 4 end to end: a model whose Modelfile names the family's
+PARSER and RENDERER, served by the real server (`trio-ollama serve`, loopback) whose runner
+writes a fixed script; the official `ollama` and `openai` clients see the calls, thinking and
+content as Ollama sends them, streamed and not, and `_debug_render_only` shows the renderer's
+prompt."""
 
 from __future__ import annotations
 
@@ -45,6 +46,9 @@ FAMILIES: dict[str, tuple[str, list[str], str, str]] = {
     "functiongemma": ("functiongemma", ["Sure", ".", "<start_function_call>",
                       "call:get_weather{city:<escape>Paris<escape>}", "<end_function_call>"],
                       "", "Sure."),
+    "gemma4": ("gemma4", ["<|channel>", "thought\n", "Hmm", "<channel|>", "Sure", ".",
+               "<|tool_call>", 'call:get_weather{city:<|"|>Paris<|"|>}', "<tool_call|>"],
+               "Hmm", "Sure."),
 }  # fmt: skip
 
 
@@ -104,12 +108,14 @@ def test_openai_client_sees_the_call(family: tuple[str, ServerProcess]) -> None:
 
 def test_the_runner_reads_the_renderers_prompt(family: tuple[str, ServerProcess]) -> None:
     key, server = family
-    name = FAMILIES[key][0]
+    name, _, thinking, _ = FAMILIES[key]
     body: dict[str, Any] = {"model": name, "messages": QUESTION, "tools": [WEATHER],
                             "stream": False, "_debug_render_only": True}  # fmt: skip
     reply = httpx.post(server.url + "/api/chat", json=body, timeout=60)
     assert reply.status_code == 200, reply.text
     renderer = builtin_renderer(name)
     assert renderer is not None
-    expected = renderer.render([Message.from_json(QUESTION[0])], [WEATHER], None)
+    # A model that thinks does so unless asked not to (Ollama's default): the prompt says so.
+    think = True if thinking else None
+    expected = renderer.render([Message.from_json(QUESTION[0])], [WEATHER], think)
     assert reply.json()["_debug_info"]["rendered_template"] == expected

@@ -25,6 +25,7 @@ from trio_ollama.parsers import (
     infer_thinking_tags,
 )
 from trio_ollama.renderers import UnknownRenderer, builtin_renderer
+from trio_ollama.renderers.common import RenderError
 from trio_ollama.runner.window import surely_longer
 from trio_ollama.store import ModelDetails
 from trio_ollama.templates import (
@@ -239,7 +240,7 @@ class ModelPrompt:
             )
             if builtin is not None:
                 return builtin.render(messages, tools, think)
-        except UnknownRenderer as exc:
+        except (UnknownRenderer, RenderError) as exc:
             raise PromptError(str(exc)) from exc
         except (TemplateError, RecursionError) as exc:
             raise PromptError(f"template error: {exc}") from exc

@@ -21,6 +21,8 @@ from trio_ollama.parsers.cogito import CogitoParser
 from trio_ollama.parsers.cohere import CohereParser
 from trio_ollama.parsers.deepseek3 import DeepSeek3Parser
 from trio_ollama.parsers.functiongemma import FunctionGemmaParser
+from trio_ollama.parsers.gemma4 import Gemma4Parser
+from trio_ollama.parsers.glimmer import GlimmerParser
 from trio_ollama.parsers.glm47 import GLM47Parser
 from trio_ollama.parsers.glmocr import GlmOcrParser
 from trio_ollama.parsers.harmony import HarmonyParser
@@ -83,6 +85,10 @@ _PARSERS: dict[str, Callable[[], BuiltinParser]] = {
     "qwen3-vl-instruct": lambda: Qwen3VLParser(thinking=False),
     "qwen3-vl-thinking": lambda: Qwen3VLParser(thinking=True),
     "qwen3.5": Qwen35Parser,
+    "gemma4": lambda: Gemma4Parser(thinking=True),
+    "gemma4-no-thinking": lambda: Gemma4Parser(thinking=False),
+    "ornith": Qwen35Parser,
+    "glimmer": GlimmerParser,
 }
 
 

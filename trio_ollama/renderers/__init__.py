@@ -22,6 +22,8 @@ from trio_ollama.renderers.cogito import CogitoRenderer
 from trio_ollama.renderers.cohere import CohereRenderer
 from trio_ollama.renderers.deepseek3 import DeepSeek3Renderer
 from trio_ollama.renderers.functiongemma import FunctionGemmaRenderer
+from trio_ollama.renderers.gemma4 import Gemma4Renderer
+from trio_ollama.renderers.glimmer import GlimmerRenderer
 from trio_ollama.renderers.glm47 import GLM47Renderer
 from trio_ollama.renderers.glmocr import GlmOcrRenderer
 from trio_ollama.renderers.harmony import HarmonyRenderer
@@ -76,6 +78,12 @@ _RENDERERS: dict[str, Callable[[], Renderer]] = {
     "qwen3-vl-instruct": lambda: Qwen3VLRenderer(thinking=False),
     "qwen3-vl-thinking": lambda: Qwen3VLRenderer(thinking=True),
     "qwen3.5": Qwen35Renderer,
+    "gemma4": Gemma4Renderer,
+    "gemma4-large": lambda: Gemma4Renderer(empty_block_on_nothink=True),
+    "gemma4-small": Gemma4Renderer,
+    "ornith": lambda: Qwen35Renderer(always_think_block=True),
+    "glimmer": GlimmerRenderer,
+    "qwen3.8": lambda: Qwen35Renderer(qwen38=True),
 }
 
 # Every name Ollama's `rendererForName` knows (HEAD).

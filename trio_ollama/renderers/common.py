@@ -11,9 +11,16 @@ from trio_ollama.gocompat import gojson
 from trio_ollama.gocompat.template import go_json_value
 from trio_ollama.templates import Message, ToolCall
 
-__all__ = ["arguments", "dumps", "image_tags", "spaced", "thinks", "tool_json"]
+__all__ = [
+    "RenderError", "arguments", "dumps", "image_tags", "spaced", "thinks", "tool_json"
+]  # fmt: skip
 
 dumps = gojson.dumps
+
+
+class RenderError(ValueError):
+    """A conversation a renderer refuses, as Ollama's does: the error reaches the client as it
+    is written (Ollama answers 500 with it)."""
 
 
 def thinks(think: bool | str | None) -> bool:

@@ -1,19 +1,46 @@
 """Qwen 3.5's prompt, as Ollama's `qwen3.5` renderer writes it: ChatML, the tools as spaced JSON
 under Qwen 3 Coder's instructions, calls as `<function=...><parameter=...>` blocks, thinking
-kept for the turns after the last question, and an empty think block when not thinking."""
+kept for the turns after the last question, and an empty think block when not thinking.
+
+Ollama's `qwen3.8` is the same code in a variant: one system turn that gathers every system and
+developer message, reasoning-effort instructions at its head, every past answer with its think
+block (and the answer's own `<think>` text left alone), and errors for conversations Qwen 3.8's
+template refuses."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trio_ollama.gocompat import gojson
 from trio_ollama.gocompat.template.values import fmt_v
-from trio_ollama.renderers.common import arguments, dumps, image_tags, spaced, thinks, tool_json
+from trio_ollama.renderers.common import (
+    RenderError,
+    arguments,
+    dumps,
+    image_tags,
+    spaced,
+    thinks,
+    tool_json,
+)
 from trio_ollama.renderers.qwen3vl import last_query
 from trio_ollama.templates import Message
+from trio_ollama.templates.chat import THINK_LEVELS
 
-__all__ = ["Qwen35Renderer", "argument_text"]
+__all__ = ["Qwen35Renderer", "argument_text", "effort_instructions"]
+
+log = logging.getLogger(__name__)
+
+XHIGH = (
+    "Reasoning effort is set to xhigh. Please think carefully through the task, validate key"
+    " assumptions, consider plausible alternatives, and prioritize correctness, consistency,"
+    " and clarity in the final answer."
+)
+LOW = (
+    "Reasoning effort is set to low. Keep your thinking brief and focused, moving directly to"
+    " the conclusion without unnecessary elaboration."
+)
 
 TOOLS_OUTRO = """
 </tools>
@@ -59,9 +86,53 @@ def argument_text(value: Any) -> str:
     return fmt_v(value)
 
 
-def _reasoning(content: str, thinking: str, think_block: bool) -> tuple[str, str]:
+def effort_instructions(think: bool | str | None) -> str:
+    """What Qwen 3.8's system turn opens with for `think`: xhigh's guidance when the request
+    does not say (and for "high" and "max"), low's for "low", nothing for "medium" (which a
+    plain true means) or no thinking."""
+    if think is None:
+        return XHIGH
+    if isinstance(think, str) and think not in THINK_LEVELS:
+        raise RenderError(f"invalid thinking value {think}")
+    if not thinks(think):
+        return ""
+    return {"low": LOW, "medium": "", "high": XHIGH, "max": XHIGH}[
+        think if isinstance(think, str) else "medium"
+    ]
+
+
+def _fold_instructions(messages: Sequence[Message]) -> list[Message]:
+    """Qwen 3.8 reads one leading system turn and has no developer role: every system and
+    developer message, in order, joins it; the other messages keep theirs."""
+    instructions = [m for m in messages if m.role in ("system", "developer")]
+    for m in instructions:
+        if m.images:
+            raise RenderError(f"{m.role} message cannot contain images")
+    if not instructions or (len(instructions) == 1 and messages[0].role == "system"):
+        return list(messages)
+    text = "\n\n".join(c for m in instructions if (c := m.content.strip()))
+    rest = [m for m in messages if m.role not in ("system", "developer")]
+    return [Message(role="system", content=text), *rest]
+
+
+def _check_qwen38(messages: Sequence[Message]) -> None:
+    if not messages:
+        raise RenderError("no messages provided")
+    for m in messages:
+        if m.role == "user":
+            content = image_tags(m, 0)[0].strip()
+            if not (content.startswith("<tool_response>") and content.endswith("</tool_response>")):
+                return
+    raise RenderError("no user query found in messages")
+
+
+def _reasoning(content: str, thinking: str, think_block: bool, tagged: bool) -> tuple[str, str]:
+    """The reasoning a past answer shows and the rest of its text: its thinking, else (when
+    `tagged`) what its text holds in a think block."""
     if think_block and thinking:
         return thinking.strip(), content
+    if not tagged:
+        return "", content
     reasoning = ""
     if (close := content.find("</think>")) != -1:
         before = content[:close]
@@ -72,18 +143,33 @@ def _reasoning(content: str, thinking: str, think_block: bool) -> tuple[str, str
 
 
 class Qwen35Renderer:
+    """`always_think_block`: every past answer keeps its think block, however old and whether
+    or not this request thinks (Ollama's `ornith`, Qwen 3.5's code with that one change).
+    `qwen38`: Ollama's Qwen 3.8 variant (the module's docstring), which implies it."""
+
+    def __init__(self, *, always_think_block: bool = False, qwen38: bool = False) -> None:
+        self._always_block = always_think_block or qwen38
+        self._qwen38 = qwen38
+
     def render(
         self,
         messages: Sequence[Message],
         tools: Sequence[Mapping[str, Any]] | None,
         think: bool | str | None,
     ) -> str:
+        instructions = ""
+        if self._qwen38:
+            messages = _fold_instructions(messages)
+            _check_qwen38(messages)
+            instructions = effort_instructions(think)
         out: list[str] = []
         thinking = True if think is None else thinks(think)
         first_system = bool(messages) and messages[0].role == "system"
         if tools:
-            out.append("<|im_start|>system\n# Tools\n\nYou have access to the following functions:")
-            out.append("\n\n<tools>")
+            out.append("<|im_start|>system\n")
+            if instructions:
+                out.append(instructions + "\n\n")
+            out.append("# Tools\n\nYou have access to the following functions:\n\n<tools>")
             for tool in tools:
                 out.append("\n" + spaced(dumps(tool_json(tool))))
             out.append(TOOLS_OUTRO)
@@ -91,7 +177,13 @@ class Qwen35Renderer:
                 out.append("\n\n" + system)
             out.append("<|im_end|>\n")
         elif first_system:
-            out.append(f"<|im_start|>system\n{image_tags(messages[0], 0)[0].strip()}<|im_end|>\n")
+            system = image_tags(messages[0], 0)[0].strip()
+            # Qwen 3.8 writes no system turn with nothing in it.
+            if not self._qwen38 or system or instructions:
+                between = "\n\n" if instructions and system else ""
+                out.append(f"<|im_start|>system\n{instructions}{between}{system}<|im_end|>\n")
+        elif instructions:
+            out.append(f"<|im_start|>system\n{instructions}<|im_end|>\n")
         query = last_query(messages, strip=True)
         offset = 0
         for i, message in enumerate(messages):
@@ -102,8 +194,10 @@ class Qwen35Renderer:
             if message.role == "user" or (message.role == "system" and i != 0):
                 out.append(f"<|im_start|>{message.role}\n{content}<|im_end|>\n")
             elif message.role == "assistant":
-                block = thinking and i > query
-                reasoning, content = _reasoning(content, message.thinking, block)
+                block = self._always_block or (thinking and i > query)
+                reasoning, content = _reasoning(
+                    content, message.thinking, block, tagged=not self._qwen38
+                )
                 if block:
                     out.append(
                         f"<|im_start|>assistant\n<think>\n{reasoning}\n</think>\n\n{content}"
@@ -127,6 +221,10 @@ class Qwen35Renderer:
                 out.append(f"\n<tool_response>\n{content}\n</tool_response>")
                 if last or messages[i + 1].role != "tool":
                     out.append("<|im_end|>\n")
+            elif self._qwen38 and message.role != "system":
+                # Qwen 3.5 drops a role it does not know; Qwen 3.8 writes it as it is.
+                log.warning("qwen3.8 renderer: unexpected message role %r", message.role)
+                out.append(f"<|im_start|>{message.role}\n{content}<|im_end|>\n")
             if last and not prefill:
                 out.append("<|im_start|>assistant\n")
                 out.append("<think>\n" if thinking else "<think>\n\n</think>\n\n")
