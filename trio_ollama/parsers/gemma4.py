@@ -23,8 +23,8 @@ from typing import Any
 from trio_ollama.gocompat.decode import loads_text
 from trio_ollama.parsers.buffered import Buffered
 from trio_ollama.parsers.qwen3 import _more_blanks, _release
-from trio_ollama.parsers.tagged import TagSearch, thinks
-from trio_ollama.templates import Message, ToolCall, ToolCallFunction
+from trio_ollama.parsers.tagged import TagSearch
+from trio_ollama.templates import Message, ToolCall, ToolCallFunction, thinks
 
 __all__ = [
     "Gemma4Parser",

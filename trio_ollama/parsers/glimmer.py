@@ -24,9 +24,9 @@ from typing import Any
 
 from trio_ollama.parsers.buffered import Buffered
 from trio_ollama.parsers.qwen3 import ParseError, _overlap, _typed, _types
-from trio_ollama.parsers.tagged import TagSearch, thinks
+from trio_ollama.parsers.tagged import TagSearch
 from trio_ollama.parsers.thinkfirst import Output
-from trio_ollama.templates import ToolCall, ToolCallFunction
+from trio_ollama.templates import ToolCall, ToolCallFunction, thinks
 
 __all__ = ["GlimmerParser", "resolve_tool"]
 
