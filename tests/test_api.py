@@ -496,17 +496,19 @@ def test_client_disconnects_free_the_slot(real_server: ServerProcess) -> None:
     server = real_server
     url = server.url
     first_token_seconds(url)  # loaded and warm
+    # How long a free slot takes to answer on this machine now, with room: it may be shared.
+    free = 2 + 3 * first_token_seconds(url)
     endless = {"model": MODEL, "prompt": COUNTING, "raw": True,
                "options": {"num_predict": 3000, "temperature": 0}}  # fmt: skip
     # 1. mid-stream: after a few tokens the client goes away.
     hang_up_after(url, endless, lines_wanted=5, seconds=30)
-    assert first_token_seconds(url) < 2, "the slot came back at once"
+    assert first_token_seconds(url) < free, "the slot came back at once"
     # 2. during a long prompt (~1,000 tokens, ~5 s to process).
     long = {"model": MODEL, "prompt": LONG_PROMPT, "options": {"num_predict": 1}}
     started = time.monotonic()
     hang_up_after(url, long, lines_wanted=1, seconds=0.5)
-    assert time.monotonic() - started < 2
-    assert first_token_seconds(url) < 2
+    assert time.monotonic() - started < free
+    assert first_token_seconds(url) < free
     # 3. while queued behind a running request, on a one-slot runner.
     holder = threading.Thread(target=hang_up_after, args=(url, endless, 10_000, 6))
     holder.start()
@@ -517,11 +519,11 @@ def test_client_disconnects_free_the_slot(real_server: ServerProcess) -> None:
                    timeout=1)  # fmt: skip
     holder.join()
     assert time.monotonic() - queued_started < 7
-    assert first_token_seconds(url) < 2, "the abandoned queued request took nothing"
+    assert first_token_seconds(url) < free, "the abandoned queued request took nothing"
     # 4. a non-streaming request whose client gives up: nothing may go on generating.
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(url + "/api/generate", json={**endless, "stream": False}, timeout=1)
-    assert first_token_seconds(url) < 2
+    assert first_token_seconds(url) < free
     (runner,) = server.runners()
     before = cpu_seconds(runner)
     time.sleep(1.5)  # a window to measure the runner's CPU time in: nothing to wait for
