@@ -25,6 +25,7 @@ from tests.procs import alive
 from tests.server import free_port, running_server
 from trio_ollama.store import Store
 from trio_ollama.store.default_model import ensure_default_model
+from trio_ollama.version import OLLAMA_API_VERSION, __version__
 
 # The real server in a subprocess, with the real model.
 pytestmark = pytest.mark.slow
@@ -75,7 +76,13 @@ def test_root_and_version(url: str) -> None:
     assert httpx.head(url).status_code == 200
     r = httpx.get(url + "/api/version")
     assert r.headers["content-type"] == "application/json; charset=utf-8"
-    assert set(r.json()) == {"version"}
+    assert r.json() == {"version": OLLAMA_API_VERSION}
+    # Codex's `--oss` check: the field as semver (a leading "v" trimmed), at least 0.13.4.
+    parts = tuple(int(p) for p in r.json()["version"].removeprefix("v").split("."))
+    assert len(parts) == 3 and parts >= (0, 13, 4)
+    # The package's own version is on every answer, errors included.
+    for response in (r, httpx.head(url), httpx.get(url + "/nope")):
+        assert response.headers["trio-ollama-version"] == __version__
 
 
 def test_tags_and_show(url: str, client: ollama.Client) -> None:

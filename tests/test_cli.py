@@ -20,12 +20,12 @@ import pytest
 
 from tests.ggufs import write_tiny_gguf
 from tests.server import free_port, running_server
-from trio_ollama import __version__
 from trio_ollama.cli.commands import processor, until
 from trio_ollama.cli.formatting import table
 from trio_ollama.gocompat.format import human_bytes
 from trio_ollama.store import Store
 from trio_ollama.store.default_model import GGUF_NAME, GGUF_SHA256, ensure_default_model
+from trio_ollama.version import OLLAMA_API_VERSION
 
 # The command line in subprocesses, against a real server.
 pytestmark = pytest.mark.slow
@@ -121,8 +121,18 @@ def cells(text: str, header: list[str]) -> list[list[str]]:
 # ----- no server needed
 
 
-def test_version() -> None:
-    assert ok(cli(None, "--version")) == f"trio-ollama {__version__}\n"
+def test_version_without_a_server() -> None:
+    # Ollama's `ollama -v` with no server: both lines on stdout, and exit status 0.
+    for flag in ("-v", "--version"):
+        assert ok(cli(None, flag)) == (
+            "Warning: could not connect to a running Ollama instance\n"
+            f"Warning: client version is {OLLAMA_API_VERSION}\n"
+        )
+
+
+def test_version_names_the_servers_ollama_version(url: str) -> None:
+    # The same version on both sides: Ollama prints no warning.
+    assert ok(cli(url, "-v")) == f"ollama version is {OLLAMA_API_VERSION}\n"
 
 
 def test_server_down_is_one_clear_line() -> None:

@@ -34,6 +34,7 @@ from trio_ollama.api.service import Service
 from trio_ollama.concurrency import unwrap_single
 from trio_ollama.store.errors import DigestMismatchError
 from trio_ollama.store.layout import CHUNK, InvalidDigestError, normalize_digest
+from trio_ollama.version import VERSION_HEADER, __version__
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,9 @@ def create_app(service: Service, drain: Drain | None = None) -> QuartTrio:
         return None
 
     @app.after_request
-    async def cors(response: Response) -> Response:
+    async def headers(response: Response) -> Response:
+        # `/api/version` says which Ollama API this is; which server answers is said here.
+        response.headers[VERSION_HEADER] = __version__
         origin = request.headers.get("Origin")
         if origin and origin_allowed(origin, settings.origins):
             response.headers["Access-Control-Allow-Origin"] = origin

@@ -24,7 +24,7 @@ from trio_ollama.api.service import Service
 from trio_ollama.config import Settings
 from trio_ollama.scheduler import open_scheduler
 from trio_ollama.store import Store
-from trio_ollama.version import __version__
+from trio_ollama.version import OLLAMA_API_VERSION, __version__
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,12 @@ async def serve(
                 nursery.cancel_scope.cancel()  # the drain timer, if it is still waiting
 
             binds: list[str] = await nursery.start(http)
-            log.info("Listening on %s (version %s)", ", ".join(binds), __version__)
+            log.info(
+                "Listening on %s (version %s, trio-ollama %s)",
+                ", ".join(binds),
+                OLLAMA_API_VERSION,
+                __version__,
+            )
             task_status.started(binds)
 
 

@@ -18,7 +18,7 @@ from trio_ollama.api.admin import ModelAdmin
 from trio_ollama.api.embedding import Embedding
 from trio_ollama.api.generation import Generation
 from trio_ollama.api.transfers import Transfers
-from trio_ollama.version import __version__
+from trio_ollama.version import OLLAMA_API_VERSION
 
 __all__ = ["Service"]
 
@@ -26,4 +26,4 @@ __all__ = ["Service"]
 @attrs.define
 class Service(Generation, Embedding, ModelAdmin, Transfers):
     def version(self) -> dict[str, str]:
-        return {"version": __version__}
+        return {"version": OLLAMA_API_VERSION}

@@ -27,7 +27,7 @@ from trio_ollama.sim import cli as sim_cli
 from trio_ollama.store import Store
 from trio_ollama.store.default_model import ensure_default_model
 from trio_ollama.store.errors import StoreError
-from trio_ollama.version import __version__
+from trio_ollama.version import OLLAMA_API_VERSION
 
 
 def _setup(settings: Settings) -> int:
@@ -134,12 +134,31 @@ def _push(args: argparse.Namespace, client: Client) -> int:
     return 0
 
 
+def _version(_args: argparse.Namespace, client: Client) -> int:
+    """Ollama's `ollama -v`: the server's version, and this client's when it differs (both
+    the Ollama API version, `version.OLLAMA_API_VERSION`; the package's own is the server's
+    `Trio-Ollama-Version` header)."""
+    server = ""
+    try:
+        answer = client.json("GET", "/api/version")
+        server = str(answer.get("version") or "") if isinstance(answer, dict) else ""
+    except CLIError:
+        print("Warning: could not connect to a running Ollama instance")
+    if server:
+        print(f"ollama version is {server}")
+    if server != OLLAMA_API_VERSION:
+        print(f"Warning: client version is {OLLAMA_API_VERSION}")
+    return 0
+
+
 Verb = Callable[[argparse.Namespace, Client], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trio-ollama", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"trio-ollama {__version__}")
+    parser.add_argument(
+        "-v", "--version", action="store_true", help="show the server's and this client's version"
+    )
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND")
     verbs.add_parser("setup", help="import the default model (smollm2:135m) into the store")
     serve = verbs.add_parser("serve", aliases=["start"], help="start the server")
@@ -226,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.prompt = [*args.prompt, *extra]
     handler: Verb | None = getattr(args, "handler", None)
+    if args.version and args.verb is None:
+        handler = _version
     _early_logging(client=handler is not None or args.verb in ("bench", "simulate"))
     if args.verb == "bench":
         return bench_cli.main(args)
