@@ -303,9 +303,99 @@ def test_invalid_tool_schema() -> None:
     )
 
 
-def test_web_search_tools_are_refused() -> None:
-    tool = {"type": "web_search_20250305", "name": "web_search"}
-    assert "no web search" in bad_request(body(tools=[tool]))
+SEARCH_TOOL = {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}
+
+
+def test_web_search_is_a_function_the_model_may_call() -> None:
+    # Claude Code's server tool is accepted as Ollama accepts it: a function of Ollama's own
+    # description, which owns its name (the client's `web_search` beside it is dropped).
+    mine = {"name": "web_search", "input_schema": {"type": "object"}}
+    native, options = an.messages_request(body(tools=[mine, SEARCH_TOOL, {"name": "now"}]))
+    assert [tool["function"]["name"] for tool in native["tools"]] == ["web_search", "now"]
+    assert native["tools"][0] == {
+        "type": "function",
+        "function": {
+            "name": "web_search",
+            "description": "Search the web for current information. "
+            "Use this to find up-to-date information about any topic.",
+            "parameters": {
+                "type": "object",
+                "required": ["query"],
+                "properties": {
+                    "query": {
+                        "type": "string",
+                        "description": "The search query to look up on the web",
+                    }
+                },
+            },
+        },
+    }
+    assert options.web_search
+    # Without the server tool, a client's own `web_search` is an ordinary tool.
+    native, options = an.messages_request(body(tools=[mine]))
+    assert native["tools"][0]["function"]["parameters"] == {"type": "object"}
+    assert not options.web_search
+
+
+def test_what_claude_code_sends_beside_its_messages_is_accepted() -> None:
+    # Beta fields, cache_control on blocks and tools, metadata: read past, as Go reads a body.
+    native = native_of(
+        system=[{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+        messages=[user({"type": "text", "text": "Hi", "cache_control": {"type": "ephemeral"}})],
+        tools=[{"name": "Bash", "input_schema": {"type": "object"}, "cache_control": {}}],
+        metadata={"user_id": "u"},
+        context_management={"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        thinking={"type": "enabled", "budget_tokens": 31999},
+        betas=["interleaved-thinking-2025-05-14"],
+    )
+    assert native["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+    ]
+    assert native["tools"][0]["function"]["name"] == "Bash" and native["think"] is True
+
+
+def test_past_web_searches_reach_the_model() -> None:
+    # As Ollama keeps them: the server tool's call is the assistant's call, its result a tool
+    # message (a line for each result, or the error's code).
+    results = [
+        {"type": "web_search_result", "title": "Paris", "url": "https://a.example"},
+        {"type": "web_search_result", "title": "France", "url": "https://b.example"},
+    ]
+    messages = native_of(
+        messages=[
+            user(text("Search.")),
+            assistant(
+                {"type": "server_tool_use", "id": "s1", "name": "web_search",
+                 "input": {"query": "capital"}},
+                {"type": "web_search_tool_result", "tool_use_id": "s1", "content": results},
+                text("Paris."),
+            ),
+        ]
+    )["messages"]  # fmt: skip
+    assert messages[1:] == [
+        {
+            "role": "assistant",
+            "content": "Paris.",
+            "tool_calls": [
+                {"id": "s1", "function": {"name": "web_search", "arguments": {"query": "capital"}}}
+            ],
+        },
+        {
+            "role": "tool",
+            "content": "- Paris: https://a.example\n- France: https://b.example\n",
+            "tool_call_id": "s1",
+        },
+    ]
+    for content, said in [
+        ({"type": "web_search_tool_result_error", "error_code": "unavailable"},
+         "web_search_tool_result_error: unavailable"),
+        ([{"type": "web_search_tool_result_error"}], "web_search_tool_result_error"),
+        ("plain", "plain"),
+        ({"b": 1, "a": 2}, '{"a":2,"b":1}'),
+    ]:  # fmt: skip
+        block = {"type": "web_search_tool_result", "tool_use_id": "s1", "content": content}
+        assert native_of(messages=[assistant(block)])["messages"][0]["content"] == said
 
 
 @pytest.mark.parametrize(
@@ -445,6 +535,47 @@ def test_stop_reason(done_reason: str, tools: bool, expected: str) -> None:
 def test_message_response_without_done_reason_has_no_stop_reason() -> None:
     reply = an.message_response(final({"content": "x"}, reason=""), id="m")
     assert "stop_reason" not in reply
+
+
+SEARCH_CALL = {
+    "id": "call_s",
+    "function": {"index": 0, "name": "web_search", "arguments": {"query": "capital of France"}},
+}
+SEARCH_FAILED = [
+    {
+        "type": "server_tool_use",
+        "id": "srvtoolu_1",
+        "name": "web_search",
+        "input": {"query": "capital of France"},
+    },
+    {
+        "type": "web_search_tool_result",
+        "tool_use_id": "srvtoolu_1",
+        "content": {"type": "web_search_tool_result_error", "error_code": "unavailable"},
+    },
+]
+
+
+def test_a_web_search_is_answered_with_its_failure() -> None:
+    # Ollama searches on ollama.com; this server cannot, and says so as Ollama says a failed
+    # search: the server tool's blocks, the result an `unavailable` error, the turn ended.
+    native = final({"content": "Let me look.", "tool_calls": [SEARCH_CALL, WEATHER]})
+    reply = an.message_response(native, id="msg_1", web_search=True)
+    assert reply["content"] == SEARCH_FAILED
+    assert reply["stop_reason"] == "end_turn" and reply["usage"]["output_tokens"] == 5
+    message = Message.model_validate(reply)
+    assert [block.type for block in message.content] == [
+        "server_tool_use",
+        "web_search_tool_result",
+    ]
+    # A call without a query is the tool's input at fault.
+    no_query = {"function": {"name": "web_search", "arguments": {}}}
+    reply = an.message_response(final({"tool_calls": [no_query]}), id="msg_1", web_search=True)
+    assert reply["content"][1]["content"]["error_code"] == "invalid_tool_input"
+    Message.model_validate(reply)
+    # Without the server tool offered, `web_search` is the client's own function.
+    reply = an.message_response(native, id="msg_1")
+    assert [block["type"] for block in reply["content"]] == ["text", "tool_use", "tool_use"]
 
 
 # --- streams --------------------------------------------------------------------------------------
@@ -627,6 +758,33 @@ def test_stream_tool_calls_without_ids_are_each_sent() -> None:
     events = run(an.MessagesStream("m", "x"), chunk(tool_calls=calls), done())
     starts = [d["content_block"]["name"] for n, d in events if n == "content_block_start"]
     assert starts == ["a", "b"]
+
+
+def test_stream_web_search_ends_with_its_failure() -> None:
+    stream = an.MessagesStream("msg_1", "x", web_search=True)
+    events = run(
+        stream,
+        chunk("Looking."),
+        chunk(tool_calls=[SEARCH_CALL]),
+        chunk("dropped"),
+        chunk(tool_calls=[WEATHER]),
+        done(),
+    )
+    assert shape(events)[2:] == [
+        "content_block_start[0]:text",
+        "content_block_delta[0]:Looking.",
+        "content_block_stop[0]",
+        "content_block_start[1]:server_tool_use",
+        "content_block_stop[1]",
+        "content_block_start[2]:web_search_tool_result",
+        "content_block_stop[2]",
+        "message_delta:end_turn",
+        "message_stop",
+    ]
+    assert [data["content_block"] for name, data in events if name == "content_block_start"][
+        1:
+    ] == SEARCH_FAILED
+    assert events[-2][1]["usage"] == {"input_tokens": 10, "output_tokens": 5}
 
 
 def test_stream_with_no_output_at_all() -> None:

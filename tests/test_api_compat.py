@@ -69,9 +69,26 @@ def test_tool_arguments_that_are_no_object_are_refused(value: Any, error: str) -
     assert refusal(compat.tool_arguments, value, failure="plain") == "plain"
 
 
-def test_the_web_search_refusal_names_the_tool_type() -> None:
-    refused = compat.no_web_search("web_search_20250305")
-    assert refused.status == 400 and refused.openai_type == compat.INVALID_REQUEST
-    assert refused.message == (
-        "tool type 'web_search_20250305' is not supported: this server has no web search"
-    )
+def test_the_web_search_function_and_its_calls() -> None:
+    tool = compat.web_search_tool("Searches.", "What to find.")
+    assert tool == {
+        "type": "function",
+        "function": {
+            "name": "web_search",
+            "description": "Searches.",
+            "parameters": {
+                "type": "object",
+                "required": ["query"],
+                "properties": {"query": {"type": "string", "description": "What to find."}},
+            },
+        },
+    }
+    other = {"function": {"name": "get_weather", "arguments": {}}}
+    first = {"function": {"name": "web_search", "arguments": {"query": "a"}}}
+    second = {"function": {"name": "web_search", "arguments": {"query": "b"}}}
+    assert compat.web_search_call([other, first, second]) == ("a", first)
+    assert compat.web_search_call([other]) is None and compat.web_search_call([]) is None
+    # A query that is missing or not a string is empty, as Ollama reads it.
+    for arguments in ({}, {"query": 5}, None):
+        call = {"function": {"name": "web_search", "arguments": arguments}}
+        assert compat.web_search_call([call]) == ("", call)

@@ -343,8 +343,59 @@ def test_namespace_tools_are_flattened_with_a_prefix() -> None:
     assert names == ["files.read", "files.write"]
 
 
-def test_web_search_is_refused() -> None:
-    assert "no web search" in bad_request(body(tools=[{"type": "web_search"}]))
+SEARCH = {"type": "web_search", "external_web_access": True}
+SEARCH_FUNCTION = {
+    "type": "function",
+    "function": {
+        "name": "web_search",
+        "description": "Search the web for current information.",
+        "parameters": {
+            "type": "object",
+            "required": ["query"],
+            "properties": {"query": {"type": "string", "description": "The search query."}},
+        },
+    },
+}
+
+
+def test_web_search_is_a_function_the_model_may_call() -> None:
+    # Codex's default tool, as Ollama takes it: a function of Ollama's description, which owns
+    # its name (a client's own `web_search` beside it is dropped).
+    mine = {"type": "function", "name": "web_search"}
+    request = body(tools=[mine, SEARCH, WEATHER_TOOL])
+    assert [t["function"]["name"] for t in native_of(**request)["tools"]] == [
+        "web_search",
+        "get_weather",
+    ]
+    assert native_of(tools=[SEARCH])["tools"] == [SEARCH_FUNCTION]
+    assert request_of(tools=[SEARCH]).web_search and not request_of(tools=[mine]).web_search
+    assert native_of(tools=[mine])["tools"] == [
+        {"type": "function", "function": {"name": "web_search", "description": ""}}
+    ]
+
+
+def test_codexs_other_tool_types_go_on_as_ollama_passes_them() -> None:
+    # A freeform (`custom`) tool and `local_shell` keep their type, as Ollama's convertTool
+    # keeps it; Codex's other request fields are read past, as Go reads a body.
+    native = native_of(
+        tools=[
+            {"type": "custom", "name": "apply_patch", "description": "Patch files",
+             "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"}},
+            {"type": "local_shell"},
+        ],
+        tool_choice="auto",
+        parallel_tool_calls=False,
+        store=False,
+        include=["reasoning.encrypted_content"],
+        prompt_cache_key="abc",
+        text={"verbosity": "low"},
+        reasoning={"effort": "medium", "summary": "auto"},
+    )  # fmt: skip
+    assert native["tools"] == [
+        {"type": "custom", "function": {"name": "apply_patch", "description": "Patch files"}},
+        {"type": "local_shell", "function": {"name": "", "description": ""}},
+    ]
+    assert native["think"] == "medium"
 
 
 @pytest.mark.parametrize(
@@ -501,6 +552,23 @@ def test_response_object_with_tool_calls_has_no_message() -> None:
     ]
 
 
+def test_a_web_search_is_answered_as_ollamas_failed_search() -> None:
+    # Ollama's answer when its search fails: a 502 in the OpenAI error shape.
+    call = native_call("call_s", "web_search", query="capital of France")
+    native = final({"content": "", "tool_calls": [native_call("call_1"), call]})
+    with pytest.raises(APIError) as info:
+        reply(native, tools=[SEARCH, WEATHER_TOOL])
+    assert (info.value.status, info.value.openai_type) == (502, None)
+    assert info.value.message == "web search is unavailable: this server does not reach the network"
+    empty = native_call("call_s", "web_search", query=" ")
+    with pytest.raises(APIError) as info:
+        reply(final({"tool_calls": [empty]}), tools=[SEARCH])
+    assert info.value.message == "web_search requires a non-empty string query"
+    # Without the built-in tool offered, `web_search` is the client's own function.
+    out = reply(native, tools=[WEATHER_TOOL])
+    assert [item["name"] for item in out["output"]] == ["get_weather", "web_search"]
+
+
 def test_response_object_with_no_text_still_has_its_message() -> None:
     out = reply(final({"content": ""}, reason="length"))
     assert out["output"][0]["content"][0]["text"] == ""
@@ -627,6 +695,49 @@ def test_stream_tool_calls_and_text_after_them() -> None:
     assert events[8]["arguments"] == '{"city":"Paris"}' and events[8]["output_index"] == 1
     output = events[-1]["response"]["output"]
     assert [i["type"] for i in output] == ["reasoning", "function_call"]
+
+
+def test_stream_web_search_ends_in_a_failed_response() -> None:
+    call = native_call("call_s", "web_search", query="capital of France")
+    events = run(
+        new_stream(tools=[SEARCH, WEATHER_TOOL]),
+        chunk("Let me look."),
+        chunk(tool_calls=[call, native_call("call_1")]),
+        final({"content": ""}),
+    )
+    assert [e["type"] for e in events][2:] == [
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        # The client's own call in the same answer goes out as usual.
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        # The search, begun and failed, then the response.
+        "response.output_item.added",
+        "response.web_search_call.in_progress",
+        "response.web_search_call.searching",
+        "response.output_item.done",
+        "response.failed",
+    ]
+    search = events[-2]["item"]
+    assert search == {
+        "id": "ws_1_1",
+        "type": "web_search_call",
+        "status": "failed",
+        "action": {"type": "search", "query": "capital of France"},
+    }
+    response = Response.model_validate(events[-1]["response"])
+    assert response.status == "failed" and response.error is not None
+    assert response.error.code == "server_error"
+    assert response.error.message.startswith("web search is unavailable")
+    assert [item.type for item in response.output] == [
+        "function_call",
+        "message",
+        "web_search_call",
+    ]
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
 
 
 def test_stream_error_event() -> None:

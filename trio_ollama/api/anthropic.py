@@ -222,12 +222,14 @@ class MessagesRequest:
 
 @attrs.frozen
 class MessagesOptions:
-    """What the reply side needs: `stream`, the model as the client named it, and the input
-    token estimate `message_start` carries (the real count is known only at the end)."""
+    """What the reply side needs: `stream`, the model as the client named it, the input
+    token estimate `message_start` carries (the real count is known only at the end), and
+    whether the built-in web search was offered (a call of it is then answered here)."""
 
     stream: bool = False
     model: str = ""
     estimated_input_tokens: int = 0
+    web_search: bool = False
 
 
 # --- request translation --------------------------------------------------------------------------
@@ -264,14 +266,20 @@ def messages_request(body: Any) -> tuple[dict[str, Any], MessagesOptions]:
         "options": options,
         "stream": req.stream,
     }
-    tools = [_tool(tool) for tool in req.tools]
+    web_search = any(_is_web_search(tool) for tool in req.tools)
+    # The built-in tool owns the name: a client's own `web_search` beside it is dropped.
+    tools = [
+        _tool(tool)
+        for tool in req.tools
+        if _is_web_search(tool) or not (web_search and tool.name == compat.WEB_SEARCH)
+    ]
     if tools:
         native["tools"] = tools
     think = _think(req)
     if think is not None:
         native["think"] = think
     estimate = estimate_input_tokens(req)
-    return native, MessagesOptions(req.stream, req.model, estimate)
+    return native, MessagesOptions(req.stream, req.model, estimate, web_search)
 
 
 def _system(system: Any) -> list[dict[str, Any]]:
@@ -326,8 +334,17 @@ def _message(msg: MessageParam) -> list[dict[str, Any]]:
             case "thinking":
                 if block.thinking is not None:
                     thinking = block.thinking
-            # Other block types (redacted thinking, documents, server tools) carry nothing the
-            # chat path can use; Ollama skips them too.
+            case "server_tool_use":  # a past web search: the model's call, as Ollama keeps it
+                tool_calls.append(
+                    {"id": block.id, "function": {"name": block.name, "arguments": block.input}}
+                )
+            case "web_search_tool_result":
+                searched = {"role": "tool", "content": _web_search_result(block.content)}
+                if block.tool_use_id:
+                    searched["tool_call_id"] = block.tool_use_id
+                results.append(searched)
+            # Other block types (redacted thinking, documents) carry nothing the chat path can
+            # use; Ollama skips them too.
 
     out: list[dict[str, Any]] = []
     if role == "user":
@@ -345,6 +362,39 @@ def _message(msg: MessageParam) -> list[dict[str, Any]]:
     if role != "user":
         out.extend(results)
     return out
+
+
+_SEARCH_ERROR: Final = "web_search_tool_result_error"
+
+
+def _web_search_result(content: Any) -> str:
+    """A past search's results as the model reads them (Ollama's text): a line for each
+    result, or the error's code; any other value as JSON (a map's keys sorted, as Go's)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict) and content.get("type") == _SEARCH_ERROR:
+        return _search_error(content)
+    if not isinstance(content, list):
+        return gojson.dumps(dict(sorted(content.items())) if isinstance(content, dict) else content)
+    lines = []
+    for item in content:
+        if not isinstance(item, dict):
+            continue
+        if item.get("type") == "web_search_result":
+            title, url = item.get("title"), item.get("url")
+            lines.append(f"- {_str(title)}: {_str(url)}\n")
+        elif item.get("type") == _SEARCH_ERROR:
+            return _search_error(item)
+    return "".join(lines)
+
+
+def _search_error(error: Mapping[str, Any]) -> str:
+    code = error.get("error_code")
+    return f"{_SEARCH_ERROR}: {code}" if isinstance(code, str) and code else _SEARCH_ERROR
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _image(source_type: str, data: str) -> str:
@@ -381,10 +431,20 @@ def _tool_result(content: Any) -> tuple[str, list[str]]:
     return "".join(text), images
 
 
+def _is_web_search(tool: Tool) -> bool:
+    # Anthropic's server tool, `web_search_20250305` and its later versions.
+    return tool.type.startswith("web_search")
+
+
 def _tool(tool: Tool) -> dict[str, Any]:
-    """An Anthropic tool → a native function tool (`input_schema` is its `parameters`)."""
-    if tool.type.startswith("web_search"):  # `web_search_20250305` and the like
-        raise compat.no_web_search(tool.type)
+    """An Anthropic tool → a native function tool (`input_schema` is its `parameters`); the
+    built-in web search becomes a function the model may call, in Ollama's words."""
+    if _is_web_search(tool):
+        return compat.web_search_tool(
+            "Search the web for current information. "
+            "Use this to find up-to-date information about any topic.",
+            "The search query to look up on the web",
+        )
     schema = tool.input_schema
     if schema is not None and not isinstance(schema, dict):
         kind = go.json_kind(schema)
@@ -510,11 +570,41 @@ def _tool_use(call: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def message_response(native: Mapping[str, Any], *, id: str) -> dict[str, Any]:
+def _search_blocks(id: str, query: str) -> list[dict[str, Any]]:
+    """The answer to a web search the model asked for, as Ollama answers one that fails:
+    the server tool's call and its result, an error (`unavailable`: this server reaches no
+    network; `invalid_tool_input` for a call without a query, which Ollama names
+    `invalid_request`, a code Anthropic's API does not have)."""
+    ident = "srvtoolu_" + id.removeprefix("msg_")
+    code = "unavailable" if query else "invalid_tool_input"
+    return [
+        {"type": "server_tool_use", "id": ident, "name": compat.WEB_SEARCH,
+         "input": {"query": query}},
+        {"type": "web_search_tool_result", "tool_use_id": ident,
+         "content": {"type": _SEARCH_ERROR, "error_code": code}},
+    ]  # fmt: skip
+
+
+def message_response(
+    native: Mapping[str, Any], *, id: str, web_search: bool = False
+) -> dict[str, Any]:
     """A complete native chat reply → Anthropic's message: thinking, text, then tool_use
-    blocks; `stop_reason` is "tool_use" whenever the model called a tool."""
+    blocks; `stop_reason` is "tool_use" whenever the model called a tool. With `web_search`
+    (the built-in tool was offered), a call of it makes the answer that search's failure,
+    in place of the rest, as in Ollama."""
     msg = native.get("message") or {}
     calls: Sequence[Mapping[str, Any]] = msg.get("tool_calls") or []
+    search = compat.web_search_call(calls) if web_search else None
+    if search is not None:
+        return {
+            "id": id,
+            "type": "message",
+            "role": "assistant",
+            "model": native.get("model") or "",
+            "content": _search_blocks(id, search[0]),
+            "stop_reason": "end_turn",
+            "usage": _usage(native),
+        }
     content: list[dict[str, Any]] = []
     if msg.get("thinking"):
         # Ollama leaves out the signature; Anthropic's block type requires one, and clients
@@ -552,11 +642,17 @@ class MessagesStream:
     content blocks, opened and closed in order with increasing indexes; the `done` object
     closes the open block and the message (`message_delta` with the stop reason and the final
     usage, then `message_stop`).
+
+    With `web_search`, a call of the built-in web search ends the output: what follows is
+    dropped, and the `done` object closes the message with the search's failure as whole
+    blocks (`message_response`'s), as Ollama's stream ends when its search fails.
     """
 
     id: str
     model: str
     estimated_input_tokens: int = 0
+    web_search: bool = False
+    _search: str | None = None  # the query of a web search the model asked for
     _started: bool = False
     _index: int = 0
     _thinking_open: bool = False
@@ -572,6 +668,14 @@ class MessagesStream:
         if not self._started:
             out.extend(self._start(native))
         msg = native.get("message") or {}
+        if self.web_search and self._search is None:
+            search = compat.web_search_call(msg.get("tool_calls") or ())
+            if search is not None:
+                self._search = search[0]
+        if self._search is not None:
+            if native.get("done"):
+                out.extend(self._finish_search(native, self._search))
+            return out
         thinking = msg.get("thinking") or ""
         if thinking and not self._thinking_done:
             out.extend(self._thinking(thinking))
@@ -660,6 +764,19 @@ class MessagesStream:
         self._tools_sent.add(ident)
         self._any_tool = True
         self._index += 1
+        return out
+
+    def _finish_search(self, native: Mapping[str, Any], query: str) -> list[bytes]:
+        out: list[bytes] = []
+        if self._text_open or (self._thinking_open and not self._thinking_done):
+            out.append(self._stop())
+            self._index += 1
+        for block in _search_blocks(self.id, query):
+            out += [self._open(block), self._stop()]
+            self._index += 1
+        usage = _usage(native)
+        out.append(_event("message_delta", {"delta": {"stop_reason": "end_turn"}, "usage": usage}))
+        out.append(_event("message_stop", {}))
         return out
 
     def _finish(self, native: Mapping[str, Any]) -> list[bytes]:

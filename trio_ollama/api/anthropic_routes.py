@@ -46,12 +46,14 @@ def add_anthropic_routes(app: QuartTrio, service: Service) -> None:
         except APIError as exc:
             return anthropic_error(exc)
         ident = an.message_id()
-        stream = an.MessagesStream(ident, options.model, options.estimated_input_tokens)
+        stream = an.MessagesStream(
+            ident, options.model, options.estimated_input_tokens, options.web_search
+        )
         return await respond(
             service.chat(request),
             options.stream,
             combine_chat,
-            lambda final: an.message_response(final, id=ident),
+            lambda final: an.message_response(final, id=ident, web_search=options.web_search),
             stream.events,
             error_reply=anthropic_error,
             stream_error=stream.error_event,

@@ -1,16 +1,17 @@
 """What the compatible APIs (OpenAI chat and completions, OpenAI Responses, Anthropic Messages)
 share when they read a request: the body and its Go structs, the client's mistakes as OpenAI's
-`invalid_request_error`, images, tool-call arguments, and the web-search tool.
+`invalid_request_error`, images, tool-call arguments, and the built-in web-search tool.
 
 Each is written once here; the translations (`openai_requests.py`, `openai_responses.py`,
 `anthropic.py`) keep only what differs between the APIs (which texts Ollama's middleware
-answers with, which tool types it takes for a web search).
+answers with, which tool types ask for a web search, how a search's failure is said).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable, Mapping
 from typing import Any, Final, TypeVar
 
 from trio_ollama.api.errors import APIError
@@ -112,8 +113,39 @@ def tool_arguments(value: Any, *, failure: str) -> dict[str, Any]:
         raise invalid(failure.format(error=exc)) from None
 
 
-def no_web_search(tool_type: str) -> APIError:
-    """The answer to a web-search tool. Ollama answers these by searching on ollama.com; this
-    server reaches no network, so the request is refused (which tool types ask for a search is
-    each API's own rule)."""
-    return invalid(f"tool type {tool_type!r} is not supported: this server has no web search")
+# --- the web-search tool --------------------------------------------------------------------------
+
+# The function a built-in web-search tool becomes for the model (Ollama's private contract: a
+# client's own function of that name is dropped beside it, so that a call has one meaning).
+WEB_SEARCH: Final = "web_search"
+
+# What a search ends in here. Ollama runs the model's searches on ollama.com and answers with
+# the results; this server reaches no network, so each API answers a search as Ollama answers one
+# that fails, in its own shape (an Anthropic `web_search_tool_result_error`, a failed response).
+NO_WEB_SEARCH: Final = "web search is unavailable: this server does not reach the network"
+NO_QUERY: Final = "web_search requires a non-empty string query"
+
+
+def web_search_tool(description: str, query: str) -> dict[str, Any]:
+    """The native function tool a built-in web-search tool becomes; `description` and the
+    `query` parameter's are each API's (Ollama words them differently for each)."""
+    parameters = {
+        "type": "object",
+        "required": ["query"],
+        "properties": {"query": {"type": "string", "description": query}},
+    }
+    return {
+        "type": "function",
+        "function": {"name": WEB_SEARCH, "description": description, "parameters": parameters},
+    }
+
+
+def web_search_call(calls: Iterable[Mapping[str, Any]]) -> tuple[str, Mapping[str, Any]] | None:
+    """The model's first call of the web-search function among native tool calls, as its
+    query ("" when missing or not a string) and the call, or None when it made none."""
+    for call in calls:
+        function = call.get("function") or {}
+        if function.get("name") == WEB_SEARCH:
+            query = (function.get("arguments") or {}).get("query")
+            return (query if isinstance(query, str) else ""), call
+    return None

@@ -158,6 +158,11 @@ class ResponsesRequest:
     def text_format(self) -> TextFormat | None:
         return self.text.format if self.text is not None else None
 
+    @property
+    def web_search(self) -> bool:
+        """Whether the built-in web-search tool is offered (Ollama's `HasWebSearchTool`)."""
+        return any(tool.type == _WEB_SEARCH_TYPE for tool in self.tools)
+
 
 @attrs.frozen
 class ResponsesOptions:
@@ -193,7 +198,7 @@ def responses_request(body: Any) -> tuple[dict[str, Any], ResponsesOptions]:
         "options": options,
         "stream": stream,
     }
-    tools = [native_tool for tool in req.tools for native_tool in _tools(tool)]
+    tools = _native_tools(req)
     if tools:
         native["tools"] = tools
     fmt = req.text_format
@@ -434,11 +439,34 @@ def _arguments(text: str) -> dict[str, Any]:
     return compat.tool_arguments(text, failure="failed to parse function call arguments: {error}")
 
 
+_WEB_SEARCH_TYPE: Final = "web_search"
+
+
+def _native_tools(req: ResponsesRequest) -> list[dict[str, Any]]:
+    """The request's tools as native function tools. The built-in web search is a function
+    the model may call (in Ollama's words for this API), and owns its name: a client's
+    function called `web_search` is dropped beside it."""
+    tools: list[dict[str, Any]] = []
+    for tool in req.tools:
+        if tool.type == _WEB_SEARCH_TYPE:
+            tools.append(
+                compat.web_search_tool(
+                    "Search the web for current information.", "The search query."
+                )
+            )
+            continue
+        tools.extend(
+            native
+            for native in _tools(tool)
+            if not (req.web_search and native["function"]["name"] == compat.WEB_SEARCH)
+        )
+    return tools
+
+
 def _tools(tool: Tool) -> list[dict[str, Any]]:
     """A Responses tool → native function tools; a namespace's members get its name as a
-    prefix (`ns.member`), since a native tool has only a flat name."""
-    if tool.type == "web_search":
-        raise compat.no_web_search(tool.type)
+    prefix (`ns.member`), since a native tool has only a flat name. Any other type (Codex's
+    `custom`, `local_shell`, ...) goes on as a function of its own type, as in Ollama."""
     if tool.type != "namespace":
         function: dict[str, Any] = {"name": tool.name, "description": tool.description or ""}
         if tool.parameters is not None:
@@ -601,8 +629,13 @@ def response_object(
     completed: int,
 ) -> dict[str, Any]:
     """A complete native chat reply → a `response` object. Output: a reasoning item if the
-    model thought, then its function calls if it made any, else one message (even empty)."""
+    model thought, then its function calls if it made any, else one message (even empty).
+    A web search the model asked for is Ollama's failed search: a 502."""
     msg = native.get("message") or {}
+    if request.web_search:
+        search = compat.web_search_call(msg.get("tool_calls") or ())
+        if search is not None:
+            raise APIError(502, _search_failure(search[0]))
     output: list[dict[str, Any]] = []
     if msg.get("thinking"):
         output.append(_reasoning_item(f"rs_{id}", msg["thinking"]))
@@ -624,6 +657,11 @@ def response_object(
     )
 
 
+def _search_failure(query: str) -> str:
+    # Ollama's order: a call without a query fails before any search is tried.
+    return compat.NO_QUERY if not query.strip() else compat.NO_WEB_SEARCH
+
+
 @attrs.define
 class ResponsesStream:
     """Turns one native `/api/chat` stream into the Responses API's typed events.
@@ -634,6 +672,11 @@ class ResponsesStream:
     call went out, as in Ollama); the `done` object closes them and ends with
     `response.completed`, which holds every item. Each event has its `sequence_number`.
     `created` and `completed` are the caller's clock readings (unix seconds).
+
+    A call of the built-in web search is held back (the rest streams on); at the end the
+    search is begun as Ollama begins it (a `web_search_call` item, `searching`) and fails:
+    the item ends `failed` and the response with `response.failed`, where Ollama's stream ends
+    when its search fails.
     """
 
     request: ResponsesRequest
@@ -650,6 +693,7 @@ class ResponsesStream:
     _text_started: bool = False
     _text: str = ""
     _tool_calls_sent: bool = False
+    _search: str | None = None  # the query of a web search the model asked for
 
     def events(self, native: Mapping[str, Any], completed: int | None = None) -> list[bytes]:
         if native.get("error") is not None:
@@ -663,6 +707,10 @@ class ResponsesStream:
         if msg.get("thinking"):
             out.extend(self._reasoning(msg["thinking"]))
         calls = msg.get("tool_calls") or []
+        if self.request.web_search and (search := compat.web_search_call(calls)) is not None:
+            if self._search is None:
+                self._search = search[0]
+            calls = [call for call in calls if call is not search[1]]
         if calls:
             out.extend(self._finish_reasoning())
             out.extend(self._function_calls(calls))
@@ -671,7 +719,10 @@ class ResponsesStream:
             out.extend(self._finish_reasoning())
             out.extend(self._text_delta(msg["content"]))
         if native.get("done"):
-            out.extend(self._complete(native, completed))
+            if self._search is not None:
+                out.extend(self._fail_search(native, self._search))
+            else:
+                out.extend(self._complete(native, completed))
         return out
 
     def error_event(self, exc: APIError) -> bytes:
@@ -784,22 +835,54 @@ class ResponsesStream:
         )
         return out
 
+    def _finish_text(self) -> list[bytes]:
+        """Close the message item, if one began; no events for it once a tool call went out
+        (Ollama sends none then either)."""
+        if not self._text_started:
+            return []
+        index, text = self._output_index, self._text
+        item = _message_item(self.item, text)
+        self._items.append(item)
+        self._text_started = False
+        self._output_index += 1
+        if self._tool_calls_sent:
+            return []
+        return [
+            self._event("response.output_text.done", item_id=self.item,
+                        output_index=index, content_index=0, text=text, logprobs=[]),
+            self._event("response.content_part.done", item_id=self.item,
+                        output_index=index, content_index=0, part=_text_part(text)),
+            self._event("response.output_item.done", output_index=index, item=item),
+        ]  # fmt: skip
+
     def _complete(self, native: Mapping[str, Any], completed: int | None) -> list[bytes]:
-        out = self._finish_reasoning()
-        output = list(self._items)
-        if self._text_started:
-            index, text = self._output_index, self._text
-            item = _message_item(self.item, text)
-            output.append(item)
-            if not self._tool_calls_sent:
-                out += [
-                    self._event("response.output_text.done", item_id=self.item,
-                                output_index=index, content_index=0, text=text, logprobs=[]),
-                    self._event("response.content_part.done", item_id=self.item,
-                                output_index=index, content_index=0, part=_text_part(text)),
-                    self._event("response.output_item.done", output_index=index, item=item),
-                ]  # fmt: skip
-        response = self._response("completed", output, _usage(native))
+        out = self._finish_reasoning() + self._finish_text()
+        response = self._response("completed", list(self._items), _usage(native))
         response["completed_at"] = completed
         out.append(self._event("response.completed", response=response))
+        return out
+
+    def _fail_search(self, native: Mapping[str, Any], query: str) -> list[bytes]:
+        out = self._finish_reasoning() + self._finish_text()
+        if query.strip():
+            index = self._output_index
+            ident = f"ws_{self.id.removeprefix('resp_')}_1"
+            action = {"type": "search", "query": query}
+            added = {"id": ident, "type": "web_search_call", "status": "in_progress",
+                     "action": action}  # fmt: skip
+            item = {**added, "status": "failed"}
+            self._items.append(item)
+            self._output_index += 1
+            out += [
+                self._event("response.output_item.added", output_index=index, item=added),
+                self._event("response.web_search_call.in_progress", item_id=ident,
+                            output_index=index),
+                self._event("response.web_search_call.searching", item_id=ident,
+                            output_index=index),
+                self._event("response.output_item.done", output_index=index, item=item),
+            ]  # fmt: skip
+        response = self._response("failed", list(self._items), _usage(native))
+        # Ollama's code here is "api_error", which OpenAI's `ResponseError` does not have.
+        response["error"] = {"code": "server_error", "message": _search_failure(query)}
+        out.append(self._event("response.failed", response=response))
         return out
