@@ -14,11 +14,13 @@ import attrs
 import pytest
 import trio
 
+from tests.templates_with_tools import TOOLS_TEMPLATE
 from trio_ollama import LoadFailed, Settings, open_scheduler
 from trio_ollama.config_file import ModelPolicy, Policies
 from trio_ollama.gocompat.format import GiB
 from trio_ollama.store import Store
-from trio_ollama.store.default_model import ensure_default_model
+from trio_ollama.store.default_model import DEFAULT_MODEL, ensure_default_model
+from trio_ollama.store.modelfile import parse_modelfile
 from trio_ollama.testing import FakeDevices, FakeRunners, fake_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,7 +167,7 @@ def resolves(name: str) -> bool:
     return False
 
 
-@pytest.mark.parametrize("page", ["README.md", "docs/design.md"])
+@pytest.mark.parametrize("page", ["README.md", "docs/design.md", "docs/agents.md"])
 def test_every_module_path_a_page_names_exists(page: str) -> None:
     text = (ROOT / page).read_text()
     missing = [name for name in module_paths(text) if not resolves(name)]
@@ -269,3 +271,19 @@ async def test_a_load_refused_beside_pinned_models_reads_as_the_policies_page_sa
     for said in (by_memory, by_count):
         assert "does not fit beside the pinned models (a, b)" in said
         assert said in policy_texts(), f"docs/policies.md does not quote {said!r}"
+
+
+def test_the_agents_modelfile_is_the_tools_model_the_tests_use() -> None:
+    """docs/agents.md's Modelfile makes the model that tests/test_agents_replay.py and
+    benchmarks.agents give the agents: the same template (Go's `{{-` eats the whitespace before
+    it, so the page may break lines there) and the trained context."""
+    text = (DOCS / "agents.md").read_text()
+    match = re.search(r"```\n(FROM .*?)```", text, re.S)
+    assert match, "docs/agents.md has no Modelfile"
+    commands = {c.name: c.args for c in parse_modelfile(match.group(1))}
+
+    def trimmed(template: str) -> str:
+        return re.sub(r"\s+\{\{-", "{{-", template)
+
+    assert trimmed(commands["template"]) == trimmed(TOOLS_TEMPLATE)
+    assert commands["model"] == DEFAULT_MODEL and commands["num_ctx"] == "8192"
