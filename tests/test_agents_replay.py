@@ -4,9 +4,10 @@ its README says how they were captured), streamed and not, each answer checked a
 official SDK's types (`anthropic`, `openai`; `tests.agents.check_answer`).
 
 Only the number of tokens to write is changed (to 4), and the stream flag; everything else goes
-as the client sent it, headers included. The server runs at a 2,048-token context, so that the
-longest prompts (Claude Code's, about 3,100 tokens) are cut to the window and cost seconds, not
-a minute: the answer's shape does not depend on how much of the prompt the model read."""
+as the client sent it, headers included. The server runs at a 1,024-token context, so that the
+long prompts (Claude Code's about 3,100 tokens, Codex's 4,700) are cut to the window and each
+costs seconds, not a minute: the answer's shape does not depend on how much of the prompt the
+model read. A stream and a whole answer to the same request share their prompt's cache."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ def url(tmp_path_factory: pytest.TempPathFactory, default_gguf: Path) -> Iterato
     store = Store(root)
     ensure_default_model(store)
     store.create(TOOLS_MODEL, CreateRequest(from_=DEFAULT_MODEL, template=TOOLS_TEMPLATE))
-    with running_server(root, {"OLLAMA_CONTEXT_LENGTH": "2048"}) as base:
+    with running_server(root, {"OLLAMA_CONTEXT_LENGTH": "1024"}) as base:
         yield base
 
 
@@ -85,7 +86,7 @@ def test_every_client_was_captured() -> None:
 def test_replayed_answer_is_what_the_sdk_reads(url: str, client: str, k: int, stream: bool) -> None:
     exchange = captured(client)[k]
     headers, body = replayed(exchange, stream)
-    reply = httpx.post(url + exchange["path"], headers=headers, json=body, timeout=600)
+    reply = httpx.post(url + exchange["path"], headers=headers, json=body, timeout=1800)
     assert reply.status_code == 200, reply.text[:2000]
     kind = reply.headers["content-type"]
     assert ("text/event-stream" in kind) == stream, kind
