@@ -23,7 +23,7 @@ and every answer the proxy saw passes the official SDK's types: `anthropic`, `op
 version. `--capture DIR` writes every request the proxy saw, one JSON file a client, with the
 values of credential headers replaced: tests/data/agents/ was made so.
 
-`ttft` is described at `ttft_main`.
+`ttft` is described at `ttft_run`.
 """
 
 from __future__ import annotations
@@ -538,8 +538,9 @@ def ttft_run(args: argparse.Namespace, logs: Path) -> None:
     CPUs as threads). Turn 1 starts a new conversation (a new first line every round); turn 2
     resends it with the first answer and a new user message, as an agent does. llama-server
     gets the same prompts as text, rendered by trio-ollama (its `_debug_render_only`), and its
-    prompt token count must equal trio-ollama's. Cached tokens: read from trio-ollama's
-    /metrics, and llama-server's `timings.cache_n`."""
+    prompt token count must equal trio-ollama's (a difference is printed). Cached tokens: read
+    from trio-ollama's /metrics, and llama-server's `timings.cache_n`. Without a llama-server
+    binary (docs/performance.md builds one), llama.cpp runs in this process in its place."""
     binary = args.llama_server or Path(
         os.environ.get("LLAMA_SERVER", DEFAULT_LLAMA_SERVER / "llama-server")
     )
