@@ -35,7 +35,7 @@ LIMIT = {"/v1/messages": "max_tokens", "/v1/responses": "max_output_tokens",
 CONNECTION = {"host", "content-length", "connection", "accept-encoding", "transfer-encoding"}
 # Codex sends a `namespace` tool and a `web_search` tool; the Response echoes every tool with a
 # function tool's fields (`"name": ""`, `"strict": null`, `"parameters": null`), which the SDK's
-# types for those tools do not have (trio_ollama/api/openai_responses.py, `_envelope`).
+# types for those tools do not have (trio_ollama/api/openai_responses.py, `Tool.to_json`).
 ECHO = pytest.mark.xfail(
     strict=True, reason="the Response echoes namespace and web_search tools as function tools"
 )
