@@ -71,6 +71,7 @@ class Stream:
     stamps: list[float] = attrs.field(factory=list)  # arrival of each chunk with tokens
     tokens: int = 0  # as the server counted them in its last message
     prompt_tokens: int = 0
+    cached_tokens: int = 0  # of the prompt, read from the slot's cache (llama-server says)
 
     @property
     def ttft(self) -> float:
@@ -151,12 +152,14 @@ class TrioOllama(Target):
 class LlamaServer(Target):
     name = "llama-server"
 
-    def __init__(self, binary: Path, parallel: int, log: Path, extra: list[str]) -> None:
+    def __init__(
+        self, binary: Path, parallel: int, log: Path, extra: list[str], num_ctx: int = NUM_CTX
+    ) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
         args = [str(binary), "-m", str(fetch_default_gguf()), "--host", "127.0.0.1",
-                "--port", str(port), "-np", str(parallel), "-c", str(NUM_CTX * parallel),
+                "--port", str(port), "-np", str(parallel), "-c", str(num_ctx * parallel),
                 "-t", str(available_cpus()), "--no-repack", "--no-webui",
                 "-lv", "4", *extra]  # fmt: skip
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
@@ -176,6 +179,7 @@ class LlamaServer(Target):
                 if chunk.get("stop"):
                     got.tokens = chunk.get("tokens_predicted", 0)
                     got.prompt_tokens = chunk.get("tokens_evaluated", 0)
+                    got.cached_tokens = chunk.get("timings", {}).get("cache_n", 0)
         return got
 
     def memory(self) -> tuple[int, int]:

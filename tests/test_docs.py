@@ -293,3 +293,19 @@ def test_no_comment_cites_a_document_outside_the_repository() -> None:
         if mark in path.read_text(encoding="utf-8", errors="replace")
     ]
     assert cited == []
+
+
+def test_the_agents_modelfile_is_the_tools_model_the_tests_use() -> None:
+    """docs/agents.md's Modelfile makes the model that tests/test_agents_replay.py and
+    benchmarks.agents give the agents: the same template (Go's `{{-` eats the whitespace before
+    it, so the page may break lines there) and the trained context."""
+    text = (DOCS / "agents.md").read_text()
+    match = re.search(r"```\n(FROM .*?)```", text, re.S)
+    assert match, "docs/agents.md has no Modelfile"
+    commands = {c.name: c.args for c in parse_modelfile(match.group(1))}
+
+    def trimmed(template: str) -> str:
+        return re.sub(r"\s+\{\{-", "{{-", template)
+
+    assert trimmed(commands["template"]) == trimmed(TOOLS_TEMPLATE)
+    assert commands["model"] == DEFAULT_MODEL and commands["num_ctx"] == "8192"
