@@ -4,18 +4,21 @@ ordered maps keep them), the spaced JSON some families read, and `[img-N]` image
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeAlias
 
 from trio_ollama.gocompat import gojson
 from trio_ollama.gocompat.template import go_json_value
 from trio_ollama.templates import Message, ToolCall
 
 __all__ = [
-    "RenderError", "arguments", "dumps", "image_tags", "spaced", "thinks", "tool_json"
+    "RenderError", "Tools", "arguments", "dumps", "image_tags", "spaced", "thinks", "tool_json"
 ]  # fmt: skip
 
 dumps = gojson.dumps
+
+# The request's tools as every renderer's `render` takes them: None when it sent none.
+Tools: TypeAlias = Sequence[Mapping[str, Any]] | None
 
 
 class RenderError(ValueError):

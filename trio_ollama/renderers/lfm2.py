@@ -4,12 +4,19 @@ between `<|tool_call_start|>` and `<|tool_call_end|>`, thinking kept only where 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from trio_ollama.gocompat import gojson
-from trio_ollama.renderers.common import arguments, function_json, image_tags, thinks, tool_json
-from trio_ollama.templates import Message
+from trio_ollama.renderers.common import (
+    Tools,
+    arguments,
+    function_json,
+    image_tags,
+    thinks,
+    tool_json,
+)
+from trio_ollama.templates import Message, Think
 
 __all__ = ["LFM2Renderer"]
 
@@ -52,12 +59,7 @@ class LFM2Renderer:
     def __init__(self, *, thinking: bool) -> None:
         self._thinking = thinking
 
-    def render(
-        self,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None,
-        think: bool | str | None,
-    ) -> str:
+    def render(self, messages: Sequence[Message], tools: Tools, think: Think) -> str:
         out = ["<|startoftext|>"]
         system = ""
         start = 0

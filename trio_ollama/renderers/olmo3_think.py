@@ -3,10 +3,10 @@ ChatML without tools or tool turns, and `<think>` opened for the answer."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from trio_ollama.templates import Message
+from trio_ollama.renderers.common import Tools
+from trio_ollama.templates import Message, Think
 
 __all__ = ["Olmo3ThinkRenderer"]
 
@@ -22,12 +22,7 @@ class Olmo3ThinkRenderer:
     def __init__(self, *, variant_32b: bool) -> None:
         self._default = SYSTEM_32B if variant_32b else SYSTEM_31
 
-    def render(
-        self,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None,
-        think: bool | str | None,
-    ) -> str:
+    def render(self, messages: Sequence[Message], tools: Tools, think: Think) -> str:
         systems = [m for m in messages if m.role == "system"]
         system = systems[0].content + FUNCTIONS_SUFFIX if systems else self._default
         out = [f"<|im_start|>system\n{system}<|im_end|>\n"]

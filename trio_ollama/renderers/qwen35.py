@@ -17,6 +17,7 @@ from trio_ollama.gocompat import gojson
 from trio_ollama.gocompat.template.values import fmt_v
 from trio_ollama.renderers.common import (
     RenderError,
+    Tools,
     arguments,
     dumps,
     image_tags,
@@ -25,7 +26,7 @@ from trio_ollama.renderers.common import (
     tool_json,
 )
 from trio_ollama.renderers.qwen3vl import last_query
-from trio_ollama.templates import Message
+from trio_ollama.templates import Message, Think
 from trio_ollama.templates.chat import THINK_LEVELS
 
 __all__ = ["Qwen35Renderer", "argument_text", "effort_instructions"]
@@ -151,12 +152,7 @@ class Qwen35Renderer:
         self._always_block = always_think_block or qwen38
         self._qwen38 = qwen38
 
-    def render(
-        self,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None,
-        think: bool | str | None,
-    ) -> str:
+    def render(self, messages: Sequence[Message], tools: Tools, think: Think) -> str:
         instructions = ""
         if self._qwen38:
             messages = _fold_instructions(messages)

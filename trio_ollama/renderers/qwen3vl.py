@@ -4,11 +4,18 @@ results in a user turn; the thinking variant opens `<think>` for the answer."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from trio_ollama.renderers.common import arguments, dumps, image_tags, spaced, thinks, tool_json
-from trio_ollama.templates import Message
+from trio_ollama.renderers.common import (
+    Tools,
+    arguments,
+    dumps,
+    image_tags,
+    spaced,
+    thinks,
+    tool_json,
+)
+from trio_ollama.templates import Message, Think
 
 __all__ = ["Qwen3VLRenderer", "last_query"]
 
@@ -39,12 +46,7 @@ class Qwen3VLRenderer:
     def __init__(self, *, thinking: bool) -> None:
         self._thinking = thinking
 
-    def render(
-        self,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None,
-        think: bool | str | None,
-    ) -> str:
+    def render(self, messages: Sequence[Message], tools: Tools, think: Think) -> str:
         out: list[str] = []
         thinking = self._thinking if think is None else thinks(think)
         system = messages[0].content if messages and messages[0].role == "system" else None
