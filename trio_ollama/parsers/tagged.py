@@ -1,18 +1,20 @@
-"""What the tag-driven family parsers (DeepSeek 3, Cogito, GLM, Cohere, Laguna) share beyond
-qwen3.py's helpers: a search for a tag in a buffer that grows at its end, which reads each
-character about once however small the pieces, what to hold back at a piece's end, and
-the loop that reads a buffer state by state."""
+"""What the tag-driven family parsers (DeepSeek 3, Cogito, GLM, Cohere, Laguna, FunctionGemma,
+Olmo 3) share beyond qwen3.py's helpers: a search for a tag in a buffer that grows at its end,
+which reads each character about once however small the pieces, what to hold back at a piece's
+end, the loop that reads a buffer state by state, and answer text with call sections read whole
+at their closing tag."""
 
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 from trio_ollama.parsers.buffered import Buffered
-from trio_ollama.parsers.qwen3 import _more_blanks
-from trio_ollama.templates import ToolCall
+from trio_ollama.parsers.qwen3 import _more_blanks, _overlap
+from trio_ollama.templates import Think, ToolCall, ToolCallFunction
 
-__all__ = ["Holdback", "StatefulParser", "TagSearch"]
+__all__ = ["CallSections", "Holdback", "StatefulParser", "TagSearch"]
 
 
 class TagSearch:
@@ -85,3 +87,56 @@ class StatefulParser(Buffered):
         self, content: list[str], thinking: list[str], calls: list[ToolCall], done: bool
     ) -> bool:
         raise NotImplementedError
+
+
+class CallSections(Buffered):
+    """Answer text, and calls in sections between `OPEN` and `CLOSE`, each read whole at its
+    close by `_section`; no thinking."""
+
+    has_tool_support = True
+    has_thinking_support = False
+    OPEN: ClassVar[str]
+    CLOSE: ClassVar[str]
+    # Whether what is held at the end as a possible `OPEN` is the answer's when the output
+    # ends (Olmo 3), or is dropped (FunctionGemma).
+    RELEASE_AT_END: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self.init((), None)
+
+    def init(self, tools: Sequence[Mapping[str, Any]], think: Think) -> None:
+        self._in_section = False
+        self._buffer = ""
+        self._searched = 0
+        self._index = 0
+
+    def _section(self, text: str) -> list[tuple[str, dict[str, Any]]]:
+        """The calls a section's text holds, as (name, arguments); none for one Ollama drops."""
+        raise NotImplementedError
+
+    def add(self, text: str, done: bool) -> tuple[str, str, list[ToolCall]]:
+        self._append(text)
+        content: list[str] = []
+        calls: list[ToolCall] = []
+        while True:
+            acc = self._buffer
+            if not self._in_section:
+                before, found, after = acc.partition(self.OPEN)
+                if found:
+                    content.append(before)
+                    self._buffer, self._in_section, self._searched = after, True, 0
+                    continue
+                n = 0 if done and self.RELEASE_AT_END else _overlap(acc, self.OPEN)
+                content.append(acc[: len(acc) - n])
+                self._buffer = acc[len(acc) - n :]
+                break
+            close = acc.find(self.CLOSE, self._searched)
+            if close == -1:
+                self._searched = max(0, len(acc) - len(self.CLOSE) + 1)
+                break
+            self._buffer, self._in_section = acc[close + len(self.CLOSE) :], False
+            for name, args in self._section(acc[:close]):
+                calls.append(ToolCall(function=ToolCallFunction(name=name, arguments=args,
+                                                       index=self._index)))  # fmt: skip
+                self._index += 1
+        return "".join(content), "", calls
