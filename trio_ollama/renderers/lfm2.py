@@ -13,6 +13,7 @@ from trio_ollama.renderers.common import (
     arguments,
     function_json,
     image_tags,
+    spaced,
     thinks,
     tool_json,
 )
@@ -26,24 +27,8 @@ RESPONSE_START, RESPONSE_END = "<|tool_response_start|>", "<|tool_response_end|>
 
 def _json(value: Any) -> str:
     """Ollama's `lfm2JSON`: JSON without HTML escapes, a space after each `:` and `,` outside
-    strings that no blank follows."""
-    text = gojson.dumps(value, escape_html=False)
-    out: list[str] = []
-    in_string = escaped = False
-    for i, ch in enumerate(text):
-        out.append(ch)
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in ":," and i + 1 < len(text) and text[i + 1] not in " \n\r\t":
-            out.append(" ")
-    return "".join(out)
+    strings that no blank follows (Go's compact JSON has no blank outside strings)."""
+    return spaced(gojson.dumps(value, escape_html=False))
 
 
 def _calls(message: Message) -> str:
