@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from trio_ollama.parsers.buffered import Buffered
-from trio_ollama.parsers.qwen3 import _more_blanks, _overlap
+from trio_ollama.parsers.qwen3 import _more_blanks, _overlap, _release
 from trio_ollama.templates import Think, ToolCall, ToolCallFunction
 
 __all__ = ["CallSections", "Holdback", "StatefulParser", "TagSearch"]
@@ -64,12 +64,17 @@ class Holdback:
 
 class StatefulParser(Buffered):
     """A parser that reads its buffer state by state: `_eat` takes what it can in the state
-    it is in, and says whether it moved on (to read again)."""
+    it is in, and says whether it moved on (to read again); `_finish` takes what the end of
+    the output leaves."""
 
     # The states that hold back blanks at the buffer's end, and so may skip more of them.
     _HOLDS_BLANKS: ClassVar[tuple[str, ...]] = ("content", "thinking")
     _state: str
     _blanks_held: bool
+    # The blanks at the buffer's start go (a tag before them ate them): see `_skip_blanks`.
+    _trim = False
+    # The searches over the buffer, started again whenever it is replaced.
+    _searches: tuple[TagSearch, ...] = ()
 
     def add(self, text: str, done: bool) -> tuple[str, str, list[ToolCall]]:
         self._append(text)
@@ -78,8 +83,9 @@ class StatefulParser(Buffered):
         content: list[str] = []
         thinking: list[str] = []
         calls: list[ToolCall] = []
-        while self._eat(content, thinking, calls, done):
+        while self._skip_blanks() and self._eat(content, thinking, calls, done):
             pass
+        self._finish(content, thinking, calls, done)
         self._blanks_held = not self._buffer or self._buffer.isspace()
         return "".join(content), "".join(thinking), calls
 
@@ -87,6 +93,51 @@ class StatefulParser(Buffered):
         self, content: list[str], thinking: list[str], calls: list[ToolCall], done: bool
     ) -> bool:
         raise NotImplementedError
+
+    def _finish(
+        self, content: list[str], thinking: list[str], calls: list[ToolCall], done: bool
+    ) -> None:
+        """What is left when nothing more can be read; most families leave it held."""
+
+    def _reset(self) -> None:
+        for search in self._searches:
+            search.reset()
+
+    def _consume(self, rest: str, *, trim: bool, state: str | None = None) -> None:
+        """The buffer becomes `rest` (read from its start again); `trim` drops its leading
+        blanks, and those of the pieces after it until text comes."""
+        self._buffer = rest
+        self._trim = trim
+        if state is not None:
+            self._state = state
+        self._reset()
+
+    def _skip_blanks(self) -> bool:
+        """Drops the blanks `_trim` says go, before each state reads; whether anything is left
+        to read."""
+        if self._trim:
+            self._buffer = self._buffer.lstrip()
+            if not self._buffer:
+                return False
+            self._trim = False
+        return True
+
+    def _read_to(self, search: TagSearch, out: list[str], state: str) -> bool:
+        """Text up to `search`'s tag goes to `out` without the blanks the tag eats, and reading
+        goes on in `state` after the tag, blanks first dropped. Before the tag comes, what
+        cannot begin it goes to `out`."""
+        acc = self._buffer
+        at = search.find(acc)
+        if at != -1:
+            if before := acc[:at].rstrip():
+                out.append(before)
+            self._consume(acc[at + len(search.tag) :], trim=True, state=state)
+            return True
+        text, self._buffer = _release(acc, search.tag)
+        self._reset()
+        if text:
+            out.append(text)
+        return False
 
 
 class CallSections(Buffered):
