@@ -63,6 +63,7 @@ class CohereParser(StatefulParser):
         self._index = 0
         self._end_thinking = TagSearch(END_THINKING)
         self._end_action = TagSearch(END_ACTION)
+        self._searches = (self._end_thinking, self._end_action)
 
     def init(
         self,
@@ -86,15 +87,6 @@ class CohereParser(StatefulParser):
         self._index = 0
         self._reset()
 
-    def _reset(self) -> None:
-        for search in (self._end_thinking, self._end_action):
-            search.reset()
-
-    def _consume(self, rest: str, state: str) -> None:
-        self._buffer = rest
-        self._state = state
-        self._reset()
-
     def _eat(
         self, content: list[str], thinking: list[str], calls: list[ToolCall], done: bool
     ) -> bool:
@@ -106,7 +98,7 @@ class CohereParser(StatefulParser):
             if end != -1:
                 if before := acc[:end].rstrip():
                     thinking.append(before)
-                self._consume(acc[end + len(END_THINKING) :], "awaiting")
+                self._consume(acc[end + len(END_THINKING) :], trim=False, state="awaiting")
                 return True
             # What is held at the end (a tag's start, blanks) never shows if the output ends.
             out, self._buffer = _HOLD_THINKING.split(acc)
@@ -119,7 +111,7 @@ class CohereParser(StatefulParser):
             trimmed = acc.lstrip()
             for tag, state in _OPENERS.items():
                 if trimmed.startswith(tag):
-                    self._consume(trimmed[len(tag) :], state or "awaiting")
+                    self._consume(trimmed[len(tag) :], trim=False, state=state or "awaiting")
                     return True
             self._buffer = trimmed
             if not trimmed or (not done and any(t.startswith(trimmed) for t in _OPENERS)):
@@ -133,7 +125,7 @@ class CohereParser(StatefulParser):
             if (close := _CLOSER.search(acc)) is not None:
                 if acc[: close.start()]:
                     content.append(acc[: close.start()])
-                self._consume(acc[close.end() :], "awaiting")
+                self._consume(acc[close.end() :], trim=False, state="awaiting")
                 return True
             out, self._buffer = (acc, "") if done else _HOLD_CONTENT.split(acc)
             if out:
@@ -154,7 +146,7 @@ class CohereParser(StatefulParser):
         if end == -1:
             self._buffer = ""
             return False
-        self._consume(acc[end + len(END_ACTION) :], "awaiting")
+        self._consume(acc[end + len(END_ACTION) :], trim=False, state="awaiting")
         return True
 
 

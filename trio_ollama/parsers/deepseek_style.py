@@ -15,9 +15,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trio_ollama.gocompat.decode import DecodeError, tool_arguments
-from trio_ollama.parsers.buffered import Buffered
-from trio_ollama.parsers.qwen3 import _more_blanks, _release
-from trio_ollama.parsers.tagged import TagSearch
+from trio_ollama.parsers.qwen3 import _release
+from trio_ollama.parsers.tagged import StatefulParser, TagSearch
 from trio_ollama.templates import Message, ToolCall, ToolCallFunction
 
 __all__ = ["DeepSeekStyleParser", "arguments"]
@@ -42,7 +41,7 @@ def arguments(raw: str) -> dict[str, Any] | None:
         return None
 
 
-class DeepSeekStyleParser(Buffered):
+class DeepSeekStyleParser(StatefulParser):
     """The states and tags both families share. A subclass says when the output starts in
     thinking, how a call's text reads (`_read_call`), and which tag opens tool output in the
     answer (`_OUTPUT_OPEN`), and how that output is read (`_eat_output`)."""
@@ -102,55 +101,20 @@ class DeepSeekStyleParser(Buffered):
         self._index = 0
         self._reset()
 
-    def add(self, text: str, done: bool) -> tuple[str, str, list[ToolCall]]:
-        self._append(text)
-        thinking_or_answer = self._state in ("content", "thinking")
-        if not done and thinking_or_answer and _more_blanks(self._blanks_held, text):
-            return "", "", []
-        content: list[str] = []
-        thinking: list[str] = []
-        calls: list[ToolCall] = []
-        while self._eat(content, thinking, calls):
-            pass
+    def _finish(
+        self, content: list[str], thinking: list[str], calls: list[ToolCall], done: bool
+    ) -> None:
         if done and self._state == "content" and self._buffer:
             # The answer streams whole in Ollama: what was held for a tag is answer after all.
             content.append(self._buffer)
             self._buffer = ""
-        self._blanks_held = not self._buffer or self._buffer.isspace()
-        return "".join(content), "".join(thinking), calls
 
-    def _reset(self) -> None:
-        for search in self._searches:
-            search.reset()
-
-    def _consume(self, rest: str, *, trim: bool, state: str | None = None) -> None:
-        """The buffer becomes `rest` (read from its start again); `trim` drops its leading
-        blanks, and those of the pieces after it until text comes."""
-        self._buffer = rest
-        self._trim = trim
-        if state is not None:
-            self._state = state
-        self._reset()
-
-    def _eat(self, content: list[str], thinking: list[str], calls: list[ToolCall]) -> bool:
-        if self._trim:
-            self._buffer = self._buffer.lstrip()
-            if not self._buffer:
-                return False
-            self._trim = False
+    def _eat(
+        self, content: list[str], thinking: list[str], calls: list[ToolCall], done: bool
+    ) -> bool:
         acc = self._buffer
         if self._state == "thinking":
-            close = self._think_close.find(acc)
-            if close != -1:
-                if before := acc[:close].rstrip():
-                    thinking.append(before)
-                self._consume(acc[close + len(THINK_CLOSE) :], trim=True, state="content")
-                return True
-            out, self._buffer = _release(acc, THINK_CLOSE)
-            self._reset()
-            if out:
-                thinking.append(out)
-            return False
+            return self._read_to(self._think_close, thinking, "content")
         if self._state == "content":
             calls_at, output_at = self._calls_begin.find(acc), self._output_open.find(acc)
             if calls_at != -1 and (output_at == -1 or calls_at < output_at):

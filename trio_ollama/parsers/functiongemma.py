@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
 from typing import Any
 
-from trio_ollama.parsers.buffered import Buffered
-from trio_ollama.parsers.qwen3 import _overlap
-from trio_ollama.templates import ToolCall, ToolCallFunction
+from trio_ollama.parsers.tagged import CallSections
 
 __all__ = ["FunctionGemmaParser"]
 
@@ -131,46 +128,9 @@ def _call(text: str) -> tuple[str, dict[str, Any]] | None:
     return "", {}
 
 
-class FunctionGemmaParser(Buffered):
-    has_tool_support = True
-    has_thinking_support = False
+class FunctionGemmaParser(CallSections):
+    OPEN, CLOSE = OPEN, CLOSE
 
-    def __init__(self) -> None:
-        self._in_call = False
-        self._buffer = ""
-        self._searched = 0
-        self._index = 0
-
-    def init(self, tools: Sequence[Mapping[str, Any]], think: bool | str | None) -> None:
-        self._in_call = False
-        self._buffer = ""
-        self._searched = 0
-        self._index = 0
-
-    def add(self, text: str, done: bool) -> tuple[str, str, list[ToolCall]]:
-        self._append(text)
-        content: list[str] = []
-        calls: list[ToolCall] = []
-        while True:
-            acc = self._buffer
-            if not self._in_call:
-                before, found, after = acc.partition(OPEN)
-                if found:
-                    content.append(before)
-                    self._buffer, self._in_call, self._searched = after, True, 0
-                    continue
-                n = _overlap(acc, OPEN)
-                content.append(acc[: len(acc) - n])
-                self._buffer = acc[len(acc) - n :]
-                break
-            close = acc.find(CLOSE, self._searched)
-            if close == -1:
-                self._searched = max(0, len(acc) - len(CLOSE) + 1)
-                break
-            self._buffer, self._in_call = acc[close + len(CLOSE) :], False
-            if (found_call := _call(acc[:close])) is not None:
-                name, args = found_call
-                calls.append(ToolCall(function=ToolCallFunction(name=name, arguments=args,
-                                                       index=self._index)))  # fmt: skip
-                self._index += 1
-        return "".join(content), "", calls
+    def _section(self, text: str) -> list[tuple[str, dict[str, Any]]]:
+        found = _call(text)
+        return [found] if found is not None else []

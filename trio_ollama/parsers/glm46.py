@@ -17,17 +17,14 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from trio_ollama.parsers.buffered import Buffered
 from trio_ollama.parsers.qwen3 import (
     ParseError,
     _functions,
-    _more_blanks,
     _overlap,
-    _release,
     _typed,
     _types,
 )
-from trio_ollama.parsers.tagged import TagSearch
+from trio_ollama.parsers.tagged import StatefulParser, TagSearch
 from trio_ollama.templates import ToolCall, ToolCallFunction
 
 __all__ = ["GLM46Parser"]
@@ -145,7 +142,8 @@ def _repair(s: str) -> str:
     return "".join(out)
 
 
-class GLM46Parser(Buffered):
+class GLM46Parser(StatefulParser):
+    _HOLDS_BLANKS = ("content", "thinking", "think?")
     has_tool_support = True
     has_thinking_support = True
 
@@ -161,22 +159,16 @@ class GLM46Parser(Buffered):
         self._think_close = TagSearch(THINK_CLOSE)
         self._tool_open = TagSearch(TOOL_OPEN)
         self._tool_close = TagSearch(TOOL_CLOSE)
+        self._searches = (self._think_close, self._tool_open, self._tool_close)
 
     def init(self, tools: Sequence[Mapping[str, Any]], think: bool | str | None) -> None:
         self._tools = list(tools)
         self._functions = _functions(tools)
         self._index = 0
 
-    def add(self, text: str, done: bool) -> tuple[str, str, list[ToolCall]]:
-        self._append(text)
-        reading_text = self._state in ("content", "thinking", "think?")
-        if not done and reading_text and _more_blanks(self._blanks_held, text):
-            return "", "", []
-        content: list[str] = []
-        thinking: list[str] = []
-        calls: list[ToolCall] = []
-        while self._eat(content, thinking, calls):
-            pass
+    def _finish(
+        self, content: list[str], thinking: list[str], calls: list[ToolCall], done: bool
+    ) -> None:
         if done and self._state == "tool":
             # Only the outer closing tag may be missing at the end: the rest must be whole.
             raw = self._buffer
@@ -187,60 +179,30 @@ class GLM46Parser(Buffered):
             except ParseError as exc:
                 raise ParseError(f"incomplete GLM tool call: {exc}") from None
             self._buffer, self._state = "", "content"
-        self._blanks_held = not self._buffer or self._buffer.isspace()
-        return "".join(content), "".join(thinking), calls
 
-    def _move(self, rest: str, state: str, *, trim: bool) -> None:
-        self._buffer, self._state, self._trim = rest, state, trim
-        for search in (self._think_close, self._tool_open, self._tool_close):
-            search.reset()
-
-    def _eat(self, content: list[str], thinking: list[str], calls: list[ToolCall]) -> bool:
-        if self._trim:
-            self._buffer = self._buffer.lstrip()
-            if not self._buffer:
-                return False
-            self._trim = False
+    def _eat(
+        self, content: list[str], thinking: list[str], calls: list[ToolCall], done: bool
+    ) -> bool:
         acc = self._buffer
         if self._state == "think?":
             trimmed = acc.lstrip()
             if trimmed.startswith(THINK_OPEN):
-                self._move(trimmed[len(THINK_OPEN) :], "thinking", trim=True)
+                self._consume(trimmed[len(THINK_OPEN) :], trim=True, state="thinking")
                 return True
             if THINK_OPEN.startswith(trimmed):
                 return False  # blanks, or the start of <think>
             self._state = "content"
             return True
         if self._state == "thinking":
-            close = self._think_close.find(acc)
-            if close != -1:
-                if before := acc[:close].rstrip():
-                    thinking.append(before)
-                self._move(acc[close + len(THINK_CLOSE) :], "content", trim=True)
-                return True
-            out, self._buffer = _release(acc, THINK_CLOSE)
-            self._think_close.reset()
-            if out:
-                thinking.append(out)
-            return False
+            return self._read_to(self._think_close, thinking, "content")
         if self._state == "content":
-            start = self._tool_open.find(acc)
-            if start != -1:
-                if before := acc[:start].rstrip():
-                    content.append(before)
-                self._move(acc[start + len(TOOL_OPEN) :], "tool", trim=True)
-                return True
-            out, self._buffer = _release(acc, TOOL_OPEN)
-            self._tool_open.reset()
-            if out:
-                content.append(out)
-            return False
+            return self._read_to(self._tool_open, content, "tool")
         # "tool": not streamed; the call goes out whole at its closing tag.
         close = self._tool_close.find(acc)
         if close == -1:
             return False
         calls.append(self._call(acc[:close].rstrip(), final=False))
-        self._move(acc[close + len(TOOL_CLOSE) :], "content", trim=True)
+        self._consume(acc[close + len(TOOL_CLOSE) :], trim=True, state="content")
         return True
 
     def _call(self, raw: str, *, final: bool) -> ToolCall:

@@ -78,6 +78,8 @@ class LagunaParser(StatefulParser):
         self._tool_close = TagSearch(TOOL_CLOSE)
         self._user_close = TagSearch(USER_CLOSE)
         self._think_open = TagSearch(THINK_OPEN)
+        self._searches = (self._think_close, self._tool_open, self._tool_close, self._user_close,
+                          self._think_open)  # fmt: skip
         self._scanner = BracketScanner()
         self._scanned = 0  # in "json": how much of the buffer the scanner has read
         self._depth = 0
@@ -106,14 +108,8 @@ class LagunaParser(StatefulParser):
     def _consume(self, rest: str, *, trim: bool, state: str | None = None, at: int = 0) -> None:
         """The buffer becomes `rest`, read from its start again (a block in it from `at`);
         `trim` drops its leading blanks, and those of the pieces after it until text comes."""
-        self._buffer = rest
-        self._trim = trim
-        if state is not None:
-            self._state = state
+        super()._consume(rest, trim=trim, state=state)
         self._open = at
-        for search in (self._think_close, self._tool_open, self._tool_close, self._user_close,
-                       self._think_open):  # fmt: skip
-            search.reset()
         self._scanner = BracketScanner()
         self._scanned = at
         self._depth = 0
@@ -128,11 +124,6 @@ class LagunaParser(StatefulParser):
     def _eat(
         self, content: list[str], thinking: list[str], calls: list[ToolCall], done: bool
     ) -> bool:
-        if self._trim:
-            self._buffer = self._buffer.lstrip()
-            if not self._buffer:
-                return False
-            self._trim = False
         if self._state == "thinking":
             return self._eat_thinking(thinking if self._show_thinking else [], done)
         if self._state == "content":

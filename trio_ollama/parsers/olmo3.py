@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
 from typing import Any
 
-from trio_ollama.parsers.buffered import Buffered
-from trio_ollama.parsers.qwen3 import _overlap
-from trio_ollama.templates import ToolCall, ToolCallFunction
+from trio_ollama.parsers.tagged import CallSections
 
 __all__ = ["Olmo3Parser"]
 
@@ -123,50 +120,12 @@ def _calls(section: str) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-class Olmo3Parser(Buffered):
-    has_tool_support = True
-    has_thinking_support = False
+class Olmo3Parser(CallSections):
+    OPEN, CLOSE = OPEN, CLOSE
+    RELEASE_AT_END = True
 
-    def __init__(self) -> None:
-        self._in_calls = False
-        self._buffer = ""
-        self._searched = 0
-        self._index = 0
-
-    def init(self, tools: Sequence[Mapping[str, Any]], think: bool | str | None) -> None:
-        self._in_calls = False
-        self._buffer = ""
-        self._searched = 0
-        self._index = 0
-
-    def add(self, text: str, done: bool) -> tuple[str, str, list[ToolCall]]:
-        self._append(text)
-        content: list[str] = []
-        calls: list[ToolCall] = []
-        while True:
-            acc = self._buffer
-            if not self._in_calls:
-                before, found, after = acc.partition(OPEN)
-                if found:
-                    content.append(before)
-                    self._buffer, self._in_calls, self._searched = after, True, 0
-                    continue
-                # At the end, what was held as a possible tag is the answer's.
-                n = 0 if done else _overlap(acc, OPEN)
-                content.append(acc[: len(acc) - n])
-                self._buffer = acc[len(acc) - n :]
-                break
-            close = acc.find(CLOSE, self._searched)
-            if close == -1:
-                self._searched = max(0, len(acc) - len(CLOSE) + 1)
-                break
-            self._buffer, self._in_calls = acc[close + len(CLOSE) :], False
-            try:
-                found_calls = _calls(acc[:close])
-            except _Unreadable:
-                continue
-            for name, args in found_calls:
-                calls.append(ToolCall(function=ToolCallFunction(name=name, arguments=args,
-                                                       index=self._index)))  # fmt: skip
-                self._index += 1
-        return "".join(content), "", calls
+    def _section(self, text: str) -> list[tuple[str, dict[str, Any]]]:
+        try:
+            return _calls(text)
+        except _Unreadable:
+            return []

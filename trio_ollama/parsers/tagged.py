@@ -1,18 +1,20 @@
-"""What the tag-driven family parsers (DeepSeek 3, Cogito, GLM, Cohere, Laguna) share beyond
-qwen3.py's helpers: a search for a tag in a buffer that grows at its end, which reads each
-character about once however small the pieces, what to hold back at a piece's end, and
-the loop that reads a buffer state by state."""
+"""What the tag-driven family parsers (DeepSeek 3, Cogito, GLM, Cohere, Laguna, FunctionGemma,
+Olmo 3) share beyond qwen3.py's helpers: a search for a tag in a buffer that grows at its end,
+which reads each character about once however small the pieces, what to hold back at a piece's
+end, the loop that reads a buffer state by state, and answer text with call sections read whole
+at their closing tag."""
 
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 from trio_ollama.parsers.buffered import Buffered
-from trio_ollama.parsers.qwen3 import _more_blanks
-from trio_ollama.templates import ToolCall
+from trio_ollama.parsers.qwen3 import _more_blanks, _overlap, _release
+from trio_ollama.templates import Think, ToolCall, ToolCallFunction
 
-__all__ = ["Holdback", "StatefulParser", "TagSearch"]
+__all__ = ["CallSections", "Holdback", "StatefulParser", "TagSearch"]
 
 
 class TagSearch:
@@ -62,12 +64,17 @@ class Holdback:
 
 class StatefulParser(Buffered):
     """A parser that reads its buffer state by state: `_eat` takes what it can in the state
-    it is in, and says whether it moved on (to read again)."""
+    it is in, and says whether it moved on (to read again); `_finish` takes what the end of
+    the output leaves."""
 
     # The states that hold back blanks at the buffer's end, and so may skip more of them.
     _HOLDS_BLANKS: ClassVar[tuple[str, ...]] = ("content", "thinking")
     _state: str
     _blanks_held: bool
+    # The blanks at the buffer's start go (a tag before them ate them): see `_skip_blanks`.
+    _trim = False
+    # The searches over the buffer, started again whenever it is replaced.
+    _searches: tuple[TagSearch, ...] = ()
 
     def add(self, text: str, done: bool) -> tuple[str, str, list[ToolCall]]:
         self._append(text)
@@ -76,8 +83,9 @@ class StatefulParser(Buffered):
         content: list[str] = []
         thinking: list[str] = []
         calls: list[ToolCall] = []
-        while self._eat(content, thinking, calls, done):
+        while self._skip_blanks() and self._eat(content, thinking, calls, done):
             pass
+        self._finish(content, thinking, calls, done)
         self._blanks_held = not self._buffer or self._buffer.isspace()
         return "".join(content), "".join(thinking), calls
 
@@ -85,3 +93,101 @@ class StatefulParser(Buffered):
         self, content: list[str], thinking: list[str], calls: list[ToolCall], done: bool
     ) -> bool:
         raise NotImplementedError
+
+    def _finish(
+        self, content: list[str], thinking: list[str], calls: list[ToolCall], done: bool
+    ) -> None:
+        """What is left when nothing more can be read; most families leave it held."""
+
+    def _reset(self) -> None:
+        for search in self._searches:
+            search.reset()
+
+    def _consume(self, rest: str, *, trim: bool, state: str | None = None) -> None:
+        """The buffer becomes `rest` (read from its start again); `trim` drops its leading
+        blanks, and those of the pieces after it until text comes."""
+        self._buffer = rest
+        self._trim = trim
+        if state is not None:
+            self._state = state
+        self._reset()
+
+    def _skip_blanks(self) -> bool:
+        """Drops the blanks `_trim` says go, before each state reads; whether anything is left
+        to read."""
+        if self._trim:
+            self._buffer = self._buffer.lstrip()
+            if not self._buffer:
+                return False
+            self._trim = False
+        return True
+
+    def _read_to(self, search: TagSearch, out: list[str], state: str) -> bool:
+        """Text up to `search`'s tag goes to `out` without the blanks the tag eats, and reading
+        goes on in `state` after the tag, blanks first dropped. Before the tag comes, what
+        cannot begin it goes to `out`."""
+        acc = self._buffer
+        at = search.find(acc)
+        if at != -1:
+            if before := acc[:at].rstrip():
+                out.append(before)
+            self._consume(acc[at + len(search.tag) :], trim=True, state=state)
+            return True
+        text, self._buffer = _release(acc, search.tag)
+        self._reset()
+        if text:
+            out.append(text)
+        return False
+
+
+class CallSections(Buffered):
+    """Answer text, and calls in sections between `OPEN` and `CLOSE`, each read whole at its
+    close by `_section`; no thinking."""
+
+    has_tool_support = True
+    has_thinking_support = False
+    OPEN: ClassVar[str]
+    CLOSE: ClassVar[str]
+    # Whether what is held at the end as a possible `OPEN` is the answer's when the output
+    # ends (Olmo 3), or is dropped (FunctionGemma).
+    RELEASE_AT_END: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self.init((), None)
+
+    def init(self, tools: Sequence[Mapping[str, Any]], think: Think) -> None:
+        self._in_section = False
+        self._buffer = ""
+        self._searched = 0
+        self._index = 0
+
+    def _section(self, text: str) -> list[tuple[str, dict[str, Any]]]:
+        """The calls a section's text holds, as (name, arguments); none for one Ollama drops."""
+        raise NotImplementedError
+
+    def add(self, text: str, done: bool) -> tuple[str, str, list[ToolCall]]:
+        self._append(text)
+        content: list[str] = []
+        calls: list[ToolCall] = []
+        while True:
+            acc = self._buffer
+            if not self._in_section:
+                before, found, after = acc.partition(self.OPEN)
+                if found:
+                    content.append(before)
+                    self._buffer, self._in_section, self._searched = after, True, 0
+                    continue
+                n = 0 if done and self.RELEASE_AT_END else _overlap(acc, self.OPEN)
+                content.append(acc[: len(acc) - n])
+                self._buffer = acc[len(acc) - n :]
+                break
+            close = acc.find(self.CLOSE, self._searched)
+            if close == -1:
+                self._searched = max(0, len(acc) - len(self.CLOSE) + 1)
+                break
+            self._buffer, self._in_section = acc[close + len(self.CLOSE) :], False
+            for name, args in self._section(acc[:close]):
+                calls.append(ToolCall(function=ToolCallFunction(name=name, arguments=args,
+                                                       index=self._index)))  # fmt: skip
+                self._index += 1
+        return "".join(content), "", calls

@@ -14,12 +14,13 @@ prompt to the model's template.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from trio_ollama.gocompat import gojson
 from trio_ollama.renderers.cogito import CogitoRenderer
 from trio_ollama.renderers.cohere import CohereRenderer
+from trio_ollama.renderers.common import Tools
 from trio_ollama.renderers.deepseek3 import DeepSeek3Renderer
 from trio_ollama.renderers.functiongemma import FunctionGemmaRenderer
 from trio_ollama.renderers.gemma4 import Gemma4Renderer
@@ -34,7 +35,7 @@ from trio_ollama.renderers.olmo3 import Olmo3Renderer
 from trio_ollama.renderers.olmo3_think import Olmo3ThinkRenderer
 from trio_ollama.renderers.qwen3vl import Qwen3VLRenderer
 from trio_ollama.renderers.qwen35 import Qwen35Renderer
-from trio_ollama.templates import Message
+from trio_ollama.templates import Message, Think
 
 __all__ = ["Renderer", "UnknownRenderer", "builtin_renderer"]
 
@@ -42,12 +43,7 @@ log = logging.getLogger(__name__)
 
 
 class Renderer(Protocol):
-    def render(
-        self,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None,
-        think: bool | str | None,
-    ) -> str: ...
+    def render(self, messages: Sequence[Message], tools: Tools, think: Think) -> str: ...
 
 
 class UnknownRenderer(LookupError):

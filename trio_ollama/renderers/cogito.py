@@ -4,11 +4,11 @@ as indented JSON in fences, and calls as `function<｜tool▁sep｜>NAME` with f
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from trio_ollama.gocompat import gojson
-from trio_ollama.templates import Message, thinks
+from trio_ollama.renderers.common import Tools
+from trio_ollama.templates import Message, Think, thinks
 from trio_ollama.templates.chat import Tool
 
 __all__ = ["CogitoRenderer"]
@@ -22,12 +22,7 @@ _DEFAULT_SYSTEM = (
 
 
 class CogitoRenderer:
-    def render(
-        self,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None,
-        think: bool | str | None,
-    ) -> str:
+    def render(self, messages: Sequence[Message], tools: Tools, think: Think) -> str:
         thinking = thinks(think)
         system, rest = "", list(messages)
         if rest and rest[0].role == "system":

@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trio_ollama.gocompat import gojson
+from trio_ollama.renderers.common import Tools
 from trio_ollama.renderers.json_spaces import call_arguments, marshal_with_spaces
-from trio_ollama.templates import Message, thinks
+from trio_ollama.templates import Message, Think, thinks
 from trio_ollama.templates.chat import Tool
 
 __all__ = ["CohereRenderer"]
@@ -46,12 +47,7 @@ def _result(call_id: str, content: str) -> str:
 
 
 class CohereRenderer:
-    def render(
-        self,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None,
-        think: bool | str | None,
-    ) -> str:
+    def render(self, messages: Sequence[Message], tools: Tools, think: Think) -> str:
         reasoning = think is None or thinks(think)  # the template reasons unless told not to
         system, rest = "", list(messages)
         if rest and rest[0].role == "system":

@@ -1,21 +1,27 @@
 """What several renderers share: tools and arguments as Ollama's `json.Marshal` writes them (its
 structs' field order; properties and arguments in the order the client sent them, as Ollama's
-ordered maps keep them), the spaced JSON some families read, and `[img-N]` image tags."""
+ordered maps keep them), and `[img-N]` image tags; the spaced JSON some families read and a
+call's arguments are json_spaces', passed on here."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeAlias
 
 from trio_ollama.gocompat import gojson
 from trio_ollama.gocompat.template import go_json_value
-from trio_ollama.templates import Message, ToolCall
+from trio_ollama.renderers.json_spaces import call_arguments as arguments
+from trio_ollama.renderers.json_spaces import spaced
+from trio_ollama.templates import Message
 
 __all__ = [
-    "RenderError", "arguments", "dumps", "image_tags", "spaced", "thinks", "tool_json"
+    "RenderError", "Tools", "arguments", "dumps", "image_tags", "spaced", "thinks", "tool_json"
 ]  # fmt: skip
 
 dumps = gojson.dumps
+
+# The request's tools as every renderer's `render` takes them: None when it sent none.
+Tools: TypeAlias = Sequence[Mapping[str, Any]] | None
 
 
 class RenderError(ValueError):
@@ -91,35 +97,6 @@ def tool_json(tool: Mapping[str, Any]) -> dict[str, Any]:
         out["items"] = go_json_value(tool["items"])
     out["function"] = function_json(tool)
     return out
-
-
-def arguments(call: ToolCall) -> dict[str, Any]:
-    """A call's arguments in the order they came (Ollama's ordered map); values as Go's
-    `json.Unmarshal` into `any` made them (objects as Go maps print with sorted keys)."""
-    return {k: go_json_value(v) for k, v in call.function.arguments.items()}
-
-
-def spaced(text: str) -> str:
-    """Ollama's `addJSONSpaces`: a space after each `:` and `,` outside strings."""
-    out: list[str] = []
-    start = 0
-    in_string = escaped = False
-    for i, ch in enumerate(text):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in ":,":
-            out.append(text[start : i + 1])
-            out.append(" ")
-            start = i + 1
-    out.append(text[start:])
-    return "".join(out)
 
 
 def image_tags(message: Message, offset: int) -> tuple[str, int]:

@@ -4,12 +4,12 @@ thinking opened (`<think>`) or closed (`</think>`) after `<｜Assistant｜>`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from trio_ollama.gocompat import gojson
 from trio_ollama.renderers.cogito import BOS, EOS
-from trio_ollama.templates import Message, thinks
+from trio_ollama.renderers.common import Tools
+from trio_ollama.templates import Message, Think, thinks
 from trio_ollama.templates.chat import Tool
 
 __all__ = ["DeepSeek3Renderer"]
@@ -27,12 +27,7 @@ _TOOL_FORMAT = (
 
 
 class DeepSeek3Renderer:
-    def render(
-        self,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None,
-        think: bool | str | None,
-    ) -> str:
+    def render(self, messages: Sequence[Message], tools: Tools, think: Think) -> str:
         thinking = thinks(think)
         out = [BOS, "\n\n".join(m.content for m in messages if m.role == "system")]
         if tools:

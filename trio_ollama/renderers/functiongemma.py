@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trio_ollama.gocompat.template.values import fmt_v
-from trio_ollama.renderers.common import arguments
-from trio_ollama.templates import Message
+from trio_ollama.renderers.common import Tools, arguments
+from trio_ollama.templates import Message, Think
 
 __all__ = ["FunctionGemmaRenderer"]
 
@@ -75,12 +75,7 @@ def _call_text(message: Message) -> str:
 
 
 class FunctionGemmaRenderer:
-    def render(
-        self,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None,
-        think: bool | str | None,
-    ) -> str:
+    def render(self, messages: Sequence[Message], tools: Tools, think: Think) -> str:
         out = ["<bos>"]
         system = ""
         rest = list(messages)

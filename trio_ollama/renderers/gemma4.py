@@ -16,8 +16,8 @@ from typing import Any
 import attrs
 
 from trio_ollama.gocompat.template.values import fmt_v
-from trio_ollama.renderers.common import arguments, image_tags, thinks
-from trio_ollama.templates import Message
+from trio_ollama.renderers.common import Tools, arguments, image_tags, thinks
+from trio_ollama.templates import Message, Think
 
 __all__ = ["Gemma4Renderer", "strip_thinking"]
 
@@ -239,12 +239,7 @@ class Gemma4Renderer:
     def __init__(self, *, empty_block_on_nothink: bool = False) -> None:
         self._empty_block = empty_block_on_nothink
 
-    def render(
-        self,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None,
-        think: bool | str | None,
-    ) -> str:
+    def render(self, messages: Sequence[Message], tools: Tools, think: Think) -> str:
         out = ["<bos>"]
         loop = list(messages)
         has_system = bool(loop) and loop[0].role in ("system", "developer")

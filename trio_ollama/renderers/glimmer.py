@@ -13,9 +13,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trio_ollama.gocompat import gojson
-from trio_ollama.renderers.common import arguments, image_tags, parameters_json, spaced, thinks
+from trio_ollama.renderers.common import (
+    Tools,
+    arguments,
+    image_tags,
+    parameters_json,
+    spaced,
+    thinks,
+)
 from trio_ollama.renderers.qwen35 import argument_text
-from trio_ollama.templates import Message, ToolCall
+from trio_ollama.templates import Message, Think, ToolCall
 
 __all__ = ["GlimmerRenderer"]
 
@@ -185,12 +192,7 @@ class GlimmerRenderer:
     def __init__(self, *, today: str | None = None) -> None:
         self._today = today
 
-    def render(
-        self,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None,
-        think: bool | str | None,
-    ) -> str:
+    def render(self, messages: Sequence[Message], tools: Tools, think: Think) -> str:
         tools = tools or ()
         level = strength(think)
         out = [BOS]

@@ -9,8 +9,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trio_ollama.gocompat import gojson
+from trio_ollama.renderers.common import Tools
 from trio_ollama.renderers.json_spaces import call_arguments, marshal_with_spaces
-from trio_ollama.templates import Message, thinks
+from trio_ollama.templates import Message, Think, thinks
 from trio_ollama.templates.chat import Tool, ToolCall
 
 __all__ = ["GLM47Renderer", "tool_arguments", "tools_section"]
@@ -45,12 +46,7 @@ def tool_arguments(call: ToolCall) -> str:
 
 
 class GLM47Renderer:
-    def render(
-        self,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None,
-        think: bool | str | None,
-    ) -> str:
+    def render(self, messages: Sequence[Message], tools: Tools, think: Think) -> str:
         out = ["[gMASK]<sop>", tools_section(tools)]
         for i, msg in enumerate(messages):
             if msg.role == "user":

@@ -4,11 +4,11 @@ renderers to), and `/nothink` where the request turns thinking off."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
+from trio_ollama.renderers.common import Tools
 from trio_ollama.renderers.glm47 import tool_arguments, tools_section
-from trio_ollama.templates import Message, thinks
+from trio_ollama.templates import Message, Think, thinks
 
 __all__ = ["GlmOcrRenderer", "with_image_tags"]
 
@@ -33,12 +33,7 @@ def with_image_tags(content: str, images: int, offset: int) -> tuple[str, int]:
 
 
 class GlmOcrRenderer:
-    def render(
-        self,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None,
-        think: bool | str | None,
-    ) -> str:
+    def render(self, messages: Sequence[Message], tools: Tools, think: Think) -> str:
         out = ["[gMASK]<sop>", tools_section(tools)]
         nothink = think is not None and not thinks(think)
         images = 0

@@ -14,12 +14,13 @@ last message is the assistant's own, left open for it to continue.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
+from trio_ollama.renderers.common import Tools
 from trio_ollama.templates import (
     Message,
     TemplateError,
+    Think,
     Tool,
     ToolProperty,
     collate,
@@ -133,12 +134,7 @@ class HarmonyRenderer:
     def __init__(self, today: Callable[[], datetime.date] = datetime.date.today) -> None:
         self._today = today
 
-    def render(
-        self,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None,
-        think: bool | str | None,
-    ) -> str:
+    def render(self, messages: Sequence[Message], tools: Tools, think: Think) -> str:
         system, msgs = collate(messages)
         offered = [Tool.from_json(t) for t in tools or ()]
         names = {t.function.name for t in offered}

@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from trio_ollama.renderers.common import Tools
 from trio_ollama.renderers.json_spaces import call_arguments, marshal_with_spaces
-from trio_ollama.templates import Message, thinks
+from trio_ollama.templates import Message, Think, thinks
 from trio_ollama.templates.chat import Tool, ToolCall
 
 __all__ = ["LagunaRenderer", "PoolsideV1Renderer"]
@@ -77,12 +78,7 @@ def _split_thinking(content: str, thinking: str) -> tuple[str, str]:
 
 
 class LagunaRenderer:
-    def render(
-        self,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None,
-        think: bool | str | None,
-    ) -> str:
+    def render(self, messages: Sequence[Message], tools: Tools, think: Think) -> str:
         thinking = thinks(think)  # off unless asked for, as the template has it
         system, rest = _system(messages)
         out = [BOS]
@@ -130,12 +126,7 @@ class LagunaRenderer:
 class PoolsideV1Renderer:
     """Ollama's `poolside-v1` (its Laguna v8 renderer)."""
 
-    def render(
-        self,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None,
-        think: bool | str | None,
-    ) -> str:
+    def render(self, messages: Sequence[Message], tools: Tools, think: Think) -> str:
         thinking = thinks(think)
         system, rest = _system(messages)
         out = [BOS]

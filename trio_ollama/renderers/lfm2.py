@@ -4,12 +4,20 @@ between `<|tool_call_start|>` and `<|tool_call_end|>`, thinking kept only where 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from trio_ollama.gocompat import gojson
-from trio_ollama.renderers.common import arguments, function_json, image_tags, thinks, tool_json
-from trio_ollama.templates import Message
+from trio_ollama.renderers.common import (
+    Tools,
+    arguments,
+    function_json,
+    image_tags,
+    spaced,
+    thinks,
+    tool_json,
+)
+from trio_ollama.templates import Message, Think
 
 __all__ = ["LFM2Renderer"]
 
@@ -19,24 +27,8 @@ RESPONSE_START, RESPONSE_END = "<|tool_response_start|>", "<|tool_response_end|>
 
 def _json(value: Any) -> str:
     """Ollama's `lfm2JSON`: JSON without HTML escapes, a space after each `:` and `,` outside
-    strings that no blank follows."""
-    text = gojson.dumps(value, escape_html=False)
-    out: list[str] = []
-    in_string = escaped = False
-    for i, ch in enumerate(text):
-        out.append(ch)
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in ":," and i + 1 < len(text) and text[i + 1] not in " \n\r\t":
-            out.append(" ")
-    return "".join(out)
+    strings that no blank follows (Go's compact JSON has no blank outside strings)."""
+    return spaced(gojson.dumps(value, escape_html=False))
 
 
 def _calls(message: Message) -> str:
@@ -52,12 +44,7 @@ class LFM2Renderer:
     def __init__(self, *, thinking: bool) -> None:
         self._thinking = thinking
 
-    def render(
-        self,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None,
-        think: bool | str | None,
-    ) -> str:
+    def render(self, messages: Sequence[Message], tools: Tools, think: Think) -> str:
         out = ["<|startoftext|>"]
         system = ""
         start = 0

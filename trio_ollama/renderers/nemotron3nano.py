@@ -11,9 +11,9 @@ from typing import Any
 from trio_ollama.gocompat import gojson
 from trio_ollama.gocompat.template import go_json_value
 from trio_ollama.gocompat.template.values import fmt_v
-from trio_ollama.renderers.common import arguments, image_tags, thinks
+from trio_ollama.renderers.common import Tools, arguments, image_tags, thinks
 from trio_ollama.renderers.qwen35 import TOOLS_OUTRO
-from trio_ollama.templates import Message
+from trio_ollama.templates import Message, Think
 
 __all__ = ["Nemotron3NanoRenderer"]
 
@@ -153,12 +153,7 @@ class Nemotron3NanoRenderer:
             return "<think></think>" + content
         return content
 
-    def render(
-        self,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None,
-        think: bool | str | None,
-    ) -> str:
+    def render(self, messages: Sequence[Message], tools: Tools, think: Think) -> str:
         thinking = self._thinking(messages, think)
         medium = self._v35 and think == "medium"
         system = ""

@@ -4,11 +4,10 @@ none), calls as `name(key=json, ...)` in `<function_calls>`, tool results from `
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from trio_ollama.renderers.common import arguments, dumps, spaced, tool_json
-from trio_ollama.templates import Message
+from trio_ollama.renderers.common import Tools, arguments, dumps, spaced, tool_json
+from trio_ollama.templates import Message, Think
 
 __all__ = ["Olmo3Renderer"]
 
@@ -30,12 +29,7 @@ class Olmo3Renderer:
     def __init__(self, *, extended_system: bool) -> None:
         self._default = DEFAULT_SYSTEM_31 if extended_system else DEFAULT_SYSTEM
 
-    def render(
-        self,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None,
-        think: bool | str | None,
-    ) -> str:
+    def render(self, messages: Sequence[Message], tools: Tools, think: Think) -> str:
         systems = [m for m in messages if m.role == "system"]
         rest = [m for m in messages if m.role != "system"]
         functions = spaced(dumps([tool_json(t) for t in tools])) if tools else ""

@@ -3,31 +3,25 @@ ChatML without tools or tool turns, and `<think>` opened for the answer."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from trio_ollama.templates import Message
+from trio_ollama.renderers.common import Tools
+from trio_ollama.renderers.olmo3 import DEFAULT_SYSTEM_31, NO_FUNCTIONS
+from trio_ollama.templates import Message, Think
 
 __all__ = ["Olmo3ThinkRenderer"]
 
-FUNCTIONS_SUFFIX = " You do not currently have access to any functions. <functions></functions>"
+# Olmo 3's texts, without the space Olmo 3 leaves for what follows them.
+FUNCTIONS_SUFFIX = f" {NO_FUNCTIONS}<functions></functions>"
 SYSTEM_32B = "You are a helpful AI assistant."
-SYSTEM_31 = (
-    "You are Olmo, a helpful AI assistant built by Ai2. Your date cutoff is December 2024, and"
-    " your model weights are available at https://huggingface.co/allenai."
-)
+SYSTEM_31 = DEFAULT_SYSTEM_31.rstrip()
 
 
 class Olmo3ThinkRenderer:
     def __init__(self, *, variant_32b: bool) -> None:
         self._default = SYSTEM_32B if variant_32b else SYSTEM_31
 
-    def render(
-        self,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None,
-        think: bool | str | None,
-    ) -> str:
+    def render(self, messages: Sequence[Message], tools: Tools, think: Think) -> str:
         systems = [m for m in messages if m.role == "system"]
         system = systems[0].content + FUNCTIONS_SUFFIX if systems else self._default
         out = [f"<|im_start|>system\n{system}<|im_end|>\n"]

@@ -17,6 +17,7 @@ from trio_ollama.gocompat import gojson
 from trio_ollama.gocompat.template.values import fmt_v
 from trio_ollama.renderers.common import (
     RenderError,
+    Tools,
     arguments,
     dumps,
     image_tags,
@@ -24,8 +25,8 @@ from trio_ollama.renderers.common import (
     thinks,
     tool_json,
 )
-from trio_ollama.renderers.qwen3vl import last_query
-from trio_ollama.templates import Message
+from trio_ollama.renderers.qwen3vl import is_query, last_query, tool_response
+from trio_ollama.templates import Message, Think
 from trio_ollama.templates.chat import THINK_LEVELS
 
 __all__ = ["Qwen35Renderer", "argument_text", "effort_instructions"]
@@ -118,12 +119,8 @@ def _fold_instructions(messages: Sequence[Message]) -> list[Message]:
 def _check_qwen38(messages: Sequence[Message]) -> None:
     if not messages:
         raise RenderError("no messages provided")
-    for m in messages:
-        if m.role == "user":
-            content = image_tags(m, 0)[0].strip()
-            if not (content.startswith("<tool_response>") and content.endswith("</tool_response>")):
-                return
-    raise RenderError("no user query found in messages")
+    if not any(is_query(m, strip=True) for m in messages):
+        raise RenderError("no user query found in messages")
 
 
 def _reasoning(content: str, thinking: str, think_block: bool, tagged: bool) -> tuple[str, str]:
@@ -151,12 +148,7 @@ class Qwen35Renderer:
         self._always_block = always_think_block or qwen38
         self._qwen38 = qwen38
 
-    def render(
-        self,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None,
-        think: bool | str | None,
-    ) -> str:
+    def render(self, messages: Sequence[Message], tools: Tools, think: Think) -> str:
         instructions = ""
         if self._qwen38:
             messages = _fold_instructions(messages)
@@ -216,11 +208,7 @@ class Qwen35Renderer:
                 if not prefill:
                     out.append("<|im_end|>\n")
             elif message.role == "tool":
-                if i == 0 or messages[i - 1].role != "tool":
-                    out.append("<|im_start|>user")
-                out.append(f"\n<tool_response>\n{content}\n</tool_response>")
-                if last or messages[i + 1].role != "tool":
-                    out.append("<|im_end|>\n")
+                out.append(tool_response(messages, i, content))
             elif self._qwen38 and message.role != "system":
                 # Qwen 3.5 drops a role it does not know; Qwen 3.8 writes it as it is.
                 log.warning("qwen3.8 renderer: unexpected message role %r", message.role)

@@ -4,11 +4,18 @@ results in a user turn; the thinking variant opens `<think>` for the answer."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from trio_ollama.renderers.common import arguments, dumps, image_tags, spaced, thinks, tool_json
-from trio_ollama.templates import Message
+from trio_ollama.renderers.common import (
+    Tools,
+    arguments,
+    dumps,
+    image_tags,
+    spaced,
+    thinks,
+    tool_json,
+)
+from trio_ollama.templates import Message, Think
 
 __all__ = ["Qwen3VLRenderer", "last_query"]
 
@@ -23,28 +30,38 @@ TOOLS_OUTRO = (
 )
 
 
+def is_query(message: Message, *, strip: bool) -> bool:
+    """Whether a message is the user's and not only a tool's answer (`<tool_response>...`)."""
+    if message.role != "user":
+        return False
+    content = image_tags(message, 0)[0]
+    if strip:
+        content = content.strip()
+    return not (content.startswith("<tool_response>") and content.endswith("</tool_response>"))
+
+
 def last_query(messages: Sequence[Message], *, strip: bool) -> int:
-    """The last user message that is not only a tool's answer (`<tool_response>...`)."""
+    """The last user message that is not only a tool's answer."""
     for i in range(len(messages) - 1, -1, -1):
-        if messages[i].role == "user":
-            content = image_tags(messages[i], 0)[0]
-            if strip:
-                content = content.strip()
-            if not (content.startswith("<tool_response>") and content.endswith("</tool_response>")):
-                return i
+        if is_query(messages[i], strip=strip):
+            return i
     return len(messages) - 1
+
+
+def tool_response(messages: Sequence[Message], i: int, content: str) -> str:
+    """Tool message `i` as the Qwen family writes it: a run of them shares one user turn."""
+    out = "<|im_start|>user" if i == 0 or messages[i - 1].role != "tool" else ""
+    out += f"\n<tool_response>\n{content}\n</tool_response>"
+    if i == len(messages) - 1 or messages[i + 1].role != "tool":
+        out += "<|im_end|>\n"
+    return out
 
 
 class Qwen3VLRenderer:
     def __init__(self, *, thinking: bool) -> None:
         self._thinking = thinking
 
-    def render(
-        self,
-        messages: Sequence[Message],
-        tools: Sequence[Mapping[str, Any]] | None,
-        think: bool | str | None,
-    ) -> str:
+    def render(self, messages: Sequence[Message], tools: Tools, think: Think) -> str:
         out: list[str] = []
         thinking = self._thinking if think is None else thinks(think)
         system = messages[0].content if messages and messages[0].role == "system" else None
@@ -82,11 +99,7 @@ class Qwen3VLRenderer:
                 if not prefill:
                     out.append("<|im_end|>\n")
             elif message.role == "tool":
-                if i == 0 or messages[i - 1].role != "tool":
-                    out.append("<|im_start|>user")
-                out.append(f"\n<tool_response>\n{content}\n</tool_response>")
-                if last or messages[i + 1].role != "tool":
-                    out.append("<|im_end|>\n")
+                out.append(tool_response(messages, i, content))
             if last and not prefill:
                 out.append("<|im_start|>assistant\n")
                 if thinking:

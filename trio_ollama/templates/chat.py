@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, Final, TypeVar, overload
+from typing import Any, ClassVar, Final, TypeAlias, TypeVar, overload
 
 import attrs
 
@@ -60,6 +60,7 @@ __all__ = [
     "PromptTemplate",
     "PropertyType",
     "TemplateValues",
+    "Think",
     "Tool",
     "ToolArguments",
     "ToolCall",
@@ -663,6 +664,8 @@ def parse_template(source: str) -> PromptTemplate:
 
 
 THINK_LEVELS = ("high", "medium", "low", "max")
+# A request's `think`: a bool, a level such as "high", or None when the request does not say.
+Think: TypeAlias = bool | str | None
 
 
 def thinks(think: bool | str | None) -> bool:
