@@ -14,11 +14,13 @@ import attrs
 import pytest
 import trio
 
+from tests.templates_with_tools import TOOLS_TEMPLATE
 from trio_ollama import LoadFailed, Settings, open_scheduler
 from trio_ollama.config_file import ModelPolicy, Policies
 from trio_ollama.gocompat.format import GiB
 from trio_ollama.store import Store
-from trio_ollama.store.default_model import ensure_default_model
+from trio_ollama.store.default_model import DEFAULT_MODEL, ensure_default_model
+from trio_ollama.store.modelfile import parse_modelfile
 from trio_ollama.testing import FakeDevices, FakeRunners, fake_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,7 +167,7 @@ def resolves(name: str) -> bool:
     return False
 
 
-@pytest.mark.parametrize("page", ["README.md", "docs/design.md"])
+@pytest.mark.parametrize("page", ["README.md", "docs/design.md", "docs/agents.md"])
 def test_every_module_path_a_page_names_exists(page: str) -> None:
     text = (ROOT / page).read_text()
     missing = [name for name in module_paths(text) if not resolves(name)]
