@@ -22,7 +22,7 @@ from trio_ollama.parsers import (
     new_tool_call_id,
     tool_call_tag,
 )
-from trio_ollama.templates import ToolCall, ToolCallFunction, parse_template
+from trio_ollama.templates import Message, ToolCall, ToolCallFunction, parse_template
 
 TOOLS = [WEATHER_TOOL, TIME_TOOL]
 
@@ -346,3 +346,17 @@ def test_thinking_reads_alike_in_300_random_splits() -> None:
     rng = random.Random(0)
     for _ in range(300):
         assert run(random_split(text, rng)) == whole
+
+
+@pytest.mark.parametrize("name", ["deepseek3", "cogito", "cohere", "laguna"])
+def test_the_server_tells_a_family_parser_its_prefill(name: str) -> None:
+    """The chat path hands the conversation's last message to the built-in parser: an
+    assistant's answer left open is continued, so the output is answer text, not thinking."""
+
+    def read(last: Message | None) -> tuple[str, str]:
+        parser = OutputParser.for_request(None, "", think=True, builtin=name, last=last)
+        chunks = [*parser.add("far and wide"), *parser.add("", done=True)]
+        return "".join(c.content for c in chunks), "".join(c.thinking for c in chunks)
+
+    assert read(Message(role="assistant", content="So")) == ("far and wide", "")
+    assert read(None) != ("far and wide", "")  # without it, the output starts thinking

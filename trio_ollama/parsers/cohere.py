@@ -72,13 +72,8 @@ class CohereParser(StatefulParser):
         *,
         last_message: Message | None = None,
     ) -> None:
-        """`last_message`: the conversation's last; an assistant's with text is a prefill,
-        whose open `<|START_TEXT|>` the answer continues."""
-        prefill = (last_message is not None and last_message.role == "assistant"
-                   and bool(last_message.content))  # fmt: skip
-        if prefill:
-            self._state = "content"
-        elif think is None or thinks(think):  # the template reasons unless told not to
+        """`last_message`: as `prefill` (the server calls that)."""
+        if think is None or thinks(think):  # the template reasons unless told not to
             self._state = "thinking"
         else:
             self._state = "awaiting"
@@ -86,6 +81,15 @@ class CohereParser(StatefulParser):
         self._blanks_held = True
         self._index = 0
         self._reset()
+        if last_message is not None:
+            self.prefill(last_message)
+
+    def prefill(self, last: Message) -> None:
+        """The conversation's last message: an assistant's with text is a prefill, whose
+        open `<|START_TEXT|>` the answer continues."""
+        if last.role == "assistant" and last.content:
+            self._state = "content"
+            self._reset()
 
     def _eat(
         self, content: list[str], thinking: list[str], calls: list[ToolCall], done: bool

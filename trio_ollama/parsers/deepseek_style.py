@@ -88,18 +88,23 @@ class DeepSeekStyleParser(StatefulParser):
         *,
         last_message: Message | None = None,
     ) -> None:
-        """`last_message`: the conversation's last, which the answer continues when it is
-        the assistant's with text (a prefill): then the thinking is over."""
-        prefill = (last_message is not None and last_message.role == "assistant"
-                   and bool(last_message.content))  # fmt: skip
-        thinking = not prefill and self._starts_thinking(tools, think)
-        self._state = "thinking" if thinking else "content"
+        """`last_message`: as `prefill` (the server calls that)."""
+        self._state = "thinking" if self._starts_thinking(tools, think) else "content"
         self._buffer = ""
         self._trim = False
         self._blanks_held = True
         self._stuck = False
         self._index = 0
         self._reset()
+        if last_message is not None:
+            self.prefill(last_message)
+
+    def prefill(self, last: Message) -> None:
+        """The conversation's last message, which the answer continues when it is the
+        assistant's with text: then the thinking is over."""
+        if last.role == "assistant" and last.content:
+            self._state = "content"
+            self._reset()
 
     def _finish(
         self, content: list[str], thinking: list[str], calls: list[ToolCall], done: bool

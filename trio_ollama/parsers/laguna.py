@@ -91,19 +91,26 @@ class LagunaParser(StatefulParser):
         *,
         last_message: Message | None = None,
     ) -> None:
-        """`last_message`: the conversation's last; `laguna` continues an assistant's in place
-        (the prompt closed its thinking), so the answer starts there."""
+        """`last_message`: as `prefill` (the server calls that)."""
         self._functions = _functions(tools)
         self._show_thinking = thinks(think)  # off unless asked for, as the template has it
-        prefill = (self._CONTINUES_PREFILL and last_message is not None
-                   and last_message.role == "assistant")  # fmt: skip
-        self._state = "thinking" if self._show_thinking and not prefill else "content"
+        self._state = "thinking" if self._show_thinking else "content"
         self._first_think = self._state == "thinking"
         self._buffer = ""
         self._trim = True
         self._blanks_held = True
         self._index = 0
         self._consume("", trim=True)
+        if last_message is not None:
+            self.prefill(last_message)
+
+    def prefill(self, last: Message) -> None:
+        """The conversation's last message: `laguna` continues an assistant's in place (the
+        prompt closed its thinking), so the answer starts there."""
+        if self._CONTINUES_PREFILL and last.role == "assistant":
+            self._state = "content"
+            self._first_think = False
+            self._consume("", trim=True)
 
     def _consume(self, rest: str, *, trim: bool, state: str | None = None, at: int = 0) -> None:
         """The buffer becomes `rest`, read from its start again (a block in it from `at`);
