@@ -33,15 +33,8 @@ LIMIT = {"/v1/messages": "max_tokens", "/v1/responses": "max_output_tokens",
          "/v1/chat/completions": "max_tokens"}  # fmt: skip
 # Headers that belong to the captured connection, not to the request.
 CONNECTION = {"host", "content-length", "connection", "accept-encoding", "transfer-encoding"}
-# Codex sends a `namespace` tool and a `web_search` tool; the Response echoes every tool with a
-# function tool's fields (`"name": ""`, `"strict": null`, `"parameters": null`), which the SDK's
-# types for those tools do not have (trio_ollama/api/openai_responses.py, `Tool.to_json`).
-ECHO = pytest.mark.xfail(
-    strict=True, reason="the Response echoes namespace and web_search tools as function tools"
-)
 CASES = [
-    pytest.param(client, k, stream, id=f"{client}-{k}-{'stream' if stream else 'whole'}",
-                 marks=[ECHO] if client.startswith("codex") else [])
+    pytest.param(client, k, stream, id=f"{client}-{k}-{'stream' if stream else 'whole'}")
     for client in CLIENTS
     for k, _ in model_requests(client)
     for stream in (True, False)

@@ -22,6 +22,7 @@ from tests.server import ServerProcess
 from tests.templates_with_tools import TOOLS_MODEL, add_tools_model
 from trio_ollama.api import openai_responses as orr
 from trio_ollama.api.errors import APIError
+from trio_ollama.gocompat import decode as go
 from trio_ollama.runner.fake import FakeConfig
 
 PNG = b"\x89PNG\r\n\x1a\n fake image bytes"
@@ -341,6 +342,24 @@ def test_namespace_tools_are_flattened_with_a_prefix() -> None:
     }
     names = [tool["function"]["name"] for tool in native_of(tools=[namespace])["tools"]]
     assert names == ["files.read", "files.write"]
+
+
+@pytest.mark.parametrize("tool", [
+    {"type": "function", "name": "read", "description": "Reads.", "strict": False,
+     "parameters": {"type": "object", "properties": {}}},
+    {"type": "web_search"},
+    {"type": "custom", "name": "apply_patch", "description": "Edits files."},
+    {"type": "namespace", "name": "files", "description": "Files.",
+     "tools": [{"type": "function", "name": "read", "description": "Reads."}]},
+], ids=lambda tool: tool["type"])  # fmt: skip
+def test_the_response_echoes_each_tool_in_its_own_types_shape(tool: dict[str, Any]) -> None:
+    """What the Response's `tools` says of each tool parses as OpenAI's type for it, strictly:
+    no function fields on a web search or a namespace (Codex sends both)."""
+    echoed = go.build(orr.Tool, tool, "tool").go_json()
+    assert echoed["type"] == tool["type"]
+    pydantic.TypeAdapter(openai.types.responses.Tool).validate_python(echoed, strict=True)
+    if tool["type"] != "function":
+        assert "strict" not in echoed and "parameters" not in echoed
 
 
 SEARCH = {"type": "web_search", "external_web_access": True}

@@ -111,6 +111,21 @@ class Tool(GoStruct):
     parameters: dict[str, Any] | None = go_field(MAP_ANY, default=None)
     tools: tuple[Tool, ...] = go_field(slice_of(ANY), default=(), convert=_members, omitempty=True)
 
+    def go_json(self) -> dict[str, Any]:
+        # A function tool as declared; any other type (Codex's `namespace`, `web_search`,
+        # `custom`) with only the fields of its own kind that this server keeps, since OpenAI's
+        # types give those no function fields (`name: ""`, `strict: null` would not parse).
+        if self.type == "function":
+            return super().go_json()
+        out: dict[str, Any] = {"type": self.type}
+        if self.type in ("namespace", "custom"):
+            out["name"] = self.name
+            if self.description is not None or self.type == "namespace":
+                out["description"] = self.description or ""
+        if self.type == "namespace":
+            out["tools"] = [tool.go_json() for tool in self.tools]
+        return out
+
 
 @attrs.frozen(kw_only=True)
 class ResponsesRequest:
