@@ -153,7 +153,8 @@ GOLDEN: list[tuple[str, Any, str]] = [
                 ),
             ),
         ),
-        '{"type":"namespace","name":"ns","description":"d","strict":true,"parameters":{"b":1,"a":2},'
+        # Not a function tool: the echo has a namespace's own fields (OpenAI's NamespaceTool).
+        '{"type":"namespace","name":"ns","description":"d",'
         '"tools":[{"type":"function","name":"g","description":"","strict":false,"parameters":{}}]}',
     ),
     (
@@ -264,7 +265,7 @@ def test_omitempty_leaves_out_go_empty_values_only() -> None:
     }  # fmt: skip
     # Without omitempty, a zero value and nil are written (nil as null).
     assert marshal_struct(_Inner()) == {"s": ""}
-    assert gojson.dumps(responses.Tool(name="t").go_json()) == (
+    assert gojson.dumps(marshal_struct(responses.Tool(name="t"))) == (
         '{"type":"","name":"t","description":null,"strict":null,"parameters":null}'
     )
 

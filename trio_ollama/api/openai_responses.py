@@ -115,7 +115,7 @@ class Tool(GoStruct):
         # A function tool as declared; any other type (Codex's `namespace`, `web_search`,
         # `custom`) with only the fields of its own kind that this server keeps, since OpenAI's
         # types give those no function fields (`name: ""`, `strict: null` would not parse).
-        if self.type == "function":
+        if self.type in ("function", ""):
             return super().go_json()
         out: dict[str, Any] = {"type": self.type}
         if self.type in ("namespace", "custom"):
