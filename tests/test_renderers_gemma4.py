@@ -11,7 +11,11 @@ import pytest
 from tests.parser_cases import cases, ids, messages, think_of
 from trio_ollama.parsers import builtin_parser
 from trio_ollama.parsers.qwen35 import Qwen35Parser
+from trio_ollama.prompt import ModelPrompt
 from trio_ollama.renderers import builtin_renderer
+from trio_ollama.renderers.gemma4 import gemma4_variant
+from trio_ollama.store import CreateRequest, Store
+from trio_ollama.store.default_model import DEFAULT_MODEL, ensure_default_model
 from trio_ollama.templates import Message
 
 FILE = "renderers_gemma4"
@@ -140,3 +144,35 @@ def test_ornith_keeps_them_when_not_thinking() -> None:
 
 def test_ornith_parser_is_qwen35s() -> None:
     assert isinstance(builtin_parser("ornith"), Qwen35Parser)
+
+
+# Ollama's server/gemma4_test.go `TestResolveGemma4Renderer`: RENDERER gemma4 is resolved per
+# model, by a size in its short name, then in its full name, then by its parameter size.
+@pytest.mark.parametrize(("names", "parameter_size", "variant"), [
+    (["gemma4:e4b"], "", "gemma4-small"),
+    (["gemma4:31b-cloud"], "", "gemma4-large"),
+    (["gemma-4-12b-it"], "", "gemma4-large"),
+    (["mine:latest", "registry.ollama.ai/library/mine:latest"], "4.3B", "gemma4-small"),
+    (["mine:latest"], "25.2B", "gemma4-large"),
+    (["mine:latest"], "12B", "gemma4-large"),
+    (["mine:latest"], "", "gemma4-small"),
+    (["mine:latest"], "big", "gemma4-small"),
+])  # fmt: skip
+def test_gemma4_is_resolved_by_size(names: list[str], parameter_size: str, variant: str) -> None:
+    assert gemma4_variant(names, parameter_size) == variant
+
+
+def test_a_stored_gemma4_model_renders_with_its_sizes_variant(store: Store) -> None:
+    """Through the store: the same weights named for a 31b model get the large prompt (its empty
+    thought block when not thinking), named for an e4b model the small one."""
+    ensure_default_model(store)
+    prompts = {}
+    for name in ("gemma4:31b", "gemma4:e4b"):
+        store.create(name, CreateRequest(from_=DEFAULT_MODEL, renderer="gemma4"))
+        model = ModelPrompt.of(store.show(name))
+        prompts[name] = model.render([Message(role="user", content="Hello")], think=False)
+    assert prompts["gemma4:31b"] == render("gemma4-large", [{"role": "user", "content": "Hello"}],
+                                           think=False)  # fmt: skip
+    assert prompts["gemma4:e4b"] == render("gemma4-small", [{"role": "user", "content": "Hello"}],
+                                           think=False)  # fmt: skip
+    assert prompts["gemma4:31b"] != prompts["gemma4:e4b"]

@@ -26,6 +26,7 @@ from trio_ollama.parsers import (
 )
 from trio_ollama.renderers import UnknownRenderer, builtin_renderer
 from trio_ollama.renderers.common import RenderError
+from trio_ollama.renderers.gemma4 import gemma4_variant
 from trio_ollama.runner.window import surely_longer
 from trio_ollama.store import ModelDetails
 from trio_ollama.templates import (
@@ -129,7 +130,7 @@ class ModelPrompt:
             has_projector=bool(details.projectors),
             from_request=template_override is not None,
             parser=details.config.parser,
-            renderer=details.config.renderer,
+            renderer=_renderer_of(details),
             family=details.config.model_family,
             vision_weights=info is not None and info.get("vision.block_count") is not None,
             harmony=_uses_harmony(details.config.model_family, details.template),
@@ -276,6 +277,15 @@ class ModelPrompt:
         if self.system and (not messages or messages[0].role != "system"):
             msgs.insert(0, Message(role="system", content=self.system))
         return msgs
+
+
+def _renderer_of(details: ModelDetails) -> str:
+    """The model's RENDERER as Ollama resolves it for a request: `gemma4` by the model's size."""
+    renderer = details.config.renderer
+    if renderer == "gemma4":
+        names = (details.name.display_shortest, str(details.name))
+        return gemma4_variant(names, details.config.model_type)
+    return renderer
 
 
 def _uses_harmony(family: str, template: str | None) -> bool:

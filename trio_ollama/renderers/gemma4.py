@@ -19,7 +19,7 @@ from trio_ollama.gocompat.template.values import fmt_v
 from trio_ollama.renderers.common import Tools, arguments, image_tags, thinks
 from trio_ollama.templates import Message, Think
 
-__all__ = ["Gemma4Renderer", "strip_thinking"]
+__all__ = ["Gemma4Renderer", "gemma4_variant", "strip_thinking"]
 
 Q = '<|"|>'
 _STANDARD_KEYS = frozenset({"description", "type", "properties", "required", "nullable"})
@@ -308,3 +308,27 @@ class Gemma4Renderer:
         elif previous == "tool_response" and thinking:
             out.append("<|channel>thought\n")
         return "".join(out)
+
+
+# Ollama's `resolveGemma4Renderer` (server/renderer_resolution.go): a model created with
+# RENDERER gemma4 gets the small prompt (e2b/e4b) or the large one (12b and up, which adds an
+# empty thought block when not thinking), by a size in its name, else by its parameter size.
+_LARGE_FROM = 12_000_000_000
+_UNITS = {"B": 1_000_000_000, "M": 1_000_000, "K": 1_000}
+
+
+def gemma4_variant(names: Sequence[str], parameter_size: str) -> str:
+    """`gemma4-small` or `gemma4-large` for a model called `names` (its short name first,
+    then its full one) whose parameter size reads like `12B`; small when nothing says."""
+    for name in names:
+        lower = name.lower()
+        if "e2b" in lower or "e4b" in lower:
+            return "gemma4-small"
+        if any(size in lower for size in ("12b", "26b", "31b")):
+            return "gemma4-large"
+    unit = _UNITS.get(parameter_size[-1:].upper())
+    try:
+        count = float(parameter_size[:-1]) * unit if unit else None
+    except ValueError:
+        count = None
+    return "gemma4-large" if count is not None and count >= _LARGE_FROM else "gemma4-small"
