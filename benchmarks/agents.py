@@ -60,6 +60,7 @@ from tests.agents import check_answer, model_requests
 from tests.templates_with_tools import TOOLS_MODEL, TOOLS_TEMPLATE
 from trio_ollama.api.anthropic import messages_request as anthropic_request
 from trio_ollama.api.openai_responses import responses_request
+from trio_ollama.bench.echo import request_body
 from trio_ollama.cpus import available_cpus
 from trio_ollama.store import CreateRequest, Store
 from trio_ollama.store.default_model import (
@@ -117,17 +118,9 @@ class Recorder:
     exchanges: list[dict[str, Any]] = attrs.field(factory=list)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (message := await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+        body = await request_body(scope, receive, send)
+        if body is None:
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
         query = scope["query_string"].decode("latin-1")
         exchange: dict[str, Any] = {

@@ -18,21 +18,29 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 
+async def request_body(scope: dict[str, Any], receive: Receive, send: Send) -> bytes | None:
+    """An ASGI request's whole body; None for the lifespan scope, which this answers (startup
+    and shutdown) until the server shuts down."""
+    if scope["type"] == "lifespan":
+        while (message := await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return None
+    body: bytes = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
 def make_app(token_delay: float = 0.0) -> Callable[[Any, Receive, Send], Awaitable[None]]:
     """An ASGI app; `served` counts the requests it answered and the tokens it sent."""
 
     async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while (message := await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+        body = await request_body(scope, receive, send)
+        if body is None:
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
         path = scope["path"]
         if scope["method"] == "GET":
             await _answer(send, 200, b"echo", "text/plain")
