@@ -19,6 +19,7 @@ import openai
 import pytest
 
 from tests.server import ServerProcess
+from tests.templates_with_tools import WEATHER_TOOL
 from tests.test_hostile_parsers import scripted_server
 from trio_ollama.renderers import builtin_renderer
 from trio_ollama.store import CreateRequest, Store
@@ -27,18 +28,6 @@ from trio_ollama.templates import Message
 
 pytestmark = pytest.mark.slow
 
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather in a city",
-        "parameters": {
-            "type": "object",
-            "required": ["city"],
-            "properties": {"city": {"type": "string", "description": "The city"}},
-        },
-    },
-}
 MESSAGES = [
     {"role": "system", "content": "Be brief."},
     {"role": "user", "content": "Weather in Paris?"},
@@ -54,7 +43,7 @@ class Family:
     thinking: str
     content: str
     calls: Sequence[tuple[str, Mapping[str, Any]]]
-    tools: Sequence[Mapping[str, Any]] = field(default_factory=lambda: [WEATHER])
+    tools: Sequence[Mapping[str, Any]] = field(default_factory=lambda: [WEATHER_TOOL])
 
 
 FAMILIES = {
