@@ -129,29 +129,45 @@ def hostile_outputs() -> dict[str, str]:
 def survives_hostile(
     make: Callable[[], Any],
     piece: int = 16,
-    bound: float = 1.0,
     outputs: Mapping[str, str] | None = None,
 ) -> None:
     """Each hostile output (`hostile_outputs`, or a family's own `outputs`), in pieces of
-    `piece` characters, is read within `bound` CPU seconds, and fails, if at all, with a
-    ParseError only. The best of three tries counts (as `timeit` takes the least): on a
-    shared 2-core machine another process's work slows this one's CPU seconds too."""
+    `piece` characters, costs its length (`costs_its_length`) and fails, if at all, with a
+    ParseError only."""
     for name, text in (hostile_outputs() if outputs is None else outputs).items():
-        took = _read_all(make(), text, piece)
-        for _ in range(2):
-            if took < bound:
-                break
-            took = min(took, _read_all(make(), text, piece))
-        assert took < bound, (name, took)
+        costs_its_length(lambda part: read_all(make(), part, piece), text, name)
 
 
-def _read_all(parser: Any, text: str, piece: int) -> float:
-    """CPU seconds `parser` takes to read `text` in pieces (a ParseError ends it)."""
-    started = time.process_time()
+def read_all(parser: Any, pieces: str | Sequence[str], piece: int = 16) -> None:
+    """`parser` reads `pieces` (a text cut every `piece` characters, or the pieces themselves)
+    and ends; a ParseError ends it too."""
+    if isinstance(pieces, str):
+        pieces = [pieces[i : i + piece] for i in range(0, len(pieces), piece)]
     try:
-        for i in range(0, len(text), piece):
-            parser.add(text[i : i + piece], False)
+        for part in pieces:
+            parser.add(part, False)
         parser.add("", True)
     except ParseError:
         pass
-    return time.process_time() - started
+
+
+def costs_its_length(read: Callable[[Any], object], text: Sequence[Any], name: str = "") -> None:
+    """Reading `text` costs at most a few times eight times what its first eighth costs: linear
+    is 8x, quadratic 64x. A ratio within one run, in this process's CPU seconds, the best of
+    three reads each (as `timeit` takes the least), since a shared machine's other work slows
+    every figure; absolute seconds would say more about the machine than the parser. Below
+    10 ms the eighth is noise, so it counts as 10 ms."""
+
+    def cost(part: Sequence[Any], tries: int, enough: float) -> float:
+        best = float("inf")
+        for _ in range(tries):
+            started = time.process_time()
+            read(part)
+            best = min(best, time.process_time() - started)
+            if best < enough:
+                break
+        return best
+
+    eighth = max(cost(text[: len(text) // 8], 3, 0.0), 0.01)
+    whole = cost(text, 3, 24 * eighth)
+    assert whole < 24 * eighth, (name, f"{whole:.3f} s for the whole, {eighth:.3f} s an eighth")

@@ -208,9 +208,4 @@ def test_hostile_output(name: str) -> None:
         "many_strings": "<|tool_call>call:f{x:[" + '<|"|>a<|"|>,' * (MB // 11) + "]}",
         "half_tags": "<|chan <tool_ca <|tool_respo " * (MB // 28),
     }
-    slow = {"single_quotes": own.pop("single_quotes")}
     survives_hostile(make, outputs=own)
-    # Known shortfall: Ollama's repairs of 175,000 single-quoted values (two candidates, each
-    # read char by char) take 1.1 to 1.4 CPU seconds here, over the 1 s the others keep.
-    # Linear, not unbounded; the bound below says so until the repair is made faster.
-    survives_hostile(make, outputs=slow, bound=2.0)

@@ -6,11 +6,11 @@ gives what the whole gives; hostile output costs its length and raises nothing b
 from __future__ import annotations
 
 import random
-import time
 from typing import Any
 
 import pytest
 
+from tests.parser_cases import costs_its_length, read_all
 from trio_ollama.parsers import ParseError, builtin_parser
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
@@ -235,7 +235,7 @@ CLOSERS = {"functiongemma": "<end_function_call>", "lfm2": "<|tool_call_end|>",
            "olmo3-think": "</think>"}  # fmt: skip
 
 
-# Slow as a whole (a megabyte fed in 7-character pieces, 80 times over), each run under a second.
+# Slow as a whole (a megabyte fed in 7-character pieces, 80 times over, and an eighth of it).
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(OPENERS))
 @pytest.mark.parametrize("shape", sorted(HOSTILE))
@@ -243,16 +243,11 @@ def test_a_megabyte_of_hostile_output_costs_its_length(name: str, shape: str) ->
     for opener in OPENERS[name]:
         text = HOSTILE[shape](opener)
         for tail in ("", CLOSERS.get(name, "</tool_call>")):
-            parser = builtin_parser(name)
-            assert parser is not None
-            parser.init(TOOLS, True)
-            started = time.process_time()
-            try:
-                for i in range(0, len(text), 7):
-                    parser.add(text[i : i + 7], False)
-                parser.add(tail, False)
-                parser.add("", True)
-            except ParseError:
-                pass
-            took = time.process_time() - started
-            assert took < 1.0, (name, shape, opener, tail, took)
+
+            def read(part: str, tail: str = tail) -> None:
+                parser = builtin_parser(name)
+                assert parser is not None
+                parser.init(TOOLS, True)
+                read_all(parser, [*(part[i : i + 7] for i in range(0, len(part), 7)), tail])
+
+            costs_its_length(read, text, f"{name} {shape} {opener} {tail}")
