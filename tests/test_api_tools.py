@@ -288,6 +288,31 @@ async def test_builtin_qwen3_parser_through_chat_and_show(server: Server) -> Non
     reply = await (await post(server, "/api/generate", {"model": "q3", "prompt": "w?",
                                                          "stream": False})).get_json()  # fmt: skip
     assert reply["thinking"] == "Oslo it is." and reply["response"] == ""
+    # The runner was told which control tokens to write as text: the parser's tags, on chat
+    # and generate alike.
+    [engine] = server.engines.made
+    assert [r.preserved for r in engine.requests] == [
+        ["<think>", "</think>", "<tool_call>", "</tool_call>"]
+    ] * 2
+
+
+async def test_preserved_tokens_of_a_template_tool_tag(server: Server) -> None:
+    """Without a built-in parser, a chat offering tools preserves the template's tool-call
+    tag, its leading special token where JSON follows it (Ollama: `[TOOL_CALLS]` of
+    `[TOOL_CALLS] [`); without tools, or on a raw generate, nothing."""
+    await model(server, "mistral", MISTRAL, ["Hi"])
+    await model(server, "qwen", QWEN, ["Hi"])
+    for name, tools, want in (
+        ("mistral", [WEATHER_TOOL], ["[TOOL_CALLS]"]),
+        ("qwen", [WEATHER_TOOL], ["<tool_call>"]),
+        ("qwen", None, []),
+    ):
+        body = {"model": name, "messages": USER, "tools": tools, "stream": False}
+        assert (await post(server, "/api/chat", body)).status_code == 200
+        assert server.engines.made[0].requests[-1].preserved == want, name
+    body = {"model": "qwen", "prompt": "<tool_call>", "raw": True, "stream": False}
+    assert (await post(server, "/api/generate", body)).status_code == 200
+    assert server.engines.made[0].requests[-1].preserved == []
 
 
 # ----- images

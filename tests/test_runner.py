@@ -124,6 +124,23 @@ async def test_stop_string_spanning_tokens_is_never_emitted(default_gguf: Path) 
     assert done.done_reason == "stop"
 
 
+async def test_preserved_control_tokens_are_written_as_text(default_gguf: Path) -> None:
+    """Ollama's PreservedTokens: a control token the output parser reads (here SmolLM2's own
+    `<|im_start|>`, which it writes after a finished turn) comes out as its text; others, and
+    the same token unasked, are dropped as llama.cpp drops control tokens. A string that is no
+    one token of the vocabulary preserves nothing."""
+    prompt = "<|im_start|>user\nhi<|im_end|>\n"
+    sampling = Sampling(temperature=0, num_predict=3)
+    async with open_runner(load(default_gguf, num_ctx=512)) as runner:
+        assert await runner.tokenize("<|im_start|>", add_special=False) == [1]
+        plain, _ = await generate(runner, prompt, sampling=sampling)
+        kept, _ = await generate(runner, prompt, sampling=sampling, preserved=["<|im_start|>"])
+        multi, _ = await generate(runner, prompt, sampling=sampling, preserved=["<think>"])
+    assert kept.startswith("<|im_start|>") and kept.removeprefix("<|im_start|>") == plain, kept
+    assert "<|" not in plain and plain, plain
+    assert multi == plain
+
+
 async def test_num_predict_limits_tokens(default_gguf: Path) -> None:
     async with open_runner(load(default_gguf, num_ctx=512)) as runner:
         _, done = await generate(

@@ -242,7 +242,10 @@ class Generation(ModelAccess):
             # Generate parses thinking only (tool calls are for chat); a raw prompt skips the
             # model's built-in parser but not the template's thinking tags (Ollama's rule).
             parser = model.output_parser(prompt, think=think, raw=req.raw)
-            completion = _completion(runner, attrs.evolve(fitted, text=prompt), options, req)
+            completion = _completion(
+                runner, attrs.evolve(fitted, text=prompt), options, req,
+                preserved=parser.preserved_tokens,
+            )  # fmt: skip
             clock = _TokenClock.start(self.metrics, spec.name, started)
             async with completion as events:
                 async for chunk in events:
@@ -370,7 +373,7 @@ async def _chat_run(
     fmt = "" if first_of_two else req.format
     run.restart = False
     async with (
-        _completion(runner, prompt, options, req, fmt) as events,
+        _completion(runner, prompt, options, req, fmt, run.parser.preserved_tokens) as events,
         aclosing(events) as stream,
     ):
         async for chunk in stream:
@@ -444,9 +447,11 @@ async def _completion(
     options: dict[str, Any],
     req: GenerateRequest | ChatRequest,
     fmt: str | None = None,
+    preserved: Sequence[str] = (),
 ) -> AsyncIterator[CompletionEvents]:
     """The runner's stream for one completion (its refusals become API errors in `_leased`);
-    `fmt` stands in for the request's `format` when given."""
+    `fmt` stands in for the request's `format` when given; `preserved` are the control tokens
+    the output parser reads, which the runner writes as text."""
     # A prompt that surely overflows the window travels without the middle no cut keeps.
     num_ctx, bound = window_of(runner)
     prompt = shorten(
@@ -458,6 +463,7 @@ async def _completion(
         truncate=req.truncate, shift=req.shift, logprobs=req.logprobs,
         top_logprobs=req.top_logprobs if req.logprobs else 0,
         images=[base64.b64encode(image).decode() for image in fitted.images],
+        preserved=list(preserved),
     )  # fmt: skip
     async with runner.completion(request) as stream:
         yield stream

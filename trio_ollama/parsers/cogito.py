@@ -5,7 +5,7 @@ model writes itself (`<｜tool▁outputs▁begin｜>...<｜tool▁outputs▁end�
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from trio_ollama.parsers.deepseek_style import (
     OUTPUT_BEGIN,
@@ -25,6 +25,11 @@ _FENCE_OPEN, _FENCE_CLOSE = "\n```json\n", "\n```"
 
 
 class CogitoParser(DeepSeekStyleParser):
+    preserved_tokens: ClassVar[tuple[str, ...]] = (
+        *DeepSeekStyleParser.preserved_tokens,
+        OUTPUTS_BEGIN,
+        OUTPUTS_END,
+    )
     _OUTPUT_OPEN = OUTPUTS_BEGIN
     _TRIM_BEFORE_OUTPUT = True
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from trio_ollama.gocompat.decode import DecodeError, loads_text
 from trio_ollama.parsers.tagged import Holdback, StatefulParser, TagSearch
@@ -51,6 +51,17 @@ _STRING_OR_BRACES = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|\{+|\}+|"', re.DOTALL)
 
 
 class CohereParser(StatefulParser):
+    preserved_tokens: ClassVar[tuple[str, ...]] = (
+        "<|START_THINKING|>",
+        END_THINKING,
+        START_TEXT,
+        END_TEXT,
+        START_ACTION,
+        END_ACTION,
+        START_RESPONSE,
+        END_RESPONSE,
+    )
+
     has_tool_support = True
     has_thinking_support = True
     # Blanks at the thinking's end are held; the answer's stream.

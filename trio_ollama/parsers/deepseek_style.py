@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from trio_ollama.gocompat.decode import DecodeError, tool_arguments
 from trio_ollama.parsers.qwen3 import _release
@@ -48,6 +48,10 @@ class DeepSeekStyleParser(StatefulParser):
 
     has_tool_support = True
     has_thinking_support = True
+    preserved_tokens: ClassVar[tuple[str, ...]] = (
+        THINK_CLOSE, CALLS_BEGIN, CALLS_END, CALL_BEGIN, CALL_END, TOOL_SEP,
+        OUTPUT_BEGIN, OUTPUT_END,
+    )  # fmt: skip
     _OUTPUT_OPEN = OUTPUT_BEGIN
     # Whether blanks before the tool-output tag are dropped, as before the calls.
     _TRIM_BEFORE_OUTPUT = False

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from typing import Any
+from typing import Any, ClassVar
 
 from trio_ollama.parsers.tagged import CallSections
 
@@ -129,6 +129,8 @@ def _call(text: str) -> tuple[str, dict[str, Any]] | None:
 
 
 class FunctionGemmaParser(CallSections):
+    preserved_tokens: ClassVar[tuple[str, ...]] = (OPEN, CLOSE)
+
     OPEN, CLOSE = OPEN, CLOSE
 
     def _section(self, text: str) -> list[tuple[str, dict[str, Any]]]:

@@ -18,7 +18,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from trio_ollama.gocompat.decode import loads_text
 from trio_ollama.parsers.buffered import Buffered
@@ -352,6 +352,15 @@ _Step = Callable[[bool, list[str], list[str], list[ToolCall]], bool]
 
 
 class Gemma4Parser(Buffered):
+    preserved_tokens: ClassVar[tuple[str, ...]] = (
+        THINK_OPEN,
+        THINK_CLOSE,
+        CALL_OPEN,
+        CALL_CLOSE,
+        RESPONSE,
+        QUOTE,
+    )
+
     has_tool_support = True
 
     def __init__(self, *, thinking: bool) -> None:

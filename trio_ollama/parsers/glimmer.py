@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from trio_ollama.parsers.buffered import Buffered
 from trio_ollama.parsers.qwen3 import ParseError, _overlap, _typed, _types
@@ -127,6 +127,8 @@ def _parse_atem(body: str, function: Mapping[str, Any] | None) -> tuple[str, dic
 
 
 class GlimmerParser(Buffered):
+    preserved_tokens: ClassVar[tuple[str, ...]] = (START, MESSAGE, EOM, EOT)
+
     has_tool_support = True
     has_thinking_support = True
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from trio_ollama.parsers.qwen3 import (
     ParseError,
@@ -143,6 +143,17 @@ def _repair(s: str) -> str:
 
 
 class GLM46Parser(StatefulParser):
+    preserved_tokens: ClassVar[tuple[str, ...]] = (
+        THINK_OPEN,
+        THINK_CLOSE,
+        TOOL_OPEN,
+        TOOL_CLOSE,
+        KEY_OPEN,
+        KEY_CLOSE,
+        VALUE_OPEN,
+        VALUE_CLOSE,
+    )
+
     _HOLDS_BLANKS = ("content", "thinking", "think?")
     has_tool_support = True
     has_thinking_support = True

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
@@ -141,6 +141,8 @@ class FunctionNames:
 
 
 class HarmonyParser(Buffered):
+    preserved_tokens: ClassVar[tuple[str, ...]] = (START, END, MESSAGE, CHANNEL, CONSTRAIN)
+
     has_tool_support = True
     has_thinking_support = True
 

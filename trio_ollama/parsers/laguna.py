@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from trio_ollama.gocompat.decode import BracketScanner, DecodeError, loads_text, tool_arguments
 from trio_ollama.parsers.qwen3 import ParseError, _functions, _typed, _types
@@ -58,6 +58,19 @@ _ALIASES = {"read_file": "read", "write_file": "write", "edit_file": "edit",
 
 
 class LagunaParser(StatefulParser):
+    preserved_tokens: ClassVar[tuple[str, ...]] = (
+        THINK_OPEN,
+        THINK_CLOSE,
+        TOOL_OPEN,
+        TOOL_CLOSE,
+        USER_OPEN,
+        USER_CLOSE,
+        ARG_KEY,
+        ARG_KEY_CLOSE,
+        "<arg_value>",
+        ARG_VALUE_CLOSE,
+    )
+
     has_tool_support = True
     has_thinking_support = True
     # Whether the prompt continues a final assistant message in place (a prefill).

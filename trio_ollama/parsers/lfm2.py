@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from trio_ollama.gocompat.decode import DecodeError, loads_text
 from trio_ollama.parsers.buffered import Buffered
@@ -199,6 +199,8 @@ def _calls(section: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 class LFM2Parser(Buffered):
+    preserved_tokens: ClassVar[tuple[str, ...]] = (THINK_OPEN, THINK_CLOSE, CALL_START, CALL_END)
+
     has_tool_support = True
 
     def __init__(self, *, thinking: bool) -> None:

@@ -7,7 +7,7 @@ long call costs its length, not its length times its pieces."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from trio_ollama.gocompat.decode import BracketScanner, DecodeError, tool_arguments
 from trio_ollama.parsers.buffered import Buffered
@@ -38,6 +38,8 @@ class _JSONEnd:
 
 
 class MinistralParser(Buffered):
+    preserved_tokens: ClassVar[tuple[str, ...]] = (TOOL_CALLS, THINK, THINK_END, ARGS)
+
     has_tool_support = True
 
     def __init__(self, *, thinking: bool = False) -> None:

@@ -5,7 +5,7 @@ before it dropped), then Qwen 3 Coder's answer text and `<tool_call><function=..
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from trio_ollama.parsers.qwen3 import THINK_OPEN, TOOL_OPEN, Qwen3CoderParser
 from trio_ollama.parsers.qwen35 import thinks
@@ -15,6 +15,13 @@ __all__ = ["Nemotron3NanoParser"]
 
 
 class Nemotron3NanoParser:
+    preserved_tokens: ClassVar[tuple[str, ...]] = (
+        "<think>",
+        "</think>",
+        "<tool_call>",
+        "</tool_call>",
+    )
+
     has_tool_support = True
     has_thinking_support = True
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from trio_ollama.parsers.tagged import CallSections
 
@@ -121,6 +121,8 @@ def _calls(section: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 class Olmo3Parser(CallSections):
+    preserved_tokens: ClassVar[tuple[str, ...]] = (OPEN, CLOSE)
+
     OPEN, CLOSE = OPEN, CLOSE
     RELEASE_AT_END = True
 

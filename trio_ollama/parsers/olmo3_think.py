@@ -4,7 +4,7 @@ prompt ends with `<think>`), up to `</think>`; then the answer. No tool calls.""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from trio_ollama.parsers.thinkfirst import Output, Passthrough, ThinkFirst
 
@@ -12,6 +12,8 @@ __all__ = ["Olmo3ThinkParser"]
 
 
 class Olmo3ThinkParser:
+    preserved_tokens: ClassVar[tuple[str, ...]] = ("</think>",)
+
     has_tool_support = False
     has_thinking_support = True
 

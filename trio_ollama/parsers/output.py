@@ -16,7 +16,7 @@ import attrs
 from trio_ollama.gocompat.template import GoTemplate
 from trio_ollama.parsers.builtin import BuiltinParser, Prefills, builtin_parser
 from trio_ollama.parsers.thinking import ThinkingParser, infer_thinking_tags
-from trio_ollama.parsers.tools import ToolCallParser, tool_call_tag
+from trio_ollama.parsers.tools import ToolCallParser, preserved_for_tag, tool_call_tag
 from trio_ollama.templates import Message, ToolCall
 
 __all__ = ["OutputParser", "Parsed", "new_tool_call_id"]
@@ -73,6 +73,14 @@ class OutputParser:
                 thinking.add(opening)
         tool_parser = ToolCallParser(tool_call_tag(template), tools) if tools else None
         return cls(thinking, tool_parser)
+
+    @property
+    def preserved_tokens(self) -> tuple[str, ...]:
+        """The control tokens the runner is to write as text for this reading: a built-in
+        parser's tags, or the template's tool-call tag when tools are offered."""
+        if self.builtin is not None:
+            return self.builtin.preserved_tokens
+        return preserved_for_tag(self.tools.tag) if self.tools is not None else ()
 
     @property
     def active(self) -> bool:

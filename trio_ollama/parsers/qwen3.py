@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from trio_ollama.gocompat.decode import INT64_MAX, INT64_MIN, DecodeError, loads_text
 from trio_ollama.parsers.buffered import Buffered
@@ -74,6 +74,8 @@ class ParseError(ValueError):
 
 
 class Qwen3Parser(Buffered):
+    preserved_tokens: ClassVar[tuple[str, ...]] = (THINK_OPEN, THINK_CLOSE, TOOL_OPEN, TOOL_CLOSE)
+
     has_tool_support = True
 
     def __init__(self, *, thinking_support: bool, default_thinking: bool) -> None:
@@ -269,6 +271,8 @@ def _typed(raw: str, types: Sequence[str]) -> Any:
 
 
 class Qwen3CoderParser(Buffered):
+    preserved_tokens: ClassVar[tuple[str, ...]] = (TOOL_OPEN, TOOL_CLOSE)
+
     has_tool_support = True
     has_thinking_support = False
 

@@ -5,7 +5,7 @@ answer text and `<tool_call><function=...>` calls."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from trio_ollama.parsers.qwen3 import THINK_OPEN, TOOL_OPEN, Qwen3CoderParser
 from trio_ollama.parsers.thinkfirst import Output, ThinkFirst
@@ -24,6 +24,13 @@ def thinks(think: bool | str | None) -> bool:
 
 
 class Qwen35Parser:
+    preserved_tokens: ClassVar[tuple[str, ...]] = (
+        "<think>",
+        "</think>",
+        "<tool_call>",
+        "</tool_call>",
+    )
+
     has_tool_support = True
     has_thinking_support = True
 

@@ -5,7 +5,7 @@ the thinking variant starts inside `<think>` (its prompt opened it, whatever the
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from trio_ollama.gocompat.decode import DecodeError, json_kind, loads_text
 from trio_ollama.parsers.qwen3 import TOOL_OPEN, ParseError, Qwen3Parser
@@ -63,6 +63,8 @@ class _Calls(Qwen3Parser):
 
 
 class Qwen3VLParser:
+    preserved_tokens: ClassVar[tuple[str, ...]] = ("</think>", "<tool_call>", "</tool_call>")
+
     has_tool_support = True
 
     def __init__(self, *, thinking: bool) -> None:

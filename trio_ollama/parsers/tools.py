@@ -26,7 +26,7 @@ from trio_ollama.gocompat.template import (
 from trio_ollama.parsers.buffered import Buffered
 from trio_ollama.templates import ToolCall, ToolCallFunction
 
-__all__ = ["ToolCallParser", "tool_call_tag"]
+__all__ = ["ToolCallParser", "preserved_for_tag", "tool_call_tag"]
 
 
 def _is_tool_calls_if(node: BranchNode) -> bool:
@@ -78,6 +78,17 @@ def tool_call_tag(template: GoTemplate | None) -> str:
         return "{"
     tag = text.text.replace("\r\n", "\n").partition("{")[0].strip()
     return tag or "{"
+
+
+def preserved_for_tag(tag: str) -> tuple[str, ...]:
+    """What of a template's tool-call tag the runner writes as text should it be a control
+    token: the tag, or its leading `[...]`/`<...>` (Ollama keeps only strings that are one
+    token, and `[TOOL_CALLS][` is a token and JSON's `[`); nothing for a bare bracket."""
+    if tag in ("", "{", "["):
+        return ()
+    close = {"[": "]", "<": ">"}.get(tag[0])
+    end = tag.find(close) if close else -1
+    return (tag[: end + 1],) if end > 0 else (tag,)
 
 
 def _json_object(text: str) -> dict[str, Any] | None:

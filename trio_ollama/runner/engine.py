@@ -123,6 +123,8 @@ class _Active:
     pieces: list[bytes] = attrs.field(factory=list)  # the bytes of those tokens, in step
     # Greedy without a grammar: picked here from the logits, as the chain would pick.
     greedy: Greedy | None = None
+    # Control tokens written as text (the request's `preserved`, as token ids).
+    preserved: frozenset[int] = frozenset()
     # What follows `pending` in a prompt with images: image chunks, and the text after them;
     # `chunks` owns the images' mtmd chunks.
     later: deque[Segment] = attrs.field(factory=deque)
@@ -199,6 +201,8 @@ class LlamaEngine:
         # `piece` runs on the worker thread (in `step`) and on the Trio thread (`detokenize`)
         # at once; its ctypes call lets go of the GIL, so one shared buffer would mix their text.
         self._buffers = threading.local()
+        # A preserved string's token, or None where it is not one token of this vocabulary.
+        self._preserved: dict[str, int | None] = {}
 
     # ----- load (worker thread)
 
@@ -366,6 +370,15 @@ class LlamaEngine:
             return big.raw[:n]
         return buffer.raw[:n]
 
+    def preserved_ids(self, texts: Sequence[str]) -> frozenset[int]:
+        """The tokens of `texts` that are one token each (llama-server's rule for its
+        `preserved_tokens`); looked up once a string."""
+        for text in texts:
+            if text not in self._preserved:
+                tokens = self.tokenize(text, add_special=False)
+                self._preserved[text] = tokens[0] if len(tokens) == 1 else None
+        return frozenset(t for text in texts if (t := self._preserved[text]) is not None)
+
     def detokenize(self, tokens: Sequence[int]) -> str:
         check_tokens(tokens, self.n_vocab)
         # Control tokens included: a returned `context` must tokenize back to the same tokens.
@@ -498,6 +511,7 @@ class LlamaEngine:
                 started=time.monotonic(),
                 probe=probe,
                 greedy=Greedy.of(request, self.n_ctx_seq),
+                preserved=self.preserved_ids(request.preserved),
                 later=rest,
                 chunks=chunks,
                 image_tokens=images,
@@ -717,7 +731,7 @@ class LlamaEngine:
             self._finish(active, "stop", out)
             return
         active.generated += 1
-        piece = self.piece(token)
+        piece = self.piece(token, special=token in active.preserved)
         if active.probe is not None:
             active.logprobs.append(self._token_logprobs(active, index, token))
             active.pieces.append(piece)

@@ -171,6 +171,10 @@ class Completion(Request):
     # The images the prompt's `[img-N]` tags stand for, base64 (the frame is JSON): image N is
     # `images[N]`. Only a runner with a projector takes them.
     images: list[str] = attrs.field(factory=list)
+    # Control tokens written as text when generated (Ollama's PreservedTokens: the tags the
+    # output parser reads); a string that is not one token of the vocabulary preserves nothing.
+    # Other control tokens are dropped from the text, as llama.cpp's detokenizer drops them.
+    preserved: list[str] = attrs.field(factory=list)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Completion:
