@@ -29,6 +29,9 @@ WEATHER = {"type": "function", "function": {"name": "get_weather", "description"
 QUESTION = [{"role": "user", "content": "Weather in Paris?"}]
 
 # Family -> (PARSER and RENDERER name, the scripted output in tokens, thinking, content).
+# Each family's script calls get_weather(city="Paris"), but olmo3-think's, whose parser reads
+# no calls; ministral has no renderer in Ollama (its template writes the prompt) and, as
+# Ollama's parser registry makes it, does not think.
 FAMILIES: dict[str, tuple[str, list[str], str, str]] = {
     "qwen3.5": ("qwen3.5", ["Check", " it", "</think>", "\n\n", "Sure", ".", "<tool_call>",
                 "\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</function>\n",
@@ -49,7 +52,13 @@ FAMILIES: dict[str, tuple[str, list[str], str, str]] = {
     "gemma4": ("gemma4", ["<|channel>", "thought\n", "Hmm", "<channel|>", "Sure", ".",
                "<|tool_call>", 'call:get_weather{city:<|"|>Paris<|"|>}', "<tool_call|>"],
                "Hmm", "Sure."),
+    "ministral": ("ministral", ["Sure", ".", "[TOOL_CALLS]", "get_weather", "[ARGS]",
+                  '{"city": "Paris"}'], "", "Sure."),
+    "olmo3-think": ("olmo3-think", ["Hmm", "</think>", "Sure", "."], "Hmm", "Sure."),
 }  # fmt: skip
+NO_CALLS = {"olmo3-think"}
+NO_RENDERER = {"ministral"}
+CALL = [("get_weather", {"city": "Paris"})]
 
 
 @pytest.fixture(scope="module", params=sorted(FAMILIES))
@@ -60,7 +69,8 @@ def family(
     models = tmp_path_factory.mktemp("models")
     store = Store(models)
     ensure_default_model(store)
-    store.create(name, CreateRequest(from_=DEFAULT_MODEL, parser=name, renderer=name))
+    renderer = "" if request.param in NO_RENDERER else name
+    store.create(name, CreateRequest(from_=DEFAULT_MODEL, parser=name, renderer=renderer))
     server = scripted_server(models, script)
     try:
         yield request.param, server
@@ -72,21 +82,19 @@ def test_native_client_sees_calls_thinking_and_content(family: tuple[str, Server
     key, server = family
     name, _, thinking, content = FAMILIES[key]
     client = ollama.Client(host=server.url)
-    reply = client.chat(model=name, messages=QUESTION, tools=[WEATHER], think=bool(thinking))
+    # A family that reads no calls offers no tools (Ollama refuses them: "does not support").
+    tools, calls = ([], []) if key in NO_CALLS else ([WEATHER], CALL)
+    reply = client.chat(model=name, messages=QUESTION, tools=tools, think=bool(thinking))
     assert reply.message.content == content
     assert (reply.message.thinking or "") == thinking
-    calls = reply.message.tool_calls or []
-    assert [(c.function.name, dict(c.function.arguments)) for c in calls] == [
-        ("get_weather", {"city": "Paris"})
-    ]
-    chunks = list(client.chat(model=name, messages=QUESTION, tools=[WEATHER],
+    got = reply.message.tool_calls or []
+    assert [(c.function.name, dict(c.function.arguments)) for c in got] == calls
+    chunks = list(client.chat(model=name, messages=QUESTION, tools=tools,
                               think=bool(thinking), stream=True))  # fmt: skip
     assert "".join(c.message.content or "" for c in chunks) == content
     assert "".join(c.message.thinking or "" for c in chunks) == thinking
     streamed = [t for c in chunks for t in c.message.tool_calls or []]
-    assert [(t.function.name, dict(t.function.arguments)) for t in streamed] == [
-        ("get_weather", {"city": "Paris"})
-    ]
+    assert [(t.function.name, dict(t.function.arguments)) for t in streamed] == calls
     # A chunk with a call carries it whole, and no text.
     assert all(not c.message.content for c in chunks if c.message.tool_calls)
 
@@ -95,6 +103,12 @@ def test_openai_client_sees_the_call(family: tuple[str, ServerProcess]) -> None:
     key, server = family
     name, _, _, content = FAMILIES[key]
     client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused")
+    if key in NO_CALLS:
+        reply = client.chat.completions.create(model=name, messages=QUESTION)  # type: ignore[arg-type]
+        assert reply.choices[0].message.content == content
+        assert not reply.choices[0].message.tool_calls
+        assert reply.choices[0].finish_reason == "stop"
+        return
     reply = client.chat.completions.create(model=name, messages=QUESTION,  # type: ignore[arg-type]
                                            tools=[WEATHER])  # type: ignore[list-item]  # fmt: skip
     message = reply.choices[0].message
@@ -109,13 +123,19 @@ def test_openai_client_sees_the_call(family: tuple[str, ServerProcess]) -> None:
 def test_the_runner_reads_the_renderers_prompt(family: tuple[str, ServerProcess]) -> None:
     key, server = family
     name, _, thinking, _ = FAMILIES[key]
-    body: dict[str, Any] = {"model": name, "messages": QUESTION, "tools": [WEATHER],
+    tools = [] if key in NO_CALLS else [WEATHER]
+    body: dict[str, Any] = {"model": name, "messages": QUESTION, "tools": tools,
                             "stream": False, "_debug_render_only": True}  # fmt: skip
     reply = httpx.post(server.url + "/api/chat", json=body, timeout=60)
     assert reply.status_code == 200, reply.text
+    rendered = reply.json()["_debug_info"]["rendered_template"]
+    if key in NO_RENDERER:
+        # The default model's ChatML template writes it (it shows no tools).
+        assert rendered == "<|im_start|>user\nWeather in Paris?<|im_end|>\n<|im_start|>assistant\n"
+        return
     renderer = builtin_renderer(name)
     assert renderer is not None
     # A model that thinks does so unless asked not to (Ollama's default): the prompt says so.
     think = True if thinking else None
-    expected = renderer.render([Message.from_json(QUESTION[0])], [WEATHER], think)
-    assert reply.json()["_debug_info"]["rendered_template"] == expected
+    expected = renderer.render([Message.from_json(QUESTION[0])], tools, think)
+    assert rendered == expected
