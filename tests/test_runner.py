@@ -284,6 +284,41 @@ async def test_second_chat_turn_reuses_the_cached_history(default_gguf: Path) ->
     assert done.prompt_eval_duration < one.prompt_eval_duration, (one, done)
 
 
+async def test_a_start_another_slot_holds_is_copied_not_computed(default_gguf: Path) -> None:
+    """A long shared start (a system prompt every request repeats) that a busy slot holds is
+    copied into the slot a new request takes: counted as cached, and the answer is the one a
+    runner that computed the whole prompt gives."""
+    shared = "\n".join(LONG_HISTORY[:30]) + "\n"
+    busy = shared + counting()  # goes on counting for as long as it is allowed to
+    asked = shared + "Question: what flows through the valley of Cedaria?\nAnswer:"
+    ten = Sampling(temperature=0, num_predict=10)
+    order: list[str] = []
+    async with open_runner(load(default_gguf, num_ctx=2048, num_parallel=2)) as runner:
+        start = len(await runner.tokenize(shared))
+        assert start > 500
+
+        async def stream_busy(task_status: trio.TaskStatus[None]) -> None:
+            long = Sampling(temperature=0, num_predict=150)
+            async with runner.completion(Completion(id=0, prompt=busy, sampling=long)) as stream:
+                started = False
+                async for event in stream:
+                    if isinstance(event, Piece) and not started:
+                        task_status.started()
+                        started = True
+            order.append("busy")
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(stream_busy)  # its prompt is in its slot's cache
+            copied, done = await generate(runner, asked, sampling=ten)
+            order.append("asked")
+    async with open_runner(load(default_gguf, num_ctx=2048, num_parallel=2)) as fresh:
+        computed, alone = await generate(fresh, asked, sampling=ten)
+    assert order == ["asked", "busy"], "the first slot was busy throughout"
+    assert alone.prompt_cached == 0
+    assert start - 1 <= done.prompt_cached < done.prompt_eval_count, done
+    assert copied == computed
+
+
 async def test_runner_killed_mid_stream_fails_every_request(default_gguf: Path) -> None:
     errors: list[Exception] = []
     async with open_runner(load(default_gguf, num_ctx=512, num_parallel=2)) as runner:

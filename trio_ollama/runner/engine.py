@@ -70,6 +70,9 @@ PROMPT_CHUNK = 128
 # another pass over the weights. A slot that adds a gap is worth taking only for a prompt cache
 # this many tokens longer.
 RUN_COST_TOKENS = 64
+# Another slot's cache is copied in for a start of the prompt at least this much longer than
+# the chosen slot's own: copying a stream costs a few milliseconds, what a few tokens cost.
+MIN_COPIED_TOKENS = 32
 INPUT_TOO_LONG = "the input length exceeds the context length"
 # llama.cpp's words, as Ollama passes them on (`api.generation.NO_VISION`).
 NO_VISION = (
@@ -431,23 +434,30 @@ class LlamaEngine:
         active.slot.last_used = time.monotonic()
 
     def _pick_slot(self, tokens: Sequence[int | str]) -> tuple[_Slot, int] | None:
-        free: list[tuple[_Slot, int]] = []
-        for slot in self.slots:
-            if slot.busy:
-                continue
-            common = 0
-            for a, b in zip(slot.tokens, tokens, strict=False):
-                if a != b:
-                    break
-                common += 1
-            while inside_image(tokens, common):
-                common -= 1  # an image is evaluated whole: the cache stops before it
-            free.append((slot, common))
+        free = [(slot, _shared(slot.tokens, tokens)) for slot in self.slots if not slot.busy]
         if not free:
             return None
         busy = {slot.seq for slot in self.slots if slot.busy}
         k = choose_slot([(slot.seq, common, slot.last_used) for slot, common in free], busy)
         return free[k]
+
+    def _take_prefix(self, slot: _Slot, tokens: Sequence[int | str], common: int) -> int:
+        """Where another slot, busy or not, holds a longer start of `tokens` than `slot` does
+        (a system prompt every request repeats), its cache is copied into `slot` instead of
+        computing that start again: returns how much of `tokens` `slot` now holds. llama.cpp
+        copies a sequence's whole stream, at the next decode (milliseconds: a stream is tens
+        of MB), then the copy is cut back to the shared start."""
+        donor, best = None, common + MIN_COPIED_TOKENS - 1
+        for other in self.slots:
+            if other is not slot and (shared := _shared(other.tokens, tokens)) > best:
+                donor, best = other, shared
+        if donor is None:
+            return common
+        mem = self.L.llama_get_memory(self.ctx)
+        self.L.llama_memory_seq_cp(mem, donor.seq, slot.seq, -1, -1)
+        slot.tokens = donor.tokens[:best]
+        log.debug("prefix copied seq=%d from seq=%d tokens=%d", slot.seq, donor.seq, best)
+        return best
 
     def _admit(self, out: list[Message]) -> None:
         while self.waiting and any(not s.busy for s in self.slots):
@@ -488,6 +498,7 @@ class LlamaEngine:
             picked = self._pick_slot(keys)
             assert picked is not None
             slot, common = picked
+            common = self._take_prefix(slot, keys, common)
             common = min(common, len(keys) - 1)  # the last prompt token must be decoded
             while inside_image(keys, common):
                 common -= 1
@@ -863,6 +874,19 @@ def prompt_admission(pending: Sequence[int], decoding: int, n_batch: int) -> lis
         takes[k] = max(0, min(pending[k], budget))
         budget -= takes[k]
     return takes
+
+
+def _shared(cached: Sequence[int | str], tokens: Sequence[int | str]) -> int:
+    """How much of `tokens` a cache holding `cached` can keep: their common start, stopped
+    before an image that is not whole in it (an image is evaluated whole)."""
+    common = 0
+    for a, b in zip(cached, tokens, strict=False):
+        if a != b:
+            break
+        common += 1
+    while inside_image(tokens, common):
+        common -= 1
+    return common
 
 
 def choose_slot(free: Sequence[tuple[int, int, float]], busy: Collection[int]) -> int:
