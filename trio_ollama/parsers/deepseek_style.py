@@ -16,7 +16,7 @@ from typing import Any
 
 from trio_ollama.gocompat.decode import DecodeError, tool_arguments
 from trio_ollama.parsers.qwen3 import _release
-from trio_ollama.parsers.tagged import StatefulParser, TagSearch
+from trio_ollama.parsers.tagged import PrefillingParser, TagSearch
 from trio_ollama.templates import Message, ToolCall, ToolCallFunction
 
 __all__ = ["DeepSeekStyleParser", "arguments"]
@@ -41,7 +41,7 @@ def arguments(raw: str) -> dict[str, Any] | None:
         return None
 
 
-class DeepSeekStyleParser(StatefulParser):
+class DeepSeekStyleParser(PrefillingParser):
     """The states and tags both families share. A subclass says when the output starts in
     thinking, how a call's text reads (`_read_call`), and which tag opens tool output in the
     answer (`_OUTPUT_OPEN`), and how that output is read (`_eat_output`)."""
@@ -81,14 +81,7 @@ class DeepSeekStyleParser(StatefulParser):
     def _eat_output(self, content: list[str]) -> bool:
         raise NotImplementedError
 
-    def init(
-        self,
-        tools: Sequence[Mapping[str, Any]],
-        think: bool | str | None,
-        *,
-        last_message: Message | None = None,
-    ) -> None:
-        """`last_message`: as `prefill` (the server calls that)."""
+    def _start(self, tools: Sequence[Mapping[str, Any]], think: bool | str | None) -> None:
         self._state = "thinking" if self._starts_thinking(tools, think) else "content"
         self._buffer = ""
         self._trim = False
@@ -96,8 +89,6 @@ class DeepSeekStyleParser(StatefulParser):
         self._stuck = False
         self._index = 0
         self._reset()
-        if last_message is not None:
-            self.prefill(last_message)
 
     def prefill(self, last: Message) -> None:
         """The conversation's last message, which the answer continues when it is the

@@ -29,7 +29,7 @@ from typing import Any
 
 from trio_ollama.gocompat.decode import BracketScanner, DecodeError, loads_text, tool_arguments
 from trio_ollama.parsers.qwen3 import ParseError, _functions, _typed, _types
-from trio_ollama.parsers.tagged import Holdback, StatefulParser, TagSearch
+from trio_ollama.parsers.tagged import Holdback, PrefillingParser, TagSearch
 from trio_ollama.templates import Message, ToolCall, ToolCallFunction, thinks
 
 __all__ = ["LagunaParser", "PoolsideV1Parser"]
@@ -57,7 +57,7 @@ _ALIASES = {"read_file": "read", "write_file": "write", "edit_file": "edit",
             "web_fetch": "webfetch"}  # fmt: skip
 
 
-class LagunaParser(StatefulParser):
+class LagunaParser(PrefillingParser):
     has_tool_support = True
     has_thinking_support = True
     # Whether the prompt continues a final assistant message in place (a prefill).
@@ -84,14 +84,7 @@ class LagunaParser(StatefulParser):
         self._scanned = 0  # in "json": how much of the buffer the scanner has read
         self._depth = 0
 
-    def init(
-        self,
-        tools: Sequence[Mapping[str, Any]],
-        think: bool | str | None,
-        *,
-        last_message: Message | None = None,
-    ) -> None:
-        """`last_message`: as `prefill` (the server calls that)."""
+    def _start(self, tools: Sequence[Mapping[str, Any]], think: bool | str | None) -> None:
         self._functions = _functions(tools)
         self._show_thinking = thinks(think)  # off unless asked for, as the template has it
         self._state = "thinking" if self._show_thinking else "content"
@@ -101,8 +94,6 @@ class LagunaParser(StatefulParser):
         self._blanks_held = True
         self._index = 0
         self._consume("", trim=True)
-        if last_message is not None:
-            self.prefill(last_message)
 
     def prefill(self, last: Message) -> None:
         """The conversation's last message: `laguna` continues an assistant's in place (the

@@ -12,9 +12,9 @@ from typing import Any, ClassVar
 
 from trio_ollama.parsers.buffered import Buffered
 from trio_ollama.parsers.qwen3 import _more_blanks, _overlap, _release
-from trio_ollama.templates import Think, ToolCall, ToolCallFunction
+from trio_ollama.templates import Message, Think, ToolCall, ToolCallFunction
 
-__all__ = ["CallSections", "Holdback", "StatefulParser", "TagSearch"]
+__all__ = ["CallSections", "Holdback", "PrefillingParser", "StatefulParser", "TagSearch"]
 
 
 class TagSearch:
@@ -138,6 +138,31 @@ class StatefulParser(Buffered):
         if text:
             out.append(text)
         return False
+
+
+class PrefillingParser(StatefulParser):
+    """A family whose reading starts from the conversation's last message (Ollama's `Init`
+    takes it). The server calls `prefill` after `init`; `init` also takes the message itself,
+    as Ollama's does, so that the family's cases read as Ollama states them. A subclass says
+    how it starts (`_start`) and how a last message moves it on (`prefill`)."""
+
+    def init(
+        self,
+        tools: Sequence[Mapping[str, Any]],
+        think: Think,
+        *,
+        last_message: Message | None = None,
+    ) -> None:
+        """`last_message`: as `prefill` (the server calls that)."""
+        self._start(tools, think)
+        if last_message is not None:
+            self.prefill(last_message)
+
+    def _start(self, tools: Sequence[Mapping[str, Any]], think: Think) -> None:
+        raise NotImplementedError
+
+    def prefill(self, last: Message) -> None:
+        raise NotImplementedError
 
 
 class CallSections(Buffered):
