@@ -23,7 +23,7 @@ from typing import Any
 
 from trio_ollama.gocompat.decode import DecodeError, loads_text
 from trio_ollama.parsers.tagged import Holdback, PrefillingParser, TagSearch
-from trio_ollama.templates import Message, ToolCall, ToolCallFunction, thinks
+from trio_ollama.templates import ToolCall, ToolCallFunction, thinks
 
 __all__ = ["CohereParser"]
 
@@ -74,13 +74,6 @@ class CohereParser(PrefillingParser):
         self._blanks_held = True
         self._index = 0
         self._reset()
-
-    def prefill(self, last: Message) -> None:
-        """The conversation's last message: an assistant's with text is a prefill, whose
-        open `<|START_TEXT|>` the answer continues."""
-        if last.role == "assistant" and last.content:
-            self._state = "content"
-            self._reset()
 
     def _eat(
         self, content: list[str], thinking: list[str], calls: list[ToolCall], done: bool

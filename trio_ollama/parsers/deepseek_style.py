@@ -17,7 +17,7 @@ from typing import Any
 from trio_ollama.gocompat.decode import DecodeError, tool_arguments
 from trio_ollama.parsers.qwen3 import _release
 from trio_ollama.parsers.tagged import PrefillingParser, TagSearch
-from trio_ollama.templates import Message, ToolCall, ToolCallFunction
+from trio_ollama.templates import ToolCall, ToolCallFunction
 
 __all__ = ["DeepSeekStyleParser", "arguments"]
 
@@ -89,13 +89,6 @@ class DeepSeekStyleParser(PrefillingParser):
         self._stuck = False
         self._index = 0
         self._reset()
-
-    def prefill(self, last: Message) -> None:
-        """The conversation's last message, which the answer continues when it is the
-        assistant's with text: then the thinking is over."""
-        if last.role == "assistant" and last.content:
-            self._state = "content"
-            self._reset()
 
     def _finish(
         self, content: list[str], thinking: list[str], calls: list[ToolCall], done: bool

@@ -144,7 +144,7 @@ class PrefillingParser(StatefulParser):
     """A family whose reading starts from the conversation's last message (Ollama's `Init`
     takes it). The server calls `prefill` after `init`; `init` also takes the message itself,
     as Ollama's does, so that the family's cases read as Ollama states them. A subclass says
-    how it starts (`_start`) and how a last message moves it on (`prefill`)."""
+    how it starts (`_start`), and how a last message moves it on where that differs."""
 
     def init(
         self,
@@ -162,7 +162,11 @@ class PrefillingParser(StatefulParser):
         raise NotImplementedError
 
     def prefill(self, last: Message) -> None:
-        raise NotImplementedError
+        """The conversation's last message: the answer continues an assistant's with text (Cohere's
+        open `<|START_TEXT|>`, DeepSeek's answer after its thinking), so the thinking is over."""
+        if last.role == "assistant" and last.content:
+            self._state = "content"
+            self._reset()
 
 
 class CallSections(Buffered):
