@@ -70,10 +70,6 @@ class CohereParser(PrefillingParser):
             self._state = "thinking"
         else:
             self._state = "awaiting"
-        self._buffer = ""
-        self._blanks_held = True
-        self._index = 0
-        self._reset()
 
     def _eat(
         self, content: list[str], thinking: list[str], calls: list[ToolCall], done: bool

@@ -83,12 +83,8 @@ class DeepSeekStyleParser(PrefillingParser):
 
     def _start(self, tools: Sequence[Mapping[str, Any]], think: bool | str | None) -> None:
         self._state = "thinking" if self._starts_thinking(tools, think) else "content"
-        self._buffer = ""
         self._trim = False
-        self._blanks_held = True
         self._stuck = False
-        self._index = 0
-        self._reset()
 
     def _finish(
         self, content: list[str], thinking: list[str], calls: list[ToolCall], done: bool

@@ -89,11 +89,7 @@ class LagunaParser(PrefillingParser):
         self._show_thinking = thinks(think)  # off unless asked for, as the template has it
         self._state = "thinking" if self._show_thinking else "content"
         self._first_think = self._state == "thinking"
-        self._buffer = ""
         self._trim = True
-        self._blanks_held = True
-        self._index = 0
-        self._consume("", trim=True)
 
     def prefill(self, last: Message) -> None:
         """The conversation's last message: `laguna` continues an assistant's in place (the

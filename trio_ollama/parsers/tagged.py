@@ -154,11 +154,17 @@ class PrefillingParser(StatefulParser):
         last_message: Message | None = None,
     ) -> None:
         """`last_message`: as `prefill` (the server calls that)."""
+        self._buffer = ""
+        self._blanks_held = True
+        self._index = 0
         self._start(tools, think)
+        self._reset()
         if last_message is not None:
             self.prefill(last_message)
 
     def _start(self, tools: Sequence[Mapping[str, Any]], think: Think) -> None:
+        """The family's own state for a new output (the buffer, call index and searches are
+        started again around it)."""
         raise NotImplementedError
 
     def prefill(self, last: Message) -> None:
