@@ -63,6 +63,7 @@ __all__ = [
     "error_type",
     "model_retrieve",
     "models_list",
+    "short_id",
     "sse_event",
 ]
 
@@ -99,18 +100,20 @@ def error_body(status: int, message: str, openai_type: str | None = None) -> dic
 # --- ids and framing ------------------------------------------------------------------------------
 
 
-def _draw(rng: random.Random | None) -> int:
-    return rng.randrange(999) if rng is not None else random.randrange(999)
+def short_id(prefix: str, below: int, rng: random.Random | None = None) -> str:
+    """`<prefix><0..below-1>`: Ollama's ids are this short and may repeat (`rng`, for tests, makes
+    them reproducible)."""
+    return f"{prefix}{rng.randrange(below) if rng is not None else random.randrange(below)}"
 
 
 def chat_completion_id(rng: random.Random | None = None) -> str:
-    """`chatcmpl-<0..998>`: Ollama's ids are this short and may repeat."""
-    return f"chatcmpl-{_draw(rng)}"
+    """`chatcmpl-<0..998>`."""
+    return short_id("chatcmpl-", 999, rng)
 
 
 def completion_id(rng: random.Random | None = None) -> str:
     """`cmpl-<0..998>`."""
-    return f"cmpl-{_draw(rng)}"
+    return short_id("cmpl-", 999, rng)
 
 
 def sse_event(data: Mapping[str, Any] | str, event: str = "") -> bytes:
