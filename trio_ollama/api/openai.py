@@ -177,11 +177,7 @@ def chat_completion(native: Mapping[str, Any], *, id: str, created: int) -> dict
     tool_calls = _openai_tool_calls(msg.get("tool_calls") or [])
     finish = "tool_calls" if tool_calls else native.get("done_reason") or None
     out: dict[str, Any] = {
-        "id": id,
-        "object": "chat.completion",
-        "created": created,
-        "model": native.get("model") or "",
-        "system_fingerprint": SYSTEM_FINGERPRINT,
+        **_head("chat.completion", native, id=id, created=created),
         "choices": [
             {
                 "index": 0,
@@ -200,6 +196,18 @@ def chat_completion(native: Mapping[str, Any], *, id: str, created: int) -> dict
     if native.get("_debug_info") is not None:
         out["_debug_info"] = native["_debug_info"]
     return out
+
+
+def _head(object: str, native: Mapping[str, Any], *, id: str, created: int) -> dict[str, Any]:
+    """What opens a chat reply, chunk or not, and a whole completion, in the order of Ollama's
+    structs (a completion chunk has its choices before the model, so it writes its own)."""
+    return {
+        "id": id,
+        "object": object,
+        "created": created,
+        "model": native.get("model") or "",
+        "system_fingerprint": SYSTEM_FINGERPRINT,
+    }
 
 
 def _choice_logprobs(native: Mapping[str, Any]) -> dict[str, Any]:
@@ -221,11 +229,7 @@ def _chat_chunk(
     logprobs: bool = True,
 ) -> dict[str, Any]:
     return {
-        "id": id,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": native.get("model") or "",
-        "system_fingerprint": SYSTEM_FINGERPRINT,
+        **_head("chat.completion.chunk", native, id=id, created=created),
         "choices": [
             {
                 "index": 0,
@@ -293,11 +297,7 @@ def chat_chunks(
 def chat_usage_chunk(native_final: Mapping[str, Any], *, id: str, created: int) -> dict[str, Any]:
     """The extra chunk `stream_options.include_usage` asks for: no choices, the final usage."""
     return {
-        "id": id,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": native_final.get("model") or "",
-        "system_fingerprint": SYSTEM_FINGERPRINT,
+        **_head("chat.completion.chunk", native_final, id=id, created=created),
         "choices": [],
         "usage": _usage(native_final),
     }
@@ -346,11 +346,7 @@ class ChatStream:
 def completion(native: Mapping[str, Any], *, id: str, created: int) -> dict[str, Any]:
     """A complete native generate reply (`"stream": false`) → `text_completion`."""
     return {
-        "id": id,
-        "object": "text_completion",
-        "created": created,
-        "model": native.get("model") or "",
-        "system_fingerprint": SYSTEM_FINGERPRINT,
+        **_head("text_completion", native, id=id, created=created),
         "choices": [
             {
                 "text": native.get("response") or "",
