@@ -259,38 +259,25 @@ def chat_chunks(
     finish: str | None = native.get("done_reason") or None
     if finish and (tool_call_sent or tool_calls):
         finish = "tool_calls"
+    # (content, thinking, tool calls, finish reason, logprobs) of each chunk.
+    parts: list[tuple[str, str, list[dict[str, Any]], str | None, bool]]
     if thinking and (content or tool_calls):
-        return [
-            _chat_chunk(
-                native,
-                id=id,
-                created=created,
-                content="",
-                thinking=thinking,
-                tool_calls=[],
-                finish_reason=None,
-            ),
-            _chat_chunk(
-                native,
-                id=id,
-                created=created,
-                content=content,
-                thinking="",
-                tool_calls=tool_calls,
-                finish_reason=finish,
-                logprobs=False,  # they went with the reasoning chunk, as in Ollama
-            ),
-        ]
+        # The logprobs go with the reasoning chunk, as in Ollama.
+        parts = [("", thinking, [], None, True), (content, "", tool_calls, finish, False)]
+    else:
+        parts = [(content, thinking, tool_calls, finish, True)]
     return [
         _chat_chunk(
             native,
             id=id,
             created=created,
-            content=content,
-            thinking=thinking,
-            tool_calls=tool_calls,
-            finish_reason=finish,
+            content=text,
+            thinking=reasoning,
+            tool_calls=calls,
+            finish_reason=reason,
+            logprobs=logprobs,
         )
+        for text, reasoning, calls, reason, logprobs in parts
     ]
 
 
