@@ -23,7 +23,7 @@ from typing import Any
 
 from trio_ollama.gocompat.decode import DecodeError, loads_text
 from trio_ollama.parsers.tagged import Holdback, PrefillingParser, TagSearch
-from trio_ollama.templates import ToolCall, ToolCallFunction, thinks
+from trio_ollama.templates import ToolCall, thinks
 
 __all__ = ["CohereParser"]
 
@@ -121,12 +121,7 @@ class CohereParser(PrefillingParser):
             return False
         payload = acc if end == -1 else acc[:end]
         for name, arguments in _actions(payload):
-            calls.append(
-                ToolCall(
-                    function=ToolCallFunction(name=name, arguments=arguments, index=self._index)
-                )
-            )
-            self._index += 1
+            calls.append(self._numbered(name, arguments))
         if end == -1:
             self._buffer = ""
             return False

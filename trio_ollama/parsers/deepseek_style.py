@@ -17,7 +17,7 @@ from typing import Any
 from trio_ollama.gocompat.decode import DecodeError, tool_arguments
 from trio_ollama.parsers.qwen3 import _release
 from trio_ollama.parsers.tagged import PrefillingParser, TagSearch
-from trio_ollama.templates import ToolCall, ToolCallFunction
+from trio_ollama.templates import ToolCall
 
 __all__ = ["DeepSeekStyleParser", "arguments"]
 
@@ -135,12 +135,7 @@ class DeepSeekStyleParser(PrefillingParser):
                 read = self._read_call(acc[start:end])
                 if read is not None:
                     name, args = read
-                    calls.append(
-                        ToolCall(
-                            function=ToolCallFunction(name=name, arguments=args, index=self._index)
-                        )
-                    )
-                    self._index += 1
+                    calls.append(self._numbered(name, args))
                     self._consume(acc[end + len(CALL_END) :], trim=True)
                     return True
                 # Ollama tries this call again at every piece and fails the same way: only

@@ -30,7 +30,7 @@ from typing import Any
 from trio_ollama.gocompat.decode import BracketScanner, DecodeError, loads_text, tool_arguments
 from trio_ollama.parsers.qwen3 import ParseError, _functions, _typed, _types
 from trio_ollama.parsers.tagged import Holdback, PrefillingParser, TagSearch
-from trio_ollama.templates import Message, ToolCall, ToolCallFunction, thinks
+from trio_ollama.templates import Message, ToolCall, thinks
 
 __all__ = ["LagunaParser", "PoolsideV1Parser"]
 
@@ -107,13 +107,6 @@ class LagunaParser(PrefillingParser):
         self._scanner = BracketScanner()
         self._scanned = at
         self._depth = 0
-
-    def _call(self, name: str, arguments: dict[str, Any]) -> ToolCall:
-        call = ToolCall(
-            function=ToolCallFunction(name=name, arguments=arguments, index=self._index)
-        )
-        self._index += 1
-        return call
 
     def _eat(
         self, content: list[str], thinking: list[str], calls: list[ToolCall], done: bool
@@ -206,11 +199,11 @@ class LagunaParser(PrefillingParser):
         close = self._tool_close.find(acc)
         if close != -1:
             self._consume(acc[close + len(TOOL_CLOSE) :], trim=True, state="content")
-            calls.append(self._call(*_read_call(acc[:close], self._functions)))
+            calls.append(self._numbered(*_read_call(acc[:close], self._functions)))
             return True
         if done and acc.strip():
             self._consume("", trim=False, state="content")
-            calls.append(self._call(*_read_call(acc, self._functions)))
+            calls.append(self._numbered(*_read_call(acc, self._functions)))
         return False
 
     def _eat_user(self, content: list[str], calls: list[ToolCall], done: bool) -> bool:
@@ -231,7 +224,7 @@ class LagunaParser(PrefillingParser):
         if tag == USER_CLOSE:
             call = _user_call(acc[inside:at], self._functions)
             if call is not None:
-                calls.append(self._call(*call))
+                calls.append(self._numbered(*call))
                 self._consume(rest, trim=True, state="content")
             else:
                 content.append(acc[: at + len(tag)])
@@ -271,7 +264,7 @@ class LagunaParser(PrefillingParser):
             if close == -1:  # it never closed: no JSON (and no need to read it to know)
                 raise ParseError("failed to parse Laguna JSON tool call: unexpected end of JSON"
                                  " input")  # fmt: skip
-            calls.append(self._call(*_read_call(obj, self._functions)))
+            calls.append(self._numbered(*_read_call(obj, self._functions)))
             self._consume(acc[close:] if close != -1 else "", trim=True, state="content")
             return close != -1
         if close == -1:

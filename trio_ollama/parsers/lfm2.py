@@ -13,7 +13,7 @@ from typing import Any
 from trio_ollama.gocompat.decode import DecodeError, loads_text
 from trio_ollama.parsers.buffered import Buffered
 from trio_ollama.parsers.qwen3 import _more_blanks, _release
-from trio_ollama.templates import ToolCall, ToolCallFunction
+from trio_ollama.templates import ToolCall
 
 __all__ = ["LFM2Parser"]
 
@@ -259,10 +259,7 @@ class LFM2Parser(Buffered):
                 answer, found = "", fallback
         calls = []
         for name, args in found:
-            calls.append(
-                ToolCall(function=ToolCallFunction(name=name, arguments=args, index=self._index))
-            )
-            self._index += 1
+            calls.append(self._numbered(name, args))
         return answer, "".join(thinking), calls
 
     def _eat(self, content: list[str], thinking: list[str],

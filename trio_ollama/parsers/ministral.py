@@ -12,7 +12,7 @@ from typing import Any
 from trio_ollama.gocompat.decode import BracketScanner, DecodeError, tool_arguments
 from trio_ollama.parsers.buffered import Buffered
 from trio_ollama.parsers.qwen3 import ParseError, _more_blanks, _overlap, _release
-from trio_ollama.templates import ToolCall, ToolCallFunction
+from trio_ollama.templates import ToolCall
 
 __all__ = ["MinistralParser"]
 
@@ -137,6 +137,4 @@ class MinistralParser(Buffered):
             args = tool_arguments(raw)
         except DecodeError as exc:
             raise ParseError(str(exc).removeprefix("invalid JSON: ")) from None
-        call = ToolCall(function=ToolCallFunction(name=name, arguments=args, index=self._index))
-        self._index += 1
-        return call
+        return self._numbered(name, args)

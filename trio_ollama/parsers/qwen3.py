@@ -14,7 +14,7 @@ from typing import Any
 
 from trio_ollama.gocompat.decode import INT64_MAX, INT64_MIN, DecodeError, loads_text
 from trio_ollama.parsers.buffered import Buffered
-from trio_ollama.templates import ToolCall, ToolCallFunction
+from trio_ollama.templates import ToolCall
 
 __all__ = ["ParseError", "Qwen3CoderParser", "Qwen3Parser"]
 
@@ -185,11 +185,7 @@ class Qwen3Parser(Buffered):
         args = data.get("arguments") or {}
         if not isinstance(args, dict):
             raise ParseError("failed to parse JSON: arguments is not an object")
-        call = ToolCall(
-            function=ToolCallFunction(name=str(name), arguments=args, index=self._index)
-        )
-        self._index += 1
-        return call
+        return self._numbered(str(name), args)
 
 
 _FUNCTION = re.compile(r"<function=([^>]+)>(.*?)(?:</function>|$)", re.DOTALL)
@@ -324,6 +320,4 @@ class Qwen3CoderParser(Buffered):
         for param, value in _PARAMETER.findall(match.group(2)):
             value = value.removeprefix("\n").removesuffix("\n")
             args[param] = _typed(value, _types(function, param))
-        call = ToolCall(function=ToolCallFunction(name=name, arguments=args, index=self._index))
-        self._index += 1
-        return call
+        return self._numbered(name, args)

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from trio_ollama.parsers.buffered import Buffered
 from trio_ollama.parsers.qwen3 import _more_blanks, _overlap, _release
-from trio_ollama.templates import Message, Think, ToolCall, ToolCallFunction
+from trio_ollama.templates import Message, Think, ToolCall
 
 __all__ = ["CallSections", "Holdback", "PrefillingParser", "StatefulParser", "TagSearch"]
 
@@ -222,7 +222,5 @@ class CallSections(Buffered):
                 break
             self._buffer, self._in_section = acc[close + len(self.CLOSE) :], False
             for name, args in self._section(acc[:close]):
-                calls.append(ToolCall(function=ToolCallFunction(name=name, arguments=args,
-                                                       index=self._index)))  # fmt: skip
-                self._index += 1
+                calls.append(self._numbered(name, args))
         return "".join(content), "", calls
