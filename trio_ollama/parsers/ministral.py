@@ -11,7 +11,7 @@ from typing import Any
 
 from trio_ollama.gocompat.decode import BracketScanner, DecodeError, tool_arguments
 from trio_ollama.parsers.buffered import Buffered
-from trio_ollama.parsers.qwen3 import ParseError, _more_blanks, _overlap, _release
+from trio_ollama.parsers.qwen3 import ParseError, _first_tag, _more_blanks, _overlap, _release
 from trio_ollama.templates import ToolCall
 
 __all__ = ["MinistralParser"]
@@ -77,11 +77,7 @@ class MinistralParser(Buffered):
     def _eat(self, content: list[str], thinking: list[str], calls: list[ToolCall]) -> bool:
         acc = self._buffer
         if self._state == "content":
-            at, tag = len(acc), ""
-            for candidate in (TOOL_CALLS, THINK):
-                i = acc.find(candidate, 0, at + len(candidate))
-                if i != -1 and i < at:
-                    at, tag = i, candidate
+            at, tag = _first_tag(acc, TOOL_CALLS, THINK)
             if tag:
                 if before := acc[:at].rstrip():
                     content.append(before)

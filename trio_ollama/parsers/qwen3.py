@@ -45,6 +45,18 @@ def _release(acc: str, *tags: str) -> tuple[str, str]:
     return acc[:cut], acc[cut:]
 
 
+def _first_tag(acc: str, *tags: str) -> tuple[int, str]:
+    """Where the first of `tags` to occur in `acc` starts, and which it is (the one listed first
+    where two start together); `len(acc)` and "" when none does. Each search stops where the
+    tag could no longer start before the best found so far."""
+    at, tag = len(acc), ""
+    for candidate in tags:
+        i = acc.find(candidate, 0, at + len(candidate))
+        if i != -1 and i < at:
+            at, tag = i, candidate
+    return at, tag
+
+
 def _blank(text: str) -> bool:
     return not text or text.isspace()
 
