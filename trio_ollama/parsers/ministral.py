@@ -12,6 +12,7 @@ from typing import Any
 from trio_ollama.gocompat.decode import BracketScanner, DecodeError, tool_arguments
 from trio_ollama.parsers.buffered import Buffered
 from trio_ollama.parsers.qwen3 import ParseError, _first_tag, _more_blanks, _overlap, _release
+from trio_ollama.parsers.tagged import TagSearch
 from trio_ollama.templates import ToolCall
 
 __all__ = ["MinistralParser"]
@@ -45,7 +46,7 @@ class MinistralParser(Buffered):
         self._names: set[str] = set()
         self._state = "content"
         self._buffer = ""
-        self._searched = 0
+        self._args = TagSearch(ARGS)  # in "name": the end of the call's name
         self._name = ""
         self._json = _JSONEnd()
         self._blanks_held = True
@@ -55,7 +56,7 @@ class MinistralParser(Buffered):
         self._names = {str((t.get("function") or {}).get("name") or "") for t in tools}
         self._state = "thinking" if self.has_thinking_support else "content"
         self._buffer = ""
-        self._searched = 0
+        self._args.reset()
         self._blanks_held = True
         self._index = 0
 
@@ -83,7 +84,7 @@ class MinistralParser(Buffered):
                     content.append(before)
                 self._buffer = acc[at + len(tag) :]
                 self._state = "name" if tag == TOOL_CALLS else "thinking"
-                self._searched = 0
+                self._args.reset()
                 return True
             out, self._buffer = _release(acc, TOOL_CALLS, THINK)
             if out:
@@ -110,9 +111,8 @@ class MinistralParser(Buffered):
             self._buffer = acc[len(acc) - n :]
             return False
         if self._state == "name":
-            i = acc.find(ARGS, self._searched)
+            i = self._args.find(acc)
             if i == -1:
-                self._searched = max(0, len(acc) - len(ARGS) + 1)
                 return False
             self._name, self._buffer = acc[:i], acc[i + len(ARGS) :]
             self._state = "args"
