@@ -45,6 +45,15 @@ def _release(acc: str, *tags: str) -> tuple[str, str]:
     return acc[:cut], acc[cut:]
 
 
+def _go_json(raw: str, prefix: str = "") -> Any:
+    """`raw` read as Go reads JSON (no NaN, bounded nesting and numbers): what it refuses is
+    Ollama's `ParseError`, Go's words after the family's `prefix`, not Python's."""
+    try:
+        return loads_text(raw)
+    except DecodeError as exc:
+        raise ParseError(prefix + str(exc).removeprefix("invalid JSON: ")) from None
+
+
 def _first_tag(acc: str, *tags: str) -> tuple[int, str]:
     """Where the first of `tags` to occur in `acc` starts, and which it is (the one listed first
     where two start together); `len(acc)` and "" when none does. Each search stops where the
@@ -184,13 +193,7 @@ class Qwen3Parser(Buffered):
         return True
 
     def _call(self, raw: str) -> ToolCall:
-        try:
-            # Go's reading (no NaN, bounded nesting and numbers): what it refuses is Ollama's
-            # error, not Python's.
-            data = loads_text(raw)
-        except DecodeError as exc:
-            detail = str(exc).removeprefix("invalid JSON: ")
-            raise ParseError(f"failed to parse JSON: {detail}") from None
+        data = _go_json(raw, "failed to parse JSON: ")
         name = data.get("name") if isinstance(data, dict) else None
         if not name:
             raise ParseError("empty function name")

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from trio_ollama.gocompat.decode import DecodeError, json_kind, loads_text
-from trio_ollama.parsers.qwen3 import TOOL_OPEN, ParseError, Qwen3Parser
+from trio_ollama.gocompat.decode import json_kind
+from trio_ollama.parsers.qwen3 import TOOL_OPEN, ParseError, Qwen3Parser, _go_json
 from trio_ollama.parsers.thinkfirst import Output, ThinkFirst
 from trio_ollama.templates import ToolCall
 
@@ -32,10 +32,7 @@ class _Calls(Qwen3Parser):
         return again
 
     def _call(self, raw: str) -> ToolCall:
-        try:
-            data = loads_text(raw)
-        except DecodeError as exc:
-            raise ParseError(str(exc).removeprefix("invalid JSON: ")) from None
+        data = _go_json(raw)
         if data is None:
             data = {}
         if not isinstance(data, dict):
