@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trio_ollama.gocompat.decode import DecodeError, tool_arguments
-from trio_ollama.parsers.qwen3 import _release
 from trio_ollama.parsers.tagged import PrefillingParser, TagSearch
 from trio_ollama.templates import ToolCall
 
@@ -116,10 +115,8 @@ class DeepSeekStyleParser(PrefillingParser):
                 rest = acc[output_at + len(self._OUTPUT_OPEN) :]
                 self._consume(rest, trim=False, state="output")
                 return True
-            out, self._buffer = _release(acc, CALLS_BEGIN, self._OUTPUT_OPEN)
+            self._stream(content, acc, CALLS_BEGIN, self._OUTPUT_OPEN)
             self._reset()
-            if out:
-                content.append(out)
             return False
         if self._state == "calls":
             return self._eat_calls(calls)

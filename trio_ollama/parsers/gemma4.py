@@ -21,8 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from trio_ollama.gocompat.decode import loads_text
-from trio_ollama.parsers.buffered import Buffered
-from trio_ollama.parsers.qwen3 import _more_blanks, _release
+from trio_ollama.parsers.buffered import Buffered, _release
+from trio_ollama.parsers.qwen3 import _more_blanks
 from trio_ollama.parsers.tagged import TagSearch
 from trio_ollama.templates import Message, ToolCall, thinks
 

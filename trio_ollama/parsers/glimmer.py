@@ -22,8 +22,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from trio_ollama.parsers.buffered import Buffered
-from trio_ollama.parsers.qwen3 import ParseError, _overlap, _typed, _types
+from trio_ollama.parsers.buffered import Buffered, _overlap
+from trio_ollama.parsers.qwen3 import ParseError, _typed, _types
 from trio_ollama.parsers.tagged import TagSearch
 from trio_ollama.parsers.thinkfirst import Output
 from trio_ollama.templates import ToolCall, thinks

@@ -17,13 +17,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from trio_ollama.parsers.qwen3 import (
-    ParseError,
-    _functions,
-    _overlap,
-    _typed,
-    _types,
-)
+from trio_ollama.parsers.buffered import _overlap
+from trio_ollama.parsers.qwen3 import ParseError, _functions, _typed, _types
 from trio_ollama.parsers.tagged import StatefulParser, TagSearch
 from trio_ollama.templates import ToolCall
 

@@ -23,8 +23,8 @@ from typing import Any
 import attrs
 
 from trio_ollama.gocompat.decode import DecodeError, loads_text
-from trio_ollama.parsers.buffered import Buffered
-from trio_ollama.parsers.qwen3 import ParseError, _overlap
+from trio_ollama.parsers.buffered import Buffered, _overlap
+from trio_ollama.parsers.qwen3 import ParseError
 from trio_ollama.parsers.tagged import TagSearch
 from trio_ollama.templates import Message, ToolCall, ToolCallFunction
 

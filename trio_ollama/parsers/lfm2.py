@@ -12,7 +12,7 @@ from typing import Any
 
 from trio_ollama.gocompat.decode import DecodeError, loads_text
 from trio_ollama.parsers.buffered import Buffered
-from trio_ollama.parsers.qwen3 import _more_blanks, _release
+from trio_ollama.parsers.qwen3 import _more_blanks
 from trio_ollama.templates import ToolCall
 
 __all__ = ["LFM2Parser"]
@@ -289,9 +289,7 @@ class LFM2Parser(Buffered):
                     thinking.append(before.rstrip())
                 self._buffer, self._state, self._trim = after, "content", True
                 return True
-            out, self._buffer = _release(acc, THINK_CLOSE)
-            if out:
-                thinking.append(out)
+            self._stream(thinking, acc, THINK_CLOSE)
             return False
         if self._state == "content":
             before, tag, after = acc.partition(CALL_START)
@@ -300,9 +298,7 @@ class LFM2Parser(Buffered):
                     content.append(before.rstrip())
                 self._buffer, self._state, self._searched = after, "calls", 0
                 return True
-            out, self._buffer = _release(acc, CALL_START)
-            if out:
-                content.append(out)
+            self._stream(content, acc, CALL_START)
             return False
         # "calls": a section, up to its end tag
         end = acc.find(CALL_END, self._searched)

@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trio_ollama.gocompat.decode import BracketScanner, DecodeError, tool_arguments
-from trio_ollama.parsers.buffered import Buffered
-from trio_ollama.parsers.qwen3 import ParseError, _first_tag, _more_blanks, _overlap, _release
+from trio_ollama.parsers.buffered import Buffered, _overlap
+from trio_ollama.parsers.qwen3 import ParseError, _first_tag, _more_blanks
 from trio_ollama.parsers.tagged import TagSearch
 from trio_ollama.templates import ToolCall
 
@@ -86,9 +86,7 @@ class MinistralParser(Buffered):
                 self._state = "name" if tag == TOOL_CALLS else "thinking"
                 self._args.reset()
                 return True
-            out, self._buffer = _release(acc, TOOL_CALLS, THINK)
-            if out:
-                content.append(out)
+            self._stream(content, acc, TOOL_CALLS, THINK)
             return False
         if self._state == "after_think":
             self._buffer = acc.lstrip()

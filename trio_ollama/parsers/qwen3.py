@@ -22,29 +22,6 @@ THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 TOOL_OPEN, TOOL_CLOSE = "<tool_call>", "</tool_call>"
 
 
-def _overlap(text: str, tag: str) -> int:
-    # Most text holds no start of the tag among its last characters: one search says so.
-    if text.find(tag[0], max(0, len(text) - len(tag) + 1)) == -1:
-        return 0
-    for n in range(min(len(tag), len(text)), 0, -1):
-        if text.endswith(tag[:n]):
-            return n
-    return 0
-
-
-def _trailing_space(text: str) -> int:
-    return len(text) - len(text.rstrip())
-
-
-def _release(acc: str, *tags: str) -> tuple[str, str]:
-    """(text safe to emit, text to hold): hold what may begin one of `tags`, and the blanks
-    before it or at the end (they may precede a tag, which eats them)."""
-    n = max((_overlap(acc, t) for t in tags), default=0)
-    before = acc[: len(acc) - n]
-    cut = len(before) - _trailing_space(before)
-    return acc[:cut], acc[cut:]
-
-
 def _go_json(raw: str, prefix: str = "") -> Any:
     """`raw` read as Go reads JSON (no NaN, bounded nesting and numbers): what it refuses is
     Ollama's `ParseError`, Go's words after the family's `prefix`, not Python's."""
@@ -168,9 +145,7 @@ class Qwen3Parser(Buffered):
                     thinking.append(before)
                 self._state = "content" if self._buffer else "think_done"
                 return True
-            out, self._buffer = _release(acc, THINK_CLOSE, TOOL_OPEN)
-            if out:
-                thinking.append(out)
+            self._stream(thinking, acc, THINK_CLOSE, TOOL_OPEN)
             return False
         if self._state == "content":
             if TOOL_OPEN in acc:
@@ -179,9 +154,7 @@ class Qwen3Parser(Buffered):
                     content.append(before)
                 self._state = "tool" if self._buffer else "tool_start"
                 return True
-            out, self._buffer = _release(acc, TOOL_OPEN)
-            if out:
-                content.append(out)
+            self._stream(content, acc, TOOL_OPEN)
             return False
         # "tool": a call's text, up to its closing tag
         close, self._searched = _find_close(acc, self._searched)
@@ -310,9 +283,7 @@ class Qwen3CoderParser(Buffered):
                         content.append(before.rstrip())
                     self._in_call = True
                     continue
-                out, self._buffer = _release(acc, TOOL_OPEN)
-                if out:
-                    content.append(out)
+                self._stream(content, acc, TOOL_OPEN)
                 break
             close, self._searched = _find_close(acc, self._searched)
             if close == -1:

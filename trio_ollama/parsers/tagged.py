@@ -10,8 +10,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from trio_ollama.parsers.buffered import Buffered
-from trio_ollama.parsers.qwen3 import _more_blanks, _overlap, _release
+from trio_ollama.parsers.buffered import Buffered, _overlap, _release
+from trio_ollama.parsers.qwen3 import _more_blanks
 from trio_ollama.templates import Message, Think, ToolCall
 
 __all__ = ["CallSections", "Holdback", "PrefillingParser", "StatefulParser", "TagSearch"]

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from trio_ollama.parsers.buffered import Buffered
-from trio_ollama.parsers.qwen3 import _first_tag, _more_blanks, _release
+from trio_ollama.parsers.qwen3 import _first_tag, _more_blanks
 from trio_ollama.templates import ToolCall
 
 __all__ = ["Passthrough", "ThinkFirst"]
@@ -128,7 +128,5 @@ class ThinkFirst(Buffered):
                     continue
                 self._state = "content"
                 return acc[at:]
-            out, self._buffer = _release(acc, self._close, *self._ends)
-            if out:
-                thinking.append(out)
+            self._stream(thinking, acc, self._close, *self._ends)
             return None
