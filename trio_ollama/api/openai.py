@@ -63,6 +63,7 @@ __all__ = [
     "error_type",
     "model_retrieve",
     "models_list",
+    "short_id",
     "sse_event",
 ]
 
@@ -99,18 +100,20 @@ def error_body(status: int, message: str, openai_type: str | None = None) -> dic
 # --- ids and framing ------------------------------------------------------------------------------
 
 
-def _draw(rng: random.Random | None) -> int:
-    return rng.randrange(999) if rng is not None else random.randrange(999)
+def short_id(prefix: str, below: int, rng: random.Random | None = None) -> str:
+    """`<prefix><0..below-1>`: Ollama's ids are this short and may repeat (`rng`, for tests, makes
+    them reproducible)."""
+    return f"{prefix}{rng.randrange(below) if rng is not None else random.randrange(below)}"
 
 
 def chat_completion_id(rng: random.Random | None = None) -> str:
-    """`chatcmpl-<0..998>`: Ollama's ids are this short and may repeat."""
-    return f"chatcmpl-{_draw(rng)}"
+    """`chatcmpl-<0..998>`."""
+    return short_id("chatcmpl-", 999, rng)
 
 
 def completion_id(rng: random.Random | None = None) -> str:
     """`cmpl-<0..998>`."""
-    return f"cmpl-{_draw(rng)}"
+    return short_id("cmpl-", 999, rng)
 
 
 def sse_event(data: Mapping[str, Any] | str, event: str = "") -> bytes:
@@ -174,11 +177,7 @@ def chat_completion(native: Mapping[str, Any], *, id: str, created: int) -> dict
     tool_calls = _openai_tool_calls(msg.get("tool_calls") or [])
     finish = "tool_calls" if tool_calls else native.get("done_reason") or None
     out: dict[str, Any] = {
-        "id": id,
-        "object": "chat.completion",
-        "created": created,
-        "model": native.get("model") or "",
-        "system_fingerprint": SYSTEM_FINGERPRINT,
+        **_head("chat.completion", native, id=id, created=created),
         "choices": [
             {
                 "index": 0,
@@ -197,6 +196,18 @@ def chat_completion(native: Mapping[str, Any], *, id: str, created: int) -> dict
     if native.get("_debug_info") is not None:
         out["_debug_info"] = native["_debug_info"]
     return out
+
+
+def _head(object: str, native: Mapping[str, Any], *, id: str, created: int) -> dict[str, Any]:
+    """What opens a chat reply, chunk or not, and a whole completion, in the order of Ollama's
+    structs (a completion chunk has its choices before the model, so it writes its own)."""
+    return {
+        "id": id,
+        "object": object,
+        "created": created,
+        "model": native.get("model") or "",
+        "system_fingerprint": SYSTEM_FINGERPRINT,
+    }
 
 
 def _choice_logprobs(native: Mapping[str, Any]) -> dict[str, Any]:
@@ -218,11 +229,7 @@ def _chat_chunk(
     logprobs: bool = True,
 ) -> dict[str, Any]:
     return {
-        "id": id,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": native.get("model") or "",
-        "system_fingerprint": SYSTEM_FINGERPRINT,
+        **_head("chat.completion.chunk", native, id=id, created=created),
         "choices": [
             {
                 "index": 0,
@@ -252,49 +259,32 @@ def chat_chunks(
     finish: str | None = native.get("done_reason") or None
     if finish and (tool_call_sent or tool_calls):
         finish = "tool_calls"
+    # (content, thinking, tool calls, finish reason, logprobs) of each chunk.
+    parts: list[tuple[str, str, list[dict[str, Any]], str | None, bool]]
     if thinking and (content or tool_calls):
-        return [
-            _chat_chunk(
-                native,
-                id=id,
-                created=created,
-                content="",
-                thinking=thinking,
-                tool_calls=[],
-                finish_reason=None,
-            ),
-            _chat_chunk(
-                native,
-                id=id,
-                created=created,
-                content=content,
-                thinking="",
-                tool_calls=tool_calls,
-                finish_reason=finish,
-                logprobs=False,  # they went with the reasoning chunk, as in Ollama
-            ),
-        ]
+        # The logprobs go with the reasoning chunk, as in Ollama.
+        parts = [("", thinking, [], None, True), (content, "", tool_calls, finish, False)]
+    else:
+        parts = [(content, thinking, tool_calls, finish, True)]
     return [
         _chat_chunk(
             native,
             id=id,
             created=created,
-            content=content,
-            thinking=thinking,
-            tool_calls=tool_calls,
-            finish_reason=finish,
+            content=text,
+            thinking=reasoning,
+            tool_calls=calls,
+            finish_reason=reason,
+            logprobs=logprobs,
         )
+        for text, reasoning, calls, reason, logprobs in parts
     ]
 
 
 def chat_usage_chunk(native_final: Mapping[str, Any], *, id: str, created: int) -> dict[str, Any]:
     """The extra chunk `stream_options.include_usage` asks for: no choices, the final usage."""
     return {
-        "id": id,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": native_final.get("model") or "",
-        "system_fingerprint": SYSTEM_FINGERPRINT,
+        **_head("chat.completion.chunk", native_final, id=id, created=created),
         "choices": [],
         "usage": _usage(native_final),
     }
@@ -343,11 +333,7 @@ class ChatStream:
 def completion(native: Mapping[str, Any], *, id: str, created: int) -> dict[str, Any]:
     """A complete native generate reply (`"stream": false`) → `text_completion`."""
     return {
-        "id": id,
-        "object": "text_completion",
-        "created": created,
-        "model": native.get("model") or "",
-        "system_fingerprint": SYSTEM_FINGERPRINT,
+        **_head("text_completion", native, id=id, created=created),
         "choices": [
             {
                 "text": native.get("response") or "",

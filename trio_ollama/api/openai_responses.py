@@ -26,7 +26,7 @@ import attrs
 from trio_ollama.api import compat
 from trio_ollama.api.compat import each, invalid, nested, unmarshal
 from trio_ollama.api.errors import APIError
-from trio_ollama.api.openai import _openai_tool_calls, sse_event
+from trio_ollama.api.openai import _openai_tool_calls, short_id, sse_event
 from trio_ollama.gocompat import decode as go
 from trio_ollama.gocompat.decode import (
     ANY,
@@ -482,18 +482,18 @@ def _tools(tool: Tool) -> list[dict[str, Any]]:
 # --- replies --------------------------------------------------------------------------------------
 
 
-def _draw(rng: random.Random | None) -> int:
-    return rng.randrange(999999) if rng is not None else random.randrange(999999)
+# Ollama's Responses ids are drawn below this, where its chat ids are below 999.
+_ID_BOUND: Final = 999999
 
 
 def response_id(rng: random.Random | None = None) -> str:
     """`resp_<0..999998>`, as short as Ollama's."""
-    return f"resp_{_draw(rng)}"
+    return short_id("resp_", _ID_BOUND, rng)
 
 
 def item_id(rng: random.Random | None = None) -> str:
     """`msg_<0..999998>`: the id of the response's message item."""
-    return f"msg_{_draw(rng)}"
+    return short_id("msg_", _ID_BOUND, rng)
 
 
 def _usage(native: Mapping[str, Any]) -> dict[str, Any]:
@@ -729,7 +729,7 @@ class ResponsesStream:
     def _reasoning(self, thinking: str) -> list[bytes]:
         out: list[bytes] = []
         if not self._reasoning_id:
-            self._reasoning_id = f"rs_{_draw(self.rng)}"
+            self._reasoning_id = short_id("rs_", _ID_BOUND, self.rng)
             item = {"id": self._reasoning_id, "type": "reasoning", "summary": []}
             out.append(
                 self._event(
@@ -773,7 +773,7 @@ class ResponsesStream:
         calls = _openai_tool_calls(native_calls)
         for i, call in enumerate(calls):
             index = self._output_index + i
-            ident = f"fc_{_draw(self.rng)}_{i}"
+            ident = f"{short_id('fc_', _ID_BOUND, self.rng)}_{i}"
             item = _function_call_item(ident, call, "completed")
             self._items.append(item)
             arguments = call["function"]["arguments"]

@@ -4,8 +4,8 @@ native service, translate the (streamed) answer. Translations live in `openai.py
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 from quart import Response
 from quart_trio import QuartTrio
@@ -27,6 +27,8 @@ from trio_ollama.api.responses import (
 from trio_ollama.api.service import Service
 
 SSE_TYPE = "text/event-stream"
+
+R = TypeVar("R")
 
 
 def openai_error(exc: APIError) -> Response:
@@ -72,43 +74,57 @@ async def respond(
     return Response(body(), content_type=SSE_TYPE)
 
 
+class _Reply(Protocol):
+    def __call__(self, native: Mapping[str, Any], *, id: str, created: int) -> dict[str, Any]: ...
+
+
+async def _generation(
+    translate: Callable[[bytes], tuple[R, oa.ReplyOptions]],
+    run: Callable[[R], ChunkSource],
+    combine: Callable[[list[dict[str, Any]]], dict[str, Any]],
+    new_id: Callable[[], str],
+    reply: _Reply,
+    stream: Callable[[str, int, bool], oa.ChatStream | oa.CompletionStream],
+) -> Response:
+    """A chat or a completion, which differ only in these parts: the body `translate`d to the
+    native request, `run`, and its answer as one `reply` or a `stream`, under one new id."""
+    try:
+        request, options = await decoded(translate)
+    except APIError as exc:
+        return openai_error(exc)
+    ident, created = new_id(), int(time.time())
+    return await respond(
+        run(request),
+        options.stream,
+        combine,
+        lambda final: reply(final, id=ident, created=created),
+        stream(ident, created, options.include_usage).events,
+    )
+
+
 def add_openai_routes(app: QuartTrio, service: Service) -> None:
     @app.route("/v1/chat/completions", methods=["POST", "OPTIONS"])
     async def v1_chat_completions() -> Response:
-        try:
-            request, options = await decoded(
-                lambda raw: as_request(schemas.ChatRequest, oa.chat_request(oa.decode_body(raw)))
-            )
-        except APIError as exc:
-            return openai_error(exc)
-        ident, created = oa.chat_completion_id(), int(time.time())
-        stream = oa.ChatStream(ident, created, options.include_usage)
-        return await respond(
-            service.chat(request),
-            options.stream,
+        return await _generation(
+            lambda raw: as_request(schemas.ChatRequest, oa.chat_request(oa.decode_body(raw))),
+            service.chat,
             combine_chat,
-            lambda final: oa.chat_completion(final, id=ident, created=created),
-            stream.events,
+            oa.chat_completion_id,
+            oa.chat_completion,
+            oa.ChatStream,
         )
 
     @app.route("/v1/completions", methods=["POST", "OPTIONS"])
     async def v1_completions() -> Response:
-        try:
-            request, options = await decoded(
-                lambda raw: as_request(
-                    schemas.GenerateRequest, oa.completion_request(oa.decode_body(raw))
-                )
-            )
-        except APIError as exc:
-            return openai_error(exc)
-        ident, created = oa.completion_id(), int(time.time())
-        stream = oa.CompletionStream(ident, created, options.include_usage)
-        return await respond(
-            service.generate(request),
-            options.stream,
+        return await _generation(
+            lambda raw: as_request(
+                schemas.GenerateRequest, oa.completion_request(oa.decode_body(raw))
+            ),
+            service.generate,
             combine_generate,
-            lambda final: oa.completion(final, id=ident, created=created),
-            stream.events,
+            oa.completion_id,
+            oa.completion,
+            oa.CompletionStream,
         )
 
     @app.route("/v1/embeddings", methods=["POST", "OPTIONS"])

@@ -158,7 +158,14 @@ def plot(results: Sequence[tuple[str, dict[str, Any]]], directory: Path) -> list
     import matplotlib.pyplot as plt
 
     directory.mkdir(parents=True, exist_ok=True)
-    written = []
+    written: list[Path] = []
+
+    def save(fig: Any, name: str) -> None:
+        fig.tight_layout()
+        written.append(directory / name)
+        fig.savefig(written[-1], dpi=80)
+        plt.close(fig)
+
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for name, result in results:
         for step in result["steps"]:
@@ -174,10 +181,7 @@ def plot(results: Sequence[tuple[str, dict[str, Any]]], directory: Path) -> list
         ax.set_ylabel("fraction of requests")
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    written.append(directory / "latency-cdf.png")
-    fig.savefig(written[-1], dpi=80)
-    plt.close(fig)
+    save(fig, "latency-cdf.png")
 
     sweeps = [(n, r) for n, r in results if len(r["steps"]) > 1]
     if sweeps:
@@ -194,10 +198,7 @@ def plot(results: Sequence[tuple[str, dict[str, Any]]], directory: Path) -> list
             ax.set_xlabel(_x_label(sweeps[0][1]))
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
-        fig.tight_layout()
-        written.append(directory / "sweep.png")
-        fig.savefig(written[-1], dpi=80)
-        plt.close(fig)
+        save(fig, "sweep.png")
 
     fig, ax = plt.subplots(figsize=(11, 3.5))
     for name, result in results:
@@ -209,10 +210,7 @@ def plot(results: Sequence[tuple[str, dict[str, Any]]], directory: Path) -> list
     ax.set_ylabel("TTFT (s)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    written.append(directory / "ttft-over-time.png")
-    fig.savefig(written[-1], dpi=80)
-    plt.close(fig)
+    save(fig, "ttft-over-time.png")
     return written
 
 

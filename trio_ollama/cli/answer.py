@@ -44,18 +44,14 @@ def metrics_summary(final: Mapping[str, Any]) -> str:
         lines.append(("total duration:", duration("total_duration")))
     if get("load_duration") > 0:
         lines.append(("load duration:", duration("load_duration")))
-    if get("prompt_eval_count") > 0:
-        lines.append(("prompt eval count:", f"{get('prompt_eval_count')} token(s)"))
-    if get("prompt_eval_duration") > 0:
-        rate = get("prompt_eval_count") / (get("prompt_eval_duration") / NS)
-        lines.append(("prompt eval duration:", duration("prompt_eval_duration")))
-        lines.append(("prompt eval rate:", f"{rate:.2f} tokens/s"))
-    if get("eval_count") > 0:
-        lines.append(("eval count:", f"{get('eval_count')} token(s)"))
-    if get("eval_duration") > 0:
-        rate = get("eval_count") / (get("eval_duration") / NS)
-        lines.append(("eval duration:", duration("eval_duration")))
-        lines.append(("eval rate:", f"{rate:.2f} tokens/s"))
+    # The prompt's evaluation and the answer's are reported alike, the prompt's first.
+    for key, label in (("prompt_eval", "prompt eval"), ("eval", "eval")):
+        count, nanoseconds = get(f"{key}_count"), get(f"{key}_duration")
+        if count > 0:
+            lines.append((f"{label} count:", f"{count} token(s)"))
+        if nanoseconds > 0:
+            lines.append((f"{label} duration:", duration(f"{key}_duration")))
+            lines.append((f"{label} rate:", f"{count / (nanoseconds / NS):.2f} tokens/s"))
     return "".join(f"{label:<22}{value}\n" for label, value in lines)
 
 

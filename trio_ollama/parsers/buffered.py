@@ -1,12 +1,42 @@
-"""What the streaming parsers share: a buffer that grows by the piece without being copied."""
+"""What the streaming parsers share: a buffer that grows by the piece without being copied, what
+of it to hold back for a tag that may be starting, and the numbering of the calls they read."""
 
 from __future__ import annotations
+
+from typing import Any
+
+from trio_ollama.templates import ToolCall, ToolCallFunction
+
+
+def _overlap(text: str, tag: str) -> int:
+    # Most text holds no start of the tag among its last characters: one search says so.
+    if text.find(tag[0], max(0, len(text) - len(tag) + 1)) == -1:
+        return 0
+    for n in range(min(len(tag), len(text)), 0, -1):
+        if text.endswith(tag[:n]):
+            return n
+    return 0
+
+
+def _trailing_space(text: str) -> int:
+    return len(text) - len(text.rstrip())
+
+
+def _release(acc: str, *tags: str) -> tuple[str, str]:
+    """(text safe to emit, text to hold): hold what may begin one of `tags`, and the blanks
+    before it or at the end (they may precede a tag, which eats them)."""
+    n = max((_overlap(acc, t) for t in tags), default=0)
+    before = acc[: len(acc) - n]
+    cut = len(before) - _trailing_space(before)
+    return acc[:cut], acc[cut:]
 
 
 class Buffered:
     """A parser that holds output in `_buffer` until it can tell what it is."""
 
     _buffer: str
+    # The index the next call gets: calls are numbered from 0 in the order the output gives them.
+    _index: int
 
     def _append(self, piece: str) -> str:
         """`_buffer` with `piece` at its end, grown in place. With the only reference held
@@ -16,3 +46,18 @@ class Buffered:
         buffer += piece
         self._buffer = buffer
         return buffer
+
+    def _stream(self, out: list[str], acc: str, *tags: str) -> None:
+        """`acc`, the buffer as read, goes to `out` but for what may begin one of `tags` (and
+        the blanks before it), which the buffer holds."""
+        text, self._buffer = _release(acc, *tags)
+        if text:
+            out.append(text)
+
+    def _numbered(self, name: str, arguments: dict[str, Any]) -> ToolCall:
+        """The output's next call."""
+        call = ToolCall(
+            function=ToolCallFunction(name=name, arguments=arguments, index=self._index)
+        )
+        self._index += 1
+        return call

@@ -22,8 +22,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from trio_ollama.gocompat.decode import DecodeError, loads_text
-from trio_ollama.parsers.tagged import Holdback, StatefulParser, TagSearch
-from trio_ollama.templates import Message, ToolCall, ToolCallFunction, thinks
+from trio_ollama.parsers.tagged import Holdback, PrefillingParser, TagSearch
+from trio_ollama.templates import ToolCall, thinks
 
 __all__ = ["CohereParser"]
 
@@ -50,7 +50,7 @@ _HOLD_CONTENT = Holdback(*_CLOSERS, blanks=False)
 _STRING_OR_BRACES = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|\{+|\}+|"', re.DOTALL)
 
 
-class CohereParser(StatefulParser):
+class CohereParser(PrefillingParser):
     preserved_tokens: ClassVar[tuple[str, ...]] = (
         "<|START_THINKING|>",
         END_THINKING,
@@ -61,7 +61,6 @@ class CohereParser(StatefulParser):
         START_RESPONSE,
         END_RESPONSE,
     )
-
     has_tool_support = True
     has_thinking_support = True
     # Blanks at the thinking's end are held; the answer's stream.
@@ -76,31 +75,11 @@ class CohereParser(StatefulParser):
         self._end_action = TagSearch(END_ACTION)
         self._searches = (self._end_thinking, self._end_action)
 
-    def init(
-        self,
-        tools: Sequence[Mapping[str, Any]],
-        think: bool | str | None,
-        *,
-        last_message: Message | None = None,
-    ) -> None:
-        """`last_message`: as `prefill` (the server calls that)."""
+    def _start(self, tools: Sequence[Mapping[str, Any]], think: bool | str | None) -> None:
         if think is None or thinks(think):  # the template reasons unless told not to
             self._state = "thinking"
         else:
             self._state = "awaiting"
-        self._buffer = ""
-        self._blanks_held = True
-        self._index = 0
-        self._reset()
-        if last_message is not None:
-            self.prefill(last_message)
-
-    def prefill(self, last: Message) -> None:
-        """The conversation's last message: an assistant's with text is a prefill, whose
-        open `<|START_TEXT|>` the answer continues."""
-        if last.role == "assistant" and last.content:
-            self._state = "content"
-            self._reset()
 
     def _eat(
         self, content: list[str], thinking: list[str], calls: list[ToolCall], done: bool
@@ -152,12 +131,7 @@ class CohereParser(StatefulParser):
             return False
         payload = acc if end == -1 else acc[:end]
         for name, arguments in _actions(payload):
-            calls.append(
-                ToolCall(
-                    function=ToolCallFunction(name=name, arguments=arguments, index=self._index)
-                )
-            )
-            self._index += 1
+            calls.append(self._numbered(name, arguments))
         if end == -1:
             self._buffer = ""
             return False

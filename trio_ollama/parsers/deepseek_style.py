@@ -15,9 +15,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from trio_ollama.gocompat.decode import DecodeError, tool_arguments
-from trio_ollama.parsers.qwen3 import _release
-from trio_ollama.parsers.tagged import StatefulParser, TagSearch
-from trio_ollama.templates import Message, ToolCall, ToolCallFunction
+from trio_ollama.parsers.tagged import PrefillingParser, TagSearch
+from trio_ollama.templates import ToolCall
 
 __all__ = ["DeepSeekStyleParser", "arguments"]
 
@@ -41,7 +40,7 @@ def arguments(raw: str) -> dict[str, Any] | None:
         return None
 
 
-class DeepSeekStyleParser(StatefulParser):
+class DeepSeekStyleParser(PrefillingParser):
     """The states and tags both families share. A subclass says when the output starts in
     thinking, how a call's text reads (`_read_call`), and which tag opens tool output in the
     answer (`_OUTPUT_OPEN`), and how that output is read (`_eat_output`)."""
@@ -85,30 +84,10 @@ class DeepSeekStyleParser(StatefulParser):
     def _eat_output(self, content: list[str]) -> bool:
         raise NotImplementedError
 
-    def init(
-        self,
-        tools: Sequence[Mapping[str, Any]],
-        think: bool | str | None,
-        *,
-        last_message: Message | None = None,
-    ) -> None:
-        """`last_message`: as `prefill` (the server calls that)."""
+    def _start(self, tools: Sequence[Mapping[str, Any]], think: bool | str | None) -> None:
         self._state = "thinking" if self._starts_thinking(tools, think) else "content"
-        self._buffer = ""
         self._trim = False
-        self._blanks_held = True
         self._stuck = False
-        self._index = 0
-        self._reset()
-        if last_message is not None:
-            self.prefill(last_message)
-
-    def prefill(self, last: Message) -> None:
-        """The conversation's last message, which the answer continues when it is the
-        assistant's with text: then the thinking is over."""
-        if last.role == "assistant" and last.content:
-            self._state = "content"
-            self._reset()
 
     def _finish(
         self, content: list[str], thinking: list[str], calls: list[ToolCall], done: bool
@@ -140,10 +119,8 @@ class DeepSeekStyleParser(StatefulParser):
                 rest = acc[output_at + len(self._OUTPUT_OPEN) :]
                 self._consume(rest, trim=False, state="output")
                 return True
-            out, self._buffer = _release(acc, CALLS_BEGIN, self._OUTPUT_OPEN)
+            self._stream(content, acc, CALLS_BEGIN, self._OUTPUT_OPEN)
             self._reset()
-            if out:
-                content.append(out)
             return False
         if self._state == "calls":
             return self._eat_calls(calls)
@@ -159,12 +136,7 @@ class DeepSeekStyleParser(StatefulParser):
                 read = self._read_call(acc[start:end])
                 if read is not None:
                     name, args = read
-                    calls.append(
-                        ToolCall(
-                            function=ToolCallFunction(name=name, arguments=args, index=self._index)
-                        )
-                    )
-                    self._index += 1
+                    calls.append(self._numbered(name, args))
                     self._consume(acc[end + len(CALL_END) :], trim=True)
                     return True
                 # Ollama tries this call again at every piece and fails the same way: only

@@ -21,10 +21,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from trio_ollama.gocompat.decode import loads_text
-from trio_ollama.parsers.buffered import Buffered
-from trio_ollama.parsers.qwen3 import _more_blanks, _release
+from trio_ollama.parsers.buffered import Buffered, _release
+from trio_ollama.parsers.qwen3 import _more_blanks
 from trio_ollama.parsers.tagged import TagSearch
-from trio_ollama.templates import Message, ToolCall, ToolCallFunction, thinks
+from trio_ollama.templates import Message, ToolCall, thinks
 
 __all__ = [
     "Gemma4Parser",
@@ -479,9 +479,7 @@ class Gemma4Parser(Buffered):
         except ValueError as exc:
             log.warning("gemma4 tool call parsing failed: %s (%d characters)", exc, len(raw))
         else:
-            function = ToolCallFunction(name=name, arguments=args, index=self._index)
-            calls.append(ToolCall(function=function))
-            self._index += 1
+            calls.append(self._numbered(name, args))
         return self._state == "noise"
 
     def _noise(

@@ -22,11 +22,11 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from trio_ollama.parsers.buffered import Buffered
-from trio_ollama.parsers.qwen3 import ParseError, _overlap, _typed, _types
+from trio_ollama.parsers.buffered import Buffered, _overlap
+from trio_ollama.parsers.qwen3 import ParseError, _typed, _types
 from trio_ollama.parsers.tagged import TagSearch
 from trio_ollama.parsers.thinkfirst import Output
-from trio_ollama.templates import ToolCall, ToolCallFunction, thinks
+from trio_ollama.templates import ToolCall, thinks
 
 __all__ = ["GlimmerParser", "resolve_tool"]
 
@@ -366,7 +366,7 @@ class GlimmerParser(Buffered):
             _, args = _parse_atem(trimmed, self._tools[name])
         except ParseError:
             return None
-        return self._new_call(name, args)
+        return self._numbered(name, args)
 
     def _call(self, body: str) -> ToolCall:
         name = resolve_tool(self._tools, self._recipient)
@@ -379,9 +379,4 @@ class GlimmerParser(Buffered):
             raise ParseError(
                 f'Glimmer recipient "{self._recipient}" does not match ATEM invoke "{invoked}"'
             )
-        return self._new_call(name, args)
-
-    def _new_call(self, name: str, args: dict[str, Any]) -> ToolCall:
-        call = ToolCall(function=ToolCallFunction(name=name, arguments=args, index=self._index))
-        self._index += 1
-        return call
+        return self._numbered(name, args)

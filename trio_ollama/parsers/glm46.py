@@ -17,15 +17,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from trio_ollama.parsers.qwen3 import (
-    ParseError,
-    _functions,
-    _overlap,
-    _typed,
-    _types,
-)
+from trio_ollama.parsers.buffered import _overlap
+from trio_ollama.parsers.qwen3 import ParseError, _functions, _typed, _types
 from trio_ollama.parsers.tagged import StatefulParser, TagSearch
-from trio_ollama.templates import ToolCall, ToolCallFunction
+from trio_ollama.templates import ToolCall
 
 __all__ = ["GLM46Parser"]
 
@@ -240,9 +235,7 @@ class GLM46Parser(StatefulParser):
             key = key.strip()
             value = value.removeprefix("\n").removesuffix("\n")
             args[key] = _typed(value, _types(function, key))
-        call = ToolCall(function=ToolCallFunction(name=name, arguments=args, index=self._index))
-        self._index += 1
-        return call
+        return self._numbered(name, args)
 
     def _check_final(self, name: str, function: Mapping[str, Any] | None, keys: list[str]) -> None:
         """At the end of the output, stricter than for a closed call: repairing a cut-off

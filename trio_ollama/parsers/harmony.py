@@ -23,8 +23,9 @@ from typing import Any, ClassVar
 import attrs
 
 from trio_ollama.gocompat.decode import DecodeError, loads_text
-from trio_ollama.parsers.buffered import Buffered
-from trio_ollama.parsers.qwen3 import ParseError, _overlap
+from trio_ollama.parsers.buffered import Buffered, _overlap
+from trio_ollama.parsers.qwen3 import ParseError
+from trio_ollama.parsers.tagged import TagSearch
 from trio_ollama.templates import Message, ToolCall, ToolCallFunction
 
 __all__ = ["FunctionNames", "HarmonyHeader", "HarmonyParser", "parse_header"]
@@ -150,7 +151,7 @@ class HarmonyParser(Buffered):
         self._names = FunctionNames()
         self._buffer = ""
         self._state = "header"  # "start": before a message; "header"; "content": its body
-        self._searched = 0  # in "header": how much of the buffer holds no `<|message|>`
+        self._message = TagSearch(MESSAGE)  # in "header": the end of the header
         self._mode = "content"  # what a body is: "content", "thinking" or "tool"
         self._tool_name: str | None = None
         self._tool_parts: list[str] = []
@@ -159,7 +160,8 @@ class HarmonyParser(Buffered):
         # The prompt ends with `<|start|>assistant`: the output goes on with that header.
         self._names = FunctionNames()
         self._names.renamed(tools)
-        self._buffer, self._state, self._searched = "assistant", "header", 0
+        self._buffer, self._state = "assistant", "header"
+        self._message.reset()
         self._mode, self._tool_name, self._tool_parts = "content", None, []
 
     def prefill(self, last: Message) -> None:
@@ -192,12 +194,12 @@ class HarmonyParser(Buffered):
                 return False
             if at:
                 log.debug("harmony output between messages dropped (%d characters)", at)
-            self._buffer, self._state, self._searched = acc[at + len(START) :], "header", 0
+            self._buffer, self._state = acc[at + len(START) :], "header"
+            self._message.reset()
             return True
         if self._state == "header":
-            at = acc.find(MESSAGE, self._searched)
+            at = self._message.find(acc)
             if at == -1:
-                self._searched = max(0, len(acc) - len(MESSAGE) + 1)
                 return False
             self._begin_body(parse_header(acc[:at]))
             self._buffer, self._state = acc[at + len(MESSAGE) :], "content"

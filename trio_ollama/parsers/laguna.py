@@ -29,8 +29,8 @@ from typing import Any, ClassVar
 
 from trio_ollama.gocompat.decode import BracketScanner, DecodeError, loads_text, tool_arguments
 from trio_ollama.parsers.qwen3 import ParseError, _functions, _typed, _types
-from trio_ollama.parsers.tagged import Holdback, StatefulParser, TagSearch
-from trio_ollama.templates import Message, ToolCall, ToolCallFunction, thinks
+from trio_ollama.parsers.tagged import Holdback, PrefillingParser, TagSearch
+from trio_ollama.templates import Message, ToolCall, thinks
 
 __all__ = ["LagunaParser", "PoolsideV1Parser"]
 
@@ -57,7 +57,7 @@ _ALIASES = {"read_file": "read", "write_file": "write", "edit_file": "edit",
             "web_fetch": "webfetch"}  # fmt: skip
 
 
-class LagunaParser(StatefulParser):
+class LagunaParser(PrefillingParser):
     preserved_tokens: ClassVar[tuple[str, ...]] = (
         THINK_OPEN,
         THINK_CLOSE,
@@ -70,7 +70,6 @@ class LagunaParser(StatefulParser):
         "<arg_value>",
         ARG_VALUE_CLOSE,
     )
-
     has_tool_support = True
     has_thinking_support = True
     # Whether the prompt continues a final assistant message in place (a prefill).
@@ -97,25 +96,12 @@ class LagunaParser(StatefulParser):
         self._scanned = 0  # in "json": how much of the buffer the scanner has read
         self._depth = 0
 
-    def init(
-        self,
-        tools: Sequence[Mapping[str, Any]],
-        think: bool | str | None,
-        *,
-        last_message: Message | None = None,
-    ) -> None:
-        """`last_message`: as `prefill` (the server calls that)."""
+    def _start(self, tools: Sequence[Mapping[str, Any]], think: bool | str | None) -> None:
         self._functions = _functions(tools)
         self._show_thinking = thinks(think)  # off unless asked for, as the template has it
         self._state = "thinking" if self._show_thinking else "content"
         self._first_think = self._state == "thinking"
-        self._buffer = ""
         self._trim = True
-        self._blanks_held = True
-        self._index = 0
-        self._consume("", trim=True)
-        if last_message is not None:
-            self.prefill(last_message)
 
     def prefill(self, last: Message) -> None:
         """The conversation's last message: `laguna` continues an assistant's in place (the
@@ -133,13 +119,6 @@ class LagunaParser(StatefulParser):
         self._scanner = BracketScanner()
         self._scanned = at
         self._depth = 0
-
-    def _call(self, name: str, arguments: dict[str, Any]) -> ToolCall:
-        call = ToolCall(
-            function=ToolCallFunction(name=name, arguments=arguments, index=self._index)
-        )
-        self._index += 1
-        return call
 
     def _eat(
         self, content: list[str], thinking: list[str], calls: list[ToolCall], done: bool
@@ -232,11 +211,11 @@ class LagunaParser(StatefulParser):
         close = self._tool_close.find(acc)
         if close != -1:
             self._consume(acc[close + len(TOOL_CLOSE) :], trim=True, state="content")
-            calls.append(self._call(*_read_call(acc[:close], self._functions)))
+            calls.append(self._numbered(*_read_call(acc[:close], self._functions)))
             return True
         if done and acc.strip():
             self._consume("", trim=False, state="content")
-            calls.append(self._call(*_read_call(acc, self._functions)))
+            calls.append(self._numbered(*_read_call(acc, self._functions)))
         return False
 
     def _eat_user(self, content: list[str], calls: list[ToolCall], done: bool) -> bool:
@@ -257,7 +236,7 @@ class LagunaParser(StatefulParser):
         if tag == USER_CLOSE:
             call = _user_call(acc[inside:at], self._functions)
             if call is not None:
-                calls.append(self._call(*call))
+                calls.append(self._numbered(*call))
                 self._consume(rest, trim=True, state="content")
             else:
                 content.append(acc[: at + len(tag)])
@@ -297,7 +276,7 @@ class LagunaParser(StatefulParser):
             if close == -1:  # it never closed: no JSON (and no need to read it to know)
                 raise ParseError("failed to parse Laguna JSON tool call: unexpected end of JSON"
                                  " input")  # fmt: skip
-            calls.append(self._call(*_read_call(obj, self._functions)))
+            calls.append(self._numbered(*_read_call(obj, self._functions)))
             self._consume(acc[close:] if close != -1 else "", trim=True, state="content")
             return close != -1
         if close == -1:

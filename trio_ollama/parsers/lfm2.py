@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 
 from trio_ollama.gocompat.decode import DecodeError, loads_text
 from trio_ollama.parsers.buffered import Buffered
-from trio_ollama.parsers.qwen3 import _more_blanks, _release
-from trio_ollama.templates import ToolCall, ToolCallFunction
+from trio_ollama.parsers.qwen3 import _more_blanks
+from trio_ollama.templates import ToolCall
 
 __all__ = ["LFM2Parser"]
 
@@ -261,10 +261,7 @@ class LFM2Parser(Buffered):
                 answer, found = "", fallback
         calls = []
         for name, args in found:
-            calls.append(
-                ToolCall(function=ToolCallFunction(name=name, arguments=args, index=self._index))
-            )
-            self._index += 1
+            calls.append(self._numbered(name, args))
         return answer, "".join(thinking), calls
 
     def _eat(self, content: list[str], thinking: list[str],
@@ -294,9 +291,7 @@ class LFM2Parser(Buffered):
                     thinking.append(before.rstrip())
                 self._buffer, self._state, self._trim = after, "content", True
                 return True
-            out, self._buffer = _release(acc, THINK_CLOSE)
-            if out:
-                thinking.append(out)
+            self._stream(thinking, acc, THINK_CLOSE)
             return False
         if self._state == "content":
             before, tag, after = acc.partition(CALL_START)
@@ -305,9 +300,7 @@ class LFM2Parser(Buffered):
                     content.append(before.rstrip())
                 self._buffer, self._state, self._searched = after, "calls", 0
                 return True
-            out, self._buffer = _release(acc, CALL_START)
-            if out:
-                content.append(out)
+            self._stream(content, acc, CALL_START)
             return False
         # "calls": a section, up to its end tag
         end = acc.find(CALL_END, self._searched)

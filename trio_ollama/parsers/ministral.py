@@ -10,9 +10,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from trio_ollama.gocompat.decode import BracketScanner, DecodeError, tool_arguments
-from trio_ollama.parsers.buffered import Buffered
-from trio_ollama.parsers.qwen3 import ParseError, _more_blanks, _overlap, _release
-from trio_ollama.templates import ToolCall, ToolCallFunction
+from trio_ollama.parsers.buffered import Buffered, _overlap
+from trio_ollama.parsers.qwen3 import ParseError, _first_tag, _more_blanks
+from trio_ollama.parsers.tagged import TagSearch
+from trio_ollama.templates import ToolCall
 
 __all__ = ["MinistralParser"]
 
@@ -47,7 +48,7 @@ class MinistralParser(Buffered):
         self._names: set[str] = set()
         self._state = "content"
         self._buffer = ""
-        self._searched = 0
+        self._args = TagSearch(ARGS)  # in "name": the end of the call's name
         self._name = ""
         self._json = _JSONEnd()
         self._blanks_held = True
@@ -57,7 +58,7 @@ class MinistralParser(Buffered):
         self._names = {str((t.get("function") or {}).get("name") or "") for t in tools}
         self._state = "thinking" if self.has_thinking_support else "content"
         self._buffer = ""
-        self._searched = 0
+        self._args.reset()
         self._blanks_held = True
         self._index = 0
 
@@ -79,21 +80,15 @@ class MinistralParser(Buffered):
     def _eat(self, content: list[str], thinking: list[str], calls: list[ToolCall]) -> bool:
         acc = self._buffer
         if self._state == "content":
-            at, tag = len(acc), ""
-            for candidate in (TOOL_CALLS, THINK):
-                i = acc.find(candidate, 0, at + len(candidate))
-                if i != -1 and i < at:
-                    at, tag = i, candidate
+            at, tag = _first_tag(acc, TOOL_CALLS, THINK)
             if tag:
                 if before := acc[:at].rstrip():
                     content.append(before)
                 self._buffer = acc[at + len(tag) :]
                 self._state = "name" if tag == TOOL_CALLS else "thinking"
-                self._searched = 0
+                self._args.reset()
                 return True
-            out, self._buffer = _release(acc, TOOL_CALLS, THINK)
-            if out:
-                content.append(out)
+            self._stream(content, acc, TOOL_CALLS, THINK)
             return False
         if self._state == "after_think":
             self._buffer = acc.lstrip()
@@ -116,9 +111,8 @@ class MinistralParser(Buffered):
             self._buffer = acc[len(acc) - n :]
             return False
         if self._state == "name":
-            i = acc.find(ARGS, self._searched)
+            i = self._args.find(acc)
             if i == -1:
-                self._searched = max(0, len(acc) - len(ARGS) + 1)
                 return False
             self._name, self._buffer = acc[:i], acc[i + len(ARGS) :]
             self._state = "args"
@@ -139,6 +133,4 @@ class MinistralParser(Buffered):
             args = tool_arguments(raw)
         except DecodeError as exc:
             raise ParseError(str(exc).removeprefix("invalid JSON: ")) from None
-        call = ToolCall(function=ToolCallFunction(name=name, arguments=args, index=self._index))
-        self._index += 1
-        return call
+        return self._numbered(name, args)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from trio_ollama.parsers.tagged import CallSections
@@ -82,19 +83,26 @@ def _value(text: str) -> Any:
         return [_value(p) for p in _split(inner)] if inner else []
     if s.startswith("{") and s.endswith("}"):
         out: dict[str, Any] = {}
-        for part in _split(s[1:-1].strip()):
-            part = part.strip()
-            if not part:
-                continue
-            key, colon, value = part.partition(":")
-            if not colon:
-                raise _Unreadable(f"invalid object entry: {part}")
-            key = key.strip()
+        for key, value in _entries(s[1:-1].strip(), ":", "invalid object entry"):
             if len(key) >= 2 and key[0] == key[-1] and key[0] in "\"'":
                 key = key[1:-1]
             out[key] = _value(value)
         return out
     return s
+
+
+def _entries(text: str, separator: str, malformed: str) -> Iterator[tuple[str, str]]:
+    """The `key<separator>value` entries between `text`'s top-level commas (an object's, or a
+    call's arguments), key stripped; an entry without the separator is Ollama's `malformed`
+    error, empty ones are skipped."""
+    for part in _split(text):
+        part = part.strip()
+        if not part:
+            continue
+        key, found, value = part.partition(separator)
+        if not found:
+            raise _Unreadable(f"{malformed}: {part}")
+        yield key.strip(), value
 
 
 def _calls(section: str) -> list[tuple[str, dict[str, Any]]]:
@@ -107,15 +115,8 @@ def _calls(section: str) -> list[tuple[str, dict[str, Any]]]:
         match = _CALL.fullmatch(line)
         if match is None:
             raise _Unreadable("invalid function call format")
-        args: dict[str, Any] = {}
-        for part in _split(match.group(2).strip()):
-            part = part.strip()
-            if not part:
-                continue
-            key, eq, value = part.partition("=")
-            if not eq:
-                raise _Unreadable(f"invalid argument format: {part}")
-            args[key.strip()] = _value(value)
+        entries = _entries(match.group(2).strip(), "=", "invalid argument format")
+        args = {key: _value(value) for key, value in entries}
         out.append((match.group(1), args))
     return out
 

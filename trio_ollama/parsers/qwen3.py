@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from trio_ollama.gocompat.decode import INT64_MAX, INT64_MIN, DecodeError, loads_text
 from trio_ollama.parsers.buffered import Buffered
-from trio_ollama.templates import ToolCall, ToolCallFunction
+from trio_ollama.templates import ToolCall
 
 __all__ = ["ParseError", "Qwen3CoderParser", "Qwen3Parser"]
 
@@ -22,27 +22,25 @@ THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 TOOL_OPEN, TOOL_CLOSE = "<tool_call>", "</tool_call>"
 
 
-def _overlap(text: str, tag: str) -> int:
-    # Most text holds no start of the tag among its last characters: one search says so.
-    if text.find(tag[0], max(0, len(text) - len(tag) + 1)) == -1:
-        return 0
-    for n in range(min(len(tag), len(text)), 0, -1):
-        if text.endswith(tag[:n]):
-            return n
-    return 0
+def _go_json(raw: str, prefix: str = "") -> Any:
+    """`raw` read as Go reads JSON (no NaN, bounded nesting and numbers): what it refuses is
+    Ollama's `ParseError`, Go's words after the family's `prefix`, not Python's."""
+    try:
+        return loads_text(raw)
+    except DecodeError as exc:
+        raise ParseError(prefix + str(exc).removeprefix("invalid JSON: ")) from None
 
 
-def _trailing_space(text: str) -> int:
-    return len(text) - len(text.rstrip())
-
-
-def _release(acc: str, *tags: str) -> tuple[str, str]:
-    """(text safe to emit, text to hold): hold what may begin one of `tags`, and the blanks
-    before it or at the end (they may precede a tag, which eats them)."""
-    n = max((_overlap(acc, t) for t in tags), default=0)
-    before = acc[: len(acc) - n]
-    cut = len(before) - _trailing_space(before)
-    return acc[:cut], acc[cut:]
+def _first_tag(acc: str, *tags: str) -> tuple[int, str]:
+    """Where the first of `tags` to occur in `acc` starts, and which it is (the one listed first
+    where two start together); `len(acc)` and "" when none does. Each search stops where the
+    tag could no longer start before the best found so far."""
+    at, tag = len(acc), ""
+    for candidate in tags:
+        i = acc.find(candidate, 0, at + len(candidate))
+        if i != -1 and i < at:
+            at, tag = i, candidate
+    return at, tag
 
 
 def _blank(text: str) -> bool:
@@ -149,9 +147,7 @@ class Qwen3Parser(Buffered):
                     thinking.append(before)
                 self._state = "content" if self._buffer else "think_done"
                 return True
-            out, self._buffer = _release(acc, THINK_CLOSE, TOOL_OPEN)
-            if out:
-                thinking.append(out)
+            self._stream(thinking, acc, THINK_CLOSE, TOOL_OPEN)
             return False
         if self._state == "content":
             if TOOL_OPEN in acc:
@@ -160,9 +156,7 @@ class Qwen3Parser(Buffered):
                     content.append(before)
                 self._state = "tool" if self._buffer else "tool_start"
                 return True
-            out, self._buffer = _release(acc, TOOL_OPEN)
-            if out:
-                content.append(out)
+            self._stream(content, acc, TOOL_OPEN)
             return False
         # "tool": a call's text, up to its closing tag
         close, self._searched = _find_close(acc, self._searched)
@@ -174,24 +168,14 @@ class Qwen3Parser(Buffered):
         return True
 
     def _call(self, raw: str) -> ToolCall:
-        try:
-            # Go's reading (no NaN, bounded nesting and numbers): what it refuses is Ollama's
-            # error, not Python's.
-            data = loads_text(raw)
-        except DecodeError as exc:
-            detail = str(exc).removeprefix("invalid JSON: ")
-            raise ParseError(f"failed to parse JSON: {detail}") from None
+        data = _go_json(raw, "failed to parse JSON: ")
         name = data.get("name") if isinstance(data, dict) else None
         if not name:
             raise ParseError("empty function name")
         args = data.get("arguments") or {}
         if not isinstance(args, dict):
             raise ParseError("failed to parse JSON: arguments is not an object")
-        call = ToolCall(
-            function=ToolCallFunction(name=str(name), arguments=args, index=self._index)
-        )
-        self._index += 1
-        return call
+        return self._numbered(str(name), args)
 
 
 _FUNCTION = re.compile(r"<function=([^>]+)>(.*?)(?:</function>|$)", re.DOTALL)
@@ -303,9 +287,7 @@ class Qwen3CoderParser(Buffered):
                         content.append(before.rstrip())
                     self._in_call = True
                     continue
-                out, self._buffer = _release(acc, TOOL_OPEN)
-                if out:
-                    content.append(out)
+                self._stream(content, acc, TOOL_OPEN)
                 break
             close, self._searched = _find_close(acc, self._searched)
             if close == -1:
@@ -328,6 +310,4 @@ class Qwen3CoderParser(Buffered):
         for param, value in _PARAMETER.findall(match.group(2)):
             value = value.removeprefix("\n").removesuffix("\n")
             args[param] = _typed(value, _types(function, param))
-        call = ToolCall(function=ToolCallFunction(name=name, arguments=args, index=self._index))
-        self._index += 1
-        return call
+        return self._numbered(name, args)

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from trio_ollama.gocompat.decode import DecodeError, json_kind, loads_text
-from trio_ollama.parsers.qwen3 import TOOL_OPEN, ParseError, Qwen3Parser
+from trio_ollama.gocompat.decode import json_kind
+from trio_ollama.parsers.qwen3 import TOOL_OPEN, ParseError, Qwen3Parser, _go_json
 from trio_ollama.parsers.thinkfirst import Output, ThinkFirst
-from trio_ollama.templates import ToolCall, ToolCallFunction
+from trio_ollama.templates import ToolCall
 
 __all__ = ["Qwen3VLParser"]
 
@@ -32,10 +32,7 @@ class _Calls(Qwen3Parser):
         return again
 
     def _call(self, raw: str) -> ToolCall:
-        try:
-            data = loads_text(raw)
-        except DecodeError as exc:
-            raise ParseError(str(exc).removeprefix("invalid JSON: ")) from None
+        data = _go_json(raw)
         if data is None:
             data = {}
         if not isinstance(data, dict):
@@ -55,11 +52,7 @@ class _Calls(Qwen3Parser):
                     f"json: cannot unmarshal {json_kind(value)} into Go struct field"
                     f" ToolCallFunction.{field} of type {kind}"
                 )
-        call = ToolCall(
-            function=ToolCallFunction(name=name or "", arguments=args or {}, index=self._index)
-        )
-        self._index += 1
-        return call
+        return self._numbered(name or "", args or {})
 
 
 class Qwen3VLParser:

@@ -10,11 +10,11 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from trio_ollama.parsers.buffered import Buffered
-from trio_ollama.parsers.qwen3 import _more_blanks, _overlap, _release
-from trio_ollama.templates import Think, ToolCall, ToolCallFunction
+from trio_ollama.parsers.buffered import Buffered, _overlap, _release
+from trio_ollama.parsers.qwen3 import _more_blanks
+from trio_ollama.templates import Message, Think, ToolCall
 
-__all__ = ["CallSections", "Holdback", "StatefulParser", "TagSearch"]
+__all__ = ["CallSections", "Holdback", "PrefillingParser", "StatefulParser", "TagSearch"]
 
 
 class TagSearch:
@@ -140,6 +140,41 @@ class StatefulParser(Buffered):
         return False
 
 
+class PrefillingParser(StatefulParser):
+    """A family whose reading starts from the conversation's last message (Ollama's `Init`
+    takes it). The server calls `prefill` after `init`; `init` also takes the message itself,
+    as Ollama's does, so that the family's cases read as Ollama states them. A subclass says
+    how it starts (`_start`), and how a last message moves it on where that differs."""
+
+    def init(
+        self,
+        tools: Sequence[Mapping[str, Any]],
+        think: Think,
+        *,
+        last_message: Message | None = None,
+    ) -> None:
+        """`last_message`: as `prefill` (the server calls that)."""
+        self._buffer = ""
+        self._blanks_held = True
+        self._index = 0
+        self._start(tools, think)
+        self._reset()
+        if last_message is not None:
+            self.prefill(last_message)
+
+    def _start(self, tools: Sequence[Mapping[str, Any]], think: Think) -> None:
+        """The family's own state for a new output (the buffer, call index and searches are
+        started again around it)."""
+        raise NotImplementedError
+
+    def prefill(self, last: Message) -> None:
+        """The conversation's last message: the answer continues an assistant's with text (Cohere's
+        open `<|START_TEXT|>`, DeepSeek's answer after its thinking), so the thinking is over."""
+        if last.role == "assistant" and last.content:
+            self._state = "content"
+            self._reset()
+
+
 class CallSections(Buffered):
     """Answer text, and calls in sections between `OPEN` and `CLOSE`, each read whole at its
     close by `_section`; no thinking."""
@@ -187,7 +222,5 @@ class CallSections(Buffered):
                 break
             self._buffer, self._in_section = acc[close + len(self.CLOSE) :], False
             for name, args in self._section(acc[:close]):
-                calls.append(ToolCall(function=ToolCallFunction(name=name, arguments=args,
-                                                       index=self._index)))  # fmt: skip
-                self._index += 1
+                calls.append(self._numbered(name, args))
         return "".join(content), "", calls

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from trio_ollama.parsers.buffered import Buffered
-from trio_ollama.parsers.qwen3 import _more_blanks, _release
+from trio_ollama.parsers.qwen3 import _first_tag, _more_blanks
 from trio_ollama.templates import ToolCall
 
 __all__ = ["Passthrough", "ThinkFirst"]
@@ -118,11 +118,7 @@ class ThinkFirst(Buffered):
                 self._state = "thinking"
                 continue
             # "thinking"
-            at, tag = len(acc), ""
-            for candidate in (self._close, *self._ends):
-                i = acc.find(candidate, 0, at + len(candidate))
-                if i != -1 and i < at:
-                    at, tag = i, candidate
+            at, tag = _first_tag(acc, self._close, *self._ends)
             if tag:
                 if before := acc[:at].rstrip():
                     thinking.append(before)
@@ -132,7 +128,5 @@ class ThinkFirst(Buffered):
                     continue
                 self._state = "content"
                 return acc[at:]
-            out, self._buffer = _release(acc, self._close, *self._ends)
-            if out:
-                thinking.append(out)
+            self._stream(thinking, acc, self._close, *self._ends)
             return None

@@ -449,6 +449,21 @@ def estimate(
     else:
         overflow += projector_weights
 
+    def place(size: int, turn: int, *, drop_full: bool) -> bool:
+        """Whether a layer of `size` went on a GPU with room: round-robin by `turn`, trying the
+        GPUs with space from there (Ollama's loops in `EstimateGPULayers`). The block layers'
+        loop drops each GPU it finds full; the output layer's leaves them, as Ollama's does."""
+        for j in range(len(with_space), 0, -1):
+            position = with_space[turn % j]
+            used = allocations[position] + graph_max
+            if gpus[position].free_memory > gpu_overhead + used + size:
+                allocations[position] += size
+                split[position] += 1
+                return True
+            if drop_full:
+                del with_space[turn % j]
+        return False
+
     layer_count = 0
     memory_weights = 0
     blocks_total = 0
@@ -462,29 +477,16 @@ def estimate(
         if num_gpu >= 0 and layer_count >= num_gpu:
             overflow += size
             continue
-        for j in range(len(with_space), 0, -1):
-            position = with_space[index % j]
-            used = allocations[position] + graph_max
-            if gpus[position].free_memory > gpu_overhead + used + size:
-                allocations[position] += size
-                split[position] += 1
-                layer_count += 1
-                break
-            del with_space[index % j]
+        if place(size, index, drop_full=True):
+            layer_count += 1
         if not with_space:
             overflow += size
     fully_loaded = layer_count >= blocks
 
     if output_size > 0:
-        if num_gpu < 0 or layer_count < num_gpu:
-            for j in range(len(with_space), 0, -1):
-                position = with_space[layer_count % j]
-                used = allocations[position] + graph_max
-                if gpus[position].free_memory > gpu_overhead + used + output_size:
-                    allocations[position] += output_size
-                    split[position] += 1
-                    layer_count += 1
-                    break
+        wanted = num_gpu < 0 or layer_count < num_gpu
+        if wanted and place(output_size, layer_count, drop_full=False):
+            layer_count += 1
         if layer_count < blocks + 1:
             fully_loaded = False
             overflow += output_size

@@ -111,6 +111,24 @@ class _GoMap(Mapping[str, _V]):
         return isinstance(other, Mapping) and dict(self._data) == dict(other)
 
 
+class _GoSlice(Sequence[_V]):
+    """A read-only Go slice: the Sequence protocol over the tuple `_items`; subclasses say how
+    it prints."""
+
+    __slots__ = ("_items",)
+    _items: tuple[_V, ...]
+
+    @overload
+    def __getitem__(self, index: int) -> _V: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[_V]: ...
+    def __getitem__(self, index: int | slice) -> _V | Sequence[_V]:
+        return self._items[index]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 class ToolArguments(_GoMap[Any]):
     """A tool call's arguments: a Go map whose `String()` is its JSON, keys sorted."""
 
@@ -242,47 +260,37 @@ class Message(GoStruct):
 # ---------------------------------------------------------------------------------------------
 
 
-class PropertyType(Sequence[str]):
+class PropertyType(_GoSlice[str]):
     """A JSON-schema `type`: one name or several; prints as the name, or `[a b]` for several."""
 
-    __slots__ = ("_names",)
+    __slots__ = ()
 
     def __init__(self, names: str | Iterable[str] | None = None) -> None:
         if names is None:
-            self._names: tuple[str, ...] = ()
+            self._items = ()
         elif isinstance(names, str):
-            self._names = (names,)
+            self._items = (names,)
         else:
-            self._names = tuple(str(n) for n in names)
-
-    @overload
-    def __getitem__(self, index: int) -> str: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[str]: ...
-    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
-        return self._names[index]
-
-    def __len__(self) -> int:
-        return len(self._names)
+            self._items = tuple(str(n) for n in names)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, PropertyType):
-            return self._names == other._names
+            return self._items == other._items
         return NotImplemented
 
     def __hash__(self) -> int:
-        return hash(self._names)
+        return hash(self._items)
 
     def __repr__(self) -> str:
-        return f"PropertyType({list(self._names)!r})"
+        return f"PropertyType({list(self._items)!r})"
 
     def go_string(self) -> str:
-        if len(self._names) == 1:
-            return self._names[0]
-        return "[" + " ".join(self._names) + "]" if self._names else ""
+        if len(self._items) == 1:
+            return self._items[0]
+        return "[" + " ".join(self._items) + "]" if self._items else ""
 
     def go_json(self) -> Any:  # Ollama's own MarshalJSON: one name alone is a string
-        return self._names[0] if len(self._names) == 1 else list(self._names)
+        return self._items[0] if len(self._items) == 1 else list(self._items)
 
 
 def _property_type(value: Any) -> PropertyType:
@@ -459,30 +467,20 @@ class Tool(GoStruct):
         return _json_text(self.go_json())
 
 
-class ToolList(Sequence[Tool]):
+class ToolList(_GoSlice[Tool]):
     """`.Tools`: prints as JSON; `null` when the request had no tools (a nil Go slice)."""
 
-    __slots__ = ("_is_nil", "_tools")
+    __slots__ = ("_is_nil",)
 
     def __init__(self, tools: Iterable[Tool] | None = None) -> None:
         self._is_nil = tools is None
-        self._tools: tuple[Tool, ...] = tuple(tools or ())
-
-    @overload
-    def __getitem__(self, index: int) -> Tool: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[Tool]: ...
-    def __getitem__(self, index: int | slice) -> Tool | Sequence[Tool]:
-        return self._tools[index]
-
-    def __len__(self) -> int:
-        return len(self._tools)
+        self._items = tuple(tools or ())
 
     def __repr__(self) -> str:
-        return "ToolList(None)" if self._is_nil else f"ToolList({list(self._tools)!r})"
+        return "ToolList(None)" if self._is_nil else f"ToolList({list(self._items)!r})"
 
     def go_json(self) -> Any:  # a Go slice, not a struct: nil is null
-        return None if self._is_nil else [t.go_json() for t in self._tools]
+        return None if self._is_nil else [t.go_json() for t in self._items]
 
     def go_string(self) -> str:
         return _json_text(self.go_json())

@@ -16,18 +16,19 @@ class FuncError(Exception):
     pass
 
 
+# The kinds Go's comparisons tell apart (`basicKind` in text/template's funcs.go), by the name
+# `%T` gives the value's type; every other type is "other".
+_KINDS: Final = {
+    "<nil>": "invalid",
+    "bool": "bool",
+    "int": "int",
+    "float64": "float",
+    "string": "string",
+}
+
+
 def _kind(v: Any) -> str:
-    if v is None or v is NO_VALUE:
-        return "invalid"
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int):
-        return "int"
-    if isinstance(v, float):
-        return "float"
-    if isinstance(v, str):
-        return "string"
-    return "other"
+    return _KINDS.get(type_name(v), "other")
 
 
 def _eq(arg1: Any, *rest: Any) -> bool:

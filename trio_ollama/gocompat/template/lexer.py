@@ -242,18 +242,24 @@ class Lexer:
         self.emit("NUMBER", text, pos, _parse_number(text, lambda msg: self.fail(pos, msg)))
         return end
 
-    def lex_quote(self, pos: int) -> int:
+    def _closing(self, pos: int, quote: str, unterminated: str) -> int:
+        """Where the literal opened by `quote` at `pos` closes: a backslash escapes the next
+        character, and the line or the source ending first is Go's `unterminated` error."""
         src = self.src
         i = pos + 1
         while True:
             if i >= len(src) or src[i] == "\n":
-                raise self.fail(pos, "unterminated quoted string")
+                raise self.fail(pos, unterminated)
             if src[i] == "\\":
                 i += 2
                 continue
-            if src[i] == '"':
-                break
+            if src[i] == quote:
+                return i
             i += 1
+
+    def lex_quote(self, pos: int) -> int:
+        src = self.src
+        i = self._closing(pos, '"', "unterminated quoted string")
         body = src[pos + 1 : i]
         try:
             value = _unquote(body, '"')
@@ -264,16 +270,7 @@ class Lexer:
 
     def lex_char(self, pos: int) -> int:
         src = self.src
-        i = pos + 1
-        while True:
-            if i >= len(src) or src[i] == "\n":
-                raise self.fail(pos, "unterminated character constant")
-            if src[i] == "\\":
-                i += 2
-                continue
-            if src[i] == "'":
-                break
-            i += 1
+        i = self._closing(pos, "'", "unterminated character constant")
         text = src[pos : i + 1]
         try:
             value = _unquote(src[pos + 1 : i], "'")
