@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from trio_ollama.parsers.qwen3 import THINK_OPEN, TOOL_OPEN, Qwen3CoderParser
+from trio_ollama.parsers.qwen3 import THINK_OPEN, TOOL_OPEN, Qwen3CoderParser, Qwen3Parser
 from trio_ollama.parsers.qwen35 import thinks
 from trio_ollama.parsers.thinkfirst import Output, ThinkFirst
 
@@ -15,12 +15,7 @@ __all__ = ["Nemotron3NanoParser"]
 
 
 class Nemotron3NanoParser:
-    preserved_tokens: ClassVar[tuple[str, ...]] = (
-        "<think>",
-        "</think>",
-        "<tool_call>",
-        "</tool_call>",
-    )
+    preserved_tokens: ClassVar[tuple[str, ...]] = Qwen3Parser.preserved_tokens
 
     has_tool_support = True
     has_thinking_support = True

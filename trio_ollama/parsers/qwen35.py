@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from trio_ollama.parsers.qwen3 import THINK_OPEN, TOOL_OPEN, Qwen3CoderParser
+from trio_ollama.parsers.qwen3 import THINK_OPEN, TOOL_OPEN, Qwen3CoderParser, Qwen3Parser
 from trio_ollama.parsers.thinkfirst import Output, ThinkFirst
 
 __all__ = ["Qwen35Parser", "thinks"]
@@ -24,12 +24,7 @@ def thinks(think: bool | str | None) -> bool:
 
 
 class Qwen35Parser:
-    preserved_tokens: ClassVar[tuple[str, ...]] = (
-        "<think>",
-        "</think>",
-        "<tool_call>",
-        "</tool_call>",
-    )
+    preserved_tokens: ClassVar[tuple[str, ...]] = Qwen3Parser.preserved_tokens
 
     has_tool_support = True
     has_thinking_support = True
