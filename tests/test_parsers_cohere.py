@@ -178,6 +178,8 @@ def test_cohere_hostile_output_in_linear_time(name: str, caplog: pytest.LogCaptu
     survives_hostile(lambda: make(Case("", [], think=False)), outputs={name: OWN_HOSTILE[name]})
 
 
+# A megabyte of each hostile output, its eighth three times: seconds of CPU.
+@pytest.mark.slow
 def test_hostile_output_in_linear_time() -> None:
     for think in (None, False):
         survives_hostile(lambda: make(Case("", [], think=think)))  # noqa: B023

@@ -123,6 +123,8 @@ def test_deepseek3_streams_text_before_a_call_and_the_call_whole() -> None:
     assert [call_json(c) for c in calls] == [{"name": "f", "arguments": {"a": 1}, "index": 0}]
 
 
+# A megabyte of each hostile output, its eighth three times: seconds of CPU.
+@pytest.mark.slow
 def test_deepseek3_hostile_output_in_linear_time() -> None:
     survives_hostile(lambda: deepseek(True))
     survives_hostile(lambda: deepseek(False))
@@ -197,6 +199,8 @@ def test_cogito_does_not_think_when_offered_tools() -> None:
     assert feed(parser, ["a</think>b"]) == ("a</think>b", "", [])
 
 
+# A megabyte of each hostile output, its eighth three times: seconds of CPU.
+@pytest.mark.slow
 def test_cogito_hostile_output_in_linear_time() -> None:
     survives_hostile(lambda: cogito({}, True))
     survives_hostile(lambda: cogito({}, False))

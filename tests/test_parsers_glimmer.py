@@ -267,6 +267,8 @@ def test_glimmers_own_hostile_output(name: str, piece: int) -> None:
     costs_its_length(lambda part: read_all(read(), part, piece), GLIMMER_HOSTILE[name])
 
 
+# A megabyte of each hostile output, its eighth three times: seconds of CPU.
+@pytest.mark.slow
 def test_the_shared_hostile_output() -> None:
     survives_hostile(make([ECHO], None))
     survives_hostile(make([], None))

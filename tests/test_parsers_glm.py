@@ -192,6 +192,8 @@ def test_glm47_indexes_streamed_calls_and_starts_again_at_init() -> None:
     assert [c.function.index for c in parser.add("<tool_call>c</tool_call>", True)[2]] == [0]
 
 
+# A megabyte of each hostile output, its eighth three times: seconds of CPU.
+@pytest.mark.slow
 def test_glm_hostile_output_in_linear_time() -> None:
     survives_hostile(glm46)
     survives_hostile(lambda: glm47([CALCULATE], True))

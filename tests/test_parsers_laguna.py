@@ -272,6 +272,8 @@ def test_malformed_calls_fail_as_ollamas(text: str, error: str) -> None:
     same_in_any_pieces(lambda: make(Case("", [], tools=WEATHER)), text, "laguna-bad" + text)
 
 
+# A megabyte of each hostile output, its eighth three times: seconds of CPU.
+@pytest.mark.slow
 def test_hostile_output_in_linear_time() -> None:
     for tools, think in (([], None), (WEATHER, None), (WEATHER, True)):
         survives_hostile(lambda: make(Case("", [], tools=tools, think=think)))  # noqa: B023
