@@ -13,7 +13,6 @@ their answers (`fleet/views.py`)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -73,7 +72,9 @@ class Ingress:
             await self.replicas.options(stream=False).identity.remote()
             router = ROUTERS[self.replicas.deployment_name]
         names = router.replicas()
-        answers = await asyncio.gather(*(self._whole(request, name) for name in names))
+        # One after another: Ray's router knows the calls one request makes by that request's
+        # id, and two at once under one id are one too many (the second is never routed).
+        answers = [await self._whole(request, name) for name in names]
         for head, body in answers:
             if head.status != 200:
                 return Response(body, status_code=head.status, headers=dict(head.headers))

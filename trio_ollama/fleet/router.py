@@ -13,6 +13,7 @@ Ray then tries the ranks in order: the first replica that accepts (below its
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections import Counter
@@ -31,6 +32,8 @@ from trio_ollama.fleet.wire import TO_REPLICA
 from trio_ollama.routing import ServerLoad, affinity_order
 
 ROUTINGS = ("affinity", "random")
+
+log = logging.getLogger(__name__)
 
 
 @attrs.define
@@ -59,10 +62,17 @@ class FleetRouter(RequestRouter):
         candidate_replicas: list[RunningReplica],
         pending_request: PendingRequest | None = None,
     ) -> list[list[RunningReplica]]:
-        model = pending_request.metadata.multiplexed_model_id if pending_request else ""
+        if pending_request is None:
+            return [candidate_replicas]
+        # Ray retries a choice that found no replica free; with a backoff only if asked.
+        pending_request.routing_context.should_backoff = True
+        model = pending_request.metadata.multiplexed_model_id
         if model.startswith(TO_REPLICA):
             name = model[len(TO_REPLICA) :]
-            return [[r for r in candidate_replicas if r.replica_id.unique_id == name]]
+            chosen = [r for r in candidate_replicas if r.replica_id.unique_id == name]
+            if not chosen:
+                log.warning("replica %s is not among %s", name, self.replicas())
+            return [chosen]
         if self.routing == "random" or not candidate_replicas:
             return [random.sample(candidate_replicas, len(candidate_replicas))]
         loads = [self.load_of(r) for r in candidate_replicas]
