@@ -120,12 +120,12 @@ def test_affinity_seen_in_each_servers_own_ps(
     fleet: LocalFleet, models: tuple[Path, list[str]]
 ) -> None:
     first, second = models[1][1], models[1][2]
+    where: dict[str, FleetServer] = {}
     for model in (first, second):  # warm-up: each lands where it will stay
+        counts = {s: len(s.ps()) for s in servers(models)}
         assert generate(fleet.url, model).status_code == 200
-    poll_until(lambda: all(len(holders(models, m)) == 1 for m in (first, second)), 10,
-               "a warmed-up model is not loaded on exactly one server")  # fmt: skip
-    where = {m: holders(models, m)[0] for m in (first, second)}
-    assert where[first] != where[second], "a new model goes to the replica with fewer models"
+        (where[model],) = holders(models, model)
+        assert counts[where[model]] == min(counts.values()), "to a replica with the fewest models"
     loads = {s.pid: _loads(s) for s in servers(models)}
     requests = {s.pid: _requests(s) for s in servers(models)}
     for _ in range(3):
@@ -208,10 +208,7 @@ def test_a_killed_server_fails_its_stream_and_ray_replaces_it(
     fleet: LocalFleet, models: tuple[Path, list[str]]
 ) -> None:
     model = models[1][2]
-    assert generate(fleet.url, model).status_code == 200
-    (victim,) = holders(models, model)
-    runners = victim.runners()
-    assert runners
+    victim, runners = _loaded_on_one(fleet, models, model)
     body = {"model": model, **ENDLESS}
     lines: list[str] = []
     with (
@@ -223,22 +220,37 @@ def test_a_killed_server_fails_its_stream_and_ray_replaces_it(
             if len(lines) == 2:
                 os.kill(victim.pid, signal.SIGKILL)
     assert '"done":true' not in "".join(lines)
-    poll_until(lambda: not any(alive(p) for p in runners), 5, "a runner outlived its server")
-    poll_until(lambda: _fleet_serves(fleet.url, model, models[0], victim), 60,
-               "Ray did not bring the replica back")  # fmt: skip
+    _replaced(fleet, models, model, victim, runners)
 
 
 def test_a_killed_replica_takes_its_server_with_it(
     fleet: LocalFleet, models: tuple[Path, list[str]]
 ) -> None:
     model = models[1][0]
-    assert generate(fleet.url, model).status_code == 200
-    (victim,) = holders(models, model)
-    runners = victim.runners()
+    victim, runners = _loaded_on_one(fleet, models, model)
     os.kill(victim.replica_pid(), signal.SIGKILL)
     poll_until(lambda: not alive(victim.pid), 5, "the server outlived its replica")
+    _replaced(fleet, models, model, victim, runners)
+
+
+def _loaded_on_one(
+    fleet: LocalFleet, models: tuple[Path, list[str]], model: str
+) -> tuple[FleetServer, list[int]]:
+    """`model` loaded through the fleet: the one server that has it, and its runners."""
+    assert generate(fleet.url, model).status_code == 200
+    (server,) = holders(models, model)
+    runners = server.runners()
+    assert runners
+    return server, runners
+
+
+def _replaced(
+    fleet: LocalFleet, models: tuple[Path, list[str]], model: str, gone: FleetServer,
+    runners: list[int],
+) -> None:  # fmt: skip
+    """The dead server's runners exit, and Ray brings a replica back in its place."""
     poll_until(lambda: not any(alive(p) for p in runners), 5, "a runner outlived its server")
-    poll_until(lambda: _fleet_serves(fleet.url, model, models[0], victim), 60,
+    poll_until(lambda: _fleet_serves(fleet.url, model, models[0], gone), 60,
                "Ray did not bring the replica back")  # fmt: skip
 
 
