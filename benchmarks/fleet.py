@@ -54,15 +54,17 @@ def deploy(options: FleetOptions, port: int) -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def hop(root: Path, port: int, rounds: int) -> None:
+def hop(root: Path, port: int, rounds: int, cores: int) -> None:
     env = {"OLLAMA_MODELS": str(root), "OLLAMA_NUM_PARALLEL": "8", "OLLAMA_NOPRUNE": "1"}
-    ingress = deploy(FleetOptions(replicas=1, env=env), port)
+    ingress = deploy(FleetOptions(replicas=1, env=env, cores_per_replica=cores), port)
     (server,) = fleet_servers(root)
     spec = {"load": {"mode": "closed", "concurrency": [1, 8], "requests": 16},
             "workload": {"prompt_tokens": 16, "output_tokens": 32,
                          "options": {"temperature": 0}}}  # fmt: skip
     measure({**spec, "target": ingress})  # warm: the model loaded, connections made
-    print("\n1. The hop: one replica, straight to its server against through the ingress")
+    on = f"on {cores} core(s) of its own" if cores else "on every core"
+    print(f"\n1. The hop: one replica (its server {on}), straight to its server against "
+          "through the ingress")  # fmt: skip
     print("round clients  direct TTFT p50  ingress TTFT p50  added   direct tok/s  ingress "
           "tok/s  ratio")  # fmt: skip
     added: dict[int, list[float]] = {1: [], 8: []}
@@ -99,19 +101,21 @@ def routing(root: Path, names: list[str], port: int, rounds: int, requests: int,
                          "prompt_tokens": 30, "output_tokens": 16}}  # fmt: skip
     machine = load_machine(MACHINE)
     profile = machine.profile("smollm2:135m")
-    print(f"\n2. Experiment 4 for real: 2 replicas with room for 2 models each, {len(names)} "
-          f"models (Zipf 1.1), {requests} requests Poisson at {rate:g}/s")  # fmt: skip
+    print(f"\n2. Experiment 4 for real: 2 replicas (a core each) with room for 2 models each, "
+          f"{len(names)} models (Zipf 1.1), {requests} requests Poisson at {rate:g}/s")  # fmt: skip
     print("run               loads  TTFT p50  TTFT p99  requests/s  errors")
     for how in ("random", "affinity"):
         seen: list[Scheduler] = []
-        sim_machine = attrs.evolve(machine, env={**machine.env, **env}, servers=2,
+        # Each simulated server as the real ones: one core of its own.
+        sim_machine = attrs.evolve(machine, env={**machine.env, **env}, servers=2, cores=1,
                                    routing=how, models=dict.fromkeys(names, profile))  # fmt: skip
         sim_spec = spec_from({**spec, "target": "http://127.0.0.1:1"})
         simulated = simulate(sim_spec, sim_machine, on_scheduler=seen.append)
         (predicted,) = [summarize(s, sim_spec) for s in simulated]
         _row(f"sim {how}", sum(s.loads for s in seen), predicted)
         for n in range(rounds):
-            url = deploy(FleetOptions(replicas=2, routing=how, env=env), port)
+            options = FleetOptions(replicas=2, routing=how, env=env, cores_per_replica=1)
+            url = deploy(options, port)
             (step,) = measure({**spec, "target": url})
             _row(f"real {how} #{n + 1}", _fleet_loads(url), step)
             serve.delete("fleet")
@@ -145,6 +149,7 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=5)
     parser.add_argument("--requests", type=int, default=60)
     parser.add_argument("--rate", type=float, default=1.0)
+    parser.add_argument("--hop-cores", type=int, default=0, help="the hop's server's cores")
     parser.add_argument("--skip-hop", action="store_true")
     parser.add_argument("--skip-routing", action="store_true")
     args = parser.parse_args()
@@ -156,7 +161,7 @@ def main() -> None:
         with local_cluster(workers=2) as _:
             start_serve(port)
             if not args.skip_hop:
-                hop(store.layout.root, port, args.rounds)
+                hop(store.layout.root, port, args.rounds, args.hop_cores)
             if not args.skip_routing:
                 routing(
                     store.layout.root, names, port, args.routing_rounds, args.requests, args.rate

@@ -46,12 +46,18 @@ def models(tmp_path_factory: pytest.TempPathFactory, default_gguf: Path) -> tupl
 def fleet(models: tuple[Path, list[str]]) -> Iterator[LocalFleet]:
     root, _ = models
     env = {**SETTINGS, "OLLAMA_MODELS": str(root)}
-    options = FleetOptions(replicas=2, env=env, health_check_period_s=1.0)
+    options = FleetOptions(replicas=2, env=env, health_check_period_s=1.0, cores_per_replica=1)
     with local_fleet(options, port=free_port()) as started:
-        assert len(fleet_servers(root)) == 2
+        # One machine: each server on a core of its own, so their runners do not collide.
+        first, second = (_cores(s.pid) for s in fleet_servers(root))
+        assert len(first) == len(second) == 1 and first != second
         yield started
     # Serve stopped the replicas, and each its server: nothing of the fleet is left.
     poll_until(lambda: not fleet_servers(root), 10, "a fleet server outlived the fleet")
+
+
+def _cores(pid: int) -> list[int]:
+    return sorted(os.sched_getaffinity(pid))
 
 
 def servers(models: tuple[Path, list[str]]) -> list[FleetServer]:

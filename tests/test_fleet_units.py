@@ -3,6 +3,7 @@ key of a name, and the Serve config file in docs/ (it builds the application).""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,17 @@ def test_affinity_order() -> None:
     # A model no one has: the fewest models first, then the fewest waiting (1 before 0).
     assert affinity_order(servers, "z") == [3, 2, 1, 0]
     assert affinity_order([], "a") == []
+
+
+def test_cores_of_replicas_sharing_a_machine() -> None:
+    from trio_ollama.fleet.server import cores_of
+
+    usable = sorted(os.sched_getaffinity(0))
+    assert cores_of(0, 0) == cores_of(3, 0) == []
+    assert cores_of(0, 1) == [usable[0]]
+    assert cores_of(1, 1) == [usable[1 % len(usable)]]
+    assert cores_of(len(usable), 1) == [usable[0]]  # round the list
+    assert cores_of(0, len(usable) + 1) == usable
 
 
 def test_merged_views() -> None:

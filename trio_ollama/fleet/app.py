@@ -25,6 +25,8 @@ class FleetOptions:
     routing: str = attrs.field(default="affinity", validator=attrs.validators.in_(ROUTINGS))
     env: Mapping[str, str] = attrs.field(factory=dict)
     replica_cpus: float = 1.0  # Ray's logical CPUs a replica takes: 1 spreads them over nodes
+    # Replicas sharing one machine: each server on this many CPUs of its own (0: every CPU).
+    cores_per_replica: int = 0
     max_ongoing_requests: int = 256  # per replica: the server queues and refuses by itself
     stats_period_s: float = 0.5  # how often a replica reports its /api/ps to the router
     health_check_period_s: float = 2.0
@@ -45,7 +47,7 @@ def fleet_app(options: FleetOptions) -> Application:
             "request_routing_stats_period_s": options.stats_period_s,
             "request_routing_stats_timeout_s": 5.0,
         },
-    )(Replica).bind(dict(options.env))
+    )(Replica).bind(dict(options.env), options.cores_per_replica)
     ingress = serve.deployment(
         name="Ingress",
         num_replicas=1,

@@ -24,6 +24,11 @@ def add_parser(verbs: Any) -> None:
     )
     fleet.add_argument("--cpus-per-worker", type=float, default=1.0, help="Ray CPUs a node")
     fleet.add_argument("--routing", choices=ROUTINGS, default="affinity")
+    fleet.add_argument(
+        "--cores-per-replica", type=int,
+        help="CPUs of this machine each replica's server runs on, its own (default: the CPUs "
+        "shared out between the replicas, at least 1; 0: every server on every CPU)",
+    )  # fmt: skip
     fleet.add_argument("--port", type=int, default=11434, help="the ingress, on 127.0.0.1")
     fleet.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE",
@@ -48,7 +53,12 @@ def main(args: argparse.Namespace) -> int:
         print(f"Error: {exc}: install the ray extra (pip install 'trio-ollama[ray]')",
               file=sys.stderr)  # fmt: skip
         return 1
-    options = FleetOptions(replicas=args.replicas, routing=args.routing, env=env)
+    cores = args.cores_per_replica
+    if cores is None:
+        cores = max(1, len(os.sched_getaffinity(0)) // max(1, args.replicas))
+    options = FleetOptions(
+        replicas=args.replicas, routing=args.routing, env=env, cores_per_replica=cores
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with local_fleet(options, args.port, args.workers, args.cpus_per_worker) as fleet:

@@ -25,7 +25,7 @@ import ray
 from ray import serve
 
 from trio_ollama.fleet.loopback import replicas_on_loopback
-from trio_ollama.fleet.server import ServerProcess
+from trio_ollama.fleet.server import ServerProcess, cores_of
 from trio_ollama.fleet.wire import Head, Request, model_key
 
 replicas_on_loopback()
@@ -42,16 +42,19 @@ def _kept(headers: Any) -> list[tuple[str, str]]:
 
 class Replica:
     """One trio-ollama server behind Ray Serve. `env` holds its OLLAMA_* settings
-    (OLLAMA_MODELS: the store; OLLAMA_MAX_LOADED_MODELS: its room)."""
+    (OLLAMA_MODELS: the store; OLLAMA_MAX_LOADED_MODELS: its room). `cores_per_replica`, for
+    replicas that share one machine: the server of the replica ranked r runs on that many
+    CPUs of its own (`cores_of`), so that the replicas' runners do not oversubscribe the
+    cores; 0, on a machine of its own, every CPU."""
 
     # Serve awaits an async __init__ before the replica takes requests: here, until the
     # server answers.
     async def __init__(  # type: ignore[misc]
-        self, env: Mapping[str, str], start_timeout: float = 60.0
+        self, env: Mapping[str, str], cores_per_replica: int = 0, start_timeout: float = 60.0
     ) -> None:
-        self.server = ServerProcess.start(env)
-        self.client = httpx.AsyncClient(base_url=self.server.url, timeout=None)
         context = serve.get_replica_context()
+        self.server = ServerProcess.start(env, cores_of(context.rank.rank, cores_per_replica))
+        self.client = httpx.AsyncClient(base_url=self.server.url, timeout=None)
         self.name = context.replica_id.unique_id
         self.node = ray.get_runtime_context().get_node_id()
         deadline = time.monotonic() + start_timeout

@@ -14,19 +14,30 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import attrs
 
 # Run by the child before the server's program: ask the kernel for SIGKILL when the parent
 # dies (prctl option 1 is PR_SET_PDEATHSIG), give up if the parent is already gone, then
-# become the server. The setting survives exec.
+# become the server. The setting survives exec, and so do the CPUs it may run on, which its
+# runners inherit (the server sizes its thread budget by them: trio_ollama/cpus.py).
 _BOUND_TO_PARENT = (
     "import ctypes, os, signal, sys\n"
     "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)\n"
     "if os.getppid() != int(sys.argv[1]): sys.exit(1)\n"
+    "if sys.argv[2]: os.sched_setaffinity(0, [int(c) for c in sys.argv[2].split(',')])\n"
     "os.execv(sys.executable, [sys.executable, '-m', 'trio_ollama', 'serve'])\n"
 )
+
+
+def cores_of(rank: int, per_replica: int) -> list[int]:
+    """The CPUs replica `rank` runs its server on, when replicas share one machine: `per_replica`
+    of this process's, the next ones for each rank (round the list); none (every CPU) for 0."""
+    if per_replica <= 0:
+        return []
+    usable = sorted(os.sched_getaffinity(0))
+    return sorted({usable[(rank * per_replica + i) % len(usable)] for i in range(per_replica)})
 
 
 def free_port() -> int:
@@ -45,13 +56,14 @@ class ServerProcess:
     url: str
 
     @classmethod
-    def start(cls, env: Mapping[str, str]) -> ServerProcess:
+    def start(cls, env: Mapping[str, str], cores: Sequence[int] = ()) -> ServerProcess:
         """Start `trio-ollama serve` on 127.0.0.1 with `env` (OLLAMA_* settings) over this
-        process's environment; its output goes to this process's (Ray's worker log)."""
+        process's environment, on `cores` only if given; its output goes to this process's
+        (Ray's worker log)."""
         port = free_port()
         full_env = {**os.environ, **env, "OLLAMA_HOST": f"127.0.0.1:{port}"}
         process = subprocess.Popen(
-            [sys.executable, "-c", _BOUND_TO_PARENT, str(os.getpid())],
+            [sys.executable, "-c", _BOUND_TO_PARENT, str(os.getpid()), ",".join(map(str, cores))],
             env=full_env, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         return cls(process, f"http://127.0.0.1:{port}")
