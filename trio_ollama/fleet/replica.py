@@ -90,13 +90,14 @@ class Replica:
     async def record_routing_stats(self) -> dict[str, Any]:
         """What the router ranks this replica by: each loaded model with its requests
         running, and the requests waiting, from the server's `/api/ps`."""
+        at = time.time()  # before the read: the state is at least this new
         ps = (await self.client.get("/api/ps", timeout=5)).json()
         running: dict[str, int] = {}
         waiting = 0
         for model in ps.get("models", []):
             running[model_key(model["name"])] = int(model.get("requests_running", 0))
             waiting += int(model.get("requests_waiting", 0))
-        return {"running": running, "waiting": waiting, "at": time.time()}
+        return {"running": running, "waiting": waiting, "at": at}
 
     def identity(self) -> dict[str, str]:
         return {"replica": self.name, "node": self.node, "server": self.server.url}

@@ -5,7 +5,9 @@ The model comes with each request as its multiplexed model id. What a replica ha
 how busy it is, comes from its server's `/api/ps`, which the replica reports as its routing
 stats (`Replica.record_routing_stats`, every `request_routing_stats_period_s`). Between two
 reports this router adds what it did itself: a model it sent to a replica counts as loaded
-there, and requests it sent that have not finished count as running, so a burst of requests
+there while a request for it is open (loading or answering: `/api/ps` lists a model only once
+it has loaded) and until a report begun after its last request finished says otherwise, and
+the open requests count as running there, so a burst of requests
 for a new model goes to one replica instead of racing the report.
 
 Ray then tries the ranks in order: the first replica that accepts (below its
@@ -35,12 +37,17 @@ ROUTINGS = ("affinity", "random")
 
 log = logging.getLogger(__name__)
 
+# A report stamped this close after a request finished may have been read before it: clocks
+# of two processes (or two nodes) and the replica's own read of /api/ps.
+CLOCK_MARGIN_S = 0.5
+
 
 @attrs.define
 class _Sent:
-    """What this router sent a replica since its last report: models and requests open."""
+    """What this router sent a replica: per model, its requests open, and when one was last
+    sent or finished."""
 
-    models: dict[str, float] = attrs.field(factory=dict)  # model -> when it was last sent
+    last: dict[str, float] = attrs.field(factory=dict)
     open: Counter[str] = attrs.field(factory=Counter)  # model -> requests not yet finished
 
 
@@ -85,8 +92,8 @@ class FleetRouter(RequestRouter):
         sent = self.sent.get(replica.replica_id)
         if sent is not None:
             reported_at = float(stats.get("at", 0.0))
-            for model, when in sent.models.items():
-                if when >= reported_at or sent.open[model]:
+            for model, when in sent.last.items():
+                if sent.open[model] or when >= reported_at - CLOCK_MARGIN_S:
                     running[model] = max(running.get(model, 0), sent.open[model])
         return ServerLoad(running, int(stats.get("waiting", 0)))
 
@@ -97,7 +104,7 @@ class FleetRouter(RequestRouter):
         if not model or model.startswith(TO_REPLICA):
             return
         sent = self.sent.setdefault(replica_id, _Sent())
-        sent.models[model] = time.time()
+        sent.last[model] = time.time()
         sent.open[model] += 1
         self.requests[pending_request.metadata.internal_request_id] = (replica_id, model)
 
@@ -107,6 +114,7 @@ class FleetRouter(RequestRouter):
             return
         sent = self.sent.get(found[0])
         if sent is not None:
+            sent.last[found[1]] = time.time()
             sent.open[found[1]] -= 1
             if sent.open[found[1]] <= 0:
                 del sent.open[found[1]]
