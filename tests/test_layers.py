@@ -31,6 +31,8 @@ _LEAVES = {
     "trio_ollama.runner.grammar",
     # An image's header read: checked by the parent, its pixel bound kept by the child too.
     "trio_ollama.images",
+    # Which server takes a request for a model: one rule for the simulator and the fleet.
+    "trio_ollama.routing",
 }
 _FACTS = _LEAVES | {
     "trio_ollama.names",
@@ -47,6 +49,7 @@ ALLOWED: dict[str, set[str]] = {
     "trio_ollama.runner.window": set(),
     "trio_ollama.runner.grammar": set(),
     "trio_ollama.images": set(),
+    "trio_ollama.routing": set(),
     "trio_ollama.names": {"trio_ollama.gocompat"},
     "trio_ollama.gguf_info": {"trio_ollama.gocompat"},
     "trio_ollama.config_file": {"trio_ollama.gocompat", "trio_ollama.names"},
@@ -108,6 +111,7 @@ ALLOWED: dict[str, set[str]] = {
         "trio_ollama.api",
         "trio_ollama.bench",
         "trio_ollama.sim",
+        "trio_ollama.fleet",
     },
     # The load generator is a client of any server: nothing of this one's insides.
     "trio_ollama.bench": set(),
@@ -122,6 +126,9 @@ ALLOWED: dict[str, set[str]] = {
         "trio_ollama.scheduler",
         "trio_ollama.testing",
     },
+    # Scale-out on Ray Serve: a replica runs the server as a program, never its insides; the
+    # routing rule is the simulator's.
+    "trio_ollama.fleet": _FACTS,
     "trio_ollama.__main__": {"trio_ollama.cli"},
     # The package root: the curated public surface, over everything.
     "trio_ollama": {

@@ -21,6 +21,7 @@ from trio_ollama.cli.formatting import table
 from trio_ollama.cli.run import parse_format, parse_keep_alive, run
 from trio_ollama.config import ConfigError, Settings, log_settings
 from trio_ollama.config_file import CONFIG_VARIABLE
+from trio_ollama.fleet import cli as fleet_cli
 from trio_ollama.gocompat.format import human_bytes, human_time
 from trio_ollama.logs import configure
 from trio_ollama.sim import cli as sim_cli
@@ -218,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--insecure", action="store_true", help="use an insecure registry")
     bench_cli.add_parser(verbs)
     sim_cli.add_parser(verbs)
+    fleet_cli.add_parser(verbs)
     return parser
 
 
@@ -252,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         return bench_cli.main(args)
     if args.verb == "simulate":
         return sim_cli.main(args)
+    if args.verb == "fleet":
+        return fleet_cli.main(args)
     env = dict(os.environ)
     if args.verb not in ("serve", "start"):
         env.pop(CONFIG_VARIABLE, None)  # the server's file: a client never needs to read it

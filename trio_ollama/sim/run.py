@@ -30,6 +30,7 @@ from trio_ollama.bench.plan import Planned, Step, steps
 from trio_ollama.bench.spec import Spec
 from trio_ollama.config import Settings
 from trio_ollama.gocompat.format import GiB
+from trio_ollama.routing import ServerLoad, affinity_order
 from trio_ollama.runner.client import RunnerError
 from trio_ollama.runner.protocol import Completion, Piece, Sampling
 from trio_ollama.scheduler import Lease, ModelSpec, Scheduler, SchedulerError, open_scheduler
@@ -140,10 +141,11 @@ def _router(
             return schedulers[0]
         if routing == "random":
             return random.Random(f"{seed}:route:{plan.index}").choice(schedulers)
-        having = [s for s in schedulers if model.key in s.loaded]
-        if having:
-            return min(having, key=lambda s: s.loaded[model.key].refcount + s.waiting)
-        return min(schedulers, key=lambda s: (len(s.loaded), s.waiting))
+        loads = [
+            ServerLoad({key: r.refcount for key, r in s.loaded.items()}, s.waiting)
+            for s in schedulers
+        ]
+        return schedulers[affinity_order(loads, model.key)[0]]
 
     return route
 
