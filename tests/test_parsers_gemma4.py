@@ -132,6 +132,21 @@ def test_args_to_json(case: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{é_1:1,b:2}", '{"é_1":1,"b":2}'),  # Go's letters and digits, any script
+        ("{x²:1}", "{x²:1}"),  # a superscript is a number to Python, no digit to Go
+        ("{ a :1}", "{ a :1}"),  # the colon must follow the key at once
+        ('{"k,x:":1,y:2}', '{"k,x:":1,"y":2}'),  # no key inside a JSON string
+        ('{a:"open,b:1', '{"a":"open,"b":1'),  # after a quote that never closes, plain text
+        ("{,a:1}", '{,"a":1}'),
+    ],
+)
+def test_bare_keys_are_what_go_reads_as_keys(text: str, expected: str) -> None:
+    assert args_to_json(text) == expected
+
+
+@pytest.mark.parametrize(
     ("test", "repair"),
     [("TestRepairGemma4MissingStringDelimiter", close_string),
      ("TestRepairGemma4MissingObjectClose", close_object),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from trio_ollama.gocompat.decode import loads_text
@@ -47,8 +47,6 @@ CHANNEL_NAME = "thought\n"
 
 _QUOTED = re.compile(r'<\|"\|>(.*?)<\|"\|>', re.DOTALL)
 _SLOT = re.compile("\x00(.)\x00", re.DOTALL)
-_KEY_MARKS = re.compile(r'["{,]')
-_BRACES = re.compile(r"[{,]")
 _QUOTE_MARKS = re.compile(r'<\|"\|>|[":]')
 _VALUE_MARKS = re.compile(r'<\|"\|>|["{,]')
 
@@ -97,28 +95,30 @@ def _quote_bare_keys(text: str) -> str:
     """A `"` around each bare key after `{` or `,`; JSON strings are left alone."""
     out: list[str] = []
     ends = _Ends(text, '"')
-    i, n = 0, len(text)
-    marks = _KEY_MARKS
-    while (match := marks.search(text, i)) is not None:
-        at = match.start()
-        out.append(text[i:at])
-        if text[at] == '"':
-            end = ends.end(at)
-            if end == -1:
-                # No quote after this one closes a string: they are all plain text.
-                marks, end = _BRACES, at + 1
-            out.append(text[at:end])
-            i = end
-            continue
-        out.append(text[at])
-        i = _skip_space(text, at + 1)
-        out.append(text[at + 1 : i])
-        key_end = _key_end(text, i)
-        if i < key_end < n and text[key_end] == ":":
-            out.append(f'"{text[i:key_end]}":')
-            i = key_end + 1
-    out.append(text[i:])
+    i = 0
+    while (at := text.find('"', i)) != -1:
+        out.append(_BARE_KEY.sub(_quoted_key, text[i:at]))
+        end = ends.end(at)
+        if end == -1:
+            # No quote after this one closes a string: they are all plain text.
+            out.append('"' + _BARE_KEY.sub(_quoted_key, text[at + 1 :]))
+            return "".join(out)
+        out.append(text[at:end])
+        i = end
+    out.append(_BARE_KEY.sub(_quoted_key, text[i:]))
     return "".join(out)
+
+
+# A key after `{` or `,` and blanks, right before its `:` (`\w`, wider than Go's letters,
+# digits and `_`, is narrowed in `_quoted_key`).
+_BARE_KEY = re.compile(r"([{,]\s*)(\w+)(?=:)")
+
+
+def _quoted_key(match: re.Match[str]) -> str:
+    key = match.group(2)
+    if not key.isascii() and _key_end(key, 0) < len(key):
+        return match.group()  # a character Go reads as no part of a key: not a key
+    return f'{match.group(1)}"{key}"'
 
 
 def args_to_json(text: str) -> str:
@@ -229,17 +229,18 @@ def _properties(name: str, tools: Sequence[Mapping[str, Any]]) -> Mapping[str, A
     return None
 
 
-def _value_start(text: str, key: str, start: int) -> int:
-    """Past the `:` of `key` after a `{` or `,` outside strings, from `start`; or -1."""
+def _value_starts(text: str, key: str) -> Iterator[int]:
+    """Past the `:` of each `key` after a `{` or `,` outside strings, in order: one reading
+    of `text` for all of them."""
     ends = _Ends(text, '"')
-    i = start
+    i = 0
     while (match := _VALUE_MARKS.search(text, i)) is not None:
         at = match.start()
         mark = match.group()
         if mark == QUOTE:
             close = text.find(QUOTE, at + len(QUOTE))
             if close == -1:
-                return -1
+                return
             i = close + len(QUOTE)
             continue
         if mark == '"':
@@ -252,8 +253,8 @@ def _value_start(text: str, key: str, start: int) -> int:
             continue
         colon = _skip_space(text, key_start + len(key))
         if colon < len(text) and text[colon] == ":":
-            return colon + 1
-    return -1
+            i = colon + 1
+            yield i
 
 
 def _raw_value_end(text: str, start: int, props: Mapping[str, Any]) -> int:
@@ -287,14 +288,9 @@ def raw_string_value(text: str, name: str, tools: Sequence[Mapping[str, Any]]) -
     for key, prop in props.items():
         if not isinstance(prop, Mapping) or not _accepts_string(prop):
             continue
-        search = 0
-        while search < len(text):
-            start = _value_start(text, key, search)
-            if start == -1:
-                break
+        for start in _value_starts(text, key):
             check = _skip_space(text, start)
             if check < len(text) and _structured(text, check):
-                search = start
                 continue
             end = _raw_value_end(text, start, props)
             return text[:start] + QUOTE + text[start:end] + QUOTE + text[end:]
