@@ -9,12 +9,18 @@ from trio_ollama.templates import ToolCall, ToolCallFunction
 
 
 def _overlap(text: str, tag: str) -> int:
+    """How long an end of `text` is a start of `tag` (the longest)."""
+    first = tag[0]
     # Most text holds no start of the tag among its last characters: one search says so.
-    if text.find(tag[0], max(0, len(text) - len(tag) + 1)) == -1:
+    if text.find(first, max(0, len(text) - len(tag) + 1)) == -1:
         return 0
-    for n in range(min(len(tag), len(text)), 0, -1):
-        if text.endswith(tag[:n]):
-            return n
+    # Else only where the tag's first character stands can it start: the earliest that does
+    # is the longest.
+    at = text.find(first, max(0, len(text) - len(tag)))
+    while at != -1:
+        if tag.startswith(text[at:]):
+            return len(text) - at
+        at = text.find(first, at + 1)
     return 0
 
 
