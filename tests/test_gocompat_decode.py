@@ -148,6 +148,9 @@ def test_unclosed_input_leaves_the_scanner_where_it_stopped() -> None:
     assert [more[i] for i in scanner.brackets(more, len(text))] == ["]"]
     assert scanner.in_string and scanner.escaped  # the next piece's first character is escaped
     assert nesting_depth("[[[{") == 4  # what opened counts, though nothing closed it
+    # Told a limit, it reads no deeper than one past it.
+    assert nesting_depth("[" * 1_000_000, 256) == 257
+    assert nesting_depth("[[]]" * 3, 256) == 2
     with pytest.raises(DecodeError):
         loads(b'{"a": [1, "still open ]')
 

@@ -260,13 +260,17 @@ class BracketScanner:
         self.in_string, self.escaped = in_string, escaped
 
 
-def nesting_depth(text: str) -> int:
-    """How deep arrays and objects nest in JSON `text` (strings skipped), without recursion."""
+def nesting_depth(text: str, past: int | None = None) -> int:
+    """How deep arrays and objects nest in JSON `text` (strings skipped), without recursion.
+    Given `past`, the reading stops once deeper than that: a megabyte of `[` is read to its
+    limit, not to its end."""
     depth = deepest = 0
     for i in BracketScanner().brackets(text):
         if text[i] in "[{":
             depth += 1
             deepest = max(deepest, depth)
+            if past is not None and deepest > past:
+                break
         else:
             depth -= 1
     return deepest
@@ -283,7 +287,7 @@ def loads_text(text: str) -> Any:
     numbers past a float64's range and nesting past `MAX_DEPTH` are a `DecodeError`, whose
     text is for the client (never one of Python's own errors)."""
     # Counting the brackets is cheap, and no text nests deeper than it has brackets.
-    if text.count("[") + text.count("{") > MAX_DEPTH and nesting_depth(text) > MAX_DEPTH:
+    if text.count("[") + text.count("{") > MAX_DEPTH and nesting_depth(text, MAX_DEPTH) > MAX_DEPTH:
         raise DecodeError(f"invalid JSON: exceeded max depth of {MAX_DEPTH}")
     try:
         return _clean_strings(
