@@ -4,9 +4,13 @@ key of a name, and the Serve config file in docs/ (it builds the application).""
 from __future__ import annotations
 
 import os
+from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import trio
 
 from trio_ollama.routing import ServerLoad, affinity_order
 
@@ -38,7 +42,6 @@ def test_cores_of_replicas_sharing_a_machine() -> None:
 
 
 def test_merged_views() -> None:
-    pytest.importorskip("prometheus_client")
     from prometheus_client.parser import text_string_to_metric_families
 
     from trio_ollama.fleet import views
@@ -63,7 +66,6 @@ def test_merged_views() -> None:
 
 
 def test_the_serve_config_file_builds_the_fleet() -> None:
-    pytest.importorskip("ray.serve")
     import yaml
     from ray.serve.schema import ServeDeploySchema
 
@@ -77,3 +79,38 @@ def test_the_serve_config_file_builds_the_fleet() -> None:
     assert build(app.args) is not None
     with pytest.raises(ValueError, match="replica: unknown key"):
         build({"replica": 2})
+
+
+def test_what_a_hostile_body_can_make_the_ingress_hold() -> None:
+    """Nesting past Go's bound, or a name no server takes (a megabyte of it), is no routing
+    key: any replica answers it as one server does. A body past the server's bound is
+    refused before it is all held, declared or not."""
+    from trio_ollama.fleet.wire import model_in, read_body
+
+    assert model_in(b'{"model": ' + b"[" * 100_000 + b"}") == ""
+    assert model_in(b'{"model": "' + b"x" * 1_000_000 + b'"}') == ""
+    assert model_in(b'{"model": "bad name!"}') == ""
+    assert model_in(b'{"model": "m1", "x": 1e999}') == ""  # Go refuses the number too
+
+    async def chunks(n: int) -> AsyncIterator[bytes]:
+        for _ in range(n):
+            yield b"x" * 1000
+
+    async def main() -> None:
+        assert await read_body(chunks(3), None, 3000) == b"x" * 3000
+        assert await read_body(chunks(4), None, 3000) is None
+        assert await read_body(chunks(1), 3001, 3000) is None
+
+    trio.run(main)
+
+
+def test_the_routers_notes_of_spent_models_are_dropped() -> None:
+    """A model the router sent a replica is remembered only until a report read after its
+    last request finished: a client naming a new model each time grows nothing."""
+    from trio_ollama.fleet.router import FleetRouter, _Sent
+
+    router = object.__new__(FleetRouter)
+    router.sent = {"r1": _Sent(last={"a": 10.0, "b": 50.0}, open=Counter({"b": 1}))}
+    replica = SimpleNamespace(replica_id="r1", routing_stats={"running": {}, "at": 20.0})
+    assert router.load_of(replica).running == {"b": 1}  # type: ignore[arg-type]
+    assert router.sent["r1"].last == {"b": 50.0}

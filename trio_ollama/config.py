@@ -51,6 +51,9 @@ DEFAULT_MODELS_PER_GPU = 3
 DEFAULT_TRANSFER_STREAMS = 4
 # Ollama's smallest download part: a blob under 1.6 GB is fetched in parts of this size.
 DEFAULT_TRANSFER_PART_SIZE = 100 * 1000 * 1000
+# JSON bodies are read whole (by a server, and by the fleet's ingress); images make them
+# large, but not this large.
+MAX_JSON_BODY = 64 * 1024 * 1024
 DEFAULT_TRANSFER_SAVE_MS = 1000
 KV_CACHE_TYPES = ("", "f16", "q8_0", "q4_0")
 # The counts the configuration file checks, by the variable each stands for: one range for both.

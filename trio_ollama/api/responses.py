@@ -26,6 +26,7 @@ from trio_ollama.api.metrics import Metrics
 from trio_ollama.api.records import RequestRecord
 from trio_ollama.api.schemas import R
 from trio_ollama.concurrency import unwrap_single
+from trio_ollama.config import MAX_JSON_BODY
 from trio_ollama.gocompat import gojson
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,6 @@ request_log = logging.getLogger("trio_ollama.requests")
 
 JSON_TYPE = "application/json; charset=utf-8"
 NDJSON_TYPE = "application/x-ndjson"
-# JSON bodies are read whole; images make them large, but not this large.
-MAX_JSON_BODY = 64 * 1024 * 1024
 # ... nor this slow: a body has a minute, plus a second for every 16 KiB that has arrived, so a
 # 20 MB image over a slow link (100 KB/s) is read whole, while a client dripping a byte at a time
 # is cut after a minute (a rule like Apache's mod_reqtimeout, where a pure idle timeout would

@@ -21,9 +21,18 @@ from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 from starlette.requests import Request as HTTPRequest
 from starlette.responses import Response, StreamingResponse
 
+from trio_ollama.config import MAX_JSON_BODY
 from trio_ollama.fleet import views
 from trio_ollama.fleet.loopback import replicas_on_loopback
-from trio_ollama.fleet.wire import ROUTERS, TO_REPLICA, Head, Request, model_in, model_key
+from trio_ollama.fleet.wire import (
+    ROUTERS,
+    TO_REPLICA,
+    Head,
+    Request,
+    model_in,
+    model_key,
+    read_body,
+)
 
 replicas_on_loopback()
 
@@ -35,10 +44,14 @@ class Ingress:
         self.replicas = replicas
 
     async def __call__(self, http: HTTPRequest) -> Response:
+        length = http.headers.get("content-length", "")
+        declared = int(length) if length.isdecimal() else None
+        body = await read_body(http.stream(), declared, MAX_JSON_BODY)
+        if body is None:
+            return _json({"error": f"request body exceeds {MAX_JSON_BODY} bytes"}, 413)
         request = Request(
-            http.method, http.url.path, http.url.query,
-            tuple(http.headers.items()), await http.body(),
-        )  # fmt: skip
+            http.method, http.url.path, http.url.query, tuple(http.headers.items()), body
+        )
         if request.method == "GET" and request.path in VIEWS:
             return await self._view(request)
         model = model_in(request.body)
@@ -90,8 +103,10 @@ class Ingress:
         return _json(views.merge_listing([a for _, a in parsed], "data", "id"))
 
 
-def _json(data: Any) -> Response:
-    return Response(json.dumps(data), media_type="application/json; charset=utf-8")
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(
+        json.dumps(data), status_code=status, media_type="application/json; charset=utf-8"
+    )
 
 
 async def _rest(stream: DeploymentResponseGenerator[Any]) -> AsyncIterator[bytes]:

@@ -92,9 +92,11 @@ class FleetRouter(RequestRouter):
         sent = self.sent.get(replica.replica_id)
         if sent is not None:
             reported_at = float(stats.get("at", 0.0))
-            for model, when in sent.last.items():
+            for model, when in list(sent.last.items()):
                 if sent.open[model] or when >= reported_at - CLOCK_MARGIN_S:
                     running[model] = max(running.get(model, 0), sent.open[model])
+                else:  # a report read after it says what is there: this note is spent
+                    del sent.last[model]
         return ServerLoad(running, int(stats.get("waiting", 0)))
 
     def on_request_routed(
