@@ -49,9 +49,9 @@ import httpx
 import trio
 
 from benchmarks.serve import (
-    DEFAULT_LLAMA_SERVER,
     LlamaServer,
     free_port,
+    llama_server_binary,
     run_level,
     stop,
     wait_until_up,
@@ -534,9 +534,7 @@ def ttft_run(args: argparse.Namespace, logs: Path) -> None:
     prompt token count must equal trio-ollama's (a difference is printed). Cached tokens: read
     from trio-ollama's /metrics, and llama-server's `timings.cache_n`. Without a llama-server
     binary (docs/performance.md builds one), llama.cpp runs in this process in its place."""
-    binary = args.llama_server or Path(
-        os.environ.get("LLAMA_SERVER", DEFAULT_LLAMA_SERVER / "llama-server")
-    )
+    binary = llama_server_binary(args.llama_server)
     cases = [captured_case("claude-code", "claude-code"), captured_case("codex", "codex")]
     env = {"OLLAMA_NUM_PARALLEL": "1", "TRIO_OLLAMA_METRICS": "1"}
     llama: LlamaTarget | InProcessLlama

@@ -54,6 +54,11 @@ def counting(start: int, count: int = 20) -> str:
     return ", ".join(str(i) for i in range(start, start + count)) + ","
 
 
+def llama_server_binary(given: Path | None) -> Path:
+    """Where llama-server is: `--llama-server`, else `$LLAMA_SERVER`, else the build's."""
+    return given or Path(os.environ.get("LLAMA_SERVER", DEFAULT_LLAMA_SERVER / "llama-server"))
+
+
 def free_port() -> int:
     import socket
 
@@ -408,9 +413,7 @@ def main() -> None:
         return
     levels = [int(x) for x in args.clients.split(",")]
     wanted = args.targets.split(",")
-    binary = args.llama_server or Path(
-        os.environ.get("LLAMA_SERVER", DEFAULT_LLAMA_SERVER / "llama-server")
-    )
+    binary = llama_server_binary(args.llama_server)
     if "llama-server" in wanted and not binary.is_file():
         print(f"llama-server: not found at {binary} (see docs/performance.md); left out\n")
         wanted.remove("llama-server")

@@ -32,12 +32,12 @@ from pathlib import Path
 import trio
 
 from benchmarks.serve import (
-    DEFAULT_LLAMA_SERVER,
     Level,
     LlamaServer,
     Target,
     TrioOllama,
     counting,
+    llama_server_binary,
     percentile,
     run_level,
 )
@@ -69,9 +69,8 @@ def main() -> None:
     parser.add_argument("--llama-server", type=Path, default=None)
     parser.add_argument("--llama-args", default="", help='more llama-server flags: "-fa off"')
     args = parser.parse_args()
-    binary = args.llama_server or Path(
-        os.environ.get("LLAMA_SERVER", DEFAULT_LLAMA_SERVER / "llama-server")
-    )
+    binary = llama_server_binary(args.llama_server)
+    print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     logs = Path(tempfile.mkdtemp(prefix="bench-logs-"))
     servers: list[Target] = []
     try:
@@ -91,6 +90,7 @@ def main() -> None:
                 rows += [(round_, server.name, "first burst", first),
                          (round_, server.name, "own cache", own)]  # fmt: skip
         report(rows, args)
+        print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         for server in servers:
             server.close()  # type: ignore[attr-defined]
@@ -111,6 +111,14 @@ def report(rows: list[tuple[int, str, str, Level]], args: argparse.Namespace) ->
               f"{percentile(ttfts, 0.99):>8.0f}  {prompts} / {answers}"
               f"{'' if level.complete else '  INCOMPLETE'}")  # fmt: skip
         p50.setdefault((name, kind), []).append(percentile(ttfts, 0.5))
+    # The same work: every target counted the same prompts and answered in full.
+    counts: dict[tuple[int, str], set[frozenset[int]]] = {}
+    for round_, _, kind, level in rows:
+        counts.setdefault((round_, kind), set()).add(
+            frozenset(s.prompt_tokens for s in level.streams)
+        )
+    same = all(len(v) == 1 for v in counts.values()) and all(lv.complete for *_, lv in rows)
+    print(f"\nsame prompt counts and full answers on every target: {'yes' if same else 'NO'}")
     med = {key: statistics.median(values) for key, values in p50.items()}
     print("\nmedians of the rounds' TTFT p50 (ms):")
     for (name, kind), value in med.items():
