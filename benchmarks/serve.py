@@ -1,8 +1,10 @@
 """End-to-end throughput and latency, as a user sees them: trio-ollama serve, llama-server and a
 plain in-process batched loop, side by side in one run, on the default model.
 
-    .venv/bin/python -m benchmarks.serve [--clients 1,4,8,16] [--tokens 128] [--rounds 3]
+    .venv/bin/python -m benchmarks.serve [--clients 1,2,4,8,16] [--tokens 128] [--rounds 3]
                                          [--llama-server PATH] [--parallel 8]
+                                         [--modes burst,closed] [--closed-requests 4]
+                                         [--decoding-chunks 128,32,8] [--plot FILE.png]
 
 Every stream is greedy, 128 tokens, from a counting prompt (SmolLM2 never ends one early), with
 `repeat_penalty` 1 everywhere; prompts differ between clients and rounds, so no round is served
@@ -11,11 +13,18 @@ aggregate tok/s is the tokens received over the wall time from the first request
 token received (nothing left out: prompt processing, queueing and stragglers count). A stream
 that ends with a different token count is reported and its level left out of the figures.
 
+`--modes closed` adds a closed loop: each client sends `--closed-requests` requests back to back,
+asking for 32 to 128 tokens (the same seeded lengths for every target), so that prompts arrive
+while other streams decode. `--decoding-chunks` runs one trio-ollama server for each value of
+TRIO_OLLAMA_DECODING_PROMPT_CHUNK (prompt tokens a step takes while streams decode) in the same
+rounds, and `--plot` draws inter-token p99 against TTFT p50 for them and llama-server.
+
 llama-server is the binary built from the llama.cpp vendored in the pinned llama-cpp-python sdist
 (docs/performance.md has the build command); without it the rest still runs. Both servers use
 `--parallel` slots of 4,096 tokens each and this machine's CPU count as threads; llama-server's
-other settings are its defaults, except `--no-repack` (the runner's choice, see
-runner/engine.py: the weights must be the same bytes for the comparison to mean anything).
+other settings are its defaults (repacked weights included, as the runner decides them on a
+machine without AMX: runner/repack.py). `--gguf` serves other weights on every target (a Q4_0
+copy of the default model shows what repacking gives; add the `no-repack` target to see it).
 
 Also measured: time to first token for a 1,000-token prompt (prompt processing), and each
 server's memory: the runner's (or llama-server's) resident set and the KV bytes it reports.
@@ -43,6 +52,7 @@ import trio
 from trio_ollama.cpus import available_cpus
 from trio_ollama.store import Store
 from trio_ollama.store.default_model import ensure_default_model, fetch_default_gguf
+from trio_ollama.store.modelfile import CreateRequest
 
 NUM_CTX = 4096
 MODEL = "smollm2:135m"
@@ -105,18 +115,33 @@ class Target:
 class TrioOllama(Target):
     name = "trio-ollama"
 
-    def __init__(self, parallel: int, log: Path, *, metrics: bool = True) -> None:
+    def __init__(
+        self,
+        parallel: int,
+        log: Path,
+        *,
+        metrics: bool = True,
+        name: str = "",
+        env: dict[str, str] | None = None,
+        gguf: Path | None = None,
+    ) -> None:
         if not metrics:
             self.name = "no-metrics"  # TRIO_OLLAMA_METRICS=0: what recording them costs
+        self.name = name or self.name
+        more = env or {}
         self.models = Path(tempfile.mkdtemp(prefix="bench-models-"))
-        ensure_default_model(Store(self.models))
+        if gguf is None:
+            ensure_default_model(Store(self.models))
+        else:  # the same name, other weights
+            store = Store(self.models)
+            store.create(MODEL, CreateRequest(files={gguf.name: store.import_file(gguf)}))
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
         env = {**os.environ, "OLLAMA_HOST": f"127.0.0.1:{port}", "OLLAMA_MODELS": str(self.models),
                "OLLAMA_NUM_PARALLEL": str(parallel), "OLLAMA_CONTEXT_LENGTH": str(NUM_CTX),
                "OLLAMA_KEEP_ALIVE": "-1",
-               "TRIO_OLLAMA_METRICS": "1" if metrics else "0"}  # fmt: skip
+               "TRIO_OLLAMA_METRICS": "1" if metrics else "0", **more}  # fmt: skip
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "trio_ollama", "serve"], env=env,
             stdout=subprocess.DEVNULL, stderr=log.open("wb"),
@@ -158,15 +183,22 @@ class LlamaServer(Target):
     name = "llama-server"
 
     def __init__(
-        self, binary: Path, parallel: int, log: Path, extra: list[str], num_ctx: int = NUM_CTX
+        self,
+        binary: Path,
+        parallel: int,
+        log: Path,
+        extra: list[str],
+        num_ctx: int = NUM_CTX,
+        gguf: Path | None = None,
     ) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
-        args = [str(binary), "-m", str(fetch_default_gguf()), "--host", "127.0.0.1",
+        # Its defaults otherwise: repacked weights where the CPU has kernels for them, as the
+        # runner decides (runner/repack.py) on a machine without AMX.
+        args = [str(binary), "-m", str(gguf or fetch_default_gguf()), "--host", "127.0.0.1",
                 "--port", str(port), "-np", str(parallel), "-c", str(num_ctx * parallel),
-                "-t", str(available_cpus()), "--no-repack", "--no-webui",
-                "-lv", "4", *extra]  # fmt: skip
+                "-t", str(available_cpus()), "--no-webui", "-lv", "4", *extra]  # fmt: skip
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
         wait_until_up(self.url + "/health")
 
@@ -343,11 +375,12 @@ class Level:
     clients: int
     wall: float
     streams: list[Stream]
-    expected: int
+    expected: list[int]  # each stream's token count, in the order of `streams`
+    mode: str = "burst"
 
     @property
     def complete(self) -> bool:
-        return all(s.tokens == self.expected for s in self.streams)
+        return [s.tokens for s in self.streams] == self.expected
 
     @property
     def tok_s(self) -> float:
@@ -355,21 +388,43 @@ class Level:
 
 
 async def run_level(target: Target, prompts: list[str], n: int) -> Level:
+    """A burst: every prompt sent at once, `n` tokens each."""
+    return await run_clients(target, [[(prompt, n)] for prompt in prompts], "burst")
+
+
+async def run_clients(target: Target, work: list[list[tuple[str, int]]], mode: str) -> Level:
+    """Each client sends its (prompt, tokens) requests one after another; all start at once."""
     # A connection per request, for every target alike: llama-server closes kept-alive ones
     # at times (a client would retry; a benchmark should not count that).
-    limits = httpx.Limits(max_connections=len(prompts) + 4, max_keepalive_connections=0)
+    limits = httpx.Limits(max_connections=len(work) + 4, max_keepalive_connections=0)
     async with httpx.AsyncClient(timeout=600, limits=limits) as client:
-        streams: list[Stream] = []
+        streams: list[list[Stream]] = [[] for _ in work]
 
-        async def one(prompt: str) -> None:
-            streams.append(await target.stream(client, prompt, n))
+        async def one(k: int) -> None:
+            for prompt, n in work[k]:
+                streams[k].append(await target.stream(client, prompt, n))
 
         started = time.perf_counter()
         async with trio.open_nursery() as nursery:
-            for prompt in prompts:
-                nursery.start_soon(one, prompt)
-    wall = max(s.stamps[-1] for s in streams if s.stamps) - started
-    return Level(target.name, len(prompts), wall, streams, n)
+            for k in range(len(work)):
+                nursery.start_soon(one, k)
+    flat = [s for client_streams in streams for s in client_streams]
+    wall = max(s.stamps[-1] for s in flat if s.stamps) - started
+    expected = [n for requests in work for _, n in requests]
+    return Level(target.name, len(work), wall, flat, expected, mode)
+
+
+def closed_work(clients: int, requests: int, seed: int) -> list[list[tuple[str, int]]]:
+    """Each client's requests for a closed loop: fresh counting prompts, 32 to 128 tokens
+    each (seeded, so every target gets the same)."""
+    import random
+
+    pick = random.Random(seed)
+    return [
+        [(counting(7 + 41 * (k * requests + r) + seed), pick.choice((32, 64, 96, 128)))
+         for r in range(requests)]
+        for k in range(clients)
+    ]  # fmt: skip
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -395,15 +450,25 @@ def long_prompt(k: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--clients", default="1,4,8,16")
+    parser.add_argument("--clients", default="1,2,4,8,16")
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--pp-samples", type=int, default=PP_SAMPLES)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--parallel", type=int, default=8)
     parser.add_argument("--llama-server", type=Path, default=None)
-    # Also "no-metrics": trio-ollama with TRIO_OLLAMA_METRICS=0.
+    # Also "no-metrics": trio-ollama with TRIO_OLLAMA_METRICS=0; "no-repack": with
+    # TRIO_OLLAMA_REPACK=0 (no repacked weights).
     parser.add_argument("--targets", default="trio-ollama,llama-server,plain")
     parser.add_argument("--llama-args", default="", help='more llama-server flags: "-fa off"')
+    parser.add_argument("--modes", default="burst", help="burst, closed or both: burst,closed")
+    parser.add_argument("--closed-requests", type=int, default=4)
+    parser.add_argument(
+        "--decoding-chunks",
+        default="",
+        help="TRIO_OLLAMA_DECODING_PROMPT_CHUNK values, a server each: 128,32,8",
+    )
+    parser.add_argument("--gguf", type=Path, default=None, help="other weights, for all targets")
+    parser.add_argument("--plot", type=Path, default=None, help="ITL p99 against TTFT p50 (PNG)")
     parser.add_argument("--plain-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.plain_child:
@@ -421,24 +486,42 @@ def main() -> None:
     servers: list[Target] = []
     try:
         if "trio-ollama" in wanted:
-            servers.append(TrioOllama(args.parallel, logs / "trio-ollama.log"))
+            servers.append(TrioOllama(args.parallel, logs / "trio-ollama.log", gguf=args.gguf))
+        for chunk in [int(x) for x in args.decoding_chunks.split(",") if x]:
+            log = logs / f"trio-ollama-{chunk}.log"
+            env = {"TRIO_OLLAMA_DECODING_PROMPT_CHUNK": str(chunk)}
+            name = f"trio-ollama/{chunk}"
+            servers.append(TrioOllama(args.parallel, log, name=name, env=env, gguf=args.gguf))
+        if "no-repack" in wanted:
+            log = logs / "no-repack.log"
+            env = {"TRIO_OLLAMA_REPACK": "0"}
+            servers.append(
+                TrioOllama(args.parallel, log, name="no-repack", env=env, gguf=args.gguf)
+            )
         if "no-metrics" in wanted:
             servers.append(TrioOllama(args.parallel, logs / "no-metrics.log", metrics=False))
         if "llama-server" in wanted:
             extra = args.llama_args.split()
-            servers.append(LlamaServer(binary, args.parallel, logs / "llama-server.log", extra))
+            log = logs / "llama-server.log"
+            servers.append(LlamaServer(binary, args.parallel, log, extra, gguf=args.gguf))
         results: list[Level] = []
         ttft_long: dict[str, list[float]] = {}
         prompt_counts: dict[str, set[int]] = {}
+        modes = args.modes.split(",")
         for round_ in range(args.rounds):
             for n in levels:
                 prompts = [counting(1 + 37 * i + 5000 * round_ + 100_000 * n) for i in range(n)]
-                for server in servers:
-                    results.append(trio.run(run_level, server, prompts, args.tokens))
-                if "plain" in wanted and n <= args.parallel:
-                    streams = run_plain(n, args.tokens, prompts)
-                    wall = max(s.stamps[-1] for s in streams) - min(s.sent for s in streams)
-                    results.append(Level("plain loop", n, wall, streams, args.tokens))
+                if "burst" in modes:
+                    for server in servers:
+                        results.append(trio.run(run_level, server, prompts, args.tokens))
+                    if "plain" in wanted and n <= args.parallel:
+                        streams = run_plain(n, args.tokens, prompts)
+                        wall = max(s.stamps[-1] for s in streams) - min(s.sent for s in streams)
+                        results.append(Level("plain loop", n, wall, streams, [args.tokens] * n))
+                if "closed" in modes:
+                    work = closed_work(n, args.closed_requests, 1_000_000 + 7919 * round_ + n)
+                    for server in servers:
+                        results.append(trio.run(run_clients, server, work, "closed"))
             for sample in range(args.pp_samples):
                 # Alternating targets on the same prompt: each pair is measured seconds apart.
                 prompt = long_prompt(round_ * args.pp_samples + sample)
@@ -446,52 +529,72 @@ def main() -> None:
                     level = trio.run(run_level, server, [prompt], 1)
                     ttft_long.setdefault(server.name, []).append(level.streams[0].ttft)
                     prompt_counts.setdefault(server.name, set()).add(level.streams[0].prompt_tokens)
-        report(results, levels, args, ttft_long, prompt_counts, servers)
+        for mode in modes:
+            report([r for r in results if r.mode == mode], levels, args, mode)
+        report_prompts(ttft_long, prompt_counts, servers)
+        if args.plot:
+            plot(results, levels, modes, args.plot)
     finally:
         for server in servers:
             server.close()  # type: ignore[attr-defined]
         shutil.rmtree(logs, ignore_errors=True)
 
 
-def report(
-    results: list[Level],
-    levels: list[int],
-    args: argparse.Namespace,
-    ttft_long: dict[str, list[float]],
-    prompt_counts: dict[str, set[int]],
-    servers: list[Target],
-) -> None:
-    med = statistics.median
-    print(f"model {MODEL} (SmolLM2-135M Q4_1), {args.tokens} tokens a stream, greedy; "
+def summary(runs: list[Level]) -> tuple[float, list[float]]:
+    """Median tok/s of the runs, and TTFT p50, p99 and inter-token p50, p99 in ms over all of
+    their streams."""
+    ttfts = [s.ttft for r in runs for s in r.streams]
+    gaps = [g for r in runs for s in r.streams for g in s.gaps()]
+    ms = [percentile(v, q) * 1e3 for v in (ttfts, gaps) for q in (0.5, 0.99)]
+    return statistics.median(r.tok_s for r in runs), ms
+
+
+def report(results: list[Level], levels: list[int], args: argparse.Namespace, mode: str) -> None:
+    what = (f"{args.tokens} tokens a stream, all clients at once" if mode == "burst" else
+            f"closed loop: each client {args.closed_requests} requests back to back, "
+            "32 to 128 tokens each")  # fmt: skip
+    weights = args.gguf.name if args.gguf else "SmolLM2-135M Q4_1"
+    print(f"{mode}: model {MODEL} ({weights}), {what}, greedy; "
           f"{args.parallel} slots of {NUM_CTX}; {available_cpus()} CPUs; "
           f"median of {args.rounds} rounds\n")  # fmt: skip
     names = list(dict.fromkeys(r.target for r in results))
     reference = "llama-server" if "llama-server" in names else None
-    header = (f"{'target':<13}{'clients':>8}{'tok/s':>9}{'ratio':>7}{'TTFT p50':>10}"
+    header = (f"{'target':<17}{'clients':>8}{'tok/s':>9}{'ratio':>7}{'TTFT p50':>10}"
               f"{'p99':>8}{'ITL p50':>9}{'p99':>8}  (ms)")  # fmt: skip
     print(header)
     ref_tok: dict[int, float] = {}
     for n in levels:
         runs = [r for r in results if r.target == reference and r.clients == n]
         if runs and all(r.complete for r in runs):
-            ref_tok[n] = med(r.tok_s for r in runs)
+            ref_tok[n] = summary(runs)[0]
         for name in names:
             runs = [r for r in results if r.target == name and r.clients == n]
             if not runs:
                 continue
             short = [r for r in runs if not r.complete]
             if short:
-                counts = sorted({s.tokens for r in short for s in r.streams})
-                print(f"{name:<13}{n:>8}  stopped early: token counts {counts}, left out")
+                got = sorted({s.tokens for r in short for s in r.streams})
+                print(f"{name:<17}{n:>8}  stopped early: token counts {got}, left out")
                 continue
-            tok = med(r.tok_s for r in runs)
-            ttfts = [s.ttft for r in runs for s in r.streams]
-            gaps = [g for r in runs for s in r.streams for g in s.gaps()]
+            tok, ms = summary(runs)
             ratio = f"{tok / ref_tok[n]:7.2f}" if n in ref_tok else f"{'-':>7}"
-            ms = [percentile(v, q) * 1e3 for v in (ttfts, gaps) for q in (0.5, 0.99)]
-            print(f"{name:<13}{n:>8}{tok:>9.1f}{ratio}"
+            print(f"{name:<17}{n:>8}{tok:>9.1f}{ratio}"
                   f"{ms[0]:>10.1f}{ms[1]:>8.1f}{ms[2]:>9.1f}{ms[3]:>8.1f}")  # fmt: skip
-    print(f"\nprompt processing: one client, a prompt of about 1,000 tokens, 1 token out "
+    # Equal work: the same prompts on every target, each read as the same number of tokens.
+    counts = {name: sorted({s.prompt_tokens for r in results if r.target == name
+                            for s in r.streams}) for name in names}  # fmt: skip
+    same = len({tuple(c) for name, c in counts.items() if name != "plain loop"}) <= 1
+    print(f"\nevery server read the same prompt token counts: {'yes' if same else 'NO'}"
+          f" ({len(next(iter(counts.values()), []))} distinct); load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")  # fmt: skip
+
+
+def report_prompts(
+    ttft_long: dict[str, list[float]], prompt_counts: dict[str, set[int]], servers: list[Target]
+) -> None:
+    med = statistics.median
+    reference = "llama-server" if "llama-server" in ttft_long else None
+    print(f"prompt processing: one client, a prompt of about 1,000 tokens, 1 token out "
           f"({len(next(iter(ttft_long.values()), []))} samples a target, paired)")  # fmt: skip
     ref = ttft_long.get(reference) if reference else None
     for name, values in ttft_long.items():
@@ -499,12 +602,51 @@ def report(
         # minutes fall on both of its halves.
         pairs = [r / v for r, v in zip(ref, values, strict=True)] if ref else []
         ratio = f"  ({med(pairs):.2f}x llama-server's speed)" if pairs else ""
-        print(f"  {name:<13} TTFT {med(values) * 1e3:7.1f} ms, prompt tokens "
+        print(f"  {name:<17} TTFT {med(values) * 1e3:7.1f} ms, prompt tokens "
               f"{sorted(prompt_counts[name])}{ratio}")  # fmt: skip
     print("\nmemory (the process holding the model):")
     for server in servers:
         rss, kv = server.memory()
-        print(f"  {server.name:<13} resident {rss / 2**20:7.1f} MiB, KV {kv / 2**20:7.1f} MiB")
+        print(f"  {server.name:<17} resident {rss / 2**20:7.1f} MiB, KV {kv / 2**20:7.1f} MiB")
+
+
+def plot(results: list[Level], levels: list[int], modes: list[str], path: Path) -> None:
+    """Inter-token p99 against TTFT p50, a point per target and client count, a panel per mode:
+    the trade-off a prompt budget per step makes."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f"--plot: matplotlib is not installed (pip install -e '.[plot]'); {path} not drawn")
+        return
+    fig, axes = plt.subplots(1, len(modes), figsize=(6.5 * len(modes), 5), squeeze=False)
+    for ax, mode in zip(axes[0], modes, strict=True):
+        names = list(dict.fromkeys(r.target for r in results if r.mode == mode))
+        for name in names:
+            xs, ys, ns = [], [], []
+            for n in levels:
+                runs = [r for r in results if r.mode == mode and r.target == name
+                        and r.clients == n and r.complete]  # fmt: skip
+                if n > 1 and runs:
+                    ms = summary(runs)[1]
+                    xs.append(ms[0])
+                    ys.append(ms[3])
+                    ns.append(n)
+            marker = "s" if name == "llama-server" else "o"
+            ax.plot(xs, ys, marker=marker, label=name)
+            for x, y, n in zip(xs, ys, ns, strict=True):
+                ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("TTFT p50 (ms)")
+        ax.set_ylabel("inter-token gap p99 (ms)")
+        ax.set_title(f"{mode}: points labelled by clients")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"plot: {path}")
 
 
 if __name__ == "__main__":

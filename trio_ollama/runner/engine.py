@@ -21,7 +21,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -42,6 +42,7 @@ from trio_ollama.runner.protocol import (
     Ready,
     RequestFailed,
 )
+from trio_ollama.runner.repack import use_extra_buffers
 from trio_ollama.runner.text import TextStream
 from trio_ollama.runner.vision import (
     ImageChunk,
@@ -65,6 +66,13 @@ log = logging.getLogger(__name__)
 # in steps of 512 (llama-server's), and a 159-token prompt gained nothing from one pass instead
 # of 128 + 31 (1.006x); steps of 64 ran at 0.95x (in-process A/B, medians of paired ratios).
 PROMPT_CHUNK = 128
+# Prompt tokens a step takes while other sequences are decoding: a token budget per step, as in
+# Sarathi-Serve. A step's time grows about linearly with its tokens on a CPU, so every decoding
+# stream waits this many prompt tokens' worth between two of its tokens; 128 of them made a
+# half-second stall in streams here. The environment variable is for measuring the trade-off
+# (benchmarks.serve --decoding-chunks); the default is chosen from that sweep
+# (docs/performance.md).
+DECODING_PROMPT_CHUNK = PROMPT_CHUNK
 # With a KV cache per sequence, llama.cpp batches together only sequences whose ids run
 # consecutively (`split_equal(sequential=true)`): each gap in the busy slots costs every step
 # another pass over the weights. A slot that adds a gap is worth taking only for a prompt cache
@@ -198,6 +206,7 @@ class LlamaEngine:
         self.n_vocab = 0
         self.max_token_bytes = 0
         self.n_batch = 0
+        self.decoding_prompt_chunk = decoding_prompt_chunk(os.environ)
         self.n_embd = 0
         self.n_threads = available_cpus()
         self._pending_threads: int | None = None
@@ -219,10 +228,8 @@ class LlamaEngine:
             mparams.load_mode = (
                 L.LLAMA_LOAD_MODE_MMAP if params.use_mmap else L.LLAMA_LOAD_MODE_NONE
             )
-        # No repacked copies of the weights (AMX, CPU_REPACK): they double the weights' memory,
-        # and the AMX kernels die of SIGILL where the OS does not grant the tile state (seen in
-        # this project's sandboxes, whose CPUs advertise AMX).
-        mparams.use_extra_bufts = False
+        # Repacked weights where this machine runs them safely (runner/repack.py).
+        mparams.use_extra_bufts = use_extra_buffers(params.model_path)
         self.model = L.llama_model_load_from_file(params.model_path.encode(), mparams)
         if not self.model:
             raise EngineError(f"failed to load model {params.model_path}")
@@ -691,7 +698,9 @@ class LlamaEngine:
             active.next_token = None
             n += 1
         prompting = [active for active in self.active.values() if active.pending]
-        takes = prompt_admission([len(a.pending) for a in prompting], n, self.n_batch)
+        takes = prompt_admission(
+            [len(a.pending) for a in prompting], n, self.n_batch, self.decoding_prompt_chunk
+        )
         for active, take in zip(prompting, takes, strict=True):
             if take:
                 chunk, active.pending = active.pending[:take], active.pending[take:]
@@ -855,20 +864,42 @@ class LlamaEngine:
         out.append(Embedding(id=request.id, embedding=vector, prompt_eval_count=len(tokens)))
 
 
+def decoding_prompt_chunk(env: Mapping[str, str]) -> int:
+    """`DECODING_PROMPT_CHUNK`, or `TRIO_OLLAMA_DECODING_PROMPT_CHUNK` where it is a whole
+    number from 1 to `PROMPT_CHUNK` (anything else is logged and ignored)."""
+    text = env.get("TRIO_OLLAMA_DECODING_PROMPT_CHUNK", "").strip()
+    if not text:
+        return DECODING_PROMPT_CHUNK
+    if text.isdigit() and 1 <= int(text) <= PROMPT_CHUNK:
+        return int(text)
+    log.warning(
+        "ignoring TRIO_OLLAMA_DECODING_PROMPT_CHUNK=%r: not a whole number from 1 to %d",
+        text[:20],
+        PROMPT_CHUNK,
+    )
+    return DECODING_PROMPT_CHUNK
+
+
 def runs(seqs: Collection[int]) -> int:
     """How many runs of consecutive ids `seqs` has: the passes llama.cpp makes over a step."""
     return sum(1 for seq in seqs if seq - 1 not in seqs)
 
 
-def prompt_admission(pending: Sequence[int], decoding: int, n_batch: int) -> list[int]:
+def prompt_admission(
+    pending: Sequence[int],
+    decoding: int,
+    n_batch: int,
+    beside_decoding: int = DECODING_PROMPT_CHUNK,
+) -> list[int]:
     """How many of its `pending` prompt tokens each prompting sequence puts in a step that
-    already decodes `decoding` tokens: `PROMPT_CHUNK` in all, never more than the batch has
-    room for; the shortest first, in arrival order among equals. A short prompt that arrives
+    already decodes `decoding` tokens: `PROMPT_CHUNK` in all when nothing decodes, else
+    `beside_decoding`, never more than the batch has room for; the shortest first, in arrival
+    order among equals. A short prompt that arrives
     behind a long one is not made to wait for all of it: a 5-token request beside a window-long
     prompt of 1,024 tokens starts answering in the next step, not eight steps later (seconds
     here). The long one loses one step for each short one; it cannot be starved, since every
     prompt holds a slot, and there are `num_parallel` of them."""
-    budget = min(PROMPT_CHUNK, n_batch - decoding)
+    budget = min(PROMPT_CHUNK if decoding == 0 else beside_decoding, n_batch - decoding)
     takes = [0] * len(pending)
     for k in sorted(range(len(pending)), key=lambda k: pending[k]):
         takes[k] = max(0, min(pending[k], budget))
