@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 from trio_ollama.runner.engine import (
+    DECODING_PROMPT_CHUNK,
     PROMPT_CHUNK,
     RUN_COST_TOKENS,
     batch_layout,
     choose_slot,
+    decoding_prompt_chunk,
     prompt_admission,
     runs,
 )
@@ -48,6 +50,25 @@ def test_prompts_share_one_chunk_a_step_shortest_first() -> None:
     # ... and a short prompt behind a long one goes first, not after all of it.
     assert prompt_admission([1024, 5], decoding=0, n_batch=512) == [123, 5]
     assert prompt_admission([900, 200, 5], decoding=2, n_batch=512) == [0, 123, 5]
+
+
+def test_beside_decoding_streams_a_step_takes_only_the_budget() -> None:
+    # A stream's gap between tokens is its step: with streams decoding, prompts get the smaller
+    # budget, shared shortest first; with none decoding, the whole chunk.
+    assert prompt_admission([1000], decoding=3, n_batch=512, beside_decoding=16) == [16]
+    assert prompt_admission([1000], decoding=0, n_batch=512, beside_decoding=16) == [128]
+    assert prompt_admission([40, 5], decoding=2, n_batch=512, beside_decoding=16) == [11, 5]
+    assert prompt_admission([40], decoding=510, n_batch=512, beside_decoding=16) == [2]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("", DECODING_PROMPT_CHUNK), ("16", 16), (" 1 ", 1), ("128", 128),
+     ("0", DECODING_PROMPT_CHUNK), ("129", DECODING_PROMPT_CHUNK), ("-4", DECODING_PROMPT_CHUNK),
+     ("x", DECODING_PROMPT_CHUNK)],
+)  # fmt: skip
+def test_the_budget_is_read_from_the_environment(value: str, expected: int) -> None:
+    assert decoding_prompt_chunk({"TRIO_OLLAMA_DECODING_PROMPT_CHUNK": value}) == expected
 
 
 def test_a_step_never_holds_more_than_the_batch() -> None:
