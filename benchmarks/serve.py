@@ -467,6 +467,12 @@ def main() -> None:
         default="",
         help="TRIO_OLLAMA_DECODING_PROMPT_CHUNK values, a server each: 128,32,8",
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="another trio-ollama server, NAME:VAR=VALUE;VAR=VALUE (repeatable)",
+    )
     parser.add_argument("--gguf", type=Path, default=None, help="other weights, for all targets")
     parser.add_argument("--plot", type=Path, default=None, help="ITL p99 against TTFT p50 (PNG)")
     parser.add_argument("--plain-child", help=argparse.SUPPRESS)
@@ -491,6 +497,11 @@ def main() -> None:
             log = logs / f"trio-ollama-{chunk}.log"
             env = {"TRIO_OLLAMA_DECODING_PROMPT_CHUNK": str(chunk)}
             name = f"trio-ollama/{chunk}"
+            servers.append(TrioOllama(args.parallel, log, name=name, env=env, gguf=args.gguf))
+        for variant in args.variant:
+            name, _, settings = variant.partition(":")
+            env = dict(kv.split("=", 1) for kv in settings.split(";") if kv)
+            log = logs / f"variant-{len(servers)}.log"
             servers.append(TrioOllama(args.parallel, log, name=name, env=env, gguf=args.gguf))
         if "no-repack" in wanted:
             log = logs / "no-repack.log"

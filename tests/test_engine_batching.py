@@ -43,13 +43,18 @@ def test_prompts_share_one_chunk_a_step_shortest_first() -> None:
     # Alone or beside decoding sequences: larger steps were slower on the CPU (see PROMPT_CHUNK).
     assert PROMPT_CHUNK == 128
     assert prompt_admission([159], decoding=0, n_batch=512) == [128]
-    assert prompt_admission([1000], decoding=3, n_batch=512) == [128]
+    assert prompt_admission([1000], decoding=0, n_batch=512) == [128]
+    assert prompt_admission([1000], decoding=3, n_batch=512) == [DECODING_PROMPT_CHUNK]
     # Equals in arrival order ...
     assert prompt_admission([100, 100, 100], decoding=0, n_batch=512) == [100, 28, 0]
-    assert prompt_admission([100, 100], decoding=1, n_batch=512) == [100, 28]
+    assert prompt_admission([100, 100], decoding=1, n_batch=512, beside_decoding=128) == [100, 28]
     # ... and a short prompt behind a long one goes first, not after all of it.
     assert prompt_admission([1024, 5], decoding=0, n_batch=512) == [123, 5]
-    assert prompt_admission([900, 200, 5], decoding=2, n_batch=512) == [0, 123, 5]
+    assert prompt_admission([900, 200, 5], decoding=2, n_batch=512, beside_decoding=128) == [
+        0,
+        123,
+        5,
+    ]
 
 
 def test_beside_decoding_streams_a_step_takes_only_the_budget() -> None:

@@ -69,10 +69,12 @@ PROMPT_CHUNK = 128
 # Prompt tokens a step takes while other sequences are decoding: a token budget per step, as in
 # Sarathi-Serve. A step's time grows about linearly with its tokens on a CPU, so every decoding
 # stream waits this many prompt tokens' worth between two of its tokens; 128 of them made a
-# half-second stall in streams here. The environment variable is for measuring the trade-off
-# (benchmarks.serve --decoding-chunks); the default is chosen from that sweep
-# (docs/performance.md).
-DECODING_PROMPT_CHUNK = PROMPT_CHUNK
+# half-second stall in streams here. Swept with benchmarks.serve --decoding-chunks 128,32,8,4
+# (docs/performance.md): 32 cut the inter-token p99 to a third (457-505 ms -> 151-190 ms at 4
+# and 8 clients, bursts and a closed loop) with TTFT p50 and throughput within the noise; 8 and
+# 4 cut it further (53-101 ms) but cost TTFT (up to 3x in a closed loop) and throughput
+# (0.6-0.8x). TRIO_OLLAMA_DECODING_PROMPT_CHUNK sets it, for measuring.
+DECODING_PROMPT_CHUNK = 32
 # With a KV cache per sequence, llama.cpp batches together only sequences whose ids run
 # consecutively (`split_equal(sequential=true)`): each gap in the busy slots costs every step
 # another pass over the weights. A slot that adds a gap is worth taking only for a prompt cache
