@@ -60,8 +60,10 @@ def main(args: argparse.Namespace) -> int:
         replicas=args.replicas, routing=args.routing, env=env, cores_per_replica=cores
     )
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with local_fleet(options, args.port, args.workers, args.cpus_per_worker) as fleet:
+        # After Ray has started: its driver installs a handler of its own that aborts the
+        # process on SIGTERM (exit 134, the cluster torn down by the head's death, not by us).
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
         print(f"fleet of {args.replicas} at {fleet.url} ({args.routing} routing); Ctrl-C stops it")
         try:
             stop.wait()
