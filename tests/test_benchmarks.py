@@ -40,3 +40,14 @@ def test_the_serve_benchmark_runs_and_says_when_llama_server_is_missing(default_
 def test_the_runner_benchmark_runs(default_gguf: Path) -> None:
     out = run("benchmarks.runner", "--rounds", "1", "--clients", "1", "--tokens", "4")
     assert row(out, "runner") and row(out, "plain loop"), out
+
+
+def test_the_fixed_cost_benchmark_needs_llama_server() -> None:
+    # It is a comparison or nothing: without its peer it says where it looked and fails.
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.fixed_cost", "--pairs", "1", "--rounds", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "LLAMA_SERVER": "/nonexistent/llama-server"},
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "llama-server: not found at /nonexistent/llama-server" in done.stderr
