@@ -52,6 +52,7 @@ from benchmarks.serve import (
     LlamaServer,
     free_port,
     llama_server_binary,
+    load_average,
     run_level,
     stop,
     wait_until_up,
@@ -604,7 +605,7 @@ def main() -> None:
             load = os.getloadavg()
             outcomes = trio.run(clients_run, upstream, args)
         print(f"\nload average at the start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
-              f"at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
+              f"at the end: {load_average()}")  # fmt: skip
         print(f"server log: {logs / 'server.log'}")
         sys.exit(0 if all(o.status == 0 and o.well_formed for o in outcomes) else 1)
     ttft_run(args, logs)

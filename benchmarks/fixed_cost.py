@@ -14,7 +14,6 @@ number of prompt tokens every time. The goal it measures (issue 30): within 3 ms
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import tempfile
@@ -22,7 +21,13 @@ from pathlib import Path
 
 import trio
 
-from benchmarks.serve import LlamaServer, TrioOllama, llama_server_binary, run_level
+from benchmarks.serve import (
+    LlamaServer,
+    TrioOllama,
+    llama_server_binary,
+    load_average,
+    run_level,
+)
 
 
 def prompt(k: int) -> str:
@@ -41,7 +46,7 @@ def main() -> None:
     if not binary.is_file():
         raise SystemExit(f"llama-server: not found at {binary} (see docs/performance.md)")
     logs = Path(tempfile.mkdtemp(prefix="bench-logs-"))
-    print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"load average at the start: {load_average()}")
     ours = TrioOllama(args.parallel, logs / "trio-ollama.log")
     theirs = LlamaServer(binary, args.parallel, logs / "llama-server.log", [])
     try:
@@ -65,9 +70,8 @@ def main() -> None:
         same = all(x == y for x, y in counts)
         print(f"prompt tokens (trio-ollama, llama-server): {sorted(counts)}; "
               f"the same on both: {'yes' if same else 'NO'}")  # fmt: skip
-        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
         print(f"median of the rounds: {statistics.median(medians):+.1f} ms (goal: within 3 ms); "
-              f"load average at the end: {load}")  # fmt: skip
+              f"load average at the end: {load_average()}")  # fmt: skip
     finally:
         ours.close()
         theirs.close()

@@ -228,6 +228,11 @@ class LlamaServer(Target):
         stop(self.proc)
 
 
+def load_average() -> str:
+    """The machine's load averages over 1, 5 and 15 minutes, as a benchmark prints them."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def wait_until_up(url: str, seconds: float = 120) -> None:
     deadline = time.monotonic() + seconds
     while True:
@@ -591,13 +596,13 @@ def report(results: list[Level], levels: list[int], args: argparse.Namespace, mo
             ratio = f"{tok / ref_tok[n]:7.2f}" if n in ref_tok else f"{'-':>7}"
             print(f"{name:<17}{n:>8}{tok:>9.1f}{ratio}"
                   f"{ms[0]:>10.1f}{ms[1]:>8.1f}{ms[2]:>9.1f}{ms[3]:>8.1f}")  # fmt: skip
-    # Equal work: the same prompts on every target, each read as the same number of tokens.
-    counts = {name: sorted({s.prompt_tokens for r in results if r.target == name
-                            for s in r.streams}) for name in names}  # fmt: skip
-    same = len({tuple(c) for name, c in counts.items() if name != "plain loop"}) <= 1
-    print(f"\nevery server read the same prompt token counts: {'yes' if same else 'NO'}"
-          f" ({len(next(iter(counts.values()), []))} distinct); load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")  # fmt: skip
+    # Equal work: every request read as the same number of prompt tokens on every server (a
+    # level's streams are listed client by client, request by request, on every target).
+    counts = {name: [[s.prompt_tokens for s in r.streams] for r in results if r.target == name]
+              for name in names if name != "plain loop"}  # fmt: skip
+    same = len({repr(c) for c in counts.values()}) <= 1
+    print(f"\nevery server read the same prompt token count for every request: "
+          f"{'yes' if same else 'NO'}; load average {load_average()}\n")  # fmt: skip
 
 
 def report_prompts(

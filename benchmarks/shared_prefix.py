@@ -23,7 +23,6 @@ reported (they must agree: the same work), and the medians over the rounds. Both
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import tempfile
@@ -38,6 +37,7 @@ from benchmarks.serve import (
     TrioOllama,
     counting,
     llama_server_binary,
+    load_average,
     percentile,
     run_level,
 )
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--llama-args", default="", help='more llama-server flags: "-fa off"')
     args = parser.parse_args()
     binary = llama_server_binary(args.llama_server)
-    print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"load average at the start: {load_average()}")
     logs = Path(tempfile.mkdtemp(prefix="bench-logs-"))
     servers: list[Target] = []
     try:
@@ -90,7 +90,7 @@ def main() -> None:
                 rows += [(round_, server.name, "first burst", first),
                          (round_, server.name, "own cache", own)]  # fmt: skip
         report(rows, args)
-        print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        print(f"load average at the end: {load_average()}")
     finally:
         for server in servers:
             server.close()  # type: ignore[attr-defined]

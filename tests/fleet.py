@@ -11,7 +11,7 @@ import attrs
 import httpx
 
 from tests.ggufs import variant_of
-from tests.procs import alive, children
+from tests.procs import alive, children, command_lines
 from trio_ollama.store import Store
 from trio_ollama.store.default_model import ensure_default_model
 from trio_ollama.store.modelfile import parse_modelfile, to_create_request
@@ -64,19 +64,14 @@ class FleetServer:
 def fleet_servers(models: Path) -> list[FleetServer]:
     """The running `trio-ollama serve` processes whose store is `models` (the fleet's)."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+    for pid, command in command_lines().items():
+        if b"trio_ollama" not in command or b"serve" not in command:
             continue
         try:
-            command = (entry / "cmdline").read_bytes().split(b"\0")
-            if b"trio_ollama" not in command or b"serve" not in command:
-                continue
-            env = dict(
-                item.split(b"=", 1) for item in (entry / "environ").read_bytes().split(b"\0")
-                if b"=" in item
-            )  # fmt: skip
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
-        if env.get(b"OLLAMA_MODELS") == os.fsencode(models) and alive(int(entry.name)):
-            found.append(FleetServer(int(entry.name), "http://" + env[b"OLLAMA_HOST"].decode()))
+        env = dict(item.split(b"=", 1) for item in environ.split(b"\0") if b"=" in item)
+        if env.get(b"OLLAMA_MODELS") == os.fsencode(models) and alive(pid):
+            found.append(FleetServer(pid, "http://" + env[b"OLLAMA_HOST"].decode()))
     return sorted(found, key=lambda s: s.pid)

@@ -53,3 +53,17 @@ def children(parent: int | None = None) -> list[int]:
             if fields is not None and int(fields[1]) == parent and fields[0] != "Z":
                 found.append(int(entry.name))
     return found
+
+
+def command_lines() -> dict[int, list[bytes]]:
+    """Every live process's command line, split into its arguments."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().split(b"\0")
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                continue
+            if alive(int(entry.name)):
+                found[int(entry.name)] = command
+    return found

@@ -9,7 +9,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,7 +19,7 @@ import ollama
 import pytest
 
 from tests.fleet import fleet_servers, store_with_models
-from tests.procs import poll_until
+from tests.procs import command_lines, poll_until
 from tests.server import free_port
 
 pytestmark = pytest.mark.slow
@@ -25,28 +27,27 @@ pytestmark = pytest.mark.slow
 
 def _ray_processes(session: str) -> list[int]:
     """Processes whose command line names this cluster's session directory."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if session.encode() in cmdline:
-                found.append(int(entry.name))
-    return found
+    named = session.encode()
+    return [pid for pid, command in command_lines().items() if any(named in a for a in command)]
+
+
+@pytest.fixture
+def ray_tmp() -> Iterator[Path]:
+    """Where Ray keeps this cluster's session files (RAY_TMPDIR): a folder of this test's, so
+    that what is left of the cluster can be told from any other; short, as Ray's socket paths
+    must be."""
+    path = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_the_fleet_command_serves_and_leaves_nothing_behind(
-    tmp_path: Path, default_gguf: Path
+    tmp_path: Path, default_gguf: Path, ray_tmp: Path
 ) -> None:
     store, names = store_with_models(tmp_path, 1)
     root = store.layout.root
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    # Ray keeps its session files under RAY_TMPDIR: a folder of this test's, so that what is
-    # left of this cluster can be told from any other.
-    ray_tmp = Path("/tmp") / f"rt{port}"
     env = {**os.environ, "OLLAMA_MODELS": str(root), "RAY_TMPDIR": str(ray_tmp),
            "PYTHONUNBUFFERED": "1"}  # fmt: skip
     argv = [sys.executable, "-m", "trio_ollama", "fleet", "--replicas", "1", "--workers", "1",
@@ -84,4 +85,3 @@ def test_the_fleet_command_serves_and_leaves_nothing_behind(
     assert proc.returncode == 0, "".join(lines)[-2000:]
     poll_until(lambda: not fleet_servers(root), 20, "a fleet server outlived the command")
     poll_until(lambda: not _ray_processes(str(ray_tmp)), 30, "a Ray process outlived the command")
-    shutil.rmtree(ray_tmp, ignore_errors=True)

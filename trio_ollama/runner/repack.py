@@ -95,6 +95,8 @@ def _probe_main(model_path: str) -> None:
     cparams = L.llama_context_default_params()
     cparams.n_ctx = cparams.n_batch = cparams.n_ubatch = 64
     ctx = L.llama_init_from_model(model, cparams)
+    if not ctx:
+        raise SystemExit(f"failed to make a context for {model_path}")
     vocab = L.llama_model_get_vocab(model)
     # A few tokens at once: a batch of several takes the matrix kernels AMX serves.
     tokens = (L.llama_token * 8)(*([max(0, L.llama_vocab_bos(vocab))] * 8))
