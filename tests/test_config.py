@@ -109,7 +109,10 @@ def test_load_timeout(value: str, seconds: float) -> None:
 )
 def test_bool(value: str, expected: bool) -> None:
     assert Settings.from_env({"OLLAMA_NOPRUNE": value}).noprune is expected
-    assert Settings.from_env({"OLLAMA_FLASH_ATTENTION": value}).flash_attention is expected
+    # Unset, flash attention is the runner's to decide (runner/attention.py); set, it is said.
+    flash = Settings.from_env({"OLLAMA_FLASH_ATTENTION": value}).flash_attention
+    assert flash is (None if value == "" else expected)
+    assert Settings.from_env({}).flash_attention is None
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from trio_ollama.runner.engine import (
     RUN_COST_TOKENS,
     batch_layout,
     choose_slot,
-    decoding_prompt_chunk,
+    measuring_knob,
     prompt_admission,
     runs,
 )
@@ -68,12 +68,12 @@ def test_beside_decoding_streams_a_step_takes_only_the_budget() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("", DECODING_PROMPT_CHUNK), ("16", 16), (" 1 ", 1), ("128", 128),
-     ("0", DECODING_PROMPT_CHUNK), ("129", DECODING_PROMPT_CHUNK), ("-4", DECODING_PROMPT_CHUNK),
-     ("x", DECODING_PROMPT_CHUNK)],
+    [("", 32), ("16", 16), (" 1 ", 1), ("128", 128), ("0", 0), ("129", 32), ("-4", 32),
+     ("x", 32), ("1e3", 32)],
 )  # fmt: skip
-def test_the_budget_is_read_from_the_environment(value: str, expected: int) -> None:
-    assert decoding_prompt_chunk({"TRIO_OLLAMA_DECODING_PROMPT_CHUNK": value}) == expected
+def test_a_measuring_knob_is_read_from_the_environment(value: str, expected: int) -> None:
+    assert measuring_knob({"KNOB": value}, "KNOB", 32, 128) == expected
+    assert measuring_knob({}, "KNOB", 32, 128) == 32
 
 
 def test_a_step_never_holds_more_than_the_batch() -> None:

@@ -17,7 +17,17 @@ PACKAGE = Path(__file__).resolve().parent.parent / "trio_ollama"
 RUNNER_CHILD = "runner, the child's side"
 _RUNNER_CHILD_MODULES = {
     f"trio_ollama.runner.{name}"
-    for name in ("server", "engine", "fake", "text", "interface", "vision", "repack", "__main__")
+    for name in (
+        "server",
+        "engine",
+        "fake",
+        "text",
+        "interface",
+        "vision",
+        "repack",
+        "attention",
+        "__main__",
+    )
 }
 _LEAVES = {
     "trio_ollama.gocompat",

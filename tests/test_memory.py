@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from trio_ollama.config import cache_dir
 from trio_ollama.gguf_info import GGUFInfo, TensorInfo, read_gguf_info
 from trio_ollama.gocompat.format import GiB, MiB, human_bytes2
 from trio_ollama.scheduler.devices import GPUInfo, SystemMemory, fake_gpu
@@ -27,7 +28,7 @@ from trio_ollama.scheduler.memory import (
     verify_cpu_fit,
     vram_recovered,
 )
-from trio_ollama.store.default_model import GGUF_NAME, cache_dir
+from trio_ollama.store.default_model import GGUF_NAME
 
 # --- the model of Ollama's llm/memory_test.go ---------------------------------------------------
 # 5 blocks, embedding 4096, 32 heads and 32 KV heads, a one-token vocabulary, and one f32 tensor

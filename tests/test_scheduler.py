@@ -529,6 +529,18 @@ async def test_runner_gets_the_flash_attention_the_estimate_counted_on(
         (True, "q8_0"),
         (False, "f16"),  # llama.cpp would quantize nothing without flash attention
     ]
+    assert not any(load.flash_attention_auto for load, _ in rec.engines), "it was said"
+
+
+@pytest.mark.parametrize("said", [None, False])
+async def test_unsaid_flash_attention_is_the_runners_to_measure_on_the_cpu(
+    said: bool | None, autojump_clock: Any
+) -> None:
+    rec = FakeRunners()
+    async with scheduler(rec, flash_attention=said) as sched, sched.acquire(fake_model("llama")):
+        pass
+    [(load, _)] = rec.engines
+    assert (load.flash_attention, load.flash_attention_auto) == (False, said is None)
 
 
 async def test_thread_budget(autojump_clock: Any) -> None:

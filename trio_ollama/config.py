@@ -233,6 +233,12 @@ def _default_models_dir(env: Mapping[str, str]) -> Path:
     return Path(home) / ".ollama" / "models"
 
 
+def cache_dir(env: Mapping[str, str] = os.environ) -> Path:
+    """trio-ollama's own cache (the default model's wheel, measured runner settings)."""
+    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "trio-ollama"
+
+
 def log_settings(env: Mapping[str, str]) -> tuple[int, LogFormat]:
     """The log level (`OLLAMA_DEBUG`) and format (`TRIO_OLLAMA_LOG_FORMAT`). Read on their own
     too, so that logging is set up before the other settings are read and warned about."""
@@ -252,7 +258,9 @@ class Settings:
     num_parallel: int = DEFAULT_NUM_PARALLEL
     max_queue: int = DEFAULT_MAX_QUEUE
     context_length: int = DEFAULT_CONTEXT_LENGTH
-    flash_attention: bool = False
+    # None where OLLAMA_FLASH_ATTENTION is not set: off, except that a runner with no layer on
+    # a GPU turns it on where it measures it faster (runner/attention.py).
+    flash_attention: bool | None = None
     kv_cache_type: str = ""
     noprune: bool = False
     sched_spread: bool = False
@@ -333,7 +341,7 @@ class Settings:
             num_parallel=count("OLLAMA_NUM_PARALLEL", DEFAULT_NUM_PARALLEL),
             max_queue=count("OLLAMA_MAX_QUEUE", DEFAULT_MAX_QUEUE),
             context_length=count("OLLAMA_CONTEXT_LENGTH", DEFAULT_CONTEXT_LENGTH),
-            flash_attention=parse_bool(var("OLLAMA_FLASH_ATTENTION")),
+            flash_attention=parse_bool(fa) if (fa := var("OLLAMA_FLASH_ATTENTION")) else None,
             kv_cache_type=kv_cache_type,
             noprune=parse_bool(var("OLLAMA_NOPRUNE")),
             sched_spread=parse_bool(var("OLLAMA_SCHED_SPREAD")),

@@ -29,6 +29,7 @@ import numpy as np
 import trio
 
 from trio_ollama.cpus import available_cpus
+from trio_ollama.runner.attention import flash_attention_faster
 from trio_ollama.runner.grammar import INVALID, FormatError, format_grammar
 from trio_ollama.runner.interface import InvalidRequest, check_tokens
 from trio_ollama.runner.protocol import (
@@ -73,8 +74,19 @@ PROMPT_CHUNK = 128
 # (docs/performance.md): 32 cut the inter-token p99 to a third (457-505 ms -> 151-190 ms at 4
 # and 8 clients, bursts and a closed loop) with TTFT p50 and throughput within the noise; 8 and
 # 4 cut it further (53-101 ms) but cost TTFT (up to 3x in a closed loop) and throughput
-# (0.6-0.8x). TRIO_OLLAMA_DECODING_PROMPT_CHUNK sets it, for measuring.
+# (0.6-0.8x).
 DECODING_PROMPT_CHUNK = 32
+# Prompts that reach an idle runner together (a burst) are read together before any of them
+# starts to stream, as llama-server reads them in one step: a stream that started early would
+# wait for its neighbours' prompts between every two of its tokens (an inter-token gap p99 of
+# 144-231 ms against llama-server's 42-63 at 4-16 clients), where holding its first token
+# back costs it the same time once, before its first token. "Together" is within
+# COHORT_WINDOW seconds of the first (a burst's requests reach the runner within tens of
+# milliseconds); a cohort takes prompts up to COHORT_TOKENS (llama-server's batch: ~8 s of
+# prompt on 2 cores; TRIO_OLLAMA_COHORT_TOKENS sets it, 0 for no cohorts). Other prompts
+# are read beside the streams, DECODING_PROMPT_CHUNK a step.
+COHORT_WINDOW = 0.25
+COHORT_TOKENS = 2048
 # With a KV cache per sequence, llama.cpp batches together only sequences whose ids run
 # consecutively (`split_equal(sequential=true)`): each gap in the busy slots costs every step
 # another pass over the weights. A slot that adds a gap is worth taking only for a prompt cache
@@ -143,6 +155,8 @@ class _Active:
     later: deque[Segment] = attrs.field(factory=deque)
     chunks: Any = None
     image_tokens: int = 0
+    # What a cohort member sampled while its cohort still reads prompts: sent when it is read.
+    held: list[Message] = attrs.field(factory=list)
 
     def next_run(self) -> None:
         """Take the next text of the prompt into `pending`, once `pending` is done."""
@@ -156,6 +170,9 @@ class _Active:
     @property
     def prompting(self) -> bool:
         return bool(self.pending or self.later)
+
+
+_LOG_CALLBACKS: list[Any] = []
 
 
 class _LogCapture:
@@ -175,7 +192,11 @@ class _LogCapture:
                 if len(self.lines) > 2000:
                     del self.lines[:1000]
 
-        self.callback = callback  # kept alive: llama.cpp holds only the C pointer
+        # Kept for the process, not the engine: llama.cpp holds only the C pointer, and logs
+        # through it whenever it next loads anything (a freed callback there is a segfault,
+        # seen where a test loaded a model after an in-process engine was gone).
+        self.callback = callback
+        _LOG_CALLBACKS.append(callback)
         llama.llama_log_set(callback, ctypes.c_void_p(0))
 
     def buffer_sizes(self) -> dict[str, int]:
@@ -208,7 +229,21 @@ class LlamaEngine:
         self.n_vocab = 0
         self.max_token_bytes = 0
         self.n_batch = 0
-        self.decoding_prompt_chunk = decoding_prompt_chunk(os.environ)
+        self.flash_attention = False
+        # TRIO_OLLAMA_DECODING_PROMPT_CHUNK (1 and up) and TRIO_OLLAMA_COHORT_TOKENS (0: none)
+        # set these, for measuring them (benchmarks.serve --variant).
+        self.decoding_prompt_chunk = max(1, measuring_knob(
+            os.environ, "TRIO_OLLAMA_DECODING_PROMPT_CHUNK", DECODING_PROMPT_CHUNK, PROMPT_CHUNK
+        ))  # fmt: skip
+        self.cohort_limit = measuring_knob(
+            os.environ, "TRIO_OLLAMA_COHORT_TOKENS", COHORT_TOKENS, 1 << 20
+        )
+        # The requests of the cohort being read (COHORT_TOKENS), its prompt tokens, and when
+        # its first request arrived; when each request waiting arrived.
+        self.cohort: set[int] = set()
+        self.cohort_tokens = 0
+        self.cohort_since = 0.0
+        self._arrived: dict[int, float] = {}
         self.n_embd = 0
         self.n_threads = available_cpus()
         self._pending_threads: int | None = None
@@ -259,12 +294,16 @@ class LlamaEngine:
         cparams.n_ubatch = self.n_batch
         cparams.n_threads = self.n_threads
         cparams.n_threads_batch = self.n_threads
-        # Off unless asked for, as in Ollama. llama.cpp's "auto" would turn it on; on the CPU it
-        # speeds long prompts and slows decoding (0.90x at 1 stream, 0.80x at 8; measured in
-        # docs/performance.md). Context shift and batched greedy output work either way.
+        # Off unless asked for, as in Ollama, or, on the CPU where nobody said, unless this
+        # machine decodes faster with it (runner/attention.py: it slowed decoding on one CPU
+        # and sped it up on another). Context shift and batched greedy output work either way.
+        self.flash_attention = params.flash_attention or (
+            params.flash_attention_auto
+            and flash_attention_faster(L, self.model, params.model_path, self.n_threads)
+        )
         cparams.flash_attn_type = (
             L.LLAMA_FLASH_ATTN_TYPE_ENABLED
-            if params.flash_attention
+            if self.flash_attention
             else L.LLAMA_FLASH_ATTN_TYPE_DISABLED
         )
         if params.kv_cache_type in ("q8_0", "q4_0") and params.flash_attention:
@@ -345,6 +384,7 @@ class LlamaEngine:
     # ----- called on the Trio thread, between steps
 
     def submit(self, request: Completion) -> None:
+        self._arrived[request.id] = time.monotonic()
         self._inbox.append(("submit", request))
 
     def submit_embed(self, request: Embed) -> None:
@@ -427,6 +467,7 @@ class LlamaEngine:
             elif op == "embed":
                 self.embeds.append(arg)
             elif op == "cancel":
+                self._arrived.pop(arg, None)
                 self.waiting = deque(r for r in self.waiting if r.id != arg)
                 self.embeds = deque(r for r in self.embeds if r.id != arg)
                 if arg in self.active:
@@ -471,6 +512,7 @@ class LlamaEngine:
     def _admit(self, out: list[Message]) -> None:
         while self.waiting and any(not s.busy for s in self.slots):
             request = self.waiting.popleft()
+            arrived = self._arrived.pop(request.id, time.monotonic())
             chunks = None
             try:
                 check_tokens(request.tokens, self.n_vocab)
@@ -537,7 +579,39 @@ class LlamaEngine:
                 image_tokens=images,
             )
             active.next_run()
+            self._join_cohort(active, len(keys) - common, arrived)
             self.active[request.id] = active
+
+    def _join_cohort(self, active: _Active, tokens: int, arrived: float) -> None:
+        """`active` joins the cohort, or starts one, when no stream is running, it arrived with
+        the cohort's first, and its prompt fits beside the rest."""
+        streaming = any(
+            not other.prompting and other.request.id not in self.cohort
+            for other in self.active.values()
+        )
+        self.cohort &= self.active.keys()  # members cancelled
+        if not self.cohort:
+            self.cohort_tokens = 0
+        if streaming or self.cohort_tokens + tokens > self.cohort_limit:
+            return
+        if not self.cohort:
+            self.cohort_since = arrived
+        elif arrived - self.cohort_since > COHORT_WINDOW:
+            return
+        self.cohort.add(active.request.id)
+        self.cohort_tokens += tokens
+
+    def _read_cohort(self, out: list[Message]) -> None:
+        """Once no member of the cohort is reading its prompt, send what its members hold
+        back and let them decode."""
+        members = [self.active[i] for i in self.cohort if i in self.active]
+        if any(member.prompting for member in members):
+            return
+        for member in members:
+            out.extend(member.held)
+            member.held = []
+        self.cohort.clear()
+        self.cohort_tokens = 0
 
     def _image_prompt(self, request: Completion) -> tuple[Any, list[Segment] | None]:
         """A prompt with images as mtmd's chunks and the segments they make, cut to the
@@ -643,6 +717,8 @@ class LlamaEngine:
         return {"token": text, "logprob": logprob, "bytes": list(text.encode())}
 
     def _finish(self, active: _Active, reason: str, out: list[Message]) -> None:
+        out.extend(active.held)
+        active.held = []
         tail = active.stream.flush()
         if tail or active.logprobs:
             out.append(Piece(active.request.id, tail, active.logprobs))
@@ -681,9 +757,10 @@ class LlamaEngine:
         n = 0
         # What each sequence puts in this step: (active, its tokens, whether to sample after).
         parts: list[tuple[_Active, list[int], bool]] = []
+        self._read_cohort(out)
         # Sequences already generating go first: one token each keeps every stream moving.
         for active in list(self.active.values()):
-            if active.next_token is None:
+            if active.next_token is None or active.request.id in self.cohort:
                 continue
             slot = active.slot
             if len(slot.tokens) + 1 > self.n_ctx_seq:
@@ -737,6 +814,7 @@ class LlamaEngine:
         now = time.monotonic()
         for active, index in sample_at:
             self._sample(active, index, now, out)
+        self._read_cohort(out)
 
     def _sample(self, active: _Active, index: int, now: float, out: list[Message]) -> None:
         """Pick the next token of `active` from the logits at batch row `index`, and send or
@@ -764,7 +842,8 @@ class LlamaEngine:
             # (Ollama trims its pending logprobs to the pieces left after the cut).
             del active.logprobs[tokens_covering(active.pieces, len(text)) :]
         if text:
-            out.append(Piece(active.request.id, text, active.logprobs))
+            sink = active.held if active.request.id in self.cohort else out
+            sink.append(Piece(active.request.id, text, active.logprobs))
             active.logprobs = []
             active.pieces = []
         if stopped:
@@ -866,20 +945,16 @@ class LlamaEngine:
         out.append(Embedding(id=request.id, embedding=vector, prompt_eval_count=len(tokens)))
 
 
-def decoding_prompt_chunk(env: Mapping[str, str]) -> int:
-    """`DECODING_PROMPT_CHUNK`, or `TRIO_OLLAMA_DECODING_PROMPT_CHUNK` where it is a whole
-    number from 1 to `PROMPT_CHUNK` (anything else is logged and ignored)."""
-    text = env.get("TRIO_OLLAMA_DECODING_PROMPT_CHUNK", "").strip()
+def measuring_knob(env: Mapping[str, str], name: str, default: int, top: int) -> int:
+    """`default`, or the variable `name` where it is a whole number from 0 to `top` (anything
+    else is logged and ignored): the runner's settings that exist for measuring them."""
+    text = env.get(name, "").strip()
     if not text:
-        return DECODING_PROMPT_CHUNK
-    if text.isdigit() and 1 <= int(text) <= PROMPT_CHUNK:
+        return default
+    if text.isdigit() and int(text) <= top:
         return int(text)
-    log.warning(
-        "ignoring TRIO_OLLAMA_DECODING_PROMPT_CHUNK=%r: not a whole number from 1 to %d",
-        text[:20],
-        PROMPT_CHUNK,
-    )
-    return DECODING_PROMPT_CHUNK
+    log.warning("ignoring %s=%r: not a whole number from 0 to %d", name, text[:20], top)
+    return default
 
 
 def runs(seqs: Collection[int]) -> int:

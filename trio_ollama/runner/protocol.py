@@ -99,6 +99,9 @@ class Load(RunnerOptions, Message):
     model_path: str
     num_parallel: int = 1
     flash_attention: bool = False
+    # Flash attention is the runner's to decide, by measuring (runner/attention.py): the
+    # server sets it where OLLAMA_FLASH_ATTENTION is not set and no layer is on a GPU.
+    flash_attention_auto: bool = False
     kv_cache_type: str = ""
     adapters: list[str] = attrs.field(factory=list)
     embedding: bool = False

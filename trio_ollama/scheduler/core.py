@@ -49,6 +49,7 @@ from trio_ollama.scheduler.memory import (
     LoadOptions,
     LoadPlan,
     LoadRequiredFull,
+    model_supports_flash_attention,
     needs_vram_recovery,
     plan_load,
     total_free,
@@ -819,6 +820,9 @@ class Scheduler:
             # What the estimate counted on: flash attention only where the model and every GPU
             # support it, and a quantized KV cache only with flash attention.
             flash_attention=plan.estimate.flash_attention,
+            flash_attention_auto=self.settings.flash_attention is None
+            and plan.num_gpu == 0
+            and model_supports_flash_attention(model.info),
             kv_cache_type=plan.estimate.kv_cache_type,
             adapters=list(model.adapters),
             embedding=model.embedding_only,

@@ -552,7 +552,7 @@ class LoadOptions:
         """Server-wide choices from `Settings`; per-request ones (num_ctx, …) as keywords."""
         return cls(
             kv_cache_type=settings.kv_cache_type,
-            flash_attention=settings.flash_attention,
+            flash_attention=bool(settings.flash_attention),
             gpu_overhead=settings.gpu_overhead,
             **runner_options,
         )

