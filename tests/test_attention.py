@@ -54,9 +54,8 @@ def test_the_key_names_the_weights_threads_cpu_and_llama(tmp_path: Path) -> None
 
 @pytest.mark.parametrize(
     ("off", "on", "expected"),
-    [(10.0, 9.0, True), (10.0, 10 * MARGIN, False), (10.0, 9.6, False), (10.0, 12.0, False),
-     (math.inf, math.inf, False), (10.0, math.inf, False)],
-)  # fmt: skip
+    [(10.0, 9.0, True), (10.0, 10 * MARGIN, False), (10.0, 9.6, False), (10.0, 12.0, False)],
+)
 def test_measured_once_then_read_and_off_unless_clearly_faster(
     off: float,
     on: float,
@@ -81,6 +80,18 @@ def test_measured_once_then_read_and_off_unless_clearly_faster(
     assert calls == [2, 1], "another thread count is another answer"
 
 
+@pytest.mark.parametrize(("off", "on"), [(math.inf, math.inf), (10.0, math.inf), (math.inf, 1.0)])
+def test_what_could_not_be_measured_is_off_and_not_kept(
+    off: float, on: float, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(attention, "step_seconds", lambda L, model, n_threads: (off, on))
+    weights = tmp_path / "w.gguf"
+    weights.write_bytes(b"w")
+    assert flash_attention_faster(None, None, str(weights), 2) is False
+    assert not cache_file().exists()
+
+
 @pytest.mark.slow
 def test_the_real_model_is_timed_both_ways_within_the_bound(
     default_gguf: Path, monkeypatch: pytest.MonkeyPatch
@@ -90,22 +101,23 @@ def test_the_real_model_is_timed_both_ways_within_the_bound(
     L.llama_backend_init()
     model = L.llama_model_load_from_file(str(default_gguf).encode(), L.llama_model_default_params())
     assert model
-    rounds: list[bool] = []
+    rounds: list[int] = []
     steps = attention._Timed.steps
 
-    def counted(self: Any, n: int) -> list[float]:
-        rounds.append(self.ok)
-        return steps(self, n)
+    def counted(self: Any, n: int, deadline: float) -> list[float]:
+        got = steps(self, n, deadline)
+        rounds.append(len(got))
+        return got
 
     monkeypatch.setattr(attention._Timed, "steps", counted)
     try:
-        off, on = attention.step_seconds(L, model, 2)
+        off, on = attention.step_seconds(L, model, 2, seconds=60)
         assert 0 < off < 1 and 0 < on < 1, (off, on)
-        assert 2 <= len(rounds) <= 2 * attention.ROUNDS and all(rounds)
-        # A bound of nothing still measures one round each way, and no more.
+        assert rounds == [attention.STEPS] * (2 * attention.ROUNDS)
+        # A bound of nothing still times one step each way, and no more.
         rounds.clear()
         off, on = attention.step_seconds(L, model, 2, seconds=0)
         assert math.isfinite(off) and math.isfinite(on)
-        assert len(rounds) == 2
+        assert rounds == [1, 1]
     finally:
         L.llama_model_free(model)

@@ -68,12 +68,13 @@ def test_beside_decoding_streams_a_step_takes_only_the_budget() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("", 32), ("16", 16), (" 1 ", 1), ("128", 128), ("0", 0), ("129", 32), ("-4", 32),
+    [("", 32), ("16", 16), (" 1 ", 1), ("128", 128), ("0", 32), ("129", 32), ("-4", 32),
      ("x", 32), ("1e3", 32)],
 )  # fmt: skip
 def test_a_measuring_knob_is_read_from_the_environment(value: str, expected: int) -> None:
-    assert measuring_knob({"KNOB": value}, "KNOB", 32, 128) == expected
-    assert measuring_knob({}, "KNOB", 32, 128) == 32
+    assert measuring_knob({"KNOB": value}, "KNOB", 32, 1, 128) == expected
+    assert measuring_knob({}, "KNOB", 32, 1, 128) == 32
+    assert measuring_knob({"KNOB": "0"}, "KNOB", 32, 0, 128) == 0
 
 
 def test_a_step_never_holds_more_than_the_batch() -> None:

@@ -93,6 +93,10 @@ def test_a_burst_is_read_whole_before_any_of_it_streams(engine: LlamaEngine) -> 
         assert {m.id for m in out if isinstance(m, Piece)} == {1, 2, 3}
     # Held back, not changed: the same greedy text as each alone.
     assert texts(steps) == lone
+    # The wait is reported as prompt time (it was spent reading the burst's prompts), not as
+    # generation time: the short prompt's prompt_eval_duration is the long one's.
+    done = {m.id: m for out in steps for m in out if isinstance(m, Done)}
+    assert done[1].prompt_eval_duration > 0.9 * done[3].prompt_eval_duration
 
 
 def test_a_prompt_arriving_beside_a_stream_does_not_stop_it(engine: LlamaEngine) -> None:
@@ -125,13 +129,30 @@ def test_a_cohort_takes_prompts_up_to_its_bound(
 def test_a_request_arriving_later_is_not_waited_for(
     engine: LlamaEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(engine_module, "COHORT_WINDOW", 0.0)
+    monkeypatch.setattr(engine_module, "COHORT_WINDOW", -1.0)  # no second arrival is within it
     fresh(engine)
     engine.submit(request(1, counting(1, 3)))
     engine.submit(request(2, counting(500, 35)))
     steps = run(engine)
     assert first_piece(steps, 1) == 0
     assert first_piece(steps, 2) >= 2
+
+
+def test_a_later_request_streaming_lets_the_cohort_go(
+    engine: LlamaEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Once a request outside the cohort streams, the cohort's prompts get only the budget
+    # beside decoding streams: holding its members any longer would make them wait for it.
+    fresh(engine)
+    engine.submit(request(1, counting(500, 70)))
+    engine.submit(request(2, counting(1, 3)))
+    steps = [step(engine)]
+    assert not any(m.id == 2 for m in steps[0]), "request 2 waits for request 1's prompt"
+    monkeypatch.setattr(engine_module, "COHORT_WINDOW", -1.0)
+    engine.submit(request(3, counting(9, 3)))
+    steps += run(engine)
+    assert first_piece(steps, 2) == first_piece(steps, 3) == 1
+    assert first_piece(steps, 1) > 1
 
 
 def test_a_member_that_leaves_lets_the_others_go(engine: LlamaEngine) -> None:

@@ -7,9 +7,11 @@ of 8 streams 33.2 -> 26.2 ms; throughput against llama-server 0.77-0.93 -> 0.92-
 docs/performance.md). So where OLLAMA_FLASH_ATTENTION is not set and no layer is on a GPU, the
 runner times a decode step of a few streams each way, on the model it loaded, and keeps the
 answer in a file (about a second for SmolLM2-135M on 2 cores, paid at the first load of a model
-on a machine). Off wins ties: it is Ollama's default, and a small gain is noise. The measure
-stops at PROBE_SECONDS (a large model, or a machine too busy to measure on): what it has by
-then decides, and nothing measured is off. To measure again, delete the file.
+on a machine). Off wins ties: it is Ollama's default, and a small gain is noise. The timed
+steps stop at PROBE_SECONDS (a large model, or a machine too busy to measure on) after one step
+each way at least, and what they have by then decides; the two contexts' prompts (DEPTH tokens
+each) come before that and are not bounded by it. Where either context cannot be made or run,
+it is off and nothing is kept. To measure again, delete the file.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ log = logging.getLogger(__name__)
 
 STREAMS = 4
 DEPTH = 96  # cells each stream holds when the steps are timed
-STEPS = 8  # timed steps a round, after two that warm up
+STEPS = 8  # timed steps a round (the first round after two that warm up)
 ROUNDS = 3  # each way, alternating, so that a burst of other work falls on both
 # Flash attention must be this much faster to be chosen.
 MARGIN = 0.95
@@ -101,8 +103,13 @@ def flash_attention_faster(L: Any, model: Any, model_path: str, n_threads: int) 
     key = machine_key(model_path, n_threads, getattr(L, "__version__", "?"))
     found = remembered(path, key)
     if found is not None:
+        log.info("flash attention %s: measured before on this machine (%s)",
+                 "on" if found else "off", path)  # fmt: skip
         return found
     off, on = step_seconds(L, model, n_threads)
+    if not (math.isfinite(off) and math.isfinite(on)):
+        log.warning("flash attention off: it could not be measured (%s, %s)", off, on)
+        return False
     faster = on < MARGIN * off
     log.info(
         "flash attention %s on this CPU: a decode step of %d streams %.1f ms with, %.1f without",
@@ -116,17 +123,19 @@ def step_seconds(
     L: Any, model: Any, n_threads: int, seconds: float = PROBE_SECONDS
 ) -> tuple[float, float]:
     """Median seconds of a decode step of STREAMS streams DEPTH cells deep, without and with
-    flash attention, in rounds until `seconds` have passed, one at least (inf where a context
-    cannot be made or a decode fails)."""
-    deadline = time.perf_counter() + seconds
-    contexts = [_Timed(L, model, n_threads, flash) for flash in (False, True)]
+    flash attention, in alternating rounds until `seconds` have passed, one step each way at
+    least (inf where a context cannot be made or a decode fails)."""
+    contexts: list[_Timed] = []
     try:
+        for flash in (False, True):
+            contexts.append(_Timed(L, model, n_threads, flash))
+        deadline = time.perf_counter() + seconds
         times: list[list[float]] = [[], []]
         for round_ in range(ROUNDS):
             if round_ and time.perf_counter() > deadline:
                 break
             for k, timed in enumerate(contexts):
-                times[k] += timed.steps(STEPS)
+                times[k] += timed.steps(STEPS, deadline)
         off, on = (statistics.median(t) if t else math.inf for t in times)
         return off, on
     finally:
@@ -140,7 +149,7 @@ class _Timed:
     def __init__(self, L: Any, model: Any, n_threads: int, flash: bool) -> None:
         self.L = L
         cparams = L.llama_context_default_params()
-        cparams.n_ctx = STREAMS * (DEPTH + ROUNDS * (STEPS + 2) + 8)
+        cparams.n_ctx = STREAMS * (DEPTH + ROUNDS * STEPS + 2 + 8)
         cparams.n_seq_max = STREAMS
         cparams.kv_unified = False  # the runner's layout
         cparams.n_batch = cparams.n_ubatch = DEPTH
@@ -173,18 +182,20 @@ class _Timed:
         batch.n_tokens = len(cells)
         return bool(self.L.llama_decode(self.ctx, batch) == 0)
 
-    def steps(self, n: int) -> list[float]:
-        """Seconds of each of `n` steps of one token a stream (after two that warm up)."""
+    def steps(self, n: int, deadline: float) -> list[float]:
+        """Seconds of each of `n` steps of one token a stream (after two that warm up, the
+        first time), fewer once `deadline` has passed: one at least."""
         times: list[float] = []
-        for k in range(n + 2):
-            if not self.ok:
-                return []
+        while self.ok and len(times) < n:
+            if times and time.perf_counter() > deadline:
+                break
             token = self.tokens[self.pos % len(self.tokens)]
             start = time.perf_counter()
             self.ok = self._decode([(token, self.pos, seq) for seq in range(STREAMS)])
-            if k >= 2:
-                times.append(time.perf_counter() - start)
+            seconds = time.perf_counter() - start
             self.pos += 1
+            if self.ok and self.pos > DEPTH + 2:
+                times.append(seconds)
         return times
 
     def close(self) -> None:

@@ -232,11 +232,11 @@ class LlamaEngine:
         self.flash_attention = False
         # TRIO_OLLAMA_DECODING_PROMPT_CHUNK (1 and up) and TRIO_OLLAMA_COHORT_TOKENS (0: none)
         # set these, for measuring them (benchmarks.serve --variant).
-        self.decoding_prompt_chunk = max(1, measuring_knob(
-            os.environ, "TRIO_OLLAMA_DECODING_PROMPT_CHUNK", DECODING_PROMPT_CHUNK, PROMPT_CHUNK
-        ))  # fmt: skip
+        self.decoding_prompt_chunk = measuring_knob(
+            os.environ, "TRIO_OLLAMA_DECODING_PROMPT_CHUNK", DECODING_PROMPT_CHUNK, 1, PROMPT_CHUNK
+        )
         self.cohort_limit = measuring_knob(
-            os.environ, "TRIO_OLLAMA_COHORT_TOKENS", COHORT_TOKENS, 1 << 20
+            os.environ, "TRIO_OLLAMA_COHORT_TOKENS", COHORT_TOKENS, 0, 1 << 20
         )
         # The requests of the cohort being read (COHORT_TOKENS), its prompt tokens, and when
         # its first request arrived; when each request waiting arrived.
@@ -297,10 +297,14 @@ class LlamaEngine:
         # Off unless asked for, as in Ollama, or, on the CPU where nobody said, unless this
         # machine decodes faster with it (runner/attention.py: it slowed decoding on one CPU
         # and sped it up on another). Context shift and batched greedy output work either way.
-        self.flash_attention = params.flash_attention or (
-            params.flash_attention_auto
-            and flash_attention_faster(L, self.model, params.model_path, self.n_threads)
-        )
+        self.flash_attention = params.flash_attention
+        if params.flash_attention_auto and not params.flash_attention:
+            mark = len(self._logs.lines)
+            self.flash_attention = flash_attention_faster(
+                L, self.model, params.model_path, self.n_threads
+            )
+            # The measuring contexts' buffers are not this runner's (Ready's KV and compute).
+            del self._logs.lines[mark:]
         cparams.flash_attn_type = (
             L.LLAMA_FLASH_ATTN_TYPE_ENABLED
             if self.flash_attention
@@ -455,6 +459,7 @@ class LlamaEngine:
         if self.active:
             self._decode(out)
             self._eval_image(out)
+            self._read_cohort(out)
         if self.embeds:
             self._embed_one(out)
         return out
@@ -603,11 +608,21 @@ class LlamaEngine:
 
     def _read_cohort(self, out: list[Message]) -> None:
         """Once no member of the cohort is reading its prompt, send what its members hold
-        back and let them decode."""
+        back and let them decode; at once where a request outside it streams already (a later
+        short prompt read beside the cohort's), since the cohort's prompts now get only the
+        budget beside decoding streams."""
         members = [self.active[i] for i in self.cohort if i in self.active]
-        if any(member.prompting for member in members):
+        others_stream = any(
+            not active.prompting and active.request.id not in self.cohort
+            for active in self.active.values()
+        )
+        if any(member.prompting for member in members) and not others_stream:
             return
+        now = time.monotonic()
         for member in members:
+            if not member.prompting:
+                # Its first token goes out now: the wait was part of reading the prompts.
+                member.first_token_at = now
             out.extend(member.held)
             member.held = []
         self.cohort.clear()
@@ -814,7 +829,6 @@ class LlamaEngine:
         now = time.monotonic()
         for active, index in sample_at:
             self._sample(active, index, now, out)
-        self._read_cohort(out)
 
     def _sample(self, active: _Active, index: int, now: float, out: list[Message]) -> None:
         """Pick the next token of `active` from the logits at batch row `index`, and send or
@@ -945,15 +959,15 @@ class LlamaEngine:
         out.append(Embedding(id=request.id, embedding=vector, prompt_eval_count=len(tokens)))
 
 
-def measuring_knob(env: Mapping[str, str], name: str, default: int, top: int) -> int:
-    """`default`, or the variable `name` where it is a whole number from 0 to `top` (anything
-    else is logged and ignored): the runner's settings that exist for measuring them."""
+def measuring_knob(env: Mapping[str, str], name: str, default: int, least: int, top: int) -> int:
+    """`default`, or the variable `name` where it is a whole number from `least` to `top`
+    (anything else is logged and ignored): the runner's settings that exist for measuring."""
     text = env.get(name, "").strip()
     if not text:
         return default
-    if text.isdigit() and int(text) <= top:
+    if text.isdigit() and least <= int(text) <= top:
         return int(text)
-    log.warning("ignoring %s=%r: not a whole number from 0 to %d", name, text[:20], top)
+    log.warning("ignoring %s=%r: not a whole number from %d to %d", name, text[:20], least, top)
     return default
 
 
