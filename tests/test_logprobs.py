@@ -39,15 +39,18 @@ def reference_logprobs(gguf: Path, n: int) -> list[tuple[bytes, np.ndarray]]:
     without penalties."""
     import llama_cpp as L
 
+    L.llama_backend_init()  # whatever ran before in this process (a worker of its own, or not)
     mparams = L.llama_model_default_params()
     mparams.use_extra_bufts = False  # the runner's setting: no AMX repacking (SIGILL here)
     model = L.llama_model_load_from_file(str(gguf).encode(), mparams)
+    assert model, f"llama.cpp could not load {gguf}"
     cparams = L.llama_context_default_params()
     cparams.n_ctx = cparams.n_batch = cparams.n_ubatch = 512
     # The runner's settings, so that both compute the same logits the same way.
     cparams.kv_unified = False
     cparams.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_DISABLED
     ctx = L.llama_init_from_model(model, cparams)
+    assert ctx, "llama.cpp could not make a context"
     vocab = L.llama_model_get_vocab(model)
     n_vocab = L.llama_vocab_n_tokens(vocab)
     data = PROMPT.encode()
