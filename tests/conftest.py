@@ -10,9 +10,9 @@
 - `no_orphan_processes`: fails a test that leaves a runner process behind;
 - `all_cores`: the machine's every core for a module's processes, under xdist too.
 
-Under xdist (`./dev test` runs two workers) each worker is a machine of its own share of the
-cores (`pytest_configure` below says why), and takes the longest modules first
-(`pytest_collection_modifyitems`).
+Under xdist (`./dev test` runs three workers on two cores) each worker keeps its own share of the
+cores, and the modules that mostly wait go to a worker of their own (`tests/workers.py` says
+why); the workers take the longest modules first (`pytest_collection_modifyitems`).
 """
 
 from __future__ import annotations
@@ -20,55 +20,48 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests import workers
 from tests.inprocess import Server, open_server
 from tests.procs import children, poll_until
 from tests.server import RealServers, ServerProcess
 from trio_ollama.store import Store
 from trio_ollama.store.default_model import fetch_default_gguf
 
-# The cores this run was given, before an xdist worker keeps only its share of them.
-MACHINE_CORES = frozenset(os.sched_getaffinity(0))
-
 
 def pytest_configure(config: pytest.Config) -> None:
-    """An xdist worker keeps an equal share of the cores, and the servers and runners it starts
-    inherit it. A runner decodes on as many threads as it sees cores (`trio_ollama.cpus`): two
-    workers' runners each on every core would be four busy threads on two cores, each waiting
-    on the others (three timing tests failed so), and every timing a test measures would depend
-    on what the other worker happens to run. Each on its own share, a test's runner sees the
-    same machine from its first measure to its last."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker is None or os.environ.get("TRIO_OLLAMA_TESTS_PIN") == "0":
-        return
-    index = int(worker.removeprefix("gw"))
-    count = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
-    cores = sorted(MACHINE_CORES)
-    share = len(cores) // count
-    if share >= 1 and index < count:
-        os.sched_setaffinity(0, cores[index * share : (index + 1) * share])
+    """An xdist worker keeps its share of the cores (`tests/workers.py`)."""
+    workers.pin_this_worker()
 
 
-# Modules that take the longest (measured on 2 cores), first: a worker that takes one of them
-# last would run on alone while the other has nothing left.
+@pytest.hookimpl(optionalhook=True, tryfirst=True)  # before xdist's own; only under xdist
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    return workers.make_scheduler(config, log)
+
+
+# Modules that take the longest (measured on 2 cores, a core a worker), first: a worker that
+# took one of them last would run on alone while the others have nothing left.
 LONGEST_FIRST = [
     "tests/test_fleet.py",
+    "tests/test_fleet_command.py",
+    "tests/test_runner.py",
+    "tests/test_api.py",
     "tests/test_hostile.py",
     "tests/test_cli.py",
-    "tests/test_api.py",
-    "tests/test_runner.py",
     "tests/test_parsers_more_families.py",
     "tests/test_agents_replay.py",
-    "tests/test_fleet_command.py",
+    "tests/test_registry.py",
+    "tests/test_benchmarks.py",
 ]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The longest modules first, then those with slow tests, then the rest, each in its own
     order (a stable sort): `./dev test` hands a worker a module at a time, in this order
-    (`--dist loadfile --no-loadscope-reorder`), so that the two end together."""
+    (`--dist loadfile --no-loadscope-reorder`), so that the workers end together."""
 
     def rank(item: pytest.Item) -> int:
         module = item.nodeid.split("::")[0]
@@ -132,7 +125,7 @@ def all_cores() -> Iterator[None]:
     """Every core of the machine for what a module starts (a Ray cluster that spreads replicas
     over cores), where an xdist worker kept only its share; its share again afterwards."""
     mine = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, MACHINE_CORES)
+    os.sched_setaffinity(0, workers.MACHINE_CORES)
     try:
         yield
     finally:
