@@ -9,6 +9,7 @@ JSON shape (a tool call is `{"function": {"name", "arguments", "index"}}`, a mes
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import random
@@ -171,3 +172,51 @@ def costs_its_length(read: Callable[[Any], object], text: Sequence[Any], name: s
     eighth = max(cost(text[: len(text) // 8], 3, 0.0), 0.01)
     whole = cost(text, 3, 24 * eighth)
     assert whole < 24 * eighth, (name, f"{whole:.3f} s for the whole, {eighth:.3f} s an eighth")
+
+
+def ends_cost_their_length(
+    make: Callable[[], Any], text: str, tails: Sequence[str], name: str = "", piece: int = 7
+) -> None:
+    """`costs_its_length` for `text` + each of `tails`, the text cut every `piece` characters
+    and the tail its last piece, at the cost of one reading of the text for all the tails: a
+    parser reads the text, a copy of it (`copy.deepcopy`, not timed) reads each tail and ends,
+    and a tail's cost is the text's plus its own: what reading the whole of text + tail in one
+    parser costs, with the same bound (24 times the cost of an eighth read the same way). A
+    ParseError ends a reading where it is raised, as in `read_all`."""
+
+    def feed(parser: Any, pieces: Sequence[str], final: bool) -> bool:
+        """Whether `parser` read every piece (and ended, if `final`) without a ParseError."""
+        try:
+            for part in pieces:
+                parser.add(part, False)
+            if final:
+                parser.add("", True)
+        except ParseError:
+            return False
+        return True
+
+    def costs(part: str, tries: int, enough: Sequence[float]) -> list[float]:
+        best = [float("inf")] * len(tails)
+        pieces = [part[i : i + piece] for i in range(0, len(part), piece)]
+        for _ in range(tries):
+            parser = make()
+            started = time.process_time()
+            going = feed(parser, pieces, final=False)
+            text_cost = time.process_time() - started
+            for i, tail in enumerate(tails):
+                ended = copy.deepcopy(parser) if going else None
+                started = time.process_time()
+                if ended is not None:
+                    feed(ended, [tail], final=True)
+                best[i] = min(best[i], text_cost + time.process_time() - started)
+            if all(b < e for b, e in zip(best, enough, strict=True)):
+                break
+        return best
+
+    eighths = [max(c, 0.01) for c in costs(text[: len(text) // 8], 3, [0.0] * len(tails))]
+    wholes = costs(text, 3, [24 * e for e in eighths])
+    for tail, eighth, whole in zip(tails, eighths, wholes, strict=True):
+        assert whole < 24 * eighth, (
+            f"{name} {tail!r}",
+            f"{whole:.3f} s for the whole, {eighth:.3f} s an eighth",
+        )

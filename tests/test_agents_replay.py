@@ -4,10 +4,11 @@ its README says how they were captured), streamed and not, each answer checked a
 official SDK's types (`anthropic`, `openai`; `tests.agents.check_answer`).
 
 Only the number of tokens to write is changed (to 4), and the stream flag; everything else goes
-as the client sent it, headers included. The server runs at a 1,024-token context, so that the
+as the client sent it, headers included. The server runs at a 512-token context, so that the
 long prompts (Claude Code's about 3,100 tokens, Codex's 4,700) are cut to the window and each
-costs seconds, not a minute: the answer's shape does not depend on how much of the prompt the
-model read. A stream and a whole answer to the same request share their prompt's cache."""
+costs a few seconds, not a minute: the answer's shape does not depend on how much of the prompt
+the model read. (A prompt cut to the window is computed again at each request, the same request
+again included: none of it is read from the cache, as `cached_tokens` says.)"""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def url(tmp_path_factory: pytest.TempPathFactory, default_gguf: Path) -> Iterato
     store = Store(root)
     ensure_default_model(store)
     store.create(TOOLS_MODEL, CreateRequest(from_=DEFAULT_MODEL, template=TOOLS_TEMPLATE))
-    with running_server(root, {"OLLAMA_CONTEXT_LENGTH": "1024"}) as base:
+    with running_server(root, {"OLLAMA_CONTEXT_LENGTH": "512"}) as base:
         yield base
 
 

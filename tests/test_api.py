@@ -469,8 +469,15 @@ def first_token_seconds(url: str, prompt: str = "Say hi.") -> float:
     raise AssertionError("no output")
 
 
-def hang_up_after(url: str, body: dict[str, Any], lines_wanted: int, seconds: float) -> None:
-    """Start a streaming request and close the connection after some lines or some time."""
+def hang_up_after(
+    url: str,
+    body: dict[str, Any],
+    lines_wanted: int,
+    seconds: float,
+    stop: threading.Event | None = None,
+) -> None:
+    """Start a streaming request and close the connection after some lines or some time, or at
+    the first line after `stop` is set."""
     got = 0
     deadline = time.monotonic() + seconds
     try:
@@ -479,6 +486,8 @@ def hang_up_after(url: str, body: dict[str, Any], lines_wanted: int, seconds: fl
             for _ in r.iter_lines():
                 got += 1
                 if got >= lines_wanted or time.monotonic() > deadline:
+                    break
+                if stop is not None and stop.is_set():
                     break
     except httpx.ReadTimeout:
         pass  # nothing came in time: hanging up is the point
@@ -610,13 +619,17 @@ def test_queue_full_is_503(models: Path) -> None:
         first_token_seconds(url)
         endless = {"model": MODEL, "prompt": COUNTING, "raw": True,
                    "options": {"num_predict": 3000, "temperature": 0}}  # fmt: skip
-        holder = threading.Thread(target=hang_up_after, args=(url, endless, 10_000, 4))
+        # The holder keeps the slot until the third request has its answer (4 s at most), then
+        # hangs up; the waiter then gets the slot and leaves after a line.
+        answered = threading.Event()
+        holder = threading.Thread(target=hang_up_after, args=(url, endless, 10_000, 4, answered))
         waiter = threading.Thread(target=hang_up_after, args=(url, endless, 1, 3))
         holder.start()
         poll_until(lambda: running(url) == (1, 0), 10, "the holder never got the slot")
         waiter.start()
         poll_until(lambda: running(url) == (1, 1), 10, "the waiter never queued")
         r = post(url, "/api/generate", {"model": MODEL, "prompt": "one too many"})
+        answered.set()
         holder.join()
         waiter.join()
         assert r.status_code == 503

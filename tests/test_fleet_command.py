@@ -42,7 +42,7 @@ def ray_tmp() -> Iterator[Path]:
 
 
 def test_the_fleet_command_serves_and_leaves_nothing_behind(
-    tmp_path: Path, default_gguf: Path, ray_tmp: Path
+    tmp_path: Path, default_gguf: Path, ray_tmp: Path, all_cores: None
 ) -> None:
     store, names = store_with_models(tmp_path, 1)
     root = store.layout.root

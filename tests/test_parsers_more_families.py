@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.parser_cases import costs_its_length, read_all
+from tests.parser_cases import ends_cost_their_length
 from trio_ollama.parsers import ParseError, builtin_parser
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
@@ -235,19 +235,18 @@ CLOSERS = {"functiongemma": "<end_function_call>", "lfm2": "<|tool_call_end|>",
            "olmo3-think": "</think>"}  # fmt: skip
 
 
-# Slow as a whole (a megabyte fed in 7-character pieces, 80 times over, and an eighth of it).
+# Slow as a whole (for each opener a megabyte fed in 7-character pieces, and an eighth of it,
+# read once for both its endings).
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(OPENERS))
 @pytest.mark.parametrize("shape", sorted(HOSTILE))
 def test_a_megabyte_of_hostile_output_costs_its_length(name: str, shape: str) -> None:
+    def make() -> Any:
+        parser = builtin_parser(name)
+        assert parser is not None
+        parser.init(TOOLS, True)
+        return parser
+
     for opener in OPENERS[name]:
-        text = HOSTILE[shape](opener)
-        for tail in ("", CLOSERS.get(name, "</tool_call>")):
-
-            def read(part: str, tail: str = tail) -> None:
-                parser = builtin_parser(name)
-                assert parser is not None
-                parser.init(TOOLS, True)
-                read_all(parser, [*(part[i : i + 7] for i in range(0, len(part), 7)), tail])
-
-            costs_its_length(read, text, f"{name} {shape} {opener} {tail}")
+        tails = ("", CLOSERS.get(name, "</tool_call>"))
+        ends_cost_their_length(make, HOSTILE[shape](opener), tails, f"{name} {shape} {opener}")
