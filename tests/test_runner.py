@@ -214,7 +214,7 @@ async def test_context_shift(default_gguf: Path) -> None:
 
 
 async def test_cancelling_one_of_four_frees_its_slot(default_gguf: Path) -> None:
-    long = Sampling(temperature=0, num_predict=200)
+    long = Sampling(temperature=0, num_predict=120)
     finished: dict[int, float] = {}
     async with open_runner(load(default_gguf, num_ctx=1024, num_parallel=4)) as runner:
         victim = trio.CancelScope()
@@ -266,11 +266,11 @@ async def test_cancel_during_a_long_prompt_returns_the_slot_quickly(default_gguf
 
 
 async def test_second_chat_turn_reuses_the_cached_history(default_gguf: Path) -> None:
-    history = [item for fact in LONG_HISTORY[:40] for item in (fact, "Noted.")]
+    history = [item for fact in LONG_HISTORY[:12] for item in (fact, "Noted.")]
     first = chat(*history, "What flows through Cedaria?")
     async with open_runner(load(default_gguf, num_ctx=2048)) as runner:
         first_tokens = await runner.tokenize(first)
-        assert len(first_tokens) > 1000
+        assert len(first_tokens) > 250
         reply, one = await generate(runner, first, sampling=Sampling(temperature=0, num_predict=1))
         second = chat(*history, "What flows through Cedaria?", reply, "And through Jadeia?")
         second_tokens = await runner.tokenize(second)
