@@ -263,12 +263,15 @@ def _replaced(
 
 
 def _fleet_serves(url: str, model: str, root: Path, gone: FleetServer) -> bool:
-    """Two servers again (a new one in place of `gone`) and `model` answered through the
-    ingress."""
+    """Two servers again (a new one in place of `gone`), each answering on its own port (the
+    next test asks each; the ingress may have answered from the other while the new one was
+    still starting), and `model` answered through the ingress."""
     now = fleet_servers(root)
     if len(now) != 2 or gone in now:
         return False
     try:
+        for server in now:
+            server.ps()
         return generate(url, model).status_code == 200
     except httpx.HTTPError:
         return False
