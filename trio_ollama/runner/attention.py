@@ -88,12 +88,16 @@ def remember(path: Path, key: str, faster: bool) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".flash-attention-")
+    except OSError as exc:
+        log.warning("could not keep the flash attention answer in %s: %s", path, exc)
+        return
+    try:
         with os.fdopen(fd, "w") as f:
             json.dump(known, f, indent=1, sort_keys=True)
         os.replace(tmp, path)
     except OSError as exc:
         log.warning("could not keep the flash attention answer in %s: %s", path, exc)
-        with contextlib.suppress(OSError, UnboundLocalError):
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
 
 
